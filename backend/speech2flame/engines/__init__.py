@@ -1,0 +1,53 @@
+"""Engines turn audio + controls into a Take for a given head model.
+
+Every engine module exposes two stages, so a slider tweak skips the slow part::
+
+    analyse(audio: Audio, fps: float, transcript: str | None = None,
+            model: str | None = None, progress: Progress | None = None) -> object
+        Slider-independent, cacheable work (alignment, audio features). The
+        result is cached by (audio sha256, engine, fps, transcript, model).
+
+    synthesise(analysis, head: HeadModel, fps: float, controls: Controls,
+               progress: Progress | None = None) -> Take
+        Fast: controls -> per-frame channels. Returns a Take whose
+        ``expression_names`` are the head's (channels the engine does not drive
+        stay zero), with no metadata; the pipeline
+        (:mod:`speech2flame.pipeline`) adds it. Engines are imported lazily so that asking for one does
+not load the others' dependencies (torch, pocketsphinx).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Callable
+
+ENGINES = {
+    "baseline": "speech2flame.engines.energy",
+    "phonetic": "speech2flame.engines.phonetic",
+    "neural": "speech2flame.engines.neural",
+}
+DEFAULT_ENGINE = "baseline"
+
+
+class EngineError(ValueError):
+    """An engine that cannot run (unknown name, missing model, rig mismatch)."""
+
+
+class Cancelled(Exception):
+    """Raised inside an engine when the user cancelled the job."""
+
+
+Progress = Callable[[float, str], None]
+"""progress(fraction 0..1, message); may raise Cancelled to stop the job."""
+
+
+def get_engine(name: str):
+    """The engine module called ``name``; EngineError if there is none."""
+    if name not in ENGINES:
+        raise EngineError(f"Unknown engine {name!r}; choose one of {', '.join(ENGINES)}.")
+    try:
+        return importlib.import_module(ENGINES[name])
+    except ModuleNotFoundError as exc:
+        if exc.name and exc.name.startswith("speech2flame.engines"):
+            raise EngineError(f"The {name} engine is not available in this version.") from None
+        raise

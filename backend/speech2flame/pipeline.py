@@ -1,0 +1,82 @@
+"""The main job: audio + head + engine + controls -> Take (with metadata).
+
+Used by the CLI, the server and the in-process add-on backend alike.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from threading import Lock
+
+from . import __version__
+from .audio import Audio
+from .controls import Controls
+from .engines import Progress, get_engine
+from .head_model import HeadModel
+from .take import Take
+
+
+class AnalysisCache:
+    """A small LRU of engine analyses keyed by audio hash, engine, fps, transcript, model.
+
+    A slider tweak on the same clip reuses the analysis and only re-runs synthesis.
+    """
+
+    def __init__(self, capacity: int = 16):
+        self.capacity = capacity
+        self._items: OrderedDict = OrderedDict()
+        self._lock = Lock()
+        self.hits = 0
+        self.misses = 0
+
+    def get_or_compute(self, key: tuple, compute):
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                self.hits += 1
+                return self._items[key]
+        value = compute()
+        with self._lock:
+            self.misses += 1
+            self._items[key] = value
+            while len(self._items) > self.capacity:
+                self._items.popitem(last=False)
+        return value
+
+
+def generate_take(audio: Audio, head: HeadModel, engine: str = "baseline", controls: Controls | None = None,
+                  fps: float = 30.0, start_frame: int = 1, model: str | None = None,
+                  progress: Progress | None = None, cache: AnalysisCache | None = None,
+                  rig_path: str = "demo") -> Take:
+    """Run ``engine`` on ``audio`` for ``head`` and return a validated Take.
+
+    fps: animation frames per second. start_frame: scene frame of the take's first
+    frame (stored as metadata ``frame_offset``). progress(fraction, message) may
+    raise Cancelled. ``cache`` makes repeated calls on the same audio skip analysis.
+    """
+    controls = (controls or Controls()).validate()
+    module = get_engine(engine)
+    report = progress or (lambda fraction, message: None)
+
+    def analyse():
+        return module.analyse(audio, fps, transcript=controls.transcript, model=model,
+                              progress=lambda f, m: report(0.8 * f, m))
+
+    key = (audio.sha256, engine, float(fps), controls.transcript, model)
+    analysis = cache.get_or_compute(key, analyse) if cache is not None else analyse()
+    take = module.synthesise(analysis, head, fps, controls, progress=lambda f, m: report(0.8 + 0.2 * f, m))
+    take.metadata.update({
+        "rig_id": head.rig_id(),
+        "rig": str(rig_path),
+        "engine": engine,
+        "model": model,
+        "controls": controls.to_dict(),
+        "seed": controls.seed,
+        "audio_path": audio.path,
+        "audio_sha256": audio.sha256,
+        "audio_duration_s": round(audio.duration, 6),
+        "frame_offset": int(start_frame),
+        "software_version": __version__,
+    })
+    report(1.0, "done")
+    return take.validate()
