@@ -1,8 +1,246 @@
-"""Command line: `speech2flame generate|mouth|serve|...` (filled in below)."""
+"""The `speech2flame` command line.
 
+    speech2flame generate AUDIO [AUDIO ...] --out DIR   audio -> take.npz, scene.blend, anim.fbx, anim.abc, preview.mp4
+    speech2flame mouth TAKE --csv                       per-frame lip aperture / width / protrusion in mm
+    speech2flame serve                                  the job server the Blender add-on talks to
+    speech2flame build-demo-head [OUT.npz]              rebuild the procedural demo head
+
+Every failure a user can cause ends in one sentence on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
 import sys
+import time
+from pathlib import Path
+
+from . import __version__
+
+OUTPUTS = ("take", "blend", "fbx", "abc", "mp4")
+
+
+class UsageError(ValueError):
+    """A bad command-line value."""
+
+
+def _user_errors() -> tuple:
+    """Exception types whose message is meant for the user (one clear sentence)."""
+    from .audio import AudioError
+    from .controls import ControlsError
+    from .engines import Cancelled, EngineError
+    from .head_model import HeadModelError
+    from .take import TakeError
+
+    errors = [AudioError, ControlsError, EngineError, HeadModelError, TakeError, UsageError, Cancelled]
+    try:
+        from speech2flame_blender.rig import RigError
+        errors.append(RigError)
+    except ImportError:
+        pass
+    return tuple(errors)
+
+
+def _add_control_arguments(parser: argparse.ArgumentParser) -> None:
+    from .controls import EMOTIONS, Controls
+
+    d = Controls()
+    group = parser.add_argument_group("controls")
+    group.add_argument("--emotion", choices=EMOTIONS, default=d.emotion, help="emotion for the whole clip")
+    group.add_argument("--intensity", type=float, default=d.intensity, help="emotion intensity 0..1")
+    group.add_argument("--emotion-schedule", metavar="KEYS",
+                       help='emotion keyed over time, e.g. "0:neutral,2.5:happy@0.8" (seconds:emotion@intensity)')
+    group.add_argument("--articulation", type=float, default=d.articulation, help="mouth amplitude (1 = natural, 0..2)")
+    group.add_argument("--expressiveness", type=float, default=d.expressiveness, help="upper-face amplitude (0..2)")
+    group.add_argument("--head-motion", type=float, default=d.head_motion, help="head movement amount (0..2)")
+    group.add_argument("--blink-rate", type=float, default=d.blink_rate, help="blink frequency multiplier (0..3)")
+    group.add_argument("--smoothing", type=float, default=d.smoothing, help="extra temporal smoothing (0..1)")
+    group.add_argument("--seed", type=int, default=d.seed, help="seed of every random part (same seed, same take)")
+    group.add_argument("--temperature", type=float, default=d.temperature, help="sampling temperature of stochastic models")
+    group.add_argument("--transcript", help="what is said (improves lip sync with the phonetic engine)")
+    group.add_argument("--transcript-file", type=Path, help="read the transcript from a text file")
+    group.add_argument("--style-ref", help="a take (.npz) whose speaking style the neural engine imitates")
+
+
+def controls_from_args(args) -> "Controls":
+    """Build validated Controls from parsed generate arguments."""
+    from .controls import Controls, parse_emotion_schedule
+
+    transcript = args.transcript
+    if args.transcript_file is not None:
+        if not args.transcript_file.is_file():
+            raise UsageError(f"Transcript file not found: {args.transcript_file}.")
+        transcript = args.transcript_file.read_text(encoding="utf-8").strip()
+    schedule = parse_emotion_schedule(args.emotion_schedule, args.intensity) if args.emotion_schedule else []
+    return Controls(emotion=args.emotion, intensity=args.intensity, emotion_schedule=schedule,
+                    articulation=args.articulation, expressiveness=args.expressiveness,
+                    head_motion=args.head_motion, blink_rate=args.blink_rate, smoothing=args.smoothing,
+                    seed=args.seed, temperature=args.temperature, transcript=transcript or None,
+                    style_ref=args.style_ref).validate()
+
+
+def _parse_outputs(text: str) -> list[str]:
+    outputs = [o.strip() for o in text.split(",") if o.strip()]
+    unknown = [o for o in outputs if o not in OUTPUTS]
+    if unknown or not outputs:
+        raise UsageError(f"--outputs takes a comma list of {', '.join(OUTPUTS)}; got {text!r}.")
+    return outputs
+
+
+class StageTimer:
+    """Times named stages of a job and shows them as a progress line on stderr."""
+
+    def __init__(self, total: int, quiet: bool = False):
+        from tqdm import tqdm
+
+        self.times: dict[str, float] = {}
+        self._current: str | None = None
+        self._start = 0.0
+        self._bar = tqdm(total=total, unit="stage", file=sys.stderr, disable=quiet, leave=False,
+                         bar_format="{desc:<28} {bar} {n_fmt}/{total_fmt} [{elapsed}]")
+
+    def __call__(self, name: str) -> None:
+        self.stop()
+        self._current, self._start = name, time.perf_counter()
+        self._bar.set_description_str(name)
+
+    def stop(self) -> None:
+        if self._current is not None:
+            self.times[self._current] = time.perf_counter() - self._start
+            self._bar.update(1)
+            self._current = None
+
+    def close(self) -> None:
+        self.stop()
+        self._bar.close()
+
+
+def cmd_generate(args) -> int:
+    from .audio import load_audio
+    from .blender_scene import OUTPUT_FILES, write_scene_outputs
+    from .head_model import load_head_model
+    from .pipeline import generate_take
+
+    outputs = _parse_outputs(args.outputs)
+    controls = controls_from_args(args)
+    head = load_head_model(args.rig)
+    out_root = Path(args.out)
+    for index, audio_path in enumerate(args.audio):
+        out_dir = out_root / Path(audio_path).stem if len(args.audio) > 1 else out_root
+        out_dir.mkdir(parents=True, exist_ok=True)
+        scene_outputs = [o for o in outputs if o in OUTPUT_FILES]
+        timer = StageTimer(total=3 + len(scene_outputs) + (1 if scene_outputs else 0), quiet=args.quiet)
+        try:
+            timer("load audio")
+            audio = load_audio(audio_path)
+            timer(f"engine {args.engine}")
+            take = generate_take(audio, head, engine=args.engine, controls=controls, fps=args.fps,
+                                 start_frame=args.start_frame, model=args.model, rig_path=args.rig)
+            timer("write take.npz")
+            written = {}
+            if "take" in outputs:
+                written["take"] = take.save(out_dir / "take.npz")
+            if scene_outputs:
+                written.update(write_scene_outputs(take, head, out_dir, scene_outputs, audio.path, stage=timer,
+                                                   preview_resolution=args.preview_resolution))
+        finally:
+            timer.close()
+        if len(args.audio) > 1 and not args.quiet:
+            print(f"[{index + 1}/{len(args.audio)}] {audio_path}")
+        for kind, path in written.items():
+            print(f"{kind:5s} {path}")
+        if args.timings:
+            for name, seconds in timer.times.items():
+                print(f"  {name:<24s} {seconds * 1000:9.1f} ms", file=sys.stderr)
+            print(f"  {'total':<24s} {sum(timer.times.values()) * 1000:9.1f} ms", file=sys.stderr)
+    return 0
+
+
+def cmd_mouth(args) -> int:
+    from .head_model import load_head_model
+    from .mouth import mouth_measurements, to_csv
+    from .take import Take
+
+    take = Take.load(args.take)
+    head = load_head_model(args.rig or take.metadata.get("rig", "demo"))
+    if take.metadata.get("rig_id") and take.metadata["rig_id"] != head.rig_id():
+        print(f"warning: {Path(args.take).name} was made for rig {take.metadata['rig_id']}, measuring on "
+              f"{head.rig_id()}.", file=sys.stderr)
+    measurements = mouth_measurements(head, take)
+    if args.csv:
+        sys.stdout.write(to_csv(measurements))
+    else:
+        for column in ("aperture_mm", "width_mm", "protrusion_mm"):
+            values = measurements[column]
+            print(f"{column:14s} min {values.min():7.2f}  mean {values.mean():7.2f}  max {values.max():7.2f}")
+    return 0
+
+
+def cmd_build_demo_head(args) -> int:
+    from .demo_head import build_demo_head
+    from .head_model import demo_head_path
+
+    path = build_demo_head().save_npz(args.out or demo_head_path())
+    print(path)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .engines import DEFAULT_ENGINE, ENGINES
+
+    parser = argparse.ArgumentParser(prog="speech2flame", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--version", action="version", version=f"speech2flame {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    gen = sub.add_parser("generate", help="audio -> animated FLAME head (take, .blend, FBX, Alembic, preview)")
+    gen.add_argument("audio", nargs="+", help="audio file(s): WAV, FLAC, OGG or MP3; several = batch")
+    gen.add_argument("--out", required=True, help="output folder (one sub-folder per clip in batch)")
+    gen.add_argument("--outputs", default=",".join(OUTPUTS), help=f"comma list of {', '.join(OUTPUTS)} (default: all)")
+    gen.add_argument("--rig", default="demo", help="'demo' or a FLAME .pkl / speech2flame .npz head model")
+    gen.add_argument("--fps", type=float, default=30.0, help="animation frame rate (default 30)")
+    gen.add_argument("--start-frame", type=int, default=1, help="scene frame of the first animation frame")
+    gen.add_argument("--engine", choices=sorted(ENGINES), default=DEFAULT_ENGINE, help="animation engine")
+    gen.add_argument("--model", help="model checkpoint for the neural engine")
+    gen.add_argument("--preview-resolution", type=int, default=360, help="preview video size in pixels")
+    gen.add_argument("--timings", action="store_true", help="print the time of each stage on stderr")
+    gen.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_control_arguments(gen)
+    gen.set_defaults(func=cmd_generate)
+
+    mouth = sub.add_parser("mouth", help="measure lip aperture, width and protrusion (mm) per frame of a take")
+    mouth.add_argument("take", help="take .npz")
+    mouth.add_argument("--rig", help="head model (default: the rig named in the take, else demo)")
+    mouth.add_argument("--csv", action="store_true", help="print time_s,aperture_mm,width_mm,protrusion_mm per frame")
+    mouth.set_defaults(func=cmd_mouth)
+
+    demo = sub.add_parser("build-demo-head", help="rebuild the procedural demo head .npz")
+    demo.add_argument("out", nargs="?", help="output .npz (default: the packaged demo head)")
+    demo.set_defaults(func=cmd_build_demo_head)
+
+    try:
+        from .server import add_serve_arguments, run_serve
+    except ImportError:
+        pass
+    else:
+        serve = sub.add_parser("serve", help="run the job server the Blender add-on talks to")
+        add_serve_arguments(serve)
+        serve.set_defaults(func=run_serve)
+    return parser
 
 
 def main(argv=None) -> int:
-    print("speech2flame: work in progress", file=sys.stderr)
-    return 0
+    """Entry point of the `speech2flame` console script; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except _user_errors() as exc:
+        print(f"speech2flame: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("speech2flame: cancelled.", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,50 @@
+"""Headless Blender output: a take onto a fresh scene, saved as .blend / FBX / Alembic / preview.
+
+The rig building, take writing and exporting are the add-on's own functions
+(:mod:`speech2flame_blender`): the CLI and the add-on share one implementation.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .head_model import HeadModel
+from .take import Take
+
+OUTPUT_FILES = {"blend": "scene.blend", "fbx": "anim.fbx", "abc": "anim.abc", "mp4": "preview.mp4"}
+
+
+def write_scene_outputs(take: Take, head: HeadModel, out_dir: Path, outputs: list[str], audio_path: str | None,
+                        stage=None, preview_resolution: int = 360) -> dict[str, Path]:
+    """Build a scene with the rig and the take, then write the requested outputs.
+
+    outputs: any of "blend", "fbx", "abc", "mp4". ``stage(name)`` is called as each
+    stage starts (for progress and timings). Returns {output: path written}.
+    """
+    import bpy  # imported here so the rest of the package works without Blender
+
+    from speech2flame_blender import export, preview, rig, take_writer
+
+    stage = stage or (lambda name: None)
+    stage("build scene")
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    scene = bpy.context.scene
+    rig_object = rig.build_rig(head, name=head.name)
+    stage("apply take")
+    take_writer.apply_take(take, rig_object, scene=scene, sound_path=audio_path)
+    written = {}
+    for output in ("blend", "fbx", "abc", "mp4"):
+        if output not in outputs:
+            continue
+        path = Path(out_dir) / OUTPUT_FILES[output]
+        stage(f"write {path.name}")
+        if output == "blend":
+            bpy.ops.wm.save_as_mainfile(filepath=str(path.resolve()), check_existing=False)
+        elif output == "fbx":
+            export.export_fbx(str(path), rig_object)
+        elif output == "abc":
+            export.export_alembic(str(path), rig_object)
+        elif output == "mp4":
+            preview.render_preview(str(path), rig_object, resolution=preview_resolution)
+        written[output] = path
+    return written

@@ -1,0 +1,54 @@
+"""Mouth measurements on a rig's posed geometry: how lip sync gets checked numerically.
+
+Per frame: inner-lip aperture at the midline, mouth-corner distance (width),
+and lip protrusion (forward movement of the outer lip midpoints relative to
+rest), all in millimetres, measured in the head's own frame (head and neck
+rotation removed, the jaw kept). The landmark vertices are defined once per rig
+in its head model file (``landmark_*`` keys, see :data:`head_model.MOUTH_LANDMARKS`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from .head_model import MOUTH_LANDMARKS, HeadModel, HeadModelError
+from .take import Take
+
+COLUMNS = ("time_s", "aperture_mm", "width_mm", "protrusion_mm")
+
+
+def mouth_measurements(head: HeadModel, take: Take) -> dict[str, np.ndarray]:
+    """{column: (T,) array} for COLUMNS; raises HeadModelError if the rig lacks mouth landmarks."""
+    from .flame import take_vertices  # torch, imported only when measuring
+
+    missing = [name for name in MOUTH_LANDMARKS if name not in head.landmarks]
+    if missing:
+        raise HeadModelError(f"Rig {head.name} has no mouth landmarks ({', '.join(missing)}); "
+                             f"add landmark_* vertex ids to its .npz to measure it.")
+    local = dataclasses.replace(take, neck=np.zeros_like(take.neck), global_rot=np.zeros_like(take.global_rot),
+                                global_trans=None, detail_basis=None, detail_weights=None)
+    ids = [head.landmarks[name] for name in MOUTH_LANDMARKS]
+    chunks = [take_vertices(head, local, frames=np.arange(start, min(start + 256, take.num_frames)))[:, ids]
+              for start in range(0, take.num_frames, 256)]
+    verts = np.concatenate(chunks).astype(np.float64)  # (T, 6, 3), metres
+    rest = head.v_template[ids]
+    upper_in, lower_in, corner_l, corner_r, upper_out, lower_out = (verts[:, i] for i in range(6))
+    aperture = np.linalg.norm(upper_in - lower_in, axis=1)
+    width = np.linalg.norm(corner_l - corner_r, axis=1)
+    forward = 0.5 * ((upper_out[:, 2] - rest[4, 2]) + (lower_out[:, 2] - rest[5, 2]))
+    return {
+        "time_s": np.arange(take.num_frames) / float(take.fps),
+        "aperture_mm": 1000.0 * aperture,
+        "width_mm": 1000.0 * width,
+        "protrusion_mm": 1000.0 * forward,
+    }
+
+
+def to_csv(measurements: dict[str, np.ndarray]) -> str:
+    """CSV text with a header line and one row per frame."""
+    rows = [",".join(COLUMNS)]
+    for values in zip(*(measurements[c] for c in COLUMNS)):
+        rows.append(f"{values[0]:.4f}," + ",".join(f"{v:.3f}" for v in values[1:]))
+    return "\n".join(rows) + "\n"

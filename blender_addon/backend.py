@@ -1,0 +1,89 @@
+"""The add-on's connection to the backend: one client, created on demand and reused.
+
+Three modes (add-on preferences): a local subprocess server (restarted if it
+died), a remote URL with a token, or the server running inside Blender's own
+Python on a loopback thread. All three speak the same HTTP protocol through
+:class:`backend_client.BackendClient`, so the operators never care which.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import secrets
+import threading
+from pathlib import Path
+
+from .backend_client import BackendClient, BackendError, LocalServer, find_project_python
+
+_local: LocalServer | None = None
+_local_python: str | None = None
+_in_process = None  # (server, thread, token)
+_lock = threading.Lock()
+
+
+def _resolve_python(configured: str) -> str:
+    if configured:
+        path = Path(configured).expanduser()
+        if not path.is_file():
+            raise BackendError(f"The backend Python {path} does not exist; fix it in the add-on preferences.")
+        return str(path)
+    found = find_project_python()
+    if found is None:
+        raise BackendError("No Python with speech2flame was found; set one in the add-on preferences "
+                           "(run scripts/setup.sh in the project to create .venv).")
+    return str(found)
+
+
+def get_client(mode: str = "LOCAL", python_path: str = "", remote_url: str = "", remote_token: str = "") -> BackendClient:
+    """A client for the configured backend, starting (or restarting) a local server when needed."""
+    global _local, _local_python, _in_process
+    with _lock:
+        if mode == "REMOTE":
+            if not remote_url:
+                raise BackendError("Set the remote backend URL in the add-on preferences.")
+            return BackendClient(remote_url, remote_token or os.environ.get("SPEECH2FLAME_TOKEN", ""), timeout=60.0)
+        if mode == "IN_PROCESS":
+            if _in_process is None:
+                try:
+                    from speech2flame.server import make_server
+                except ImportError:
+                    raise BackendError("speech2flame is not importable in Blender's Python; "
+                                       "use the local server mode instead.") from None
+                token = secrets.token_urlsafe(32)
+                server = make_server("127.0.0.1", 0, token)
+                thread = threading.Thread(target=server.serve_forever, daemon=True)
+                thread.start()
+                _in_process = (server, thread, token)
+            server, _thread, token = _in_process
+            return BackendClient(server.url, token)
+        python = _resolve_python(python_path)
+        if _local is not None and (not _local.is_alive() or _local_python != python):
+            stop_local()
+        if _local is None:
+            _local = LocalServer(python)
+            _local_python = python
+        return _local.client()
+
+
+def stop_local() -> None:
+    """Stop the local subprocess server and the in-process server, if running."""
+    global _local, _in_process
+    if _local is not None:
+        try:
+            _local.stop()
+        finally:
+            _local = None
+    if _in_process is not None:
+        server, _thread, _token = _in_process
+        server.shutdown()
+        server.server_close()
+        _in_process = None
+
+
+def local_server_pid() -> int | None:
+    """PID of the local subprocess server (for diagnostics and tests), None when none runs."""
+    return _local.process.pid if _local is not None and _local.is_alive() else None
+
+
+atexit.register(stop_local)  # Blender quitting stops the server it started

@@ -1,0 +1,361 @@
+"""Operators, all under the ``speech2flame.`` namespace."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import bpy
+from bpy.props import IntProperty, StringProperty
+from bpy_extras.io_utils import ExportHelper, ImportHelper
+
+from . import backend, export, preferences, takes
+from .backend_client import BackendClient, BackendError
+from .core import head_model as hm
+from .core import take as take_module
+from .rig import RigError, build_rig, find_rig
+
+HEAD_PROP = "speech2flame_head"
+"""Custom property on a rig: the head model the backend should use ("demo" or a file path)."""
+
+_cancel_requested = False
+
+
+def _settings(context):
+    return context.scene.speech2flame
+
+
+def _client(context) -> BackendClient:
+    prefs = preferences.get(context)
+    if prefs is None:
+        return backend.get_client()
+    return backend.get_client(prefs.backend_mode, bpy.path.abspath(prefs.python_path), prefs.remote_url,
+                              prefs.remote_token)
+
+
+def _target_rig(context):
+    settings = _settings(context)
+    return find_rig(settings.rig or context.active_object)
+
+
+def _new_rig(context, head: hm.HeadModel, source: str):
+    arm_obj = build_rig(head, name=head.name, collection=context.collection)
+    arm_obj[HEAD_PROP] = source
+    _settings(context).rig = arm_obj
+    for obj in context.view_layer.objects:
+        obj.select_set(False)
+    arm_obj.select_set(True)
+    context.view_layer.objects.active = arm_obj
+    return arm_obj
+
+
+class SPEECH2FLAME_OT_add_demo_head(bpy.types.Operator):
+    """Add the built-in FLAME-format demo head (mesh, armature, expression shape keys)"""
+
+    bl_idname = "speech2flame.add_demo_head"
+    bl_label = "Add Demo Head"
+    bl_options = {"REGISTER", "UNDO"}
+
+    def execute(self, context):
+        try:
+            arm_obj = _new_rig(context, hm.load_head_model(hm.DEMO_RIG), hm.DEMO_RIG)
+        except hm.HeadModelError as exc:
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        self.report({"INFO"}, f"Added {arm_obj.name}.")
+        return {"FINISHED"}
+
+
+class SPEECH2FLAME_OT_import_head_model(bpy.types.Operator, ImportHelper):
+    """Import a FLAME head model (.pkl from the FLAME release, or a speech2flame .npz) as a rig"""
+
+    bl_idname = "speech2flame.import_head_model"
+    bl_label = "Import Head Model..."
+    bl_options = {"REGISTER", "UNDO"}
+    filter_glob: StringProperty(default="*.pkl;*.npz", options={"HIDDEN"})
+
+    def execute(self, context):
+        path = os.path.abspath(bpy.path.abspath(self.filepath))
+        try:
+            arm_obj = _new_rig(context, hm.load_head_model(path), path)
+        except hm.HeadModelError as exc:
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        self.report({"INFO"}, f"Imported {arm_obj.name} from {Path(path).name}.")
+        return {"FINISHED"}
+
+
+def _audio_source(context) -> tuple[str, int, bool]:
+    """(audio file path, start frame, whether a sound strip must be added) from the settings."""
+    settings = _settings(context)
+    if settings.audio_source == "STRIP":
+        editor = context.scene.sequence_editor
+        strips = (editor.strips_all if hasattr(editor, "strips_all") else editor.sequences_all) if editor else {}
+        strip = strips.get(settings.sound_strip) if settings.sound_strip else None
+        if strip is None or strip.type != "SOUND":
+            raise BackendError("Choose a sound strip of the Video Sequencer, or switch the audio source to File.")
+        return os.path.abspath(bpy.path.abspath(strip.sound.filepath)), int(strip.frame_start), False
+    if not settings.audio_path:
+        raise BackendError("Choose an audio file first.")
+    path = os.path.abspath(bpy.path.abspath(settings.audio_path))
+    if not os.path.isfile(path):
+        raise BackendError(f"Audio file not found: {path}.")
+    return path, context.scene.frame_start, True
+
+
+def _job(context, arm_obj, audio_path: str, start_frame: int, client: BackendClient) -> dict:
+    settings = _settings(context)
+    transcript = settings.transcript_text.as_string().strip() if settings.transcript_text else settings.transcript
+    controls = {name: getattr(settings, name) for name in
+                ("emotion", "intensity", "articulation", "expressiveness", "head_motion", "blink_rate",
+                 "smoothing", "seed")}
+    controls["transcript"] = transcript.strip() or None
+    local = client.base_url.startswith(("http://127.", "http://localhost", "http://[::1]"))
+    return {
+        "audio": {"path": audio_path} if local else BackendClient.audio_upload(audio_path),
+        "engine": settings.engine,
+        "model": bpy.path.abspath(settings.model) if settings.model and settings.engine == "neural" else None,
+        "rig": arm_obj.get(HEAD_PROP, hm.DEMO_RIG),
+        "fps": context.scene.render.fps / context.scene.render.fps_base,
+        "start_frame": start_frame,
+        "controls": controls,
+    }
+
+
+class SPEECH2FLAME_OT_generate(bpy.types.Operator):
+    """Animate the rig from the audio: lip sync, expressions, blinks, eye and head motion, as a new take"""
+
+    bl_idname = "speech2flame.generate"
+    bl_label = "Generate from Audio"
+    bl_options = {"REGISTER", "UNDO"}
+
+    _timer = None
+
+    @classmethod
+    def poll(cls, context):
+        return not _settings(context).is_running
+
+    def _submit(self, context) -> None:
+        global _cancel_requested
+        _cancel_requested = False
+        self.arm_obj, _mesh = _target_rig(context)
+        self.audio_path, self.start_frame, self.add_sound = _audio_source(context)
+        self.client = _client(context)
+        self.job_id = self.client.submit(_job(context, self.arm_obj, self.audio_path, self.start_frame, self.client))
+        self.started = time.perf_counter()
+
+    def _finish(self, context) -> set:
+        data = self.client.fetch_take(self.job_id)
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / "take.npz"
+            path.write_bytes(data)
+            take = take_module.Take.load(path)
+        from .take_writer import apply_take  # after the fetch: nothing in the scene changes before this
+
+        settings = _settings(context)
+        existing = any(getattr(s, "sound", None) and bpy.path.abspath(s.sound.filepath) == self.audio_path
+                       for s in (_all_strips(context.scene)))
+        result = apply_take(take, self.arm_obj, name=f"{self.arm_obj.name}_{settings.engine}_{settings.emotion}",
+                            scene=context.scene, sound_path=self.audio_path if self.add_sound and not existing else None)
+        summary = f"{settings.engine}, {settings.emotion} {settings.intensity:.1f}, {Path(self.audio_path).name}"
+        takes.record(self.arm_obj, result, summary)
+        elapsed = time.perf_counter() - self.started
+        self.report({"INFO"}, f"Take {result['armature_action'].name}: {take.num_frames} frames in {elapsed:.2f} s.")
+        return {"FINISHED"}
+
+    def _fail(self, context, message: str) -> set:
+        self.report({"ERROR"}, message)
+        return {"CANCELLED"}
+
+    def execute(self, context):
+        """Synchronous: used by scripts, tests and background mode."""
+        settings = _settings(context)
+        try:
+            self._submit(context)
+            settings.is_running = True
+            final = self.client.wait(self.job_id, on_progress=lambda s: setattr(settings, "progress", s.get("progress", 0)))
+            if final["status"] != "done":
+                return self._fail(context, _job_message(final))
+            return self._finish(context)
+        except (BackendError, RigError, hm.HeadModelError, take_module.TakeError) as exc:
+            return self._fail(context, str(exc))
+        finally:
+            settings.is_running = False
+
+    def invoke(self, context, event):
+        if bpy.app.background:
+            return self.execute(context)
+        settings = _settings(context)
+        try:
+            self._submit(context)
+        except (BackendError, RigError) as exc:
+            return self._fail(context, str(exc))
+        settings.is_running, settings.progress, settings.status = True, 0.0, "Queued"
+        self._timer = context.window_manager.event_timer_add(0.05, window=context.window)
+        context.window_manager.progress_begin(0, 100)
+        context.window_manager.modal_handler_add(self)
+        return {"RUNNING_MODAL"}
+
+    def modal(self, context, event):
+        global _cancel_requested
+        settings = _settings(context)
+        if event.type == "ESC" or _cancel_requested:
+            _cancel_requested = False
+            try:
+                self.client.cancel(self.job_id)
+            except BackendError:
+                pass
+            return self._end(context, self._fail(context, "Generation cancelled; the scene is unchanged."))
+        if event.type != "TIMER":
+            return {"PASS_THROUGH"}
+        try:
+            state = self.client.status(self.job_id)
+            settings.progress = float(state.get("progress", 0.0))
+            settings.status = state.get("message", "") or state.get("status", "")
+            context.window_manager.progress_update(int(100 * settings.progress))
+            for area in context.screen.areas if context.screen else ():
+                if area.type == "VIEW_3D":
+                    area.tag_redraw()
+            if state["status"] in ("queued", "running"):
+                return {"RUNNING_MODAL"}
+            if state["status"] != "done":
+                return self._end(context, self._fail(context, _job_message(state)))
+            return self._end(context, self._finish(context))
+        except (BackendError, RigError, hm.HeadModelError, take_module.TakeError) as exc:
+            return self._end(context, self._fail(context, str(exc)))
+
+    def _end(self, context, result: set) -> set:
+        settings = _settings(context)
+        settings.is_running, settings.status = False, ""
+        context.window_manager.progress_end()
+        if self._timer is not None:
+            context.window_manager.event_timer_remove(self._timer)
+        return result
+
+
+def _all_strips(scene):
+    editor = scene.sequence_editor
+    if editor is None:
+        return []
+    return list(editor.strips_all if hasattr(editor, "strips_all") else editor.sequences_all)
+
+
+def _job_message(state: dict) -> str:
+    if state.get("status") == "cancelled":
+        return "Generation cancelled; the scene is unchanged."
+    error = state.get("error") or {}
+    return error.get("message") or state.get("message") or "The backend failed to generate the take."
+
+
+class SPEECH2FLAME_OT_cancel(bpy.types.Operator):
+    """Stop the running generation (Esc does the same); the scene stays as it was"""
+
+    bl_idname = "speech2flame.cancel"
+    bl_label = "Cancel"
+
+    def execute(self, context):
+        global _cancel_requested
+        _cancel_requested = True
+        return {"FINISHED"}
+
+
+class SPEECH2FLAME_OT_check_backend(bpy.types.Operator):
+    """Connect to the backend and report its version, device and models"""
+
+    bl_idname = "speech2flame.check_backend"
+    bl_label = "Check Backend"
+
+    def execute(self, context):
+        try:
+            health = _client(context).health()
+        except BackendError as exc:
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        models = ", ".join(m.get("name", "?") for m in health.get("models", [])) or "none"
+        self.report({"INFO"}, f"speech2flame {health.get('version')} on {health.get('device')}; "
+                              f"engines: {', '.join(health.get('engines', []))}; models: {models}.")
+        return {"FINISHED"}
+
+
+class _TakeOperator:
+    index: IntProperty(default=-1, options={"HIDDEN"})
+
+    def _rig_and_index(self, context):
+        arm_obj, _mesh = _target_rig(context)
+        index = self.index if self.index >= 0 else arm_obj.speech2flame_take_index
+        if not 0 <= index < len(arm_obj.speech2flame_takes):
+            raise RigError("This rig has no take to work on.")
+        return arm_obj, index
+
+
+class SPEECH2FLAME_OT_take_delete(_TakeOperator, bpy.types.Operator):
+    """Delete the selected take and its Actions"""
+
+    bl_idname = "speech2flame.take_delete"
+    bl_label = "Delete Take"
+    bl_options = {"REGISTER", "UNDO"}
+
+    def execute(self, context):
+        try:
+            takes.delete(*self._rig_and_index(context))
+        except RigError as exc:
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        return {"FINISHED"}
+
+
+class SPEECH2FLAME_OT_take_push_to_nla(_TakeOperator, bpy.types.Operator):
+    """Push the selected take onto NLA tracks so it can be layered and blended"""
+
+    bl_idname = "speech2flame.take_push_to_nla"
+    bl_label = "Push Take to NLA"
+    bl_options = {"REGISTER", "UNDO"}
+
+    def execute(self, context):
+        try:
+            takes.push_to_nla(*self._rig_and_index(context))
+        except RigError as exc:
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        return {"FINISHED"}
+
+
+class _ExportOperator(ExportHelper):
+    def execute(self, context):
+        try:
+            arm_obj, _mesh = _target_rig(context)
+            self.write(self.filepath, arm_obj)
+        except (RigError, RuntimeError) as exc:
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        self.report({"INFO"}, f"Exported {Path(self.filepath).name}.")
+        return {"FINISHED"}
+
+
+class SPEECH2FLAME_OT_export_fbx(_ExportOperator, bpy.types.Operator):
+    """Export the rig with its active take as FBX (bones + blend shapes, scene frame range)"""
+
+    bl_idname = "speech2flame.export_fbx"
+    bl_label = "Export FBX"
+    filename_ext = ".fbx"
+    filter_glob: StringProperty(default="*.fbx", options={"HIDDEN"})
+    write = staticmethod(export.export_fbx)
+
+
+class SPEECH2FLAME_OT_export_alembic(_ExportOperator, bpy.types.Operator):
+    """Export the animated head mesh, baked per frame, as Alembic (scene frame range)"""
+
+    bl_idname = "speech2flame.export_alembic"
+    bl_label = "Export Alembic"
+    filename_ext = ".abc"
+    filter_glob: StringProperty(default="*.abc", options={"HIDDEN"})
+    write = staticmethod(export.export_alembic)
+
+
+CLASSES = (
+    SPEECH2FLAME_OT_add_demo_head, SPEECH2FLAME_OT_import_head_model, SPEECH2FLAME_OT_generate,
+    SPEECH2FLAME_OT_cancel, SPEECH2FLAME_OT_check_backend, SPEECH2FLAME_OT_take_delete,
+    SPEECH2FLAME_OT_take_push_to_nla, SPEECH2FLAME_OT_export_fbx, SPEECH2FLAME_OT_export_alembic,
+)

@@ -1,0 +1,39 @@
+"""Add-on preferences: how to reach the speech2flame backend."""
+
+from __future__ import annotations
+
+import bpy
+from bpy.props import EnumProperty, StringProperty
+
+
+class Speech2FlamePreferences(bpy.types.AddonPreferences):
+    bl_idname = __package__
+
+    backend_mode: EnumProperty(name="Backend", default="LOCAL", items=[
+        ("LOCAL", "Local Server", "Start `speech2flame serve` with a Python that has the backend installed"),
+        ("REMOTE", "Remote Server", "Connect to a running server, e.g. a GPU machine on your network"),
+        ("IN_PROCESS", "Inside Blender", "Import the backend into Blender's own Python (needs torch there)"),
+    ])
+    python_path: StringProperty(name="Python", subtype="FILE_PATH",
+                                description="Python with speech2flame installed (empty: the project's .venv)")
+    remote_url: StringProperty(name="URL", default="http://127.0.0.1:8765",
+                               description="Address of a running `speech2flame serve`")
+    remote_token: StringProperty(name="Token", subtype="PASSWORD",
+                                 description="The server's bearer token")
+
+    def draw(self, context):
+        layout = self.layout
+        layout.prop(self, "backend_mode", expand=True)
+        if self.backend_mode == "LOCAL":
+            layout.prop(self, "python_path")
+        elif self.backend_mode == "REMOTE":
+            layout.prop(self, "remote_url")
+            layout.prop(self, "remote_token")
+        layout.operator("speech2flame.check_backend", icon="CHECKMARK")
+
+
+def get(context=None) -> Speech2FlamePreferences | None:
+    """This add-on's preferences (None when it is not registered as an add-on, e.g. in tests)."""
+    context = context or bpy.context
+    addon = context.preferences.addons.get(__package__)
+    return addon.preferences if addon else None

@@ -1,0 +1,90 @@
+"""Settings saved with the .blend: ``scene.speech2flame`` and each rig's list of takes."""
+
+from __future__ import annotations
+
+import bpy
+from bpy.props import (BoolProperty, CollectionProperty, EnumProperty, FloatProperty, IntProperty,
+                       PointerProperty, StringProperty)
+
+from . import takes
+from .rig import RIG_PROP
+
+EMOTION_ITEMS = [(e, e.capitalize(), f"Speak with a {e} expression" if e != "neutral" else "No emotion")
+                 for e in ("neutral", "happy", "sad", "angry", "surprised", "disgusted", "fearful", "contempt")]
+ENGINE_ITEMS = [
+    ("phonetic", "Phonetic", "Phoneme-based lip sync; uses the transcript when you give one"),
+    ("neural", "Neural", "A trained model (choose its checkpoint below)"),
+    ("baseline", "Energy baseline", "Loudness-driven jaw and lips; simple and robust"),
+]
+
+
+def _is_rig(_self, obj) -> bool:
+    return obj.type == "ARMATURE" and RIG_PROP in obj
+
+
+class Speech2FlameTake(bpy.types.PropertyGroup):
+    """One generated take on a rig: the pair of Actions it wrote."""
+
+    name: StringProperty(name="Name", description="Name of this take", update=takes.on_rename)
+    armature_action: PointerProperty(type=bpy.types.Action, name="Bone Action")
+    shape_action: PointerProperty(type=bpy.types.Action, name="Shape-Key Action")
+    summary: StringProperty(name="Summary", description="Engine, emotion and audio of this take")
+
+
+class Speech2FlameSettings(bpy.types.PropertyGroup):
+    """What the animator sets in the Speech2FLAME panel."""
+
+    rig: PointerProperty(type=bpy.types.Object, name="Rig", poll=_is_rig,
+                         description="The FLAME head rig (armature) that receives the animation")
+    audio_source: EnumProperty(name="Audio", items=[
+        ("FILE", "File", "Use an audio file on disk"),
+        ("STRIP", "Sound Strip", "Use a sound strip of the Video Sequencer; the take starts where the strip starts"),
+    ], default="FILE")
+    audio_path: StringProperty(name="Audio File", subtype="FILE_PATH",
+                               description="Dialogue recording: WAV, FLAC, OGG or MP3")
+    sound_strip: StringProperty(name="Sound Strip", description="Name of a sound strip in the Video Sequencer")
+    transcript: StringProperty(name="Transcript", description="What is said (optional; sharpens lip sync)")
+    transcript_text: PointerProperty(type=bpy.types.Text, name="Transcript Text",
+                                     description="A text datablock holding the transcript (used when set)")
+    engine: EnumProperty(name="Engine", items=ENGINE_ITEMS, default="phonetic",
+                         description="How the audio becomes animation")
+    model: StringProperty(name="Model", subtype="FILE_PATH",
+                          description="Checkpoint of the neural engine (empty: the default model)")
+    emotion: EnumProperty(name="Emotion", items=EMOTION_ITEMS, default="neutral",
+                          description="Emotion shown while speaking")
+    intensity: FloatProperty(name="Intensity", min=0.0, max=1.0, default=0.5, subtype="FACTOR",
+                             description="How strongly the emotion shows")
+    articulation: FloatProperty(name="Articulation", min=0.0, max=2.0, default=1.0,
+                                description="Size of mouth movements (1 = natural)")
+    expressiveness: FloatProperty(name="Expressiveness", min=0.0, max=2.0, default=1.0,
+                                  description="Size of brow and upper-face movements (1 = natural)")
+    head_motion: FloatProperty(name="Head Motion", min=0.0, max=2.0, default=1.0,
+                               description="How much the head moves (0 = still, 1 = natural)")
+    blink_rate: FloatProperty(name="Blink Rate", min=0.0, max=3.0, default=1.0,
+                              description="How often the eyes blink (1 = about 17 times a minute)")
+    smoothing: FloatProperty(name="Smoothing", min=0.0, max=1.0, default=0.0, subtype="FACTOR",
+                             description="Extra smoothing of all motion (0 = crisp)")
+    seed: IntProperty(name="Seed", min=0, default=0,
+                      description="Same seed, same take; change it for another variation of head motion and blinks")
+    progress: FloatProperty(name="Progress", min=0.0, max=1.0, default=0.0, subtype="FACTOR")
+    status: StringProperty(name="Status", description="What the backend is doing")
+    is_running: BoolProperty(name="Running", default=False)
+
+
+CLASSES = (Speech2FlameTake, Speech2FlameSettings)
+
+
+def register() -> None:
+    for cls in CLASSES:
+        bpy.utils.register_class(cls)
+    bpy.types.Scene.speech2flame = PointerProperty(type=Speech2FlameSettings)
+    bpy.types.Object.speech2flame_takes = CollectionProperty(type=Speech2FlameTake)
+    bpy.types.Object.speech2flame_take_index = IntProperty(name="Take", default=0, update=takes.on_select)
+
+
+def unregister() -> None:
+    del bpy.types.Object.speech2flame_take_index
+    del bpy.types.Object.speech2flame_takes
+    del bpy.types.Scene.speech2flame
+    for cls in reversed(CLASSES):
+        bpy.utils.unregister_class(cls)

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Create .venv/ in the repository root and install speech2flame with everything it needs.
+# Safe to run again: it reinstalls only when pyproject.toml changed.
+#   PYTHON=python3.11        interpreter to build the venv with (bpy needs 3.11)
+#   TORCH_SPEC=torch==2.13.0 which torch to install (see README: GPU / CPU-only builds)
+#   TORCH_INDEX_URL=...      extra index for torch, e.g. https://download.pytorch.org/whl/cpu
+set -euo pipefail
+cd "$(dirname "$0")/.."
+python=${PYTHON:-python3.11}
+if [ ! -x .venv/bin/python ]; then
+    command -v "$python" >/dev/null || { echo "setup: $python not found; install Python 3.11 or set PYTHON=..." >&2; exit 1; }
+    "$python" -m venv .venv
+fi
+stamp=.venv/.speech2flame-installed
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+    .venv/bin/python -m pip install --quiet --upgrade pip
+    .venv/bin/python -m pip install --quiet "${TORCH_SPEC:-torch==2.13.0}" \
+        ${TORCH_INDEX_URL:+--extra-index-url "$TORCH_INDEX_URL"}
+    .venv/bin/python -m pip install --quiet -e ".[test]"
+    touch "$stamp"
+fi
