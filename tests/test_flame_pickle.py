@@ -1,0 +1,254 @@
+"""Reading official FLAME .pkl files through the restricted unpickler.
+
+We cannot ship the licensed FLAME model, so the tests write a pickle laid out
+like the official one: a dict of numpy arrays, ``chumpy.ch.Ch`` objects whose
+state dict holds the array under ``x``, and a ``scipy.sparse.csc.csc_matrix``
+joint regressor, all pickled with protocol 2 as Python 2 did.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import subprocess
+import sys
+import types
+
+import numpy as np
+import pytest
+
+from speech2flame.flame_pickle import load_flame_pickle
+from speech2flame.head_model import HeadModelError, load_head_model
+
+V, F, NUM_SHAPE, NUM_EXPR = 50, 40, 10, 5
+
+
+# --- stand-ins for the classes the official files name --------------------------------
+
+class FakeCh:
+    """Pickles like chumpy.ch.Ch: its __getstate__ is __dict__ minus weak refs."""
+
+    def __init__(self, x):
+        self.x = np.asarray(x, np.float64)
+        self._dirty_vars = {"x"}
+        self._itr = None
+        self._make_dense = False
+        self._make_sparse = False
+        self._depends_on_deps = {}
+
+    def __getstate__(self):
+        return dict(self.__dict__)
+
+
+class FakeChAdd:
+    """A derived chumpy node (chumpy.ch_ops.add): operands, no stored value."""
+
+    def __init__(self, a, b):
+        self.a, self.b = a, b
+        self._dirty_vars = set()
+
+
+class FakeCsc:
+    """Pickles like scipy.sparse.csc_matrix: __dict__ with data/indices/indptr/_shape."""
+
+    def __init__(self, dense):
+        dense = np.asarray(dense)
+        indices, data, indptr = [], [], [0]
+        for col in range(dense.shape[1]):
+            rows = np.nonzero(dense[:, col])[0]
+            indices.extend(rows)
+            data.extend(dense[rows, col])
+            indptr.append(len(indices))
+        self._shape = dense.shape
+        self.maxprint = 50
+        self.indices = np.asarray(indices, np.int32)
+        self.indptr = np.asarray(indptr, np.int32)
+        self.data = np.asarray(data, np.float64)
+        self.format = "csc"
+
+
+def _as_global(cls, module, name):
+    cls.__module__, cls.__qualname__, cls.__name__ = module, name, name
+
+
+_as_global(FakeCh, "chumpy.ch", "Ch")
+_as_global(FakeChAdd, "chumpy.ch_ops", "add")
+_as_global(FakeCsc, "scipy.sparse.csc", "csc_matrix")
+
+
+@pytest.fixture
+def fake_modules(monkeypatch):
+    """Register chumpy / scipy module names only while a test pickles."""
+    tree = {"chumpy": {}, "chumpy.ch": {"Ch": FakeCh}, "chumpy.ch_ops": {"add": FakeChAdd},
+            "scipy": {}, "scipy.sparse": {}, "scipy.sparse.csc": {"csc_matrix": FakeCsc}}
+    for name, members in tree.items():
+        module = types.ModuleType(name)
+        module.__dict__.update(members)
+        monkeypatch.setitem(sys.modules, name, module)
+
+
+class Py2StylePickler(pickle.Pickler):
+    """Write arrays the way Python 2 did: raw bytes as a (latin-1 decoded) str."""
+
+    def reducer_override(self, obj):
+        if type(obj) is np.ndarray and obj.dtype != object:
+            reconstruct, _, (version, shape, dtype, is_fortran, raw) = obj.__reduce__()
+            return reconstruct, (np.ndarray, (0,), "b"), (version, shape, dtype, is_fortran, raw.decode("latin1"))
+        return NotImplemented
+
+
+def flame_like_arrays(seed=0):
+    rng = np.random.default_rng(seed)
+    j_regressor = np.zeros((5, V))
+    for j in range(5):  # each joint is the mean of a few vertices, as in FLAME
+        j_regressor[j, rng.choice(V, 4, replace=False)] = 0.25
+    weights = rng.random((V, 5))
+    return {
+        "v_template": rng.normal(size=(V, 3)) * 0.1,
+        "f": rng.integers(0, V, size=(F, 3)).astype(np.uint32),
+        "shapedirs": rng.normal(size=(V, 3, NUM_SHAPE + NUM_EXPR)) * 1e-3,
+        "posedirs": rng.normal(size=(V, 3, 36)) * 1e-3,
+        "J_regressor": j_regressor,
+        "kintree_table": np.array([[4294967295, 0, 1, 1, 1], [0, 1, 2, 3, 4]], np.int64),
+        "weights": weights / weights.sum(1, keepdims=True),
+        "J": j_regressor @ rng.normal(size=(V, 3)),
+    }
+
+
+def write_official_like(path, arrays, py2_strings=True, protocol=2):
+    """Dump ``arrays`` like the FLAME release: chumpy-wrapped arrays, CSC regressor, strings."""
+    content = {
+        "v_template": FakeCh(arrays["v_template"]),
+        "f": arrays["f"],
+        "shapedirs": FakeCh(arrays["shapedirs"]),
+        "posedirs": arrays["posedirs"],
+        "J_regressor": FakeCsc(arrays["J_regressor"]),
+        "kintree_table": arrays["kintree_table"],
+        "weights": FakeCh(arrays["weights"]),
+        "J": FakeCh(arrays["J"]),
+        "bs_style": "lbs",
+        "bs_type": "lrotmin",
+    }
+    with open(path, "wb") as fh:
+        pickler = (Py2StylePickler if py2_strings else pickle.Pickler)(fh, protocol=protocol)
+        pickler.dump(content)
+
+
+@pytest.mark.parametrize("py2_strings, protocol", [(True, 2), (True, 0), (False, 2), (False, 5)],
+                         ids=["python2-style", "python2-protocol0", "python3-protocol2", "python3-protocol5"])
+def test_official_like_pickle_loads(tmp_path, fake_modules, py2_strings, protocol):
+    arrays = flame_like_arrays()
+    path = tmp_path / "generic_model.pkl"
+    write_official_like(path, arrays, py2_strings, protocol)
+    raw = path.read_bytes()
+    if protocol <= 2:  # the mimic names the classes as the official files do
+        assert b"chumpy.ch\nCh" in raw and b"scipy.sparse.csc\ncsc_matrix" in raw
+
+    loaded = load_flame_pickle(path)
+    for key, value in arrays.items():
+        np.testing.assert_array_equal(loaded[key], value, err_msg=key)
+    assert loaded["J_regressor"].shape == (5, V)
+    assert "bs_style" not in loaded  # only arrays come back
+
+    head = load_head_model(path)
+    assert head.num_vertices == V
+    assert head.num_shape == 0 and len(head.expression_names) == NUM_SHAPE + NUM_EXPR  # <=300 dirs: all expressions
+    np.testing.assert_array_equal(head.parents, [-1, 0, 1, 1, 1])
+    np.testing.assert_allclose(head.J_regressor, arrays["J_regressor"], rtol=1e-6)
+    np.testing.assert_allclose(head.shapedirs, arrays["shapedirs"], rtol=1e-6)
+
+
+def test_fortran_ordered_and_duplicate_sparse_entries(tmp_path, fake_modules):
+    arrays = flame_like_arrays(1)
+    arrays["posedirs"] = np.asfortranarray(arrays["posedirs"])
+    path = tmp_path / "flame2023.pkl"
+    write_official_like(path, arrays)
+    np.testing.assert_array_equal(load_flame_pickle(path)["posedirs"], arrays["posedirs"])
+
+    # a CSC matrix with a repeated (row, col) entry sums it, as scipy does
+    csc = FakeCsc(np.zeros((2, 3)))
+    csc.indices, csc.indptr, csc.data = np.array([1, 1, 0]), np.array([0, 0, 2, 3]), np.array([1.0, 2.0, 5.0])
+    with open(path, "wb") as fh:
+        pickle.dump({"J_regressor": csc}, fh, protocol=2)
+    np.testing.assert_array_equal(load_flame_pickle(path)["J_regressor"], [[0, 0, 5], [0, 3, 0]])
+
+
+def test_chumpy_expression_without_value_is_a_clear_error(tmp_path, fake_modules):
+    arrays = flame_like_arrays()
+    path = tmp_path / "generic_model.pkl"
+    content = {k: v for k, v in arrays.items()}
+    content["shapedirs"] = FakeChAdd(FakeCh(arrays["shapedirs"]), FakeCh(arrays["shapedirs"]))
+    with open(path, "wb") as fh:
+        pickle.dump(content, fh, protocol=2)
+    with pytest.raises(HeadModelError, match=r"shapedirs is a chumpy expression \(chumpy.ch_ops.add\)"):
+        load_head_model(path)
+
+
+class RunsCode:
+    """Unpickling this would call ``func(*args)``: the classic malicious pickle."""
+
+    def __init__(self, func, *args):
+        self.func, self.args = func, args
+
+    def __reduce__(self):
+        return self.func, self.args
+
+
+def _marker_command(marker):
+    return f"{sys.executable} -c \"open(r'{marker}', 'w').close()\""
+
+
+@pytest.mark.parametrize("attack", ["os.system", "builtins.eval", "subprocess.Popen"])
+def test_pickle_that_runs_code_is_refused_and_does_not_run(tmp_path, fake_modules, attack):
+    marker = tmp_path / "pwned"
+    payload = {
+        "os.system": RunsCode(os.system, _marker_command(marker)),
+        "builtins.eval": RunsCode(eval, f"open(r'{marker}', 'w').close()"),
+        "subprocess.Popen": RunsCode(subprocess.Popen, ["sh", "-c", _marker_command(marker)]),
+    }[attack]
+    content = {**flame_like_arrays(), "f": payload}  # hidden among genuine arrays
+    path = tmp_path / "generic_model.pkl"
+    with open(path, "wb") as fh:
+        pickle.dump(content, fh, protocol=2)
+
+    with pytest.raises(HeadModelError, match=r"generic_model\.pkl contains a forbidden object \(.+\); "
+                                             r"refusing to load it\.") as info:
+        load_head_model(path)
+    expected = {"os.system": "system", "builtins.eval": "builtins.eval",
+                "subprocess.Popen": "subprocess.Popen"}[attack]
+    assert expected in str(info.value)
+    assert not marker.exists()
+
+
+def test_plain_pickle_load_would_have_run_the_payload(tmp_path):
+    """Guards the test above: its payload really is live when loaded naively."""
+    marker = tmp_path / "pwned"
+    data = pickle.dumps({"f": RunsCode(os.system, _marker_command(marker))}, protocol=2)
+    pickle.loads(data)
+    assert marker.exists()
+
+
+def test_truncated_and_garbage_files_give_one_clear_error(tmp_path, fake_modules):
+    path = tmp_path / "generic_model.pkl"
+    write_official_like(path, flame_like_arrays())
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(HeadModelError, match=r"generic_model\.pkl is not a readable FLAME \.pkl model"):
+        load_head_model(path)
+
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(40)))
+    with pytest.raises(HeadModelError, match="not a readable FLAME .pkl model"):
+        load_head_model(path)
+
+    path.write_bytes(b"")
+    with pytest.raises(HeadModelError, match="not a readable FLAME .pkl model"):
+        load_head_model(path)
+
+
+def test_pickle_of_something_else_is_not_a_flame_model(tmp_path):
+    path = tmp_path / "list.pkl"
+    path.write_bytes(pickle.dumps([1, 2, 3], protocol=2))
+    with pytest.raises(HeadModelError, match="not a FLAME model"):
+        load_head_model(path)
+    path.write_bytes(pickle.dumps({"v_template": np.zeros((3, 3))}, protocol=2))
+    with pytest.raises(HeadModelError, match="lacks f, shapedirs"):
+        load_head_model(path)
