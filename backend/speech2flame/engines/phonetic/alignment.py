@@ -1,0 +1,217 @@
+"""Phone timings from audio with PocketSphinx.
+
+With a transcript: forced alignment (word pass, then a phone-level pass). Words
+missing from the CMU dictionary get pronunciations from eSpeak NG. Without one,
+or when the transcript does not fit the audio: phone recognition with the
+phonetic language model shipped in the PocketSphinx wheel.
+
+Phones are lists of (ARPAbet phone, start_s, end_s), contiguous, "SIL" for pauses.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+import warnings
+
+import numpy as np
+
+from .phonemes import SILENCE, normalise_phone
+
+FRAME_S = 0.01  # PocketSphinx analyses 100 frames per second
+SILENCE_DBFS = -55.0  # 10 ms frames quieter than this are silence (audio is normalised to -23 dBFS)
+MIN_ALIGN_SCORE = -25.0
+"""Mean per-frame phone score (PocketSphinx log units, 0 = best path) below which an
+alignment is treated as a transcript that does not match the audio. Matching speech
+scores about -5..-12, a transcript of other words about -45 or worse."""
+
+
+class TranscriptMismatchWarning(UserWarning):
+    """The transcript does not match the audio; phone recognition was used instead."""
+
+
+_lock = threading.Lock()
+_decoders: dict = {}
+
+
+def _decoder(kind: str):
+    """A cached PocketSphinx decoder: "align" (default beams), "align_wide" (beams wide
+    enough for unusual voices) or "phones" (allphone search with the phonetic LM)."""
+    if kind not in _decoders:
+        from pocketsphinx import Decoder, get_model_path
+
+        if kind == "align":
+            _decoders[kind] = Decoder(lm=None, bestpath=False, loglevel="FATAL")
+        elif kind == "align_wide":
+            _decoders[kind] = Decoder(lm=None, bestpath=False, loglevel="FATAL",
+                                      beam=1e-120, pbeam=1e-120, wbeam=1e-100)
+        else:
+            lm = os.path.join(get_model_path(), "en-us", "en-us-phone.lm.bin")
+            _decoders[kind] = Decoder(allphone=lm, lm=None, bestpath=False, loglevel="FATAL")
+    return _decoders[kind]
+
+
+def _pcm16(samples: np.ndarray) -> bytes:
+    return (np.clip(samples, -1.0, 1.0) * 32767).astype("<i2").tobytes()
+
+
+def _decode(decoder, data: bytes) -> None:
+    decoder.start_utt()
+    decoder.process_raw(data, full_utt=True)
+    decoder.end_utt()
+
+
+def _contiguous(phones: list, duration_s: float) -> list:
+    """Merge adjacent silences, close gaps and cover [0, duration_s]."""
+    out: list = []
+    cursor = 0.0
+    for name, start, end in phones:
+        start, end = max(start, cursor), min(end, duration_s)
+        if end <= start:
+            continue
+        if start > cursor + 1e-6:
+            out.append((SILENCE, cursor, start))
+        if out and name == SILENCE and out[-1][0] == SILENCE:
+            out[-1] = (SILENCE, out[-1][1], end)
+        else:
+            out.append((name, start, end))
+        cursor = end
+    if cursor < duration_s - 1e-6:
+        if out and out[-1][0] == SILENCE:
+            out[-1] = (SILENCE, out[-1][1], duration_s)
+        else:
+            out.append((SILENCE, cursor, duration_s))
+    return out
+
+
+def transcript_words(text: str) -> list[str]:
+    """Lower-case words of a transcript (punctuation dropped, apostrophes kept)."""
+    return [w.strip("'") for w in re.findall(r"[\w']+", text.lower()) if w.strip("'")]
+
+
+def _ensure_words(decoder, words: list[str]) -> list[str]:
+    """Add words missing from the dictionary with eSpeak NG pronunciations; returns the usable words."""
+    from .espeak import word_phonemes
+
+    usable = []
+    for word in words:
+        if decoder.lookup_word(word) is None:
+            phones = word_phonemes(word)
+            if not phones:
+                continue
+            decoder.add_word(word, " ".join(phones), True)
+        usable.append(word)
+    return usable
+
+
+def force_align(samples: np.ndarray, transcript: str, wide: bool = False) -> tuple[list, float] | None:
+    """Forced alignment of 16 kHz ``samples`` to ``transcript``.
+
+    Returns (phones, mean per-frame score) or None when no alignment exists.
+    ``wide`` uses wider search beams (slower, survives voices far from the model).
+    """
+    data = _pcm16(samples)
+    with _lock:
+        decoder = _decoder("align_wide" if wide else "align")
+        words = _ensure_words(decoder, transcript_words(transcript))
+        if not words:
+            return None
+        try:
+            decoder.set_align_text(" ".join(words))
+            _decode(decoder, data)
+            if decoder.hyp() is None:
+                return None
+            decoder.set_alignment()
+            _decode(decoder, data)
+            alignment = decoder.get_alignment()
+        except RuntimeError:
+            return None
+        if alignment is None:
+            return None
+        raw = [(p.name, p.start, p.duration, p.score) for p in alignment.phones()]
+    if not raw:
+        return None
+    phones = [(normalise_phone(n), s * FRAME_S, (s + d) * FRAME_S) for n, s, d, _ in raw]
+    speech = [(d, sc) for n, _, d, sc in raw if normalise_phone(n) != SILENCE]
+    frames = sum(d for d, _ in speech)
+    score = sum(sc for _, sc in speech) / frames if frames else -np.inf
+    return _contiguous(phones, len(samples) / 16000.0), float(score)
+
+
+def frame_levels(samples: np.ndarray) -> np.ndarray:
+    """(F,) level in dBFS of each 10 ms frame of 16 kHz ``samples``."""
+    n = max(1, int(np.ceil(len(samples) / 160)))
+    padded = np.pad(np.asarray(samples, np.float64), (0, n * 160 - len(samples)))
+    return 10 * np.log10(1e-12 + (padded.reshape(n, 160) ** 2).mean(axis=1))
+
+
+def recognise_phones(samples: np.ndarray) -> list:
+    """Phone recognition (no transcript) of 16 kHz ``samples``; contiguous phone list.
+
+    Phones recognised over near-silent audio (below SILENCE_DBFS on average) become SIL.
+    """
+    data = _pcm16(samples)
+    with _lock:
+        decoder = _decoder("phones")
+        _decode(decoder, data)
+        segments = [(s.word, s.start_frame, s.end_frame) for s in (decoder.seg() or [])]
+    levels = frame_levels(samples)
+    phones = []
+    for word, start, end in segments:
+        quiet = np.mean(levels[start:end + 1] < SILENCE_DBFS) > 0.5 if end >= start else True
+        phones.append((SILENCE if quiet else normalise_phone(word), start * FRAME_S, (end + 1) * FRAME_S))
+    return _contiguous(phones, len(samples) / 16000.0)
+
+
+def _envelope(samples: np.ndarray) -> np.ndarray:
+    """(F,) log energy per 30 ms block."""
+    n = len(samples) // 480
+    return np.log(1e-6 + (samples[: n * 480].reshape(n, 480) ** 2).mean(axis=1))
+
+
+def espeak_phones(samples: np.ndarray, transcript: str) -> list | None:
+    """eSpeak NG's phone timings if ``samples`` (16 kHz) is eSpeak's default rendering of
+    ``transcript`` (same length within 2% and a matching loudness envelope), else None.
+
+    eSpeak's output varies by a few milliseconds from call to call, hence the tolerance.
+    """
+    from ...audio import from_array
+    from .espeak import speak
+
+    try:
+        speech = speak(transcript)
+    except (ValueError, RuntimeError, OSError):
+        return None
+    ours = _envelope(from_array(speech.samples, speech.sample_rate).samples)
+    theirs = _envelope(samples)
+    if len(ours) < 5 or abs(len(ours) - len(theirs)) > 1 + 0.02 * len(ours):
+        return None
+    n = min(len(ours), len(theirs))
+    if np.corrcoef(ours[:n], theirs[:n])[0, 1] < 0.9:
+        return None
+    return _contiguous(speech.phones, len(samples) / 16000.0)
+
+
+def align(samples: np.ndarray, transcript: str | None) -> tuple[list, str]:
+    """Phones for 16 kHz speech: forced alignment if a transcript fits, else recognition.
+
+    Audio that is eSpeak NG's own rendering of the transcript (default voice) takes
+    eSpeak's exact phoneme timings instead. Returns (phones, method) with method
+    "espeak", "aligned", "recognised" or "silence". A transcript that
+    does not match the audio gives a TranscriptMismatchWarning and recognition.
+    """
+    if len(samples) < 1600 or not np.any(frame_levels(samples) > SILENCE_DBFS):  # too short or silent
+        return _contiguous([], len(samples) / 16000.0), "silence"
+    if transcript and transcript_words(transcript):
+        phones = espeak_phones(samples, transcript)
+        if phones is not None:
+            return phones, "espeak"
+        result = force_align(samples, transcript)
+        if result is None:
+            result = force_align(samples, transcript, wide=True)
+        if result is not None and result[1] >= MIN_ALIGN_SCORE:
+            return result[0], "aligned"
+        warnings.warn("The transcript does not match the audio, so phones were recognised from the audio alone.",
+                      TranscriptMismatchWarning, stacklevel=3)
+    return recognise_phones(samples), "recognised"

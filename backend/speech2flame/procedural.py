@@ -1,0 +1,142 @@
+"""Procedural non-verbal motion shared by the engines: blinks, gaze, head sway.
+
+Every function takes a ``numpy.random.Generator`` so that a seed reproduces a
+take exactly. Angles are axis-angle radians in FLAME axes (x towards the
+viewer's right, which is the head's left; y up; z towards the viewer): a positive
+x rotation nods the head (or turns an eye) down, a positive y rotation turns it to
+its left.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+BLINK_CLOSE_S = 0.09  # lid closing (fast)
+BLINK_HOLD_S = 0.04   # fully closed
+BLINK_OPEN_S = 0.18   # lid opening (slower)
+PAUSE_REACH_S = 1.5   # a blink due this close to a pause waits for (or anticipates) it
+
+
+def smooth(x: np.ndarray, sigma_frames: float) -> np.ndarray:
+    """Zero-phase Gaussian smoothing along axis 0 (edges padded by reflection)."""
+    if sigma_frames <= 0.05 or len(x) < 2:
+        return x
+    radius = int(np.ceil(3 * sigma_frames))
+    k = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma_frames) ** 2)
+    k /= k.sum()
+    pad = min(radius, len(x) - 1)
+    xp = np.pad(x, [(pad, pad)] + [(0, 0)] * (x.ndim - 1), mode="reflect")
+    if pad < radius:
+        xp = np.pad(xp, [(radius - pad, radius - pad)] + [(0, 0)] * (x.ndim - 1), mode="edge")
+    if x.ndim == 1:
+        return np.convolve(xp, k, mode="valid").astype(x.dtype)
+    return np.stack([np.convolve(xp[:, j], k, mode="valid") for j in range(x.shape[1])], axis=1).astype(x.dtype)
+
+
+def blink_shape(fps: float) -> np.ndarray:
+    """(K,) 0..1 lid closure of one blink sampled at ``fps``: fast close, short hold, slower open."""
+    t = np.arange(0.0, BLINK_CLOSE_S + BLINK_HOLD_S + BLINK_OPEN_S, 1.0 / fps)
+    close = np.clip(t / BLINK_CLOSE_S, 0, 1)
+    opening = np.clip((t - BLINK_CLOSE_S - BLINK_HOLD_S) / BLINK_OPEN_S, 0, 1)
+    shape = np.sin(0.5 * np.pi * close) ** 2 * (1 - opening ** 1.5)
+    shape[min(len(shape) - 1, int(round(BLINK_CLOSE_S * fps)))] = 1.0  # reach full closure on a frame
+    return shape.astype(np.float32)
+
+
+def blink_times(duration_s: float, rate_per_min: float, rng: np.random.Generator,
+                pause_mask: np.ndarray | None = None, fps: float = 30.0) -> np.ndarray:
+    """Blink onset times (seconds): gamma-distributed intervals around ``60 / rate``.
+
+    With ``pause_mask`` ((T,) bool at ``fps``, True in pauses) a blink due within
+    PAUSE_REACH_S of a pause moves to just after that pause's start.
+    """
+    if rate_per_min <= 0 or duration_s <= 0:
+        return np.zeros(0)
+    mean = 60.0 / rate_per_min
+    pauses = []  # (start_s, end_s) of each pause
+    if pause_mask is not None and np.any(pause_mask):
+        edges = np.diff(np.concatenate([[0], np.asarray(pause_mask, np.int8), [0]]))
+        pauses = list(zip(np.flatnonzero(edges == 1) / fps, np.flatnonzero(edges == -1) / fps))
+    times, t = [], rng.uniform(0.2, 1.0) * min(mean, 3.0)
+    while t < duration_s - 0.1:
+        onset = t
+        near = [(max(0.0, min(abs(t - a), abs(t - b)) if not a <= t < b else 0.0), a, b) for a, b in pauses]
+        near = [x for x in near if x[0] <= PAUSE_REACH_S]
+        if near:
+            _, a, b = min(near)
+            onset = a + min(0.15, 0.3 * (b - a))
+        if not times or onset - times[-1] >= 0.5:
+            times.append(onset)
+        t = max(t, onset) + max(0.4, rng.gamma(4.0, mean / 4.0))
+    return np.asarray(times)
+
+
+def blink_curves(num_frames: int, fps: float, rate_per_min: float, rng: np.random.Generator,
+                 pause_mask: np.ndarray | None = None) -> np.ndarray:
+    """(T,) eyelid closure 0..1 (1 = closed) with blinks at ``rate_per_min`` per minute.
+
+    pause_mask: optional (T,) bool, True where the speaker pauses; blinks prefer those frames.
+    """
+    out = np.zeros(num_frames, np.float32)
+    shape = blink_shape(fps)
+    for onset in blink_times(num_frames / fps, rate_per_min, rng, pause_mask, fps):
+        i = int(round(onset * fps))
+        seg = shape[: max(0, num_frames - i)]
+        out[i:i + len(seg)] = np.maximum(out[i:i + len(seg)], seg)
+    return out
+
+
+def gaze_curves(num_frames: int, fps: float, rng: np.random.Generator, amount: float = 1.0) -> np.ndarray:
+    """(T, 6) eye rotations (left xyz, right xyz, radians): fixations of 0.4-2.5 s joined
+    by quick saccades (about 40 ms), mostly near the straight-ahead gaze, with slight drift."""
+    targets = np.zeros((num_frames, 2), np.float64)  # (pitch about x, yaw about y)
+    t, current = 0.0, np.zeros(2)
+    saccade = max(1, int(round(0.04 * fps)))
+    while t * fps < num_frames:
+        start = int(round(t * fps))
+        if rng.random() < 0.45:  # glance back to the listener
+            new = rng.normal(0.0, [0.01, 0.015])
+        else:
+            new = rng.normal(0.0, [0.045, 0.08])
+        new = np.clip(new, [-0.15, -0.25], [0.15, 0.25])
+        ramp = np.clip(np.arange(num_frames - start) / saccade, 0, 1)[:, None]
+        ramp = ramp * ramp * (3 - 2 * ramp)
+        targets[start:] = current + (new - current) * ramp
+        current = new
+        t += rng.uniform(0.4, 2.5)
+    drift = smooth(rng.normal(0, 0.004, (num_frames, 2)), 0.5 * fps)
+    gaze = amount * (targets + drift)
+    eyes = np.zeros((num_frames, 6), np.float32)
+    eyes[:, 0] = eyes[:, 3] = gaze[:, 0]
+    eyes[:, 1] = eyes[:, 4] = gaze[:, 1]
+    return eyes
+
+
+def _band_noise(num_frames: int, fps: float, rng: np.random.Generator, period_s: float) -> np.ndarray:
+    """(T,) smooth zero-mean unit-std noise whose wiggles last about ``period_s`` seconds."""
+    x = smooth(rng.normal(size=num_frames + 1), max(1.0, 0.25 * period_s * fps))[:num_frames]
+    std = x.std()
+    return x / std if std > 1e-8 else x
+
+
+def head_motion(num_frames: int, fps: float, rng: np.random.Generator, amount: float = 1.0,
+                energy: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(neck (T,3), global_rot (T,3)) radians of idle and speech-driven head sway.
+
+    Slow drifts go to global_rot, faster speech-rate motion to the neck; ``energy``
+    (T,) 0..1 (e.g. loudness) makes the neck move more while speaking. ``amount``
+    scales everything (0 = still). Typical amplitude at amount 1: a few degrees.
+    """
+    neck = np.zeros((num_frames, 3), np.float32)
+    root = np.zeros((num_frames, 3), np.float32)
+    if num_frames == 0:
+        return neck, root
+    slow_amp = np.array([0.025, 0.035, 0.012])   # pitch, yaw, roll (radians)
+    fast_amp = np.array([0.02, 0.022, 0.01])
+    gain = np.ones(num_frames) * 0.35
+    if energy is not None:
+        gain = 0.35 + 0.65 * smooth(np.clip(np.asarray(energy, np.float64), 0, 1), 0.15 * fps)
+    for axis in range(3):
+        root[:, axis] = slow_amp[axis] * _band_noise(num_frames, fps, rng, 4.0)
+        neck[:, axis] = fast_amp[axis] * gain * _band_noise(num_frames, fps, rng, 0.9)
+    return (amount * neck).astype(np.float32), (amount * root).astype(np.float32)
