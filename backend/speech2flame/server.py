@@ -1,0 +1,756 @@
+"""`speech2flame serve`: a small HTTP JSON job server (stdlib only, no web framework).
+
+The Blender add-on starts it as a subprocess (``python -m speech2flame.server --port 0``,
+or ``speech2flame serve``) and talks to it with :mod:`speech2flame_blender.backend_client`;
+a user may also run it on a GPU box. The protocol is described in ``docs/protocol.md``:
+
+    GET  /v1/health             version, device, engines, models, cache stats
+    GET  /v1/stats              cache hits / misses, job counts
+    POST /v1/jobs               submit a job (JSON) -> 202 {"job_id", "status"}
+    GET  /v1/jobs/<id>[?wait=S] status, progress 0..1, message, error (waits up to S s for the end)
+    POST /v1/jobs/<id>/cancel   cancel a queued or running job
+    GET  /v1/jobs/<id>/take     the take .npz bytes once the job is done
+    POST /v1/shutdown           stop the server
+
+Every request needs ``Authorization: Bearer <token>``. Every error is JSON:
+``{"error": {"code": "...", "message": "one clear sentence"}}``.
+
+Jobs are validated up-front in the request (audio decoded, head model loaded,
+engine looked up, controls checked), then run on a pool of worker threads.
+Decoded audio (by sha256), head models (by path) and engine analyses (one
+shared :class:`~speech2flame.pipeline.AnalysisCache`) are cached, so a slider
+tweak on the same clip only re-runs synthesis.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import binascii
+import dataclasses
+import hashlib
+import hmac
+import importlib.util
+import ipaddress
+import json
+import logging
+import os
+import queue
+import re
+import secrets
+import signal
+import socket
+import sys
+import tempfile
+import threading
+import time
+import urllib.parse
+import uuid
+from collections import OrderedDict
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+from . import __version__
+from .audio import Audio, AudioError, load_audio
+from .controls import Controls, ControlsError
+from .engines import ENGINES, Cancelled, EngineError, get_engine
+from .head_model import DEMO_RIG, HeadModel, HeadModelError, demo_head_path, load_head_model
+from .pipeline import AnalysisCache, generate_take
+
+log = logging.getLogger("speech2flame.server")
+
+TOKEN_ENV = "SPEECH2FLAME_TOKEN"
+MODELS_ENV = "SPEECH2FLAME_MODELS"
+JOB_KEYS = {"audio", "engine", "model", "rig", "fps", "start_frame", "controls"}
+MAX_FPS = 240.0
+MAX_WAIT_S = 30.0  # longest long-poll of GET /v1/jobs/<id>?wait=SECONDS
+DRAIN_LIMIT_BYTES = 256 * 2**20  # read and discard oversized bodies up to this, so the client sees the 413
+
+
+class ApiError(Exception):
+    """An error answered to the client as JSON: HTTP status, short code, one-sentence message."""
+
+    def __init__(self, status: int, code: str, message: str):
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+# ----------------------------------------------------------------------------- jobs
+
+
+@dataclasses.dataclass
+class JobRequest:
+    """A validated job: everything generate_take needs, already loaded."""
+
+    audio: Audio
+    head: HeadModel
+    engine: str
+    model: str | None
+    rig: str
+    fps: float
+    start_frame: int
+    controls: Controls
+
+
+@dataclasses.dataclass
+class Job:
+    """One job's state. Times are seconds (``time.time()``)."""
+
+    id: str
+    request: JobRequest
+    status: str = "queued"  # queued | running | done | failed | cancelled
+    progress: float = 0.0
+    message: str = "queued"
+    error: dict | None = None
+    created: float = dataclasses.field(default_factory=time.time)
+    started: float | None = None
+    finished: float | None = None
+    analysis_cached: bool | None = None
+    take_bytes: bytes | None = None
+    cancel_requested: threading.Event = dataclasses.field(default_factory=threading.Event)
+    finished_event: threading.Event = dataclasses.field(default_factory=threading.Event)
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in ("done", "failed", "cancelled")
+
+    def to_dict(self) -> dict:
+        run_s = (self.finished or time.time()) - self.started if self.started else None
+        return {
+            "job_id": self.id,
+            "status": self.status,
+            "progress": round(self.progress, 4),
+            "message": self.message,
+            "error": self.error,
+            "engine": self.request.engine,
+            "analysis_cached": self.analysis_cached,
+            "queued_s": round((self.started or self.finished or time.time()) - self.created, 4),
+            "run_s": round(run_s, 4) if run_s is not None else None,
+            "take_bytes": len(self.take_bytes) if self.take_bytes is not None else None,
+        }
+
+
+def _snake(name: str) -> str:
+    """"EngineError" -> "engine_error"."""
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+class _JobCache:
+    """Hands one job's analysis lookups to the shared cache and notes whether it computed."""
+
+    def __init__(self, shared: AnalysisCache):
+        self.shared = shared
+        self.computed = False
+
+    def get_or_compute(self, key, compute):
+        def counted():
+            self.computed = True
+            return compute()
+        return self.shared.get_or_compute(key, counted)
+
+
+class _LRU:
+    """A thread-safe least-recently-used dict with hit / miss counters."""
+
+    def __init__(self, capacity: int):
+        self.capacity = capacity
+        self._items: OrderedDict = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, key):
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                self.hits += 1
+                return self._items[key]
+            self.misses += 1
+            return None
+
+    def put(self, key, value) -> None:
+        with self._lock:
+            self._items[key] = value
+            self._items.move_to_end(key)
+            while len(self._items) > self.capacity:
+                self._items.popitem(last=False)
+
+    def stats(self) -> dict:
+        return {"hits": self.hits, "misses": self.misses, "size": len(self._items)}
+
+
+# ----------------------------------------------------------------------------- the application
+
+
+class ServerApp:
+    """The server's state and logic, independent of HTTP: caches, jobs, workers.
+
+    token: the bearer token every request must carry. workers: number of job
+    threads. max_upload_mb: largest request body accepted. max_jobs: finished
+    jobs kept (older ones expire). models_dirs: folders searched for checkpoints.
+    """
+
+    def __init__(self, token: str, workers: int = 1, max_upload_mb: float = 64.0, max_jobs: int = 32,
+                 models_dirs: list[str] | None = None):
+        if not token:
+            raise ValueError("The server needs a non-empty token.")
+        self.token = token
+        self.max_upload_bytes = int(max_upload_mb * 2**20)
+        self.max_jobs = max_jobs
+        self.models_dirs = [Path(d) for d in (models_dirs or [])]
+        self.analysis_cache = AnalysisCache(capacity=16)
+        self.audio_cache = _LRU(capacity=8)
+        self.head_cache = _LRU(capacity=4)
+        self.jobs: OrderedDict[str, Job] = OrderedDict()
+        self._jobs_lock = threading.Lock()
+        self._queue: queue.Queue = queue.Queue()
+        self._device: str | None = None
+        self._workers = [threading.Thread(target=self._worker, name=f"speech2flame-job-{i}", daemon=True)
+                         for i in range(max(1, int(workers)))]
+        for thread in self._workers:
+            thread.start()
+
+    # -- info
+
+    def device(self) -> str:
+        """"cuda", "mps" or "cpu": where torch would run (imports torch on first call)."""
+        if self._device is None:
+            try:
+                import torch
+                if torch.cuda.is_available():
+                    self._device = "cuda"
+                elif getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+                    self._device = "mps"
+                else:
+                    self._device = "cpu"
+            except ImportError:
+                self._device = "cpu"
+        return self._device
+
+    def find_models(self) -> list[dict]:
+        """Checkpoint folders (``model.safetensors`` + ``config.json``) under the models folders
+        and the package's ``data`` folder: [{"name", "path"}]."""
+        found, seen = [], set()
+        for folder in (*self.models_dirs, Path(__file__).parent / "data"):
+            if not folder.is_dir():
+                continue
+            for weights in sorted(folder.rglob("model.safetensors")):
+                checkpoint = weights.parent
+                if (checkpoint / "config.json").is_file() and checkpoint not in seen:
+                    seen.add(checkpoint)
+                    found.append({"name": checkpoint.name, "path": str(checkpoint)})
+        return found
+
+    def stats(self) -> dict:
+        with self._jobs_lock:
+            counts: dict[str, int] = {}
+            for job in self.jobs.values():
+                counts[job.status] = counts.get(job.status, 0) + 1
+        return {
+            "analysis_cache": {"hits": self.analysis_cache.hits, "misses": self.analysis_cache.misses,
+                               "size": len(self.analysis_cache._items)},
+            "audio_cache": self.audio_cache.stats(),
+            "head_cache": self.head_cache.stats(),
+            "jobs": counts,
+        }
+
+    def health(self) -> dict:
+        engines = [{"name": name, "available": importlib.util.find_spec(module) is not None}
+                   for name, module in ENGINES.items()]
+        return {
+            "status": "ok",
+            "version": __version__,
+            "pid": os.getpid(),
+            "device": self.device(),
+            "engines": engines,
+            "models": self.find_models(),
+            "max_upload_mb": self.max_upload_bytes / 2**20,
+            "workers": len(self._workers),
+            "stats": self.stats(),
+        }
+
+    # -- validation
+
+    def load_audio_spec(self, spec) -> Audio:
+        """Decode ``{"path": ...}`` or ``{"data_b64": ..., "filename": ...}``, once per sha256."""
+        if not isinstance(spec, dict):
+            raise ApiError(400, "bad_audio",
+                           'audio must be an object: {"path": ...} or {"data_b64": ..., "filename": ...}.')
+        unknown = set(spec) - {"path", "data_b64", "filename"}
+        if unknown:
+            raise ApiError(400, "unknown_key", f"Unknown audio key(s): {', '.join(sorted(unknown))}.")
+        if ("path" in spec) == ("data_b64" in spec):
+            raise ApiError(400, "bad_audio", 'audio needs exactly one of "path" or "data_b64".')
+        if "path" in spec:
+            path = spec["path"]
+            if not isinstance(path, str) or not path:
+                raise ApiError(400, "bad_audio", "audio.path must be a non-empty string.")
+            try:
+                data = Path(path).read_bytes()
+            except OSError:
+                raise ApiError(400, "bad_audio", f"The server cannot read the audio file {path}.") from None
+            name, label = str(Path(path).resolve()), path
+        else:
+            filename = spec.get("filename", "audio.wav")
+            if not isinstance(spec["data_b64"], str) or not isinstance(filename, str):
+                raise ApiError(400, "bad_audio", "audio.data_b64 and audio.filename must be strings.")
+            try:
+                data = base64.b64decode(spec["data_b64"], validate=True)
+            except (binascii.Error, ValueError):
+                raise ApiError(400, "bad_audio", "audio.data_b64 is not valid base64.") from None
+            name = label = Path(filename).name or "audio.wav"
+        sha256 = hashlib.sha256(data).hexdigest()
+        audio = self.audio_cache.get(sha256)
+        if audio is None:
+            audio = self._decode(data, label)
+            self.audio_cache.put(sha256, audio)
+        return dataclasses.replace(audio, path=name, sha256=sha256)
+
+    @staticmethod
+    def _decode(data: bytes, label: str) -> Audio:
+        suffix = Path(label).suffix or ".wav"
+        with tempfile.TemporaryDirectory(prefix="speech2flame-") as folder:
+            path = Path(folder) / f"upload{suffix}"
+            path.write_bytes(data)
+            try:
+                return load_audio(path)
+            except AudioError as exc:
+                raise ApiError(400, "bad_audio", str(exc).replace(path.name, Path(label).name)) from None
+
+    def load_head(self, rig) -> HeadModel:
+        """The head model for ``rig`` ("demo" or a path), cached by resolved path and mtime."""
+        if not isinstance(rig, str) or not rig:
+            raise ApiError(400, "bad_rig", 'rig must be "demo" or the path of a head model file.')
+        path = demo_head_path() if rig == DEMO_RIG else Path(rig)
+        try:
+            stat = path.stat()
+        except OSError:
+            raise ApiError(400, "bad_rig", f"Head model file not found: {rig}.") from None
+        key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size)
+        head = self.head_cache.get(key)
+        if head is None:
+            try:
+                head = load_head_model(path)
+            except HeadModelError as exc:
+                raise ApiError(400, "bad_rig", str(exc)) from None
+            self.head_cache.put(key, head)
+        return head
+
+    def validate_job(self, body) -> JobRequest:
+        """Check a job body and load its inputs; ApiError(400) with one sentence otherwise."""
+        if not isinstance(body, dict):
+            raise ApiError(400, "bad_request", "The job must be a JSON object.")
+        unknown = set(body) - JOB_KEYS
+        if unknown:
+            raise ApiError(400, "unknown_key", f"Unknown job key(s): {', '.join(sorted(unknown))}; "
+                                               f"allowed: {', '.join(sorted(JOB_KEYS))}.")
+        if "audio" not in body:
+            raise ApiError(400, "bad_request", "The job needs an audio entry.")
+        engine = body.get("engine", "baseline")
+        if not isinstance(engine, str):
+            raise ApiError(400, "bad_engine", "engine must be a string.")
+        try:
+            get_engine(engine)
+        except EngineError as exc:
+            raise ApiError(400, "bad_engine", str(exc)) from None
+        model = body.get("model")
+        if model is not None and not isinstance(model, str):
+            raise ApiError(400, "bad_model", "model must be a string or null.")
+        fps = body.get("fps", 30)
+        if isinstance(fps, bool) or not isinstance(fps, (int, float)) or not 0 < fps <= MAX_FPS:
+            raise ApiError(400, "bad_fps", f"fps must be a number between 0 and {MAX_FPS:g}.")
+        start_frame = body.get("start_frame", 1)
+        if isinstance(start_frame, bool) or not isinstance(start_frame, int):
+            raise ApiError(400, "bad_start_frame", "start_frame must be an integer.")
+        controls = body.get("controls") or {}
+        if not isinstance(controls, dict):
+            raise ApiError(400, "bad_controls", "controls must be a JSON object.")
+        try:
+            controls = Controls.from_dict(controls)
+        except ControlsError as exc:
+            raise ApiError(400, "bad_controls", str(exc)) from None
+        except (TypeError, ValueError):
+            raise ApiError(400, "bad_controls", "controls hold a value of the wrong type.") from None
+        rig = body.get("rig", DEMO_RIG)
+        head = self.load_head(rig)
+        audio = self.load_audio_spec(body["audio"])
+        return JobRequest(audio=audio, head=head, engine=engine, model=model, rig=rig, fps=float(fps),
+                          start_frame=start_frame, controls=controls)
+
+    # -- job lifecycle
+
+    def submit(self, request: JobRequest) -> Job:
+        """Queue a validated job; expire the oldest finished jobs beyond ``max_jobs``."""
+        job = Job(id=uuid.uuid4().hex, request=request)
+        with self._jobs_lock:
+            self.jobs[job.id] = job
+            finished = [j.id for j in self.jobs.values() if j.is_finished]
+            for old in finished[: max(0, len(self.jobs) - self.max_jobs)]:
+                del self.jobs[old]
+        self._queue.put(job)
+        return job
+
+    def get_job(self, job_id: str) -> Job:
+        with self._jobs_lock:
+            job = self.jobs.get(job_id)
+        if job is None:
+            raise ApiError(404, "unknown_job", f"There is no job {job_id} (it may have expired).")
+        return job
+
+    def cancel(self, job_id: str) -> Job:
+        """Ask a job to stop: a queued job is cancelled at once, a running one at its next progress call."""
+        job = self.get_job(job_id)
+        job.cancel_requested.set()
+        with self._jobs_lock:
+            if job.status == "queued":
+                job.status, job.message, job.finished = "cancelled", "cancelled", time.time()
+                job.finished_event.set()
+        return job
+
+    def _worker(self) -> None:
+        while True:
+            job = self._queue.get()
+            if job is None:
+                return
+            try:
+                self._run(job)
+            except Exception:  # never let a worker die
+                log.exception("job %s crashed the worker", job.id)
+
+    def _run(self, job: Job) -> None:
+        with self._jobs_lock:
+            if job.status != "queued":
+                return
+            job.status, job.started, job.message = "running", time.time(), "starting"
+
+        def progress(fraction: float, message: str) -> None:
+            if job.cancel_requested.is_set():
+                raise Cancelled()
+            job.progress = max(job.progress, min(1.0, float(fraction)))
+            job.message = str(message)
+
+        request, cache = job.request, _JobCache(self.analysis_cache)
+        try:
+            take = generate_take(request.audio, request.head, engine=request.engine, controls=request.controls,
+                                 fps=request.fps, start_frame=request.start_frame, model=request.model,
+                                 progress=progress, cache=cache, rig_path=request.rig)
+            with tempfile.TemporaryDirectory(prefix="speech2flame-") as folder:
+                data = take.save(Path(folder) / "take.npz").read_bytes()
+        except Cancelled:
+            self._finish(job, "cancelled", "cancelled")
+        except Exception as exc:
+            if isinstance(exc, ValueError) and type(exc).__module__.startswith("speech2flame"):
+                log.warning("job %s failed: %s", job.id, exc)  # a user error (AudioError, EngineError, ...)
+                error = {"code": _snake(type(exc).__name__), "message": str(exc)}
+            else:
+                log.exception("job %s failed", job.id)
+                error = {"code": "internal_error",
+                         "message": f"The job failed with an internal error ({type(exc).__name__}); see the server log."}
+            self._finish(job, "failed", "failed", error)
+        else:
+            job.analysis_cached = not cache.computed
+            job.take_bytes = data
+            job.progress = 1.0
+            self._finish(job, "done", "done")
+
+    def _finish(self, job: Job, status: str, message: str, error: dict | None = None) -> None:
+        with self._jobs_lock:
+            job.status, job.message, job.error, job.finished = status, message, error, time.time()
+            job.request = dataclasses.replace(job.request, audio=None, head=None)  # free memory, keep engine
+        job.finished_event.set()
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Cancel every job and stop the workers (waiting up to ``timeout`` seconds)."""
+        with self._jobs_lock:
+            jobs = list(self.jobs.values())
+        for job in jobs:
+            if not job.is_finished:
+                self.cancel(job.id)
+        for _ in self._workers:
+            self._queue.put(None)
+        deadline = time.time() + timeout
+        for thread in self._workers:
+            thread.join(max(0.0, deadline - time.time()))
+
+
+# ----------------------------------------------------------------------------- HTTP
+
+
+class Handler(BaseHTTPRequestHandler):
+    """Routes requests to the ServerApp; every answer is JSON (or take bytes)."""
+
+    server_version = f"speech2flame/{__version__}"
+    timeout = 120  # seconds a client may take to send its request
+
+    @property
+    def app(self) -> ServerApp:
+        return self.server.app
+
+    def log_message(self, format, *args):  # noqa: A002 (stdlib signature)
+        log.debug("%s %s", self.address_string(), format % args)
+
+    def do_GET(self):
+        self._handle("GET")
+
+    def do_POST(self):
+        self._handle("POST")
+
+    def do_PUT(self):
+        self._handle("PUT")
+
+    def do_DELETE(self):
+        self._handle("DELETE")
+
+    def _handle(self, method: str) -> None:
+        try:
+            self._authorise()
+            path, _, query = self.path.partition("?")
+            status, payload = self._route(method, path.rstrip("/"), urllib.parse.parse_qs(query))
+        except ApiError as exc:
+            status, payload = exc.status, {"error": {"code": exc.code, "message": exc.message}}
+        except Exception:
+            log.exception("error handling %s %s", method, self.path)
+            status, payload = 500, {"error": {"code": "internal_error",
+                                              "message": "The server hit an internal error; see its log."}}
+        try:
+            if isinstance(payload, bytes):
+                self._send(status, payload, "application/octet-stream")
+            else:
+                self._send(status, json.dumps(payload).encode(), "application/json")
+        except (BrokenPipeError, ConnectionResetError):
+            log.debug("client went away before the answer")
+        if status == 200 and self.path.rstrip("/") == "/v1/shutdown":
+            threading.Thread(target=self.server.shutdown, daemon=True).start()
+
+    def _send(self, status: int, body: bytes, content_type: str) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        if status == 401:
+            self.send_header("WWW-Authenticate", "Bearer")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def send_error(self, code, message=None, explain=None):
+        """Errors the stdlib raises itself (bad request line, unsupported method) as JSON too."""
+        self.close_connection = True
+        sentences = {400: "The request is not valid HTTP.", 414: "The request URL is too long.",
+                     431: "The request headers are too large.",
+                     501: f"The HTTP method {self.command} is not supported."}
+        error = {"code": "http_error", "message": sentences.get(code, f"HTTP error {code}.")}
+        try:
+            self._send(code, json.dumps({"error": error}).encode(), "application/json")
+        except OSError:
+            pass
+
+    def _authorise(self) -> None:
+        header = self.headers.get("Authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), self.app.token.encode()):
+            self.close_connection = True
+            raise ApiError(401, "unauthorized", "A valid 'Authorization: Bearer <token>' header is required.")
+
+    def _read_json(self):
+        length = self.headers.get("Content-Length")
+        if length is None:
+            if self.headers.get("Transfer-Encoding"):
+                self.close_connection = True
+                raise ApiError(411, "length_required", "Send the request body with a Content-Length header.")
+            return {}
+        try:
+            length = int(length)
+        except ValueError:
+            self.close_connection = True
+            raise ApiError(400, "bad_request", "Content-Length is not a number.") from None
+        if length > self.app.max_upload_bytes:
+            self._drain(length)
+            raise ApiError(413, "too_large", f"The request is {length / 2**20:.1f} MiB; this server accepts "
+                                             f"up to {self.app.max_upload_bytes / 2**20:g} MiB.")
+        raw = self.rfile.read(length) if length else b""
+        if not raw.strip():
+            return {}
+        try:
+            return json.loads(raw)
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            raise ApiError(400, "bad_json", "The request body is not valid JSON.") from None
+
+    def _drain(self, length: int) -> None:
+        """Discard an oversized body so the client can read our 413 (closing on unread data resets it)."""
+        self.close_connection = True
+        if length > DRAIN_LIMIT_BYTES:
+            return
+        try:
+            while length > 0:
+                chunk = self.rfile.read(min(length, 1 << 16))
+                if not chunk:
+                    break
+                length -= len(chunk)
+        except OSError:
+            pass
+
+    def _route(self, method: str, path: str, query: dict):
+        app = self.app
+        parts = path.strip("/").split("/")
+        if parts[:1] != ["v1"]:
+            raise ApiError(404, "not_found", f"There is no endpoint {path or '/'}.")
+        parts = parts[1:]
+        if method == "GET" and parts == ["health"]:
+            return 200, app.health()
+        if method == "GET" and parts == ["stats"]:
+            return 200, app.stats()
+        if method == "POST" and parts == ["shutdown"]:
+            return 200, {"status": "shutting down"}
+        if method == "POST" and parts == ["jobs"]:
+            job = app.submit(app.validate_job(self._read_json()))
+            return 202, {"job_id": job.id, "status": job.status}
+        if len(parts) >= 2 and parts[0] == "jobs":
+            job_id, rest = parts[1], parts[2:]
+            if method == "GET" and not rest:
+                job = app.get_job(job_id)
+                job.finished_event.wait(_wait_seconds(query))
+                return 200, job.to_dict()
+            if method == "POST" and rest == ["cancel"]:
+                return 200, app.cancel(job_id).to_dict()
+            if method == "GET" and rest == ["take"]:
+                job = app.get_job(job_id)
+                if job.status != "done":
+                    raise ApiError(409, "not_done", f"Job {job_id} is {job.status}; its take exists once it is done.")
+                return 200, job.take_bytes
+        known = {"health", "stats", "shutdown", "jobs"}
+        if parts and parts[0] in known:
+            raise ApiError(405, "method_not_allowed", f"{method} is not allowed on {path}.")
+        raise ApiError(404, "not_found", f"There is no endpoint {path}.")
+
+
+def _wait_seconds(query: dict) -> float:
+    """The ``?wait=SECONDS`` long-poll of a status request, 0 to MAX_WAIT_S."""
+    try:
+        return min(max(float(query.get("wait", ["0"])[0]), 0.0), MAX_WAIT_S)
+    except ValueError:
+        raise ApiError(400, "bad_request", "wait must be a number of seconds.") from None
+
+
+class Server(ThreadingHTTPServer):
+    """ThreadingHTTPServer carrying the ServerApp (``server.app``)."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, address, app: ServerApp):
+        self.app = app
+        super().__init__(address, Handler)
+
+    @property
+    def url(self) -> str:
+        host, port = self.server_address[:2]
+        host = f"[{host}]" if ":" in host else host
+        return f"http://{host}:{port}"
+
+    def server_close(self) -> None:
+        super().server_close()
+        self.app.close()
+
+
+class Server6(Server):
+    """The same server on an IPv6 address."""
+
+    address_family = socket.AF_INET6
+
+
+def make_server(host: str = "127.0.0.1", port: int = 0, token: str | None = None, workers: int = 1,
+                max_upload_mb: float = 64.0, max_jobs: int = 32, models_dirs: list[str] | None = None) -> Server:
+    """Bind a server (port 0 picks a free one); call ``serve_forever()`` on it, ``shutdown()`` to stop.
+
+    The token defaults to a random one (``server.app.token``).
+    """
+    app = ServerApp(token or secrets.token_urlsafe(32), workers=workers, max_upload_mb=max_upload_mb,
+                    max_jobs=max_jobs, models_dirs=models_dirs)
+    try:
+        return (Server6 if ":" in host else Server)((host, port), app)
+    except BaseException:
+        app.close()
+        raise
+
+
+# ----------------------------------------------------------------------------- command line
+
+
+def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the ``serve`` options to ``parser``."""
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1, loopback only)")
+    parser.add_argument("--port", type=int, default=0, help="port to bind; 0 picks a free one (default)")
+    parser.add_argument("--token", default=None,
+                        help=f"bearer token clients must send (default: ${TOKEN_ENV}, else a random one)")
+    parser.add_argument("--print-token", action="store_true",
+                        help="include a generated token in the ready line (never a given one)")
+    parser.add_argument("--workers", type=int, default=1, help="job worker threads (default 1)")
+    parser.add_argument("--max-upload-mb", type=float, default=64.0, help="largest request body in MiB (default 64)")
+    parser.add_argument("--max-jobs", type=int, default=32, help="finished jobs kept before expiring (default 32)")
+    parser.add_argument("--models-dir", action="append", default=None,
+                        help=f"folder of model checkpoints (repeatable; default ${MODELS_ENV})")
+    parser.add_argument("--verbose", action="store_true", help="log every request on stderr")
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    """Run the server until /v1/shutdown, SIGTERM or Ctrl-C; print one JSON ready line first."""
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, stream=sys.stderr,
+                        format="speech2flame serve: %(levelname)s %(message)s")
+    token = args.token or os.environ.get(TOKEN_ENV) or None
+    generated = token is None
+    if generated:
+        token = secrets.token_urlsafe(32)
+        if not args.print_token:
+            log.warning("no token given: pass --token, set %s, or use --print-token to see the generated one",
+                        TOKEN_ENV)
+    if not _is_loopback(args.host):
+        log.warning("listening on %s: anyone who can reach this address and knows the token can use "
+                    "this server (traffic is not encrypted)", args.host)
+    models_dirs = args.models_dir or [p for p in os.environ.get(MODELS_ENV, "").split(os.pathsep) if p]
+    try:
+        server = make_server(args.host, args.port, token, workers=args.workers, max_upload_mb=args.max_upload_mb,
+                             max_jobs=args.max_jobs, models_dirs=models_dirs)
+    except OSError as exc:
+        print(f"speech2flame serve: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}.", file=sys.stderr)
+        return 1
+
+    def on_sigterm(signum, frame):
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, on_sigterm)
+    ready = {"event": "ready", "url": server.url, "port": server.server_address[1], "pid": os.getpid(),
+             "version": __version__}
+    if generated and args.print_token:
+        ready["token"] = token
+    print(json.dumps(ready), flush=True)
+    try:
+        server.serve_forever(poll_interval=0.2)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    log.info("stopped")
+    return 0
+
+
+def main(argv=None) -> int:
+    """``python -m speech2flame.server [serve] [options]``."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["serve"]:
+        argv = argv[1:]
+    parser = argparse.ArgumentParser(prog="speech2flame serve", description=__doc__.split("\n")[0])
+    add_serve_arguments(parser)
+    return run_serve(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,269 @@
+"""The backend service, end to end: a real ``python -m speech2flame.server`` subprocess,
+real WAV files, the add-on's stdlib client. Protocol: docs/protocol.md."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import sys
+import threading
+import urllib.error
+import urllib.request
+
+import numpy as np
+import pytest
+import soundfile
+
+from speech2flame.server import make_server
+from speech2flame.take import Take
+from speech2flame_blender.backend_client import BackendClient, BackendError, LocalServer, find_project_python
+
+pytestmark = pytest.mark.slow
+
+ENGINE = "baseline"
+RIG = "demo"
+
+
+def vowel_clip(path, seconds: float = 10.0, sample_rate: int = 44_100, seed: int = 0) -> str:
+    """Write a speech-like 16-bit WAV: a 100-140 Hz voice through vowel formants that change
+    ~4 times a second, with pauses. Clips longer than 10 s repeat a 10 s phrase."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(min(seconds, 10.0) * sample_rate)) / sample_rate
+    f0 = 120 + 20 * np.sin(2 * np.pi * 0.3 * t)
+    phase = 2 * np.pi * np.cumsum(f0) / sample_rate
+    syllable = np.floor(t * 4).astype(int)
+    formants = rng.uniform([300, 900], [800, 2300], size=(syllable.max() + 1, 2))[syllable]  # (N, 2) F1, F2
+    voice = np.zeros_like(t)
+    for k in range(1, 30):
+        gain = sum(1.0 / (1.0 + ((k * f0 - f) / 120.0) ** 2) for f in formants.T) / k
+        voice += gain * np.sin(k * phase)
+    envelope = np.sin(np.pi * (t * 4 % 1.0)) ** 2 * (rng.random(syllable.max() + 1) > 0.15)[syllable]
+    envelope *= (t % 3.0) < 2.6  # a pause every 3 s
+    samples = np.resize(0.3 * voice * envelope / np.abs(voice).max(), int(seconds * sample_rate))
+    samples += 1e-4 * rng.standard_normal(len(samples))
+    soundfile.write(str(path), samples.astype(np.float32), sample_rate, subtype="PCM_16")
+    return str(path)
+
+
+def job(audio: dict, **controls) -> dict:
+    return {"audio": audio, "engine": ENGINE, "rig": RIG, "fps": 30, "start_frame": 1, "controls": controls}
+
+
+def raw_request(server: LocalServer, method: str, path: str, body: bytes | None = None, token: str | None = None):
+    """(HTTP status, parsed JSON) of a request sent without the client library."""
+    request = urllib.request.Request(server.url + path, data=body, method=method)
+    if token is not None:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        assert exc.headers["Content-Type"] == "application/json"
+        return exc.code, json.loads(exc.read())
+
+
+def assert_one_sentence(error: dict) -> None:
+    message = error["error"]["message"]
+    assert error["error"]["code"] and message.endswith(".") and "\n" not in message
+    assert "Traceback" not in message and len(message) < 200
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    models = tmp_path_factory.mktemp("models")
+    (models / "voice-a").mkdir()
+    (models / "voice-a" / "model.safetensors").write_bytes(b"")  # only listed, never loaded here
+    (models / "voice-a" / "config.json").write_text("{}")
+    with LocalServer(sys.executable, ["--max-upload-mb", "2", "--models-dir", str(models)]) as local:
+        yield local
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    return vowel_clip(tmp_path_factory.mktemp("audio") / "line.wav")
+
+
+def test_health_reports_version_device_and_engines(server):
+    health = server.client().health()
+    assert health["status"] == "ok" and health["pid"] == server.process.pid
+    assert health["device"] in ("cpu", "cuda", "mps")
+    assert {"name": ENGINE, "available": True} in health["engines"]
+    assert health["max_upload_mb"] == 2.0 and health["version"] == server.ready["version"]
+    assert "voice-a" in [model["name"] for model in health["models"]]
+
+
+def test_every_request_needs_the_token(server):
+    for token in (None, "wrong-token", server.token + "x"):
+        status, body = raw_request(server, "GET", "/v1/health", token=token)
+        assert status == 401
+        assert_one_sentence(body)
+    with pytest.raises(BackendError) as info:
+        BackendClient(server.url, "wrong-token").submit(job({"path": "/nonexistent.wav"}))
+    assert info.value.status == 401
+    assert raw_request(server, "GET", "/v1/stats", token=server.token)[0] == 200
+
+
+def test_job_round_trip_then_slider_tweaks_reuse_the_analysis(server, clip, tmp_path):
+    client = server.client()
+    hits_before = client.stats()["analysis_cache"]["hits"]
+    first = client.submit(job({"path": clip}, articulation=1.0, seed=3))
+    state = client.wait(first, timeout=20)
+    (tmp_path / "first.npz").write_bytes(client.fetch_take(first))
+
+    take = Take.load(tmp_path / "first.npz")
+    assert state["progress"] == 1.0 and state["analysis_cached"] is False
+    assert take.num_frames == 300 and take.fps == 30
+    assert take.metadata["engine"] == ENGINE and take.metadata["frame_offset"] == 1
+    assert take.metadata["audio_sha256"] == hashlib.sha256(open(clip, "rb").read()).hexdigest()
+    assert take.jaw[:, 0].max() > 0.05  # the voice opens the jaw
+
+    # The same bytes, uploaded this time, with a stronger mouth: only synthesis runs again.
+    upload = {"data_b64": base64.b64encode(open(clip, "rb").read()).decode(), "filename": "line.wav"}
+    second = client.submit(job(upload, articulation=1.6, seed=3))
+    state = client.wait(second, timeout=20)
+    (tmp_path / "second.npz").write_bytes(client.fetch_take(second))
+    tweaked = Take.load(tmp_path / "second.npz")
+    assert state["analysis_cached"] is True
+    assert client.stats()["analysis_cache"]["hits"] == hits_before + 1
+    assert tweaked.metadata["controls"]["articulation"] == 1.6
+    assert tweaked.jaw[:, 0].max() > 1.3 * take.jaw[:, 0].max()  # articulation 1.6 opens the jaw wider
+
+    # Faster: on one-minute clips (so that timing noise is small), the best of two cold jobs
+    # against the best of three slider tweaks on the first clip.
+    minute = [vowel_clip(tmp_path / f"minute{seed}.wav", seconds=60, sample_rate=16_000, seed=seed)
+              for seed in (11, 12)]
+    cold = [client.wait(client.submit(job({"path": path})), 20) for path in minute]
+    warm = [client.wait(client.submit(job({"path": minute[0]}, articulation=a)), 20) for a in (0.5, 0.8, 1.2)]
+    assert all(state["analysis_cached"] for state in warm) and not any(state["analysis_cached"] for state in cold)
+    assert min(s["run_s"] for s in warm) < min(s["run_s"] for s in cold), (cold, warm)
+
+
+def test_unknown_unfinished_and_cancelled_jobs(server, tmp_path):
+    client = server.client()
+    with pytest.raises(BackendError) as info:
+        client.status("no-such-job")
+    assert info.value.status == 404 and info.value.code == "unknown_job"
+
+    long_clip = vowel_clip(tmp_path / "long.wav", seconds=180, sample_rate=16_000, seed=2)
+    running = client.submit(job({"path": long_clip}, seed=1))
+    queued = client.submit(job({"path": long_clip}, seed=2))  # one worker: it waits behind the first
+    assert client.cancel(queued)["status"] == "cancelled"
+    assert client.cancel(running)["status"] in ("queued", "running")  # stops at its next progress report
+    with pytest.raises(BackendError) as info:
+        client.fetch_take(queued)
+    assert info.value.status == 409 and info.value.code == "not_done"
+    for job_id in (running, queued):
+        with pytest.raises(BackendError) as info:
+            client.wait(job_id, timeout=20)
+        assert info.value.code == "cancelled"
+        assert client.status(job_id)["status"] == "cancelled"
+
+
+def test_a_job_that_fails_reports_why(server, clip):
+    client = server.client()
+    job_id = client.submit({**job({"path": clip}), "engine": "neural", "model": "/no/such/checkpoint"})
+    with pytest.raises(BackendError) as info:
+        client.wait(job_id, timeout=20)
+    assert str(info.value) == "Neural model not found: /no/such/checkpoint."
+    state = client.status(job_id)
+    assert state["status"] == "failed" and state["error"]["code"] == "engine_error"
+
+
+@pytest.mark.parametrize("case", ["malformed_json", "not_an_object", "unknown_key", "unknown_control",
+                                  "control_out_of_range", "bad_audio_bytes", "missing_audio_file",
+                                  "unknown_engine", "missing_rig", "oversized_upload"])
+def test_bad_requests_get_a_4xx_json_error_in_one_sentence(server, clip, case):
+    audio = {"path": clip}
+    bodies = {
+        "malformed_json": b'{"audio": {"path": ',
+        "not_an_object": b"[1, 2, 3]",
+        "unknown_key": json.dumps({**job(audio), "speed": 2}).encode(),
+        "unknown_control": json.dumps(job(audio, loudness=2)).encode(),
+        "control_out_of_range": json.dumps(job(audio, articulation=7)).encode(),
+        "bad_audio_bytes": json.dumps(job({"data_b64": base64.b64encode(os.urandom(4000)).decode(),
+                                           "filename": "noise.wav"})).encode(),
+        "missing_audio_file": json.dumps(job({"path": clip + ".missing"})).encode(),
+        "unknown_engine": json.dumps({**job(audio), "engine": "telepathy"}).encode(),
+        "missing_rig": json.dumps({**job(audio), "rig": "/no/such/head.npz"}).encode(),
+        "oversized_upload": json.dumps(job({"data_b64": "A" * (3 * 2**20), "filename": "big.wav"})).encode(),
+    }
+    status, body = raw_request(server, "POST", "/v1/jobs", bodies[case], token=server.token)
+    assert status == (413 if case == "oversized_upload" else 400), body
+    assert_one_sentence(body)
+    if case not in ("malformed_json", "not_an_object"):  # the client surfaces the same sentence
+        with pytest.raises(BackendError) as info:
+            server.client().submit(json.loads(bodies[case]))
+        assert str(info.value) == body["error"]["message"] and info.value.status == status
+
+
+def test_unknown_endpoints_and_methods_get_json_errors_not_html(server):
+    assert raw_request(server, "GET", "/v1/nothing", token=server.token)[0] == 404
+    assert raw_request(server, "DELETE", "/v1/health", token=server.token)[0] == 405
+    status, body = raw_request(server, "PATCH", "/v1/jobs", b"{}", token=server.token)
+    assert status == 501
+    assert_one_sentence(body)
+
+
+def test_a_server_killed_mid_job_gives_a_clear_error(tmp_path):
+    long_clip = vowel_clip(tmp_path / "long.wav", seconds=120, sample_rate=16_000)
+    with LocalServer(sys.executable) as local:  # stopping a dead server is fine
+        client = local.client()
+        job_id = client.submit(job({"path": long_clip}))
+        local.process.kill()  # SIGKILL on POSIX: no goodbye
+        local.process.wait()
+        with pytest.raises(BackendError) as info:
+            client.wait(job_id, timeout=10)
+        assert str(info.value) == f"The speech2flame backend at {local.url} is not running."
+
+
+def test_local_server_starts_and_stops():
+    local = LocalServer(sys.executable)
+    try:
+        assert local.is_alive() and local.ready["pid"] == local.process.pid
+        assert local.client().stats()["jobs"] == {}
+    finally:
+        local.stop()
+    pid = local.process.pid
+    assert not local.is_alive() and local.process.returncode == 0  # shut down cleanly, not killed
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGTERM is POSIX")
+def test_sigterm_stops_the_server_cleanly():
+    with LocalServer(sys.executable) as local:
+        local.process.terminate()
+        assert local.process.wait(10) == 0
+
+
+def test_in_process_server_expires_old_jobs(clip):
+    server = make_server(port=0, token="in-process", max_jobs=2)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        client = BackendClient(server.url, "in-process")
+        job_ids = [client.wait(client.submit(job({"path": clip}, seed=seed)), timeout=20)["job_id"]
+                   for seed in range(4)]  # one after the other
+        assert client.fetch_take(job_ids[-1])[:2] == b"PK"  # an .npz is a zip archive
+        with pytest.raises(BackendError, match="expired"):
+            client.status(job_ids[0])
+        assert client.stats()["jobs"] == {"done": 2}
+    finally:
+        server.shutdown()
+        server.server_close()
+    thread.join(5)
+    assert not thread.is_alive()
+
+
+def test_local_server_reports_why_it_could_not_start():
+    with pytest.raises(BackendError, match=r"^The backend could not start: .*unrecognized arguments: --bogus\.$"):
+        LocalServer(sys.executable, ["--bogus"])
+
+
+def test_find_project_python_honours_the_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("SPEECH2FLAME_PYTHON", sys.executable)
+    assert find_project_python() is not None and find_project_python().samefile(sys.executable)
+    monkeypatch.setenv("SPEECH2FLAME_PYTHON", str(tmp_path / "missing-python"))
+    assert find_project_python() is None
