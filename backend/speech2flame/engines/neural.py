@@ -1,0 +1,200 @@
+"""The neural engine: a trained speech2flame model (``--model PATH``) drives the face and head.
+
+analyse:     audio -> audio-encoder features at the model's frame rate (cached by the pipeline)
+synthesise:  features + controls -> Take. The face decoder gives expressions and jaw (style
+             reference, emotion and intensity as model inputs); the pose prior samples head and
+             neck rotation with the controls' seed and temperature; blinks and gaze are
+             procedural (:mod:`speech2flame.procedural`). Sliders scale the result:
+             articulation -> jaw and mouth channels, expressiveness -> the other expression
+             channels (rigs with unnamed PCA channels: articulation scales all of them),
+             head_motion -> neck and global rotation, smoothing -> Gaussian smoothing in time.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from threading import Lock
+
+import numpy as np
+
+from ..audio import Audio
+from ..controls import Controls
+from ..head_model import HeadModel
+from ..take import Take, TakeError
+from . import EngineError, Progress
+
+MOUTH_PREFIXES = ("jaw", "mouth", "lip", "cheek", "tongue")
+NATURAL_BLINKS_PER_MIN = 17.0
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "data" / "neural_default"
+
+_models: dict = {}
+_lock = Lock()
+
+
+@dataclass
+class NeuralAnalysis:
+    """Slider-independent result of :func:`analyse`.
+
+    features   (T_model, D) audio features at ``model_fps``
+    energy     (T_model,) 0..1 loudness envelope (blinks prefer pauses)
+    num_frames frames of the take at the requested fps
+    """
+
+    model_path: str
+    model_fps: float
+    features: np.ndarray
+    energy: np.ndarray
+    num_frames: int
+
+
+def resolve_model_path(model: str | None) -> str:
+    """The checkpoint to use: ``model`` or the shipped default; EngineError if there is none."""
+    if model:
+        path = Path(model).expanduser()
+        if not path.exists():
+            raise EngineError(f"Neural model not found: {path}.")
+        return str(path.resolve())
+    if (DEFAULT_MODEL_DIR / "config.json").is_file():
+        return str(DEFAULT_MODEL_DIR)
+    raise EngineError("The neural engine needs a trained model: pass --model PATH (a checkpoint folder).")
+
+
+def get_model(path: str):
+    """Load a checkpoint once per process (keyed by path and modification time)."""
+    from ..models.checkpoint import CheckpointError, checkpoint_files, load_checkpoint
+
+    weights, _ = checkpoint_files(path)
+    key = (path, weights.stat().st_mtime_ns if weights.exists() else 0)
+    with _lock:
+        if key not in _models:
+            try:
+                _models[key] = load_checkpoint(path, "cpu")
+            except CheckpointError as exc:
+                raise EngineError(str(exc)) from None
+        return _models[key]
+
+
+def analyse(audio: Audio, fps: float, transcript: str | None = None, model: str | None = None,
+            progress: Progress | None = None) -> NeuralAnalysis:
+    """Run the audio encoder over the whole clip (see module docstring)."""
+    import torch
+
+    from ..models.encoders import num_frames_for
+
+    path = resolve_model_path(model)
+    net = get_model(path)
+    if progress:
+        progress(0.1, "encoding audio")
+    model_fps = float(net.config.fps)
+    n = num_frames_for(len(audio.samples), model_fps)
+    with torch.inference_mode():
+        feats = net.encode_audio(torch.from_numpy(np.asarray(audio.samples, np.float32))[None], n)[0].numpy()
+    hop = 16000.0 / model_fps
+    rms = np.array([np.sqrt(np.mean(audio.samples[int(i * hop): int((i + 1) * hop)] ** 2) + 1e-12)
+                    for i in range(n)], np.float32)
+    energy = np.clip(rms / (rms.max() + 1e-8), 0.0, 1.0)
+    if progress:
+        progress(1.0, "audio encoded")
+    return NeuralAnalysis(model_path=path, model_fps=model_fps, features=feats.astype(np.float32),
+                          energy=energy, num_frames=audio.num_frames(fps))
+
+
+def load_style_reference(path: str | os.PathLike, head: HeadModel, fps: float) -> np.ndarray:
+    """(T, E+3) expressions + jaw of a style reference at ``fps``: a take ``.npz``, or a
+    FLAME-parameter ``.npz`` with ``expression``/``exp`` and ``jaw``/``jaw_pose``/``pose`` (global, jaw)."""
+    from ..training.datasets import _fit_to, resample_frames
+
+    path = Path(path)
+    if not path.is_file():
+        raise EngineError(f"Style reference not found: {path}.")
+    try:
+        take = Take.load(path)
+    except TakeError:
+        take = None
+    if take is not None:
+        index = {n: i for i, n in enumerate(take.expression_names)}
+        expression = np.zeros((take.num_frames, len(head.expression_names)), np.float32)
+        shared = [(j, index[n]) for j, n in enumerate(head.expression_names) if n in index]
+        if not shared:
+            raise EngineError(f"Style reference {path.name} is a take for another rig: no expression names match.")
+        for j, i in shared:
+            expression[:, j] = take.expression[:, i]
+        motion, src_fps = np.concatenate([expression, take.jaw], axis=1), take.fps
+    else:
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                p = {k: np.asarray(data[k], np.float32) for k in data.files}
+        except Exception:
+            raise EngineError(f"Style reference {path.name} is neither a take nor a FLAME-parameter .npz.") from None
+        exp = p.get("expression", p.get("exp"))
+        jaw = p.get("jaw", p.get("jaw_pose", p["pose"][:, 3:6] if "pose" in p else None))
+        if exp is None or jaw is None or exp.ndim != 2 or len(jaw) != len(exp):
+            raise EngineError(f"Style reference {path.name} needs 'expression' (T, E) and 'jaw' (T, 3) arrays.")
+        motion = np.concatenate([_fit_to(exp, len(head.expression_names)), jaw], axis=1)
+        src_fps = float(p.get("fps", np.float32(fps)))
+    if len(motion) < 2:
+        raise EngineError(f"Style reference {path.name} is too short (fewer than 2 frames).")
+    return resample_frames(motion, src_fps, fps)
+
+
+def _to_fps(x: np.ndarray, src_fps: float, dst_fps: float, num_frames: int) -> np.ndarray:
+    """(T, C) at src_fps -> (num_frames, C) at dst_fps by linear interpolation."""
+    t_dst = np.arange(num_frames) / dst_fps
+    t_src = np.arange(len(x)) / src_fps
+    return np.stack([np.interp(t_dst, t_src, x[:, c]) for c in range(x.shape[1])], axis=1).astype(np.float32)
+
+
+def synthesise(analysis: NeuralAnalysis, head: HeadModel, fps: float, controls: Controls,
+               progress: Progress | None = None) -> Take:
+    """Features + controls -> Take for ``head`` (see module docstring)."""
+    from ..models.checkpoint import CheckpointError, check_head
+    from ..procedural import blink_curves, gaze_curves, smooth
+
+    net = get_model(analysis.model_path)
+    try:
+        check_head(net.config, head)
+    except CheckpointError as exc:
+        raise EngineError(str(exc)) from None
+    mfps, t_model = analysis.model_fps, len(analysis.features)
+    style = load_style_reference(controls.style_ref, head, mfps) if controls.style_ref else None
+    emotion = controls.emotion_curves(t_model, mfps)
+    out = net.generate(analysis.features, emotion, style, seed=controls.seed, temperature=controls.temperature)
+    if progress:
+        progress(0.6, "decoded face and head")
+    n = analysis.num_frames
+    conv = lambda x: _to_fps(x, mfps, fps, n)  # noqa: E731
+    expression, jaw = conv(out["expression"]), conv(out["jaw"])
+    neck, global_rot = conv(out["neck"]), conv(out["global_rot"])
+
+    names = list(head.expression_names)
+    mouth = np.array([n.lower().startswith(MOUTH_PREFIXES) for n in names])
+    if not mouth.any():  # unnamed PCA channels: cannot split mouth from upper face
+        mouth[:] = True
+    expression[:, mouth] *= controls.articulation
+    expression[:, ~mouth] *= controls.expressiveness
+    jaw *= controls.articulation
+    neck *= controls.head_motion
+    global_rot *= controls.head_motion
+    if controls.smoothing > 0:
+        sigma = controls.smoothing * 0.1 * fps
+        expression, jaw, neck, global_rot = (smooth(a, sigma) for a in (expression, jaw, neck, global_rot))
+
+    rng = np.random.default_rng(controls.seed)
+    pauses = _to_fps(analysis.energy[:, None], mfps, fps, n)[:, 0] < 0.1
+    blinks = blink_curves(n, fps, NATURAL_BLINKS_PER_MIN * controls.blink_rate, rng, pauses)
+    for side in ("eyeBlinkLeft", "eyeBlinkRight"):
+        if side in names:
+            i = names.index(side)
+            expression[:, i] = np.maximum(expression[:, i], blinks)
+    eyes = gaze_curves(n, fps, rng)
+
+    take = Take(fps=float(fps), expression=expression, expression_names=names, jaw=jaw, neck=neck,
+                global_rot=global_rot, eyes=eyes)
+    if "detail_weights" in out:
+        take.detail_basis = net.face.detail_basis.detach().cpu().numpy() / 1000.0  # mm -> metres
+        take.detail_weights = conv(out["detail_weights"])
+    if progress:
+        progress(1.0, "done")
+    return take

@@ -1,0 +1,1 @@
+"""Training of the neural engine: datasets (:mod:`.datasets`) and the loop (:mod:`.train`)."""

@@ -1,0 +1,371 @@
+"""Training data: three on-disk layouts read into one kind of :class:`Clip`.
+
+(a) ``vocaset``  -- VOCASET as processed by FaceFormer and followers:
+        ROOT/wav/SUBJECT_SENTENCE.wav
+        ROOT/vertices_npy/SUBJECT_SENTENCE.npy   (T, V*3) metres at 60 fps
+        ROOT/templates.npz (SUBJECT -> (V, 3)) or templates.pkl (read with a numpy-only unpickler)
+    60 fps is downsampled to 30. With a head model given, FLAME expression + jaw
+    parameters are fitted to the vertices once and cached in ROOT/flame_fits/.
+(b) ``flame_params`` -- per-frame FLAME parameters with emotion labels (MEAD / EMOCA style):
+        ROOT/manifest.jsonl  lines {"audio": "a.wav", "params": "a.npz", "emotion": "happy",
+                                    "intensity": 0.66, "style": "M003", "split": "train", "fps": 30}
+    each npz holding ``expression``/``exp`` (T, E'), and ``jaw``/``jaw_pose`` (T, 3) or
+    ``pose`` (T, 6) = global + jaw; optional ``neck``, ``global_rot``. E' is cut or
+    zero-padded to the head's E.
+(c) ``synthetic`` -- this project's format (see :class:`SyntheticCorpusWriter`):
+        ROOT/manifest.jsonl  lines {"id", "audio", "take", "split", "emotion", "intensity", "style"}
+        ROOT/audio/ID.wav    16-bit PCM mono 16 kHz
+        ROOT/takes/ID.npz    a :class:`speech2flame.take.Take`
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..audio import SAMPLE_RATE, load_audio
+from ..controls import EMOTIONS, Controls
+from ..take import Take
+
+FORMATS = ("synthetic", "flame_params", "vocaset")
+MANIFEST = "manifest.jsonl"
+
+
+class DatasetError(ValueError):
+    """A dataset folder that does not follow the layout it was declared as."""
+
+
+@dataclass
+class Clip:
+    """One training sequence at the model frame rate (T frames).
+
+    audio       (N,) float32 16 kHz
+    expression  (T, E) rig expression weights; jaw, neck, global_rot (T, 3) radians
+    emotion     (T, 8) emotion weights (intensity included, order of controls.EMOTIONS)
+    style       key of the speaker/style; clips sharing it may serve as style references
+    detail      optional (T, V, 3) per-vertex residual (metres) the FLAME parameters do not explain
+    """
+
+    id: str
+    audio: np.ndarray
+    expression: np.ndarray
+    jaw: np.ndarray
+    neck: np.ndarray
+    global_rot: np.ndarray
+    emotion: np.ndarray
+    style: str = ""
+    detail: np.ndarray | None = None
+
+    @property
+    def num_frames(self) -> int:
+        return int(self.expression.shape[0])
+
+    def face_motion(self) -> np.ndarray:
+        """(T, E+3) expression then jaw: the face decoder's output space."""
+        return np.concatenate([self.expression, self.jaw], axis=1)
+
+    def head_pose(self) -> np.ndarray:
+        """(T, 6) neck then global rotation."""
+        return np.concatenate([self.neck, self.global_rot], axis=1)
+
+
+def resample_frames(x: np.ndarray, src_fps: float, dst_fps: float) -> np.ndarray:
+    """(T, C) curves from ``src_fps`` to ``dst_fps``: plain striding for integer ratios
+    (VOCASET 60 -> 30 keeps every other frame), linear interpolation otherwise."""
+    x = np.asarray(x, np.float32)
+    if abs(src_fps - dst_fps) < 1e-6 or len(x) == 0:
+        return x
+    ratio = src_fps / dst_fps
+    if abs(ratio - round(ratio)) < 1e-6 and ratio > 1:
+        return x[:: int(round(ratio))]
+    n = max(1, int(round(len(x) / ratio)))
+    t = np.arange(n) * ratio
+    src = np.arange(len(x))
+    return np.stack([np.interp(t, src, x[:, c]) for c in range(x.shape[1])], axis=1).astype(np.float32)
+
+
+def emotion_weights(num_frames: int, fps: float, emotion: str = "neutral", intensity: float = 1.0,
+                    schedule: list | None = None) -> np.ndarray:
+    """(T, 8) per-frame emotion weights from a label (and intensity 0..1) or a schedule."""
+    if emotion not in EMOTIONS:
+        raise DatasetError(f"Unknown emotion label {emotion!r}; use one of {', '.join(EMOTIONS)}.")
+    controls = Controls(emotion=emotion, intensity=float(intensity), emotion_schedule=list(schedule or []))
+    return controls.validate().emotion_curves(num_frames, fps)
+
+
+def _fit_to(x: np.ndarray, width: int) -> np.ndarray:
+    """Cut or zero-pad (T, C) to (T, width)."""
+    out = np.zeros((len(x), width), np.float32)
+    out[:, : min(width, x.shape[1])] = x[:, :width]
+    return out
+
+
+def _read_manifest(root: Path) -> list[dict]:
+    path = root / MANIFEST
+    if not path.is_file():
+        raise DatasetError(f"{root} has no {MANIFEST}; see docs/neural.md for the dataset layouts.")
+    items = []
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        if line.strip():
+            try:
+                items.append(json.loads(line))
+            except json.JSONDecodeError:
+                raise DatasetError(f"{path} line {number} is not JSON.") from None
+    return items
+
+
+def _trim_audio(samples: np.ndarray, num_frames: int, fps: float) -> np.ndarray:
+    """Cut or zero-pad audio so it covers exactly ``num_frames`` frames."""
+    n = int(round(num_frames / fps * SAMPLE_RATE))
+    out = np.zeros(n, np.float32)
+    out[: min(n, len(samples))] = samples[:n]
+    return out
+
+
+# ---------------------------------------------------------------- (c) synthetic
+
+class SyntheticCorpusWriter:
+    """Writes the synthetic format: ``with SyntheticCorpusWriter(root) as w: w.add(...)``.
+
+    Shared by the tests and the corpus generator. Appends to an existing manifest.
+    """
+
+    def __init__(self, root: str | os.PathLike):
+        self.root = Path(root)
+        (self.root / "audio").mkdir(parents=True, exist_ok=True)
+        (self.root / "takes").mkdir(parents=True, exist_ok=True)
+        self._manifest = open(self.root / MANIFEST, "a")
+
+    def add(self, item_id: str, samples: np.ndarray, take: Take, split: str = "train",
+            emotion: str | None = None, intensity: float | None = None, style: str = "",
+            sample_rate: int = SAMPLE_RATE, **extra) -> dict:
+        """Write ``audio/ID.wav`` (16-bit PCM) and ``takes/ID.npz``; append the manifest line.
+
+        emotion/intensity default to the take's ``metadata["controls"]`` (else neutral, 0).
+        """
+        import soundfile
+
+        controls = take.metadata.get("controls", {})
+        entry = {
+            "id": str(item_id),
+            "audio": f"audio/{item_id}.wav",
+            "take": f"takes/{item_id}.npz",
+            "split": split,
+            "emotion": emotion or controls.get("emotion", "neutral"),
+            "intensity": float(intensity if intensity is not None else controls.get("intensity", 0.0)),
+            "style": style,
+            **extra,
+        }
+        soundfile.write(self.root / entry["audio"], np.asarray(samples, np.float32), sample_rate, subtype="PCM_16")
+        take.save(self.root / entry["take"])
+        self._manifest.write(json.dumps(entry) + "\n")
+        self._manifest.flush()
+        return entry
+
+    def close(self) -> None:
+        self._manifest.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def _load_synthetic(root: Path, entry: dict, head, fps: float) -> Clip:
+    take = Take.load(root / entry["take"])
+    if list(take.expression_names) != list(head.expression_names):
+        raise DatasetError(f"Take {entry['take']} is for another rig: its expression names differ from the head's.")
+    audio = load_audio(root / entry["audio"]).samples
+    rs = lambda a: resample_frames(a, take.fps, fps)  # noqa: E731
+    expression = rs(take.expression)
+    t = len(expression)
+    detail = None
+    if take.detail_basis is not None:
+        detail = np.einsum("tk,kvc->tvc", rs(take.detail_weights), take.detail_basis).astype(np.float32)
+    return Clip(id=str(entry.get("id", Path(entry["take"]).stem)), audio=_trim_audio(audio, t, fps),
+                expression=expression, jaw=rs(take.jaw), neck=rs(take.neck), global_rot=rs(take.global_rot),
+                emotion=emotion_weights(t, fps, entry.get("emotion", "neutral"), entry.get("intensity", 0.0)),
+                style=str(entry.get("style", "")), detail=detail)
+
+
+# ---------------------------------------------------------------- (b) flame_params
+
+def _load_flame_params(root: Path, entry: dict, head, fps: float) -> Clip:
+    path = root / entry["params"]
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            p = {k: np.asarray(data[k], np.float32) for k in data.files}
+    except Exception as exc:
+        raise DatasetError(f"Cannot read FLAME parameters {path} ({exc.__class__.__name__}).") from None
+    expression = p.get("expression", p.get("exp"))
+    if expression is None:
+        raise DatasetError(f"{path.name} has no 'expression' (or 'exp') array.")
+    t = len(expression)
+    zeros = np.zeros((t, 3), np.float32)
+    jaw = p.get("jaw", p.get("jaw_pose"))
+    global_rot = p.get("global_rot", p.get("global_pose"))
+    if "pose" in p:  # FLAME / EMOCA: global (3) then jaw (3)
+        global_rot = p["pose"][:, :3] if global_rot is None else global_rot
+        jaw = p["pose"][:, 3:6] if jaw is None else jaw
+    src_fps = float(entry.get("fps", p.get("fps", np.float32(fps))))
+    rs = lambda a: resample_frames(zeros if a is None else a, src_fps, fps)  # noqa: E731
+    expression = rs(_fit_to(expression, len(head.expression_names)))
+    n = len(expression)
+    audio = load_audio(root / entry["audio"]).samples
+    return Clip(id=str(entry.get("id", path.stem)), audio=_trim_audio(audio, n, fps), expression=expression,
+                jaw=rs(jaw), neck=rs(p.get("neck")), global_rot=rs(global_rot),
+                emotion=emotion_weights(n, fps, entry.get("emotion", "neutral"), entry.get("intensity", 1.0)),
+                style=str(entry.get("style", "")))
+
+
+# ---------------------------------------------------------------- (a) vocaset
+
+class _NumpyOnlyUnpickler(pickle.Unpickler):
+    """Reads pickled dicts of numpy arrays (VOCASET templates.pkl) and refuses anything else."""
+
+    ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+               ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "scalar"),
+               ("numpy._core.multiarray", "scalar"), ("_codecs", "encode")}
+
+    def find_class(self, module, name):
+        if (module, name) in self.ALLOWED:
+            return super().find_class(module, name)
+        raise DatasetError(f"templates.pkl contains a {module}.{name} object; only numpy arrays are accepted.")
+
+
+def read_templates(root: Path) -> dict[str, np.ndarray]:
+    """Subject -> (V, 3) template vertices from templates.npz or templates.pkl."""
+    if (root / "templates.npz").is_file():
+        with np.load(root / "templates.npz", allow_pickle=False) as data:
+            return {k: np.asarray(data[k], np.float32).reshape(-1, 3) for k in data.files}
+    if (root / "templates.pkl").is_file():
+        with open(root / "templates.pkl", "rb") as fh:
+            data = _NumpyOnlyUnpickler(fh, encoding="latin1").load()
+        return {str(k): np.asarray(v, np.float32).reshape(-1, 3) for k, v in data.items()}
+    raise DatasetError(f"{root} has neither templates.npz nor templates.pkl.")
+
+
+def fit_flame_parameters(head, vertices: np.ndarray, template: np.ndarray, steps: int = 200) -> dict:
+    """Fit expression (T, E) and jaw (T, 3) so the head, with ``template`` as its identity,
+    matches ``vertices`` (T, V, 3) metres; ``detail`` (T, V, 3) is what the fit leaves over.
+    Needs :mod:`speech2flame.flame`; Adam on all frames at once."""
+    import torch
+
+    try:
+        from ..flame import FlameLayer
+    except ImportError:
+        raise DatasetError("Fitting FLAME parameters to VOCASET needs speech2flame.flame, "
+                           "which this installation lacks.") from None
+    if vertices.shape[1] != head.num_vertices:
+        raise DatasetError(f"VOCASET meshes have {vertices.shape[1]} vertices but the head has "
+                           f"{head.num_vertices}; use the FLAME head the data was registered to.")
+    from dataclasses import replace
+
+    layer = FlameLayer(replace(head, v_template=np.asarray(template, np.float32)))
+    target = torch.as_tensor(vertices, dtype=torch.float32)
+    t, e = len(vertices), len(head.expression_names)
+    expression = torch.zeros(t, e, requires_grad=True)
+    jaw = torch.zeros(t, 3, requires_grad=True)
+    still, eyes = torch.zeros(t, 3), torch.zeros(t, 6)
+    optimiser = torch.optim.Adam([expression, jaw], lr=0.05)
+    for _ in range(steps):
+        optimiser.zero_grad()
+        verts = layer(expression, jaw, still, still, eyes)
+        loss = (verts - target).pow(2).sum(-1).mean() + 1e-6 * expression.pow(2).mean()
+        loss.backward()
+        optimiser.step()
+    with torch.no_grad():
+        detail = (target - layer(expression, jaw, still, still, eyes)).numpy()
+    return {"expression": expression.detach().numpy(), "jaw": jaw.detach().numpy(), "detail": detail}
+
+
+def _vocaset_entries(root: Path, split_subjects: dict | None) -> list[dict]:
+    if not (root / "wav").is_dir() or not (root / "vertices_npy").is_dir():
+        raise DatasetError(f"{root} is not a VOCASET folder: it needs wav/ and vertices_npy/.")
+    entries = []
+    for wav in sorted((root / "wav").glob("*.wav")):
+        verts = root / "vertices_npy" / f"{wav.stem}.npy"
+        if verts.is_file():
+            subject = wav.stem.rsplit("_", 1)[0]
+            split = "train"
+            for name, subjects in (split_subjects or {}).items():
+                if subject in subjects:
+                    split = name
+            entries.append({"id": wav.stem, "audio": f"wav/{wav.name}", "vertices": f"vertices_npy/{verts.name}",
+                            "style": subject, "split": split, "fps": 60.0})
+    return entries
+
+
+def _load_vocaset(root: Path, entry: dict, head, fps: float, templates: dict) -> Clip:
+    verts = np.load(root / entry["vertices"], allow_pickle=False).astype(np.float32)
+    verts = resample_frames(verts.reshape(len(verts), -1), entry["fps"], fps).reshape(-1, head.num_vertices, 3)
+    if entry["style"] not in templates:
+        raise DatasetError(f"No template for VOCASET subject {entry['style']}.")
+    cache = root / "flame_fits" / f"{entry['id']}_{head.rig_id()}.npz"
+    if cache.is_file():
+        with np.load(cache, allow_pickle=False) as data:
+            fit = {k: data[k] for k in data.files}
+    else:
+        fit = fit_flame_parameters(head, verts, templates[entry["style"]])
+        cache.parent.mkdir(exist_ok=True)
+        np.savez(cache, **fit)
+    t = len(fit["expression"])
+    zeros = np.zeros((t, 3), np.float32)
+    audio = load_audio(root / entry["audio"]).samples
+    return Clip(id=entry["id"], audio=_trim_audio(audio, t, fps), expression=fit["expression"], jaw=fit["jaw"],
+                neck=zeros, global_rot=zeros, emotion=emotion_weights(t, fps), style=entry["style"],
+                detail=np.asarray(fit["detail"], np.float32))
+
+
+# ---------------------------------------------------------------- one entry point
+
+class MotionDataset:
+    """The clips of one split of a dataset, loaded on first use and kept in memory.
+
+    kind: "synthetic", "flame_params" or "vocaset"; head: the rig the targets are for;
+    fps: model frame rate; split: "train", "val", ... (VOCASET: by ``split_subjects``).
+    """
+
+    def __init__(self, kind: str, root: str | os.PathLike, head, fps: float = 30.0, split: str = "train",
+                 split_subjects: dict | None = None):
+        if kind not in FORMATS:
+            raise DatasetError(f"Unknown dataset format {kind!r}; choose one of {', '.join(FORMATS)}.")
+        self.kind, self.root, self.head, self.fps, self.split = kind, Path(root), head, float(fps), split
+        if not self.root.is_dir():
+            raise DatasetError(f"Dataset folder not found: {self.root}.")
+        if kind == "vocaset":
+            entries = _vocaset_entries(self.root, split_subjects)
+        else:
+            entries = _read_manifest(self.root)
+        self.entries = [e for e in entries if e.get("split", "train") == split]
+        self._clips: dict[int, Clip] = {}
+        self._templates = None
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def __getitem__(self, index: int) -> Clip:
+        if index not in self._clips:
+            entry = self.entries[index]
+            if self.kind == "synthetic":
+                clip = _load_synthetic(self.root, entry, self.head, self.fps)
+            elif self.kind == "flame_params":
+                clip = _load_flame_params(self.root, entry, self.head, self.fps)
+            else:
+                if self._templates is None:
+                    self._templates = read_templates(self.root)
+                clip = _load_vocaset(self.root, entry, self.head, self.fps, self._templates)
+            self._clips[index] = clip
+        return self._clips[index]
+
+    def style_partners(self, index: int) -> list[int]:
+        """Indices of the other clips sharing clip ``index``'s style key (itself if none)."""
+        key = self.entries[index].get("style", "")
+        others = [i for i, e in enumerate(self.entries) if e.get("style", "") == key and i != index]
+        return others or [index]

@@ -1,0 +1,336 @@
+"""`speech2flame train CONFIG.yaml`: seeded, resumable training of the neural engine.
+
+A config (YAML) names the rig, the data and the model size; paths are relative to
+the YAML file. Defaults are in :data:`DEFAULTS`; a minimal file::
+
+    head: demo
+    output: runs/small
+    data: {format: synthetic, root: corpus}
+    train: {epochs: 30}
+
+Each epoch ends with validation (split ``data.val_split`` when it has clips) and
+writes ``OUTPUT/last`` (model + optimiser + RNG state: ``--resume`` continues from
+it) and ``OUTPUT/best`` (lowest validation loss). Checkpoints are safetensors + JSON.
+On CUDA the forward pass runs in bfloat16 autocast (mixed precision).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import random
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+from ..head_model import load_head_model
+from ..models.checkpoint import load_checkpoint, save_checkpoint
+from ..models.config import config_for_head
+from ..models.talking_head import TalkingHeadModel
+from .datasets import MotionDataset
+
+DEFAULTS = {
+    "seed": 0,
+    "head": "demo",
+    "output": "runs/neural",
+    "data": {"format": "synthetic", "root": "corpus", "train_split": "train", "val_split": "val",
+             "split_subjects": None},
+    "model": {"fps": 30.0, "audio": {"kind": "logmel", "dim": 64}},
+    "train": {"epochs": 20, "batch_size": 8, "clip_seconds": 3.0, "lr": 1e-3, "weight_decay": 0.0,
+              "device": "auto", "amp": True, "grad_clip": 1.0, "style_drop": 0.2,
+              "loss": {"face": 1.0, "velocity": 0.5, "sparsity": 1e-3, "pose": 1.0, "vq": 1.0, "prior": 0.1,
+                       "detail": 1.0}},
+}
+
+
+class TrainConfigError(ValueError):
+    """A training config that cannot be used."""
+
+
+def merge_config(base: dict, update: dict, where: str = "") -> dict:
+    """``base`` updated by ``update``, recursively. Unknown keys are an error, except under
+    ``model`` (checked by :class:`speech2flame.models.config.ModelConfig`)."""
+    out = copy.deepcopy(base)
+    for key, value in (update or {}).items():
+        if key not in out and not where.startswith("model"):
+            raise TrainConfigError(f"Unknown training config key {where + key!r}; "
+                                   f"expected one of {', '.join(out)}.")
+        if isinstance(out.get(key), dict) and isinstance(value, dict):
+            out[key] = merge_config(out[key], value, f"{where}{key}.")
+        else:
+            out[key] = value
+    return out
+
+
+def load_train_config(path: str | Path) -> dict:
+    """Read a YAML training config, fill defaults, make paths absolute (relative to the file)."""
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise TrainConfigError(f"Training config not found: {path}.")
+    try:
+        user = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise TrainConfigError(f"{path.name} is not valid YAML ({exc.__class__.__name__}).") from None
+    cfg = merge_config(DEFAULTS, user)
+    base = path.resolve().parent
+    cfg["output"] = str((base / cfg["output"]).resolve())
+    cfg["data"]["root"] = str((base / cfg["data"]["root"]).resolve())
+    if cfg["head"] != "demo":
+        cfg["head"] = str((base / cfg["head"]).resolve())
+    source = cfg["model"]["audio"].get("source")
+    if source and (base / source).exists():
+        cfg["model"]["audio"]["source"] = str((base / source).resolve())
+    return cfg
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, numpy and torch (all devices)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def pick_device(name: str) -> torch.device:
+    """"auto" -> CUDA when available, else CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+# ---------------------------------------------------------------- batches
+
+def make_batch(dataset: MotionDataset, indices: list[int], frames: int, fps: float, rng: np.random.Generator,
+               random_crop: bool = True) -> dict:
+    """Crop ``frames`` frames (zero-padded, with a mask) from each clip, plus a style
+    reference crop from another clip of the same style. Returns torch tensors (B first);
+    ``detail`` (B, T, V, 3) only when every clip has a detail residual."""
+    samples_per_frame = 16000.0 / fps
+    n_audio = int(round(frames * samples_per_frame))
+    out = {k: [] for k in ("audio", "face", "pose", "emotion", "mask", "style", "style_mask", "detail")}
+
+    def crop(clip, length):
+        start = int(rng.integers(0, clip.num_frames - length + 1)) if random_crop and clip.num_frames > length else 0
+        return start, min(length, clip.num_frames - start)
+
+    def padded(x, n):
+        y = np.zeros((n, *x.shape[1:]), np.float32)
+        y[: len(x)] = x
+        return y
+
+    for i in indices:
+        clip = dataset[i]
+        start, n = crop(clip, frames)
+        a0 = int(round(start * samples_per_frame))
+        out["audio"].append(padded(clip.audio[a0: a0 + int(round(n * samples_per_frame))], n_audio))
+        out["face"].append(padded(clip.face_motion()[start:start + n], frames))
+        out["pose"].append(padded(clip.head_pose()[start:start + n], frames))
+        out["emotion"].append(padded(clip.emotion[start:start + n], frames))
+        out["mask"].append(padded(np.ones(n, np.float32), frames))
+        if clip.detail is not None:
+            out["detail"].append(padded(clip.detail[start:start + n], frames))
+        partners = dataset.style_partners(i)
+        ref = dataset[partners[int(rng.integers(len(partners)))] if random_crop else partners[0]]
+        r_start, r_n = crop(ref, frames)
+        out["style"].append(padded(ref.face_motion()[r_start:r_start + r_n], frames))
+        out["style_mask"].append(padded(np.ones(r_n, np.float32), frames))
+    if len(out["detail"]) != len(indices):
+        del out["detail"]
+    return {k: torch.from_numpy(np.stack(v)) for k, v in out.items()}
+
+
+def compute_losses(model: TalkingHeadModel, batch: dict, weights: dict, use_style: bool = True) -> dict:
+    """Weighted training losses for one batch (keys: total, face, velocity, sparsity, pose, vq, prior)."""
+    mask = batch["mask"]
+    frames = mask.shape[1]
+    features = model.encode_audio(batch["audio"], frames)
+    style = model.face.style(batch["style"], batch["style_mask"]) if use_style else \
+        model.face.style(None, batch=mask.shape[0])
+    out = model.face(features, batch["emotion"], style, mask)
+    pred = torch.cat([out["expression"], out["jaw"]], dim=-1).float()
+    target, m = batch["face"], mask[..., None]
+    count = m.sum().clamp(min=1) * pred.shape[-1]
+    face = ((pred - target) ** 2 * m).sum() / count
+    vm = m[:, 1:] * m[:, :-1]
+    velocity = (((pred[:, 1:] - pred[:, :-1]) - (target[:, 1:] - target[:, :-1])) ** 2 * vm).sum() / count
+    recon, codes, vq = model.pose_vq(batch["pose"])
+    pose = (((recon.float() - batch["pose"]) * 10.0) ** 2 * m).sum() / (m.sum().clamp(min=1) * 6)
+    prior = model.pose_prior.loss(features, codes)
+    losses = {"face": face, "velocity": velocity, "sparsity": model.face.sparsity(), "pose": pose,
+              "vq": vq.float(), "prior": prior}
+    if "detail" in batch and "detail_weights" in out:  # per-vertex residual, in millimetres
+        detail_mm = torch.einsum("btk,kvc->btvc", out["detail_weights"].float(), model.face.detail_basis.float())
+        dm = mask[..., None, None]
+        losses["detail"] = ((detail_mm - batch["detail"] * 1000.0) ** 2 * dm).sum() / (
+            dm.sum().clamp(min=1) * detail_mm.shape[2] * 3)
+    losses["total"] = sum(weights[k] * v for k, v in losses.items())
+    return losses
+
+
+# ---------------------------------------------------------------- optimiser state without pickles
+
+def save_training_state(folder: Path, optimiser: torch.optim.Optimizer, info: dict) -> None:
+    """Optimiser tensors + torch RNG state in safetensors; the rest in JSON."""
+    state = optimiser.state_dict()
+    tensors = {"rng.torch": torch.get_rng_state()}
+    scalars = {}
+    for index, entry in state["state"].items():
+        for key, value in entry.items():
+            if torch.is_tensor(value):
+                tensors[f"state.{index}.{key}"] = value.detach().cpu().contiguous()
+            else:
+                scalars[f"{index}.{key}"] = value
+    save_file(tensors, str(folder / "training_state.safetensors"))
+    doc = {**info, "param_groups": state["param_groups"], "scalars": scalars}
+    (folder / "training_state.json").write_text(json.dumps(doc, indent=2))
+
+
+def load_training_state(folder: Path, optimiser: torch.optim.Optimizer) -> dict:
+    """Restore what :func:`save_training_state` wrote; returns the JSON info."""
+    doc = json.loads((folder / "training_state.json").read_text())
+    tensors = load_file(str(folder / "training_state.safetensors"))
+    state: dict = {}
+    for name, value in tensors.items():
+        if name.startswith("state."):
+            _, index, key = name.split(".", 2)
+            state.setdefault(int(index), {})[key] = value
+    for name, value in doc.pop("scalars").items():
+        index, key = name.split(".", 1)
+        state.setdefault(int(index), {})[key] = value
+    optimiser.load_state_dict({"state": state, "param_groups": doc.pop("param_groups")})
+    torch.set_rng_state(tensors["rng.torch"])
+    return doc
+
+
+# ---------------------------------------------------------------- the loop
+
+def evaluate_loss(model, dataset, frames, fps, weights, device, batch_size) -> dict:
+    """Mean losses (same keys as :func:`compute_losses`) over a dataset with fixed crops
+    (the start of each clip) and the clips' own style."""
+    model.eval()
+    parts: dict = {}
+    count = 0
+    rng = np.random.default_rng(0)
+    with torch.no_grad():
+        for s in range(0, len(dataset), batch_size):
+            idx = list(range(s, min(s + batch_size, len(dataset))))
+            batch = {k: v.to(device) for k, v in make_batch(dataset, idx, frames, fps, rng, False).items()}
+            for key, value in compute_losses(model, batch, weights).items():
+                parts[key] = parts.get(key, 0.0) + float(value) * len(idx)
+            count += len(idx)
+    return {key: value / max(count, 1) for key, value in parts.items()}
+
+
+def train(cfg: dict, resume: bool = False, show_progress: bool = True, log=print) -> dict:
+    """Train per ``cfg`` (see :func:`load_train_config`); returns a summary dict with the
+    checkpoint paths and the per-epoch history."""
+    from tqdm import tqdm
+
+    tc = cfg["train"]
+    seed_everything(int(cfg["seed"]))
+    device = pick_device(tc["device"])
+    head = load_head_model(cfg["head"])
+    fps = float(cfg["model"].get("fps", 30.0))
+    output = Path(cfg["output"])
+    last, best = output / "last", output / "best"
+    data = cfg["data"]
+    train_set = MotionDataset(data["format"], data["root"], head, fps, data["train_split"], data["split_subjects"])
+    val_set = MotionDataset(data["format"], data["root"], head, fps, data["val_split"], data["split_subjects"])
+    if len(train_set) == 0:
+        raise TrainConfigError(f"The dataset at {data['root']} has no clips in split {data['train_split']!r}.")
+
+    if resume and (last / "training_state.json").is_file():
+        model = load_checkpoint(last, device).train()
+        model_cfg = model.config
+    else:
+        resume = False
+        model_cfg = config_for_head(head, **copy.deepcopy(cfg["model"]))
+        model = TalkingHeadModel(model_cfg).to(device)
+    optimiser = torch.optim.AdamW(model.parameters(), lr=float(tc["lr"]), weight_decay=float(tc["weight_decay"]))
+    start_epoch, history, best_val = 0, [], float("inf")
+    if resume:
+        info = load_training_state(last, optimiser)
+        start_epoch, history, best_val = info["epoch"], info["history"], info["best_val"]
+        log(f"Resuming from epoch {start_epoch} in {last}.")
+
+    frames = max(model_cfg.pose_block, int(round(float(tc["clip_seconds"]) * fps)))
+    weights = {k: float(v) for k, v in tc["loss"].items()}
+    amp = bool(tc["amp"]) and device.type == "cuda"
+    batch_size = int(tc["batch_size"])
+    for epoch in range(start_epoch, int(tc["epochs"])):
+        rng = np.random.default_rng([int(cfg["seed"]), epoch])
+        model.train()
+        model.audio_encoder.set_frozen(epoch < model_cfg.audio.freeze_epochs)
+        order = rng.permutation(len(train_set)).tolist()
+        batches = [order[s:s + batch_size] for s in range(0, len(order), batch_size)]
+        parts, started = {}, time.perf_counter()
+        bar = tqdm(batches, desc=f"epoch {epoch + 1}/{tc['epochs']}", disable=not show_progress, leave=False)
+        for idx in bar:
+            batch = {k: v.to(device) for k, v in make_batch(train_set, idx, frames, fps, rng).items()}
+            use_style = bool(rng.random() >= float(tc["style_drop"]))
+            with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp):
+                losses = compute_losses(model, batch, weights, use_style)
+            optimiser.zero_grad(set_to_none=True)
+            losses["total"].backward()
+            if tc["grad_clip"]:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), float(tc["grad_clip"]))
+            optimiser.step()
+            for key, value in losses.items():
+                parts[key] = parts.get(key, 0.0) + float(value.detach()) / len(batches)
+            bar.set_postfix(loss=f"{parts['total']:.4f}")
+        train_loss = parts["total"]
+        val_parts = evaluate_loss(model, val_set, frames, fps, weights, device, batch_size) if len(val_set) else parts
+        val_loss = val_parts["total"]
+        history.append({"epoch": epoch + 1, "train_loss": train_loss, "val_loss": val_loss,
+                        "train_parts": parts, "val_parts": val_parts,
+                        "seconds": round(time.perf_counter() - started, 3)})
+        log(f"epoch {epoch + 1}: train {train_loss:.5f}  val {val_loss:.5f}")
+        if val_loss < best_val:
+            best_val = val_loss
+            save_checkpoint(model, best, extra={"epoch": epoch + 1, "val_loss": val_loss})
+        save_checkpoint(model, last, extra={"epoch": epoch + 1, "val_loss": val_loss})
+        save_training_state(last, optimiser, {"epoch": epoch + 1, "history": history, "best_val": best_val,
+                                              "seed": int(cfg["seed"])})
+    (output / "history.json").write_text(json.dumps(history, indent=2))
+    return {"best": str(best), "last": str(last), "history": history, "device": str(device)}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of `speech2flame train`."""
+    parser.add_argument("config", help="training config (YAML); see docs/neural.md")
+    parser.add_argument("--resume", action="store_true", help="continue from OUTPUT/last if it exists")
+    parser.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: the config's, else auto)")
+    parser.add_argument("--epochs", type=int, help="override train.epochs")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Entry of `speech2flame train`; returns the process exit code."""
+    from ..audio import AudioError
+    from ..head_model import HeadModelError
+    from ..models.checkpoint import CheckpointError
+    from .datasets import DatasetError
+
+    try:
+        cfg = load_train_config(args.config)
+        if args.device:
+            cfg["train"]["device"] = args.device
+        if args.epochs:
+            cfg["train"]["epochs"] = args.epochs
+        summary = train(cfg, resume=args.resume, show_progress=not args.quiet,
+                        log=lambda m: print(m, file=sys.stderr))
+    except (TrainConfigError, DatasetError, CheckpointError, HeadModelError, AudioError, ValueError) as exc:
+        print(f"speech2flame train: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps({"best": summary["best"], "last": summary["last"], "device": summary["device"],
+                      "final": summary["history"][-1] if summary["history"] else None}))
+    return 0
+
+
+__all__ = ["add_arguments", "run", "train", "load_train_config", "merge_config"]

@@ -1,0 +1,127 @@
+"""Dataset layouts: FLAME parameters with emotion labels, VOCASET, the synthetic writer, the train CLI entry."""
+
+import argparse
+import json
+import pickle
+
+import numpy as np
+import pytest
+import soundfile
+import torch
+
+from speech2flame.flame import FlameLayer
+from speech2flame.training import train as train_cli
+from speech2flame.training.datasets import DatasetError, MotionDataset, resample_frames
+from speech2flame.training.toy import toy_clip, toy_head, write_toy_corpus
+
+
+def write_wav(path, seconds, seed=0):
+    samples, _ = toy_clip(seconds, np.random.default_rng(seed))
+    soundfile.write(path, samples, 16000)
+
+
+def test_flame_params_layout_with_emotion_labels(tmp_path):
+    head = toy_head()
+    t = 50  # 2 s at 25 fps
+    exp = np.random.default_rng(0).normal(size=(t, 10)).astype(np.float32)   # more channels than the rig
+    pose = np.zeros((t, 6), np.float32)
+    pose[:, 3] = np.linspace(0, 0.2, t)                                      # jaw opens
+    np.savez(tmp_path / "M003_happy.npz", exp=exp, pose=pose)
+    write_wav(tmp_path / "M003_happy.wav", 2.0)
+    (tmp_path / "manifest.jsonl").write_text(json.dumps(
+        {"audio": "M003_happy.wav", "params": "M003_happy.npz", "emotion": "happy", "intensity": 0.66,
+         "style": "M003", "fps": 25}) + "\n")
+    clip = MotionDataset("flame_params", tmp_path, head, 30.0)[0]
+    assert clip.expression.shape == (60, len(head.expression_names))
+    assert np.allclose(clip.expression[0], exp[0, :len(head.expression_names)])
+    assert clip.jaw[-1, 0] == pytest.approx(0.2, abs=1e-3) and clip.global_rot.shape == (60, 3)
+    assert clip.emotion[0, 1] == pytest.approx(0.66) and clip.style == "M003"
+
+
+def test_vocaset_layout_is_downsampled_and_fitted(tmp_path):
+    torch.set_num_threads(1)
+    head = toy_head()
+    (tmp_path / "wav").mkdir()
+    (tmp_path / "vertices_npy").mkdir()
+    t60 = 40
+    expression = np.zeros((t60, len(head.expression_names)), np.float32)
+    expression[:, 0] = np.sin(np.linspace(0, 3, t60))
+    zeros = np.zeros((t60, 3), np.float32)
+    jaw = zeros.copy()
+    jaw[:, 0] = 0.1
+    verts = FlameLayer(head)(expression, jaw, zeros, zeros, np.zeros((t60, 6))).detach().numpy()
+    np.save(tmp_path / "vertices_npy" / "FaceTalk_A_sentence01.npy", verts.reshape(t60, -1))
+    write_wav(tmp_path / "wav" / "FaceTalk_A_sentence01.wav", t60 / 60)
+    with open(tmp_path / "templates.pkl", "wb") as fh:
+        pickle.dump({"FaceTalk_A": head.v_template.copy()}, fh)
+    data = MotionDataset("vocaset", tmp_path, head, 30.0)
+    clip = data[0]
+    assert clip.num_frames == 20 and clip.style == "FaceTalk_A"          # 60 fps -> 30 fps
+    assert np.abs(clip.expression[:, 0] - expression[::2, 0]).max() < 0.05
+    assert (tmp_path / "flame_fits").is_dir()                            # fitted once, cached
+    assert clip.detail.shape == (20, head.num_vertices, 3) and np.abs(clip.detail).max() < 0.002
+
+
+def test_templates_pickle_with_code_is_refused(tmp_path):
+    (tmp_path / "wav").mkdir()
+    (tmp_path / "vertices_npy").mkdir()
+    np.save(tmp_path / "vertices_npy" / "S_x.npy", np.zeros((2, 48 * 3), np.float32))
+    write_wav(tmp_path / "wav" / "S_x.wav", 0.1)
+    with open(tmp_path / "templates.pkl", "wb") as fh:
+        pickle.dump({"S": argparse.Namespace()}, fh)
+    with pytest.raises(DatasetError, match="only numpy arrays"):
+        MotionDataset("vocaset", tmp_path, toy_head(), 30.0)[0]
+
+
+def test_resample_and_unknown_format(tmp_path):
+    x = np.arange(10, dtype=np.float32)[:, None]
+    assert np.array_equal(resample_frames(x, 60, 30)[:, 0], x[::2, 0])
+    assert resample_frames(x, 25, 30).shape == (12, 1)
+    with pytest.raises(DatasetError, match="Unknown dataset format"):
+        MotionDataset("bvh", tmp_path, toy_head())
+
+
+def test_train_cli_entry_runs_a_yaml_config(tmp_path, capsys):
+    torch.set_num_threads(1)
+    toy_head().save_npz(tmp_path / "toy.npz")
+    write_toy_corpus(tmp_path / "corpus", num_clips=2, seconds=1.0, val_clips=0)
+    (tmp_path / "cfg.yaml").write_text(
+        "head: toy.npz\noutput: out\ndata: {format: synthetic, root: corpus}\n"
+        "model: {hidden: 16, num_blocks: 1, audio: {dim: 16}}\ntrain: {epochs: 1, batch_size: 2}\n")
+    parser = argparse.ArgumentParser()
+    train_cli.add_arguments(parser)
+    assert train_cli.run(parser.parse_args([str(tmp_path / "cfg.yaml"), "--quiet"])) == 0
+    assert json.loads(capsys.readouterr().out)["best"].endswith("best")
+    assert (tmp_path / "out" / "best" / "config.json").is_file()
+    (tmp_path / "bad.yaml").write_text("heads: demo\n")
+    assert train_cli.run(parser.parse_args([str(tmp_path / "bad.yaml")])) == 2
+    assert "Unknown training config key" in capsys.readouterr().err
+
+
+def test_detail_residual_is_learned_and_written_to_the_take(tmp_path):
+    from speech2flame.audio import from_array
+    from speech2flame.controls import Controls
+    from speech2flame.engines import neural
+    from speech2flame.training.datasets import SyntheticCorpusWriter
+    from speech2flame.training.train import DEFAULTS, merge_config, train
+
+    torch.set_num_threads(1)
+    head = toy_head()
+    head.save_npz(tmp_path / "toy.npz")
+    rng = np.random.default_rng(0)
+    bulge = np.zeros((1, head.num_vertices, 3), np.float32)
+    bulge[0, head.regions["lips"], 2] = 0.004                      # lips push out 4 mm with loudness
+    with SyntheticCorpusWriter(tmp_path / "corpus") as writer:
+        for i in range(4):
+            samples, take = toy_clip(1.5, rng)
+            take.detail_basis, take.detail_weights = bulge, take.expression[:, :1] * 2.0
+            writer.add(f"c{i}", samples, take)
+    cfg = merge_config(DEFAULTS, {"head": str(tmp_path / "toy.npz"), "output": str(tmp_path / "run"),
+                            "data": {"root": str(tmp_path / "corpus")},
+                            "model": {"hidden": 32, "num_blocks": 2, "detail_rank": 2, "audio": {"dim": 32}},
+                            "train": {"epochs": 8, "batch_size": 2, "clip_seconds": 1.5, "lr": 3e-3}})
+    history = train(cfg, show_progress=False, log=lambda m: None)["history"]
+    assert history[-1]["train_parts"]["detail"] < 0.5 * history[0]["train_parts"]["detail"]
+    analysis = neural.analyse(from_array(toy_clip(1.0, rng)[0], 16000), 30.0, model=str(tmp_path / "run" / "last"))
+    take = neural.synthesise(analysis, head, 30.0, Controls())
+    assert take.detail_basis.shape == (2, head.num_vertices, 3) and take.detail_weights.shape == (30, 2)

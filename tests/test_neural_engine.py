@@ -1,0 +1,158 @@
+"""Neural engine end to end on a toy corpus: training, checkpoints, seeds, style, rig checks."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from speech2flame.audio import from_array
+from speech2flame.controls import Controls
+from speech2flame.engines import EngineError, neural
+from speech2flame.models.checkpoint import load_checkpoint, save_checkpoint
+from speech2flame.pipeline import generate_take
+from speech2flame.take import Take
+from speech2flame.training.datasets import MotionDataset
+from speech2flame.training.toy import TOY_EXPRESSIONS, toy_clip, toy_head, write_toy_corpus
+from speech2flame.training.train import DEFAULTS, merge_config, train
+
+SMALL = {"hidden": 32, "num_blocks": 2, "num_regions": 8, "pose_codebook": 32, "pose_code_dim": 16,
+         "pose_layers": 1, "audio": {"dim": 32}}
+
+
+def small_config(tmp, epochs, **train_overrides):
+    return merge_config(DEFAULTS, {
+        "head": str(tmp / "toy.npz"), "output": str(tmp / "run"), "data": {"root": str(tmp / "corpus")},
+        "model": SMALL,
+        "train": {"epochs": epochs, "batch_size": 4, "clip_seconds": 2.0, "lr": 3e-3, **train_overrides}})
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    torch.set_num_threads(1)
+    tmp = tmp_path_factory.mktemp("neural")
+    head = toy_head()
+    head.save_npz(tmp / "toy.npz")
+    write_toy_corpus(tmp / "corpus", num_clips=8, seconds=2.0, seed=0)
+    summary = train(small_config(tmp, epochs=12, batch_size=2), show_progress=False, log=lambda m: None)
+    return {"tmp": tmp, "head": head, "summary": summary, "model": summary["last"]}
+
+
+def toy_audio(seconds=2.0, seed=5):
+    samples, _ = toy_clip(seconds, np.random.default_rng(seed))
+    return from_array(samples, 16000)
+
+
+def test_training_loss_falls(trained):
+    history = trained["summary"]["history"]
+    first, last = history[0]["train_parts"]["face"], history[-1]["train_parts"]["face"]
+    assert last < 0.5 * first, history
+    assert (trained["tmp"] / "run" / "best" / "model.safetensors").is_file()
+
+
+def test_checkpoint_round_trips_bit_exactly(trained, tmp_path):
+    model = load_checkpoint(trained["model"])
+    save_checkpoint(model, tmp_path / "copy")
+    again = load_checkpoint(tmp_path / "copy")
+    a, b = model.state_dict(), again.state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    # safetensors, not a pickle: 8-byte header length then a JSON header
+    raw = (tmp_path / "copy" / "model.safetensors").read_bytes()
+    assert raw[8:9] == b"{" and json.loads((tmp_path / "copy" / "config.json").read_text())["config"][
+        "expression_names"] == TOY_EXPRESSIONS
+    # single-file form: NAME.safetensors + NAME.json
+    save_checkpoint(model, tmp_path / "single.safetensors")
+    single = load_checkpoint(tmp_path / "single.safetensors")
+    assert all(torch.equal(a[k], single.state_dict()[k]) for k in a)
+
+
+def test_resume_gives_the_same_weights_as_one_run(tmp_path):
+    torch.set_num_threads(1)
+    toy_head().save_npz(tmp_path / "toy.npz")
+    write_toy_corpus(tmp_path / "corpus", num_clips=4, seconds=1.0, seed=1, val_clips=1)
+    straight = train(small_config(tmp_path, epochs=2), show_progress=False, log=lambda m: None)
+    w_straight = {k: v.clone() for k, v in load_checkpoint(straight["last"]).state_dict().items()}
+    for epochs, resume in ((1, False), (2, True)):
+        cfg = small_config(tmp_path, epochs=epochs)
+        cfg["output"] = str(tmp_path / "run2")
+        resumed = train(cfg, resume=resume, show_progress=False, log=lambda m: None)
+    w_resumed = load_checkpoint(resumed["last"]).state_dict()
+    assert len(resumed["history"]) == 2
+    assert all(torch.equal(w_straight[k], w_resumed[k]) for k in w_straight)
+
+
+def test_same_seed_same_head_pose_different_seeds_differ(trained):
+    analysis = neural.analyse(toy_audio(), 30.0, model=trained["model"])
+    head = trained["head"]
+
+    def take(seed, temperature=1.0):
+        return neural.synthesise(analysis, head, 30.0, Controls(seed=seed, temperature=temperature))
+
+    a, b, c = take(1), take(1), take(2)
+    assert np.array_equal(a.neck, b.neck) and np.array_equal(a.global_rot, b.global_rot)
+    assert not np.allclose(a.neck, c.neck)
+    # argmax mode: no randomness in the head pose whatever the seed
+    assert np.array_equal(take(1, 0.0).neck, take(2, 0.0).neck)
+
+
+def test_style_reference_changes_output_statistics(trained, tmp_path):
+    rng = np.random.default_rng(9)
+    calm = tmp_path / "calm.npz"
+    lively = tmp_path / "lively.npz"
+    toy_clip(2.0, rng, style="calm")[1].save(calm)
+    toy_clip(2.0, rng, style="lively")[1].save(lively)
+    analysis = neural.analyse(toy_audio(), 30.0, model=trained["model"])
+    out = {}
+    for name, ref in (("calm", calm), ("lively", lively)):
+        take = neural.synthesise(analysis, trained["head"], 30.0, Controls(style_ref=str(ref), blink_rate=0.0))
+        out[name] = take.channel("mouthFunnel").std()
+    assert out["lively"] > 1.2 * out["calm"], out   # the toy corpus: lively clips move more
+    with pytest.raises(EngineError, match="not found"):
+        neural.synthesise(analysis, trained["head"], 30.0, Controls(style_ref=str(tmp_path / "none.npz")))
+
+
+def test_checkpoint_for_another_rig_is_refused(trained):
+    analysis = neural.analyse(toy_audio(1.0), 30.0, model=trained["model"])
+    other_names = toy_head(expression_names=["exp000", "exp001", "exp002"], name="flame")
+    with pytest.raises(EngineError, match="trained for the rig 'toy'"):
+        neural.synthesise(analysis, other_names, 30.0, Controls())
+    other_basis = toy_head(seed=7, name="toy2")  # same names, different expression shapes
+    with pytest.raises(EngineError, match="expression shapes differ"):
+        neural.synthesise(analysis, other_basis, 30.0, Controls())
+
+
+def test_pipeline_generates_a_valid_take_at_another_fps(trained):
+    audio = toy_audio(1.5)
+    controls = Controls(emotion="happy", intensity=0.9, articulation=1.5, seed=3)
+    take = generate_take(audio, trained["head"], engine="neural", controls=controls, fps=24.0,
+                         model=trained["model"])
+    assert take.fps == 24.0 and take.num_frames == 36
+    assert take.metadata["engine"] == "neural" and take.metadata["model"] == trained["model"]
+    assert np.abs(take.expression).max() > 0 and np.abs(take.eyes).max() > 0
+    with pytest.raises(EngineError, match="not found"):
+        neural.analyse(audio, 30.0, model=str(trained["tmp"] / "missing"))
+
+
+def test_synthetic_dataset_reads_the_written_corpus(trained):
+    data = MotionDataset("synthetic", trained["tmp"] / "corpus", trained["head"], 30.0, "val")
+    clip = data[0]
+    assert len(data) == 2 and clip.num_frames == 60 and len(clip.audio) == 32000
+    assert clip.emotion.shape == (60, 8) and clip.style in ("calm", "lively")
+    assert isinstance(Take.load(trained["tmp"] / "corpus" / data.entries[0]["take"]), Take)
+
+
+def test_evaluate_cli_reports_metrics(trained, capsys):
+    import argparse
+
+    from speech2flame.metrics import add_evaluate_arguments, run_evaluate
+
+    parser = argparse.ArgumentParser()
+    add_evaluate_arguments(parser)
+    args = parser.parse_args(["--model", trained["model"], "--data", str(trained["tmp"] / "corpus"),
+                              "--head", str(trained["tmp"] / "toy.npz"), "--seeds", "2"])
+    assert run_evaluate(args) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["clips"] == 2 and result["lve"] > 0 and result["pose_diversity"] > 0
+    assert 0 < result["real_time_factor"] < 1
+    args.head = "nonexistent.npz"
+    assert run_evaluate(args) == 2 and "not found" in capsys.readouterr().err
