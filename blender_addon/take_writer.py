@@ -90,6 +90,18 @@ def unique_action_name(base: str) -> str:
     return f"{base}.{n:03d}"
 
 
+def assign_actions(rig_object, armature_action, shape_action) -> None:
+    """Make this pair of take Actions the rig's active animation (bones and shape keys)."""
+    arm_obj, mesh_obj = find_rig(rig_object)
+    for datablock, action in ((arm_obj, armature_action), (mesh_obj.data.shape_keys, shape_action)):
+        if action is None:
+            continue
+        anim = datablock.animation_data or datablock.animation_data_create()
+        anim.action = action
+        if len(action.slots):
+            anim.action_slot = action.slots[0]
+
+
 def apply_take(take: "take_module.Take", rig_object, name: str | None = None, scene=None, set_frame_range: bool = True,
                sound_path: str | None = None) -> dict:
     """Apply ``take`` to the rig that ``rig_object`` belongs to, as new Actions.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import bpy
 
 from .rig import find_rig
+from .take_writer import assign_actions
 
 
 def record(arm_obj, result: dict, summary: str) -> None:
@@ -20,14 +21,7 @@ def record(arm_obj, result: dict, summary: str) -> None:
 def activate(arm_obj, index: int) -> None:
     """Make take ``index`` the active animation of the rig (bones and shape keys)."""
     item = arm_obj.speech2flame_takes[index]
-    _arm, mesh_obj = find_rig(arm_obj)
-    for datablock, action in ((arm_obj, item.armature_action), (mesh_obj.data.shape_keys, item.shape_action)):
-        if action is None:
-            continue
-        anim = datablock.animation_data or datablock.animation_data_create()
-        anim.action = action
-        if len(action.slots):
-            anim.action_slot = action.slots[0]
+    assign_actions(arm_obj, item.armature_action, item.shape_action)
 
 
 def on_select(arm_obj, _context) -> None:

@@ -31,7 +31,9 @@ def write_scene_outputs(take: Take, head: HeadModel, out_dir: Path, outputs: lis
     scene = bpy.context.scene
     rig_object = rig.build_rig(head, name=head.name)
     stage("apply take")
-    take_writer.apply_take(take, rig_object, scene=scene, sound_path=audio_path)
+    applied = take_writer.apply_take(take, rig_object, scene=scene, sound_path=audio_path)
+    if applied["sound_strip"] is not None and "blend" in outputs:
+        applied["sound_strip"].sound.pack()  # the .blend carries its audio
     written = {}
     for output in ("blend", "fbx", "abc", "mp4"):
         if output not in outputs:

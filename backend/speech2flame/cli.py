@@ -3,6 +3,7 @@
     speech2flame generate AUDIO [AUDIO ...] --out DIR   audio -> take.npz, scene.blend, anim.fbx, anim.abc, preview.mp4
     speech2flame mouth TAKE --csv                       per-frame lip aperture / width / protrusion in mm
     speech2flame serve                                  the job server the Blender add-on talks to
+    speech2flame train CONFIG.yaml / evaluate ...       the neural engine's training and evaluation
     speech2flame build-demo-head [OUT.npz]              rebuild the procedural demo head
 
 Every failure a user can cause ends in one sentence on stderr and exit code 2.
@@ -96,7 +97,7 @@ class StageTimer:
         self.times: dict[str, float] = {}
         self._current: str | None = None
         self._start = 0.0
-        self._bar = tqdm(total=total, unit="stage", file=sys.stderr, disable=quiet, leave=False,
+        self._bar = tqdm(total=total, unit="stage", file=sys.stderr, disable=quiet or not sys.stderr.isatty(), leave=False,
                          bar_format="{desc:<28} {bar} {n_fmt}/{total_fmt} [{elapsed}]")
 
     def __call__(self, name: str) -> None:
@@ -217,14 +218,19 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("out", nargs="?", help="output .npz (default: the packaged demo head)")
     demo.set_defaults(func=cmd_build_demo_head)
 
-    try:
-        from .server import add_serve_arguments, run_serve
-    except ImportError:
-        pass
-    else:
-        serve = sub.add_parser("serve", help="run the job server the Blender add-on talks to")
-        add_serve_arguments(serve)
-        serve.set_defaults(func=run_serve)
+    from .metrics import add_evaluate_arguments, run_evaluate
+    from .server import add_serve_arguments, run_serve
+    from .training.train import add_arguments as add_train_arguments
+    from .training.train import run as run_train
+
+    for name, help_text, add, run in (
+        ("serve", "run the job server the Blender add-on talks to", add_serve_arguments, run_serve),
+        ("train", "train the neural engine from a YAML config", add_train_arguments, run_train),
+        ("evaluate", "score a model or takes with LVE, FDD and more", add_evaluate_arguments, run_evaluate),
+    ):
+        command = sub.add_parser(name, help=help_text)
+        add(command)
+        command.set_defaults(func=run)
     return parser
 
 

@@ -66,20 +66,6 @@ def analyse(audio: Audio, fps: float, transcript: str | None = None, model: str 
     return frame_features(audio, fps)
 
 
-def _smooth(x: np.ndarray, sigma_frames: float) -> np.ndarray:
-    """Gaussian smoothing along time of (T,) or (T, C) curves."""
-    if sigma_frames <= 0:
-        return x
-    radius = int(3 * sigma_frames) + 1
-    kernel = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma_frames) ** 2)
-    kernel /= kernel.sum()
-    pad = [(radius, radius)] + [(0, 0)] * (x.ndim - 1)
-    xp = np.pad(x, pad, mode="edge")
-    if x.ndim == 1:
-        return np.convolve(xp, kernel, mode="valid")
-    return np.stack([np.convolve(xp[:, c], kernel, mode="valid") for c in range(x.shape[1])], axis=1)
-
-
 def synthesise(features: EnergyFeatures, head: HeadModel, fps: float, controls: Controls,
                progress=None) -> Take:
     """Controls + features -> a Take for ``head`` (channels it lacks are skipped)."""
@@ -87,17 +73,17 @@ def synthesise(features: EnergyFeatures, head: HeadModel, fps: float, controls: 
     t = len(features.loudness)
     take = Take.rest(t, fps, head.expression_names)
     sigma = 0.6 + 3.0 * controls.smoothing
-    loud = _smooth(features.loudness, sigma)
+    loud = procedural.smooth(features.loudness, sigma)
     dark = np.clip((1800.0 - features.centroid) / 1200.0, 0.0, 1.0) * features.voiced
     bright = np.clip((features.centroid - 2500.0) / 2000.0, 0.0, 1.0) * features.voiced
-    dark, bright = _smooth(dark, sigma + 0.5), _smooth(bright, sigma + 0.5)
+    dark, bright = procedural.smooth(dark, sigma + 0.5), procedural.smooth(bright, sigma + 0.5)
 
     take.jaw[:, 0] = controls.articulation * MAX_JAW_RAD * loud ** 0.8
     channels = {
         "mouthFunnel": 0.5 * dark * loud,
         "mouthPucker": 0.4 * dark * (1 - loud),
         "mouthStretchLeft": 0.35 * bright, "mouthStretchRight": 0.35 * bright,
-        "browInnerUp": 0.25 * controls.expressiveness * _smooth(loud, 6.0),
+        "browInnerUp": 0.25 * controls.expressiveness * procedural.smooth(loud, 6.0),
     }
     blink = procedural.blink_curves(t, fps, 17.0 * controls.blink_rate, rng, pause_mask=~features.voiced)
     channels["eyeBlinkLeft"] = channels["eyeBlinkRight"] = blink

@@ -1,0 +1,150 @@
+"""Drive the installed add-on headless, as an animator would, and print what happened as JSON.
+
+Run by test_addon.py in a subprocess whose environment points Blender's user
+folders at a temporary directory (so the user's own Blender is untouched):
+    python addon_scenario.py ADDON.zip AUDIO.wav LONG_AUDIO.wav OUT_DIR
+"""
+
+import json
+import os
+import sys
+import threading
+import time
+
+import bpy
+import numpy as np
+
+zip_path, audio_path, long_audio_path, out_dir = sys.argv[1:5]
+MODULE = "bl_ext.user_default.speech2flame"
+report = {}
+
+
+def fcurve_values(action, data_path_start):
+    """{data_path[index]: values at every key} for the F-curves of ``action`` (layered Actions)."""
+    values = {}
+    for layer in action.layers:
+        for strip in layer.strips:
+            for bag in strip.channelbags:
+                for fc in bag.fcurves:
+                    if fc.data_path.startswith(data_path_start):
+                        co = np.empty(len(fc.keyframe_points) * 2, np.float32)
+                        fc.keyframe_points.foreach_get("co", co)
+                        values[f"{fc.data_path}[{fc.array_index}]"] = co.reshape(-1, 2)
+    return values
+
+
+bpy.ops.wm.read_factory_settings(use_empty=True)
+result = bpy.ops.extensions.package_install_files(filepath=zip_path, repo="user_default", enable_on_install=True)
+report["installed"] = list(result)
+report["enabled"] = MODULE in bpy.context.preferences.addons
+addon = sys.modules[MODULE]
+report["torch_imported_by_addon"] = any(name.startswith(MODULE) and "torch" in name for name in sys.modules)
+
+scene = bpy.context.scene
+scene.render.fps = 30
+settings = scene.speech2flame
+report["add_demo_head"] = list(bpy.ops.speech2flame.add_demo_head())
+rig = settings.rig
+report["rig"] = rig.name if rig else None
+
+editor = scene.sequence_editor_create()
+strips = editor.strips if hasattr(editor, "strips") else editor.sequences
+strips.new_sound(name="line", filepath=audio_path, channel=1, frame_start=10)
+settings.audio_source = "STRIP"
+settings.sound_strip = "line"
+settings.engine = "baseline"
+settings.emotion = "happy"
+settings.intensity = 0.3
+settings.seed = 1
+
+start = time.perf_counter()
+report["generate_1"] = list(bpy.ops.speech2flame.generate())
+report["generate_1_s"] = time.perf_counter() - start
+first = rig.speech2flame_takes[-1]
+first_name, first_shapes = first.armature_action.name, first.shape_action.name
+shape_curves = fcurve_values(first.shape_action, "key_blocks")
+bone_curves = fcurve_values(first.armature_action, "pose.bones")
+report["first"] = {
+    "num_takes": len(rig.speech2flame_takes),
+    "shape_curves": len(shape_curves),
+    "bone_curves": len(bone_curves),
+    "first_frame": float(next(iter(shape_curves.values()))[0, 0]),
+    "jaw_w": bone_curves['pose.bones["jaw"].rotation_quaternion[0]'][:, 1].tolist(),
+    "smile": shape_curves['key_blocks["mouthSmileLeft"].value[0]'][:, 1].tolist(),
+    "scene_range": [scene.frame_start, scene.frame_end],
+}
+
+settings.intensity = 1.0
+settings.articulation = 1.6
+start = time.perf_counter()
+report["generate_2"] = list(bpy.ops.speech2flame.generate())
+report["generate_2_s"] = time.perf_counter() - start
+second = rig.speech2flame_takes[-1]
+report["second"] = {
+    "num_takes": len(rig.speech2flame_takes),
+    "active_action": rig.animation_data.action.name,
+    "second_name": second.armature_action.name,
+    "first_survives": first_name in bpy.data.actions and first_shapes in bpy.data.actions,
+    "jaw_w": fcurve_values(second.armature_action, "pose.bones")['pose.bones["jaw"].rotation_quaternion[0]'][:, 1].tolist(),
+    "smile": fcurve_values(second.shape_action, "key_blocks")['key_blocks["mouthSmileLeft"].value[0]'][:, 1].tolist(),
+}
+
+report["export_fbx"] = list(bpy.ops.speech2flame.export_fbx(filepath=os.path.join(out_dir, "addon.fbx")))
+report["export_abc"] = list(bpy.ops.speech2flame.export_alembic(filepath=os.path.join(out_dir, "addon.abc")))
+report["frame_range_for_export"] = [scene.frame_start, scene.frame_end]
+
+# The backend dies in the middle of a job: one clear failure, scene unchanged, next click works.
+backend = sys.modules[MODULE + ".backend"]
+pid = backend.local_server_pid()
+report["server_pid"] = pid
+settings.audio_source = "FILE"
+settings.audio_path = long_audio_path
+settings.engine = "phonetic"
+actions_before = sorted(a.name for a in bpy.data.actions)
+takes_before = len(rig.speech2flame_takes)
+
+
+def kill_soon():
+    time.sleep(0.5)
+    os.kill(pid, 9)
+
+
+threading.Thread(target=kill_soon, daemon=True).start()
+report["generate_killed"] = list(bpy.ops.speech2flame.generate())
+report["scene_unchanged_after_kill"] = (sorted(a.name for a in bpy.data.actions) == actions_before
+                                        and len(rig.speech2flame_takes) == takes_before)
+settings.audio_source = "STRIP"
+settings.engine = "baseline"
+report["generate_after_kill"] = list(bpy.ops.speech2flame.generate())
+new_pid = backend.local_server_pid()
+report["server_restarted"] = new_pid is not None and new_pid != pid
+
+# A bad audio file: one message, nothing changes.
+bad = os.path.join(out_dir, "bad.wav")
+with open(bad, "w") as fh:
+    fh.write("not audio")
+settings.audio_source = "FILE"
+settings.audio_path = bad
+takes_before = len(rig.speech2flame_takes)
+report["generate_bad_audio"] = list(bpy.ops.speech2flame.generate())
+report["takes_unchanged_after_bad_audio"] = len(rig.speech2flame_takes) == takes_before
+
+report["check_backend"] = list(bpy.ops.speech2flame.check_backend())
+report["delete_take"] = list(bpy.ops.speech2flame.take_delete())
+report["takes_after_delete"] = len(rig.speech2flame_takes)
+report["push_to_nla"] = list(bpy.ops.speech2flame.take_push_to_nla(index=0))
+report["nla_tracks"] = len(rig.animation_data.nla_tracks)
+
+pid = backend.local_server_pid()
+bpy.ops.preferences.addon_disable(module=MODULE)
+time.sleep(0.5)
+try:
+    os.kill(pid, 0)
+    alive = True
+except OSError:
+    alive = False
+report["server_alive_after_disable"] = alive
+report["disabled"] = MODULE not in bpy.context.preferences.addons
+
+print("REPORT " + json.dumps(report))
+sys.stdout.flush()

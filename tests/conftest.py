@@ -1,0 +1,47 @@
+"""Shared fixtures: speech made here with eSpeak NG, the demo head, a clean Blender scene."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import soundfile
+
+
+def write_speech(path, text: str = "Bob bought a big map. Father saw a pop art show.", rate_wpm: int = 150):
+    """Speak ``text`` with eSpeak NG into a WAV at ``path``; returns the Speech (with phone timings)."""
+    from speech2flame.engines.phonetic.espeak import speak
+
+    speech = speak(text, rate_wpm=rate_wpm)
+    soundfile.write(str(path), speech.samples, speech.sample_rate)
+    return speech
+
+
+@pytest.fixture(scope="session")
+def speech_wav(tmp_path_factory):
+    """(path, Speech) of a short English sentence spoken by eSpeak NG, 22.05 kHz WAV."""
+    path = tmp_path_factory.mktemp("speech") / "speech.wav"
+    return path, write_speech(path)
+
+
+@pytest.fixture(scope="session")
+def demo_head():
+    from speech2flame.head_model import load_head_model
+
+    return load_head_model("demo")
+
+
+@pytest.fixture
+def empty_scene():
+    """A fresh, empty Blender scene (real bpy)."""
+    import bpy
+
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    return bpy.context.scene
+
+
+def tone(seconds: float, sample_rate: int = 16000, freq: float = 220.0, amplitude: float = 0.3) -> np.ndarray:
+    """A vowel-like harmonic tone with a syllable-rate amplitude envelope, (N,) float32."""
+    t = np.arange(int(seconds * sample_rate)) / sample_rate
+    signal = sum(np.sin(2 * np.pi * freq * k * t) / k for k in range(1, 6))
+    envelope = 0.5 * (1 - np.cos(2 * np.pi * 4 * t))
+    return (amplitude * signal * envelope / 2).astype(np.float32)

@@ -1,0 +1,91 @@
+"""The Blender extension, built, installed and driven headless against a real `speech2flame serve`."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+from conftest import write_speech
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+import build_addon  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def addon_zip(tmp_path_factory):
+    return build_addon.build(tmp_path_factory.mktemp("dist"))
+
+
+def test_build_validates_and_versions_match(addon_zip):
+    import zipfile
+
+    from speech2flame import __version__
+
+    assert addon_zip.name == f"speech2flame-{__version__}.zip"
+    with zipfile.ZipFile(addon_zip) as zf:
+        names = set(zf.namelist())
+        manifest = zf.read("blender_manifest.toml").decode()
+    assert f'version = "{__version__}"' in manifest
+    assert {"__init__.py", "operators.py", "vendor/take.py", "vendor/data/demo_head.npz"} <= names
+    source_manifest = (ROOT / "blender_addon" / "blender_manifest.toml").read_text()
+    assert f'version = "{__version__}"' in source_manifest
+    for module in (ROOT / "blender_addon").glob("*.py"):  # the add-on never imports torch
+        assert "import torch" not in module.read_text(), module.name
+
+
+def test_invalid_manifest_fails_the_build(tmp_path, monkeypatch):
+    broken = tmp_path / "addon"
+    import shutil
+
+    shutil.copytree(ROOT / "blender_addon", broken, ignore=shutil.ignore_patterns("__pycache__"))
+    manifest = broken / "blender_manifest.toml"
+    manifest.write_text(manifest.read_text().replace('id = "speech2flame"', 'id = "speech 2 flame!"'))
+    monkeypatch.setattr(build_addon, "ADDON", broken)
+    with pytest.raises(SystemExit, match="failed"):
+        build_addon.build(tmp_path / "dist")
+
+
+def test_addon_drives_a_real_backend(addon_zip, tmp_path):
+    audio = tmp_path / "line.wav"
+    write_speech(audio, "Bob bought a big map.")
+    long_audio = tmp_path / "long.wav"
+    speech = write_speech(long_audio, " ".join(["Please bring the big blue map back to the boat."] * 12))
+    env = dict(os.environ, BLENDER_USER_RESOURCES=str(tmp_path / "blender_user"),
+               SPEECH2FLAME_PYTHON=sys.executable)
+    run = subprocess.run([sys.executable, str(ROOT / "tests" / "addon_scenario.py"), str(addon_zip), str(audio),
+                          str(long_audio), str(tmp_path)], capture_output=True, text=True, timeout=600, env=env)
+    lines = [l for l in run.stdout.splitlines() if l.startswith("REPORT ")]
+    assert run.returncode == 0 and lines, run.stdout[-3000:] + run.stderr[-3000:]
+    report = json.loads(lines[-1][len("REPORT "):])
+
+    assert report["installed"] == ["FINISHED"] and report["enabled"]
+    assert not report["torch_imported_by_addon"]
+    assert report["add_demo_head"] == ["FINISHED"] and report["rig"]
+    assert report["generate_1"] == ["FINISHED"]
+    first, second = report["first"], report["second"]
+    assert first["num_takes"] == 1 and first["shape_curves"] >= 39 + 36 and first["bone_curves"] == 20
+    assert first["first_frame"] == 10.0  # the take starts where the sound strip starts
+    assert max(first["smile"]) > 0.05  # happy
+    assert report["generate_2"] == ["FINISHED"] and second["num_takes"] == 2
+    assert second["first_survives"] and second["active_action"] == second["second_name"]
+    assert max(second["smile"]) > max(first["smile"]) + 0.05  # intensity slider
+    assert min(second["jaw_w"]) < min(first["jaw_w"]) - 1e-3  # articulation: the jaw opens wider
+    assert report["export_fbx"] == ["FINISHED"] and (tmp_path / "addon.fbx").stat().st_size > 10000
+    assert report["export_abc"] == ["FINISHED"] and (tmp_path / "addon.abc").stat().st_size > 10000
+    assert report["generate_killed"] == ["CANCELLED"] and report["scene_unchanged_after_kill"]
+    assert "stopped" in run.stdout + run.stderr or "not running" in run.stdout + run.stderr
+    assert report["generate_after_kill"] == ["FINISHED"] and report["server_restarted"]
+    assert report["generate_bad_audio"] == ["CANCELLED"] and report["takes_unchanged_after_bad_audio"]
+    assert "not a readable audio file" in run.stdout + run.stderr
+    assert report["check_backend"] == ["FINISHED"]
+    assert report["delete_take"] == ["FINISHED"] and report["takes_after_delete"] == 2
+    assert report["push_to_nla"] == ["FINISHED"] and report["nla_tracks"] == 1
+    assert report["disabled"] and not report["server_alive_after_disable"]
+    assert speech.samples.size > 0

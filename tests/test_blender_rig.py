@@ -1,0 +1,160 @@
+"""Writing a Take into real Blender (bpy): rig, Actions, evaluated geometry, FBX and Alembic round trips."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+bpy = pytest.importorskip("bpy")
+
+from speech2flame.flame import take_vertices  # noqa: E402
+from speech2flame.head_model import BONE_NAMES  # noqa: E402
+from speech2flame.rotations import axis_angle_to_matrix  # noqa: E402
+from speech2flame.take import Take  # noqa: E402
+from speech2flame_blender import export, rig, take_writer  # noqa: E402
+
+FPS = 30.0
+START = 5
+FRAMES = 48
+SAMPLES = (0, 7, 20, 33, 47)  # take frames checked (0 is the rest pose)
+
+
+def smooth_take(head, frames: int = FRAMES, seed: int = 0) -> Take:
+    """A take that starts at rest and moves every channel smoothly."""
+    rng = np.random.default_rng(seed)
+    t = np.linspace(0, 1, frames)[:, None]
+    ramp = np.sin(np.pi * t) ** 2  # 0 at the first frame
+    take = Take.rest(frames, FPS, head.expression_names, frame_offset=START)
+    take.expression[:] = ramp * rng.uniform(0.2, 1.0, (1, len(head.expression_names)))
+    take.expression[:, 0] *= 1.4  # beyond the default slider max: the range must widen
+    take.jaw[:] = ramp * np.array([0.25, 0.02, -0.03])
+    take.neck[:] = ramp * np.array([0.1, -0.2, 0.05])
+    take.global_rot[:] = ramp * np.array([-0.05, 0.1, 0.02])
+    take.eyes[:] = ramp * np.array([0.1, 0.2, 0.0, 0.1, 0.2, 0.0])
+    return take.validate()
+
+
+@pytest.fixture(scope="module")
+def scene_with_take(demo_head):
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    arm_obj = rig.build_rig(demo_head, name="head")
+    take = smooth_take(demo_head)
+    result = take_writer.apply_take(take, arm_obj)
+    return arm_obj, take, result
+
+
+def evaluated_vertices(obj, frame: int) -> np.ndarray:
+    """(V, 3) world-space vertices of ``obj`` after modifiers at scene ``frame``."""
+    bpy.context.scene.frame_set(frame)
+    evaluated = obj.evaluated_get(bpy.context.evaluated_depsgraph_get())
+    mesh = evaluated.to_mesh()
+    coords = np.empty(len(mesh.vertices) * 3, np.float32)
+    mesh.vertices.foreach_get("co", coords)
+    evaluated.to_mesh_clear()
+    matrix = np.array(obj.matrix_world)
+    return coords.reshape(-1, 3) @ matrix[:3, :3].T + matrix[:3, 3]
+
+
+def test_rig_structure(scene_with_take, demo_head):
+    arm_obj, _take, _result = scene_with_take
+    _arm, mesh_obj = rig.find_rig(arm_obj)
+    assert [b.name for b in arm_obj.data.bones] == list(BONE_NAMES)
+    assert arm_obj.data.bones["jaw"].parent.name == "neck"
+    keys = mesh_obj.data.shape_keys.key_blocks
+    assert len(keys) == 1 + len(demo_head.expression_names) + 36
+    assert all(name in keys for name in demo_head.expression_names)
+    assert {g.name for g in mesh_obj.vertex_groups} == set(BONE_NAMES)
+    assert mesh_obj.modifiers["Armature"].object == arm_obj
+    assert len(mesh_obj.data.vertices) == demo_head.num_vertices
+
+
+def test_actions_hold_the_take(scene_with_take, demo_head):
+    arm_obj, take, result = scene_with_take
+    _arm, mesh_obj = rig.find_rig(arm_obj)
+    scene = bpy.context.scene
+    assert (scene.frame_start, scene.frame_end, scene.render.fps) == (START, START + FRAMES - 1, 30)
+    assert arm_obj.animation_data.action == result["armature_action"]
+    key = mesh_obj.data.shape_keys
+    assert key.animation_data.action == result["shape_action"]
+    name = demo_head.expression_names[0]
+    assert key.key_blocks[name].slider_max >= take.expression[:, 0].max()
+    for frame in SAMPLES:
+        scene.frame_set(START + frame)
+        for index, channel in enumerate(demo_head.expression_names[:10]):
+            assert key.key_blocks[channel].value == pytest.approx(take.expression[frame, index], abs=1e-5)
+    assert json.loads(result["armature_action"][take_writer.TAKE_PROP])["frame_offset"] == START
+
+
+def test_blender_geometry_matches_flame_layer(scene_with_take, demo_head):
+    arm_obj, take, _result = scene_with_take
+    _arm, mesh_obj = rig.find_rig(arm_obj)
+    expected = take_vertices(demo_head, take, frames=np.array(SAMPLES))
+    for i, frame in enumerate(SAMPLES):
+        got = evaluated_vertices(mesh_obj, START + frame)
+        error = np.abs(got - rig.to_blender(expected[i])).max()
+        assert error < 2e-5, f"frame {frame}: max vertex error {error * 1000:.3f} mm"
+
+
+def test_a_second_take_keeps_the_first(scene_with_take, demo_head):
+    arm_obj, _take, first = scene_with_take
+    second = take_writer.apply_take(smooth_take(demo_head, seed=1), arm_obj, set_frame_range=False)
+    assert second["armature_action"] != first["armature_action"]
+    assert first["armature_action"].name in bpy.data.actions and first["armature_action"].use_fake_user
+    assert arm_obj.animation_data.action == second["armature_action"]
+    take_writer.assign_actions(arm_obj, first["armature_action"], first["shape_action"])
+    assert arm_obj.animation_data.action == first["armature_action"]
+
+
+def test_take_for_another_rig_is_refused(scene_with_take):
+    arm_obj, _take, _result = scene_with_take
+    other = Take.rest(10, FPS, ["notAChannel"])
+    with pytest.raises(rig.RigError, match="lacks"):
+        take_writer.apply_take(other, arm_obj)
+
+
+def test_fbx_read_back_with_ufbx(scene_with_take, demo_head, tmp_path):
+    arm_obj, take, _result = scene_with_take
+    path = export.export_fbx(str(tmp_path / "anim.fbx"), arm_obj)
+    times = [(START + f) / FPS for f in SAMPLES]
+    probe = subprocess.run([sys.executable, str(Path(__file__).with_name("fbx_probe.py")), str(path),
+                            *map(str, times)], capture_output=True, text=True, timeout=120)
+    assert probe.returncode == 0, probe.stderr
+    fbx = json.loads(probe.stdout)
+    assert sorted(fbx["bones"]) == sorted(BONE_NAMES)
+    assert set(demo_head.expression_names) <= set(fbx["blend_channels"])
+    assert fbx["meshes"] == [demo_head.num_vertices]
+    rest = fbx["frames"][0]["bone_world_rotation"]
+    flame_world = {
+        "root": axis_angle_to_matrix(take.global_rot),
+    }
+    flame_world["neck"] = flame_world["root"] @ axis_angle_to_matrix(take.neck)
+    flame_world["jaw"] = flame_world["neck"] @ axis_angle_to_matrix(take.jaw)
+    flame_world["left_eye"] = flame_world["neck"] @ axis_angle_to_matrix(take.eyes[:, :3])
+    flame_world["right_eye"] = flame_world["neck"] @ axis_angle_to_matrix(take.eyes[:, 3:])
+    for sample, frame in zip(fbx["frames"], SAMPLES):
+        for index, channel in enumerate(demo_head.expression_names):
+            assert sample["weights"][channel] == pytest.approx(take.expression[frame, index], abs=1e-4), channel
+        for bone in BONE_NAMES:
+            # FBX is Y-up with the face towards +Z: the same axes as FLAME.
+            deform = np.array(sample["bone_world_rotation"][bone]) @ np.array(rest[bone]).T
+            np.testing.assert_allclose(deform, flame_world[bone][frame], atol=1e-4, err_msg=f"{bone} frame {frame}")
+
+
+def test_alembic_reimport_moves_like_flame(scene_with_take, demo_head, tmp_path):
+    arm_obj, take, _result = scene_with_take
+    path = export.export_alembic(str(tmp_path / "anim.abc"), arm_obj)
+    expected = take_vertices(demo_head, take, frames=np.array(SAMPLES))
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    bpy.context.scene.render.fps = int(FPS)
+    assert bpy.ops.wm.alembic_import(filepath=str(path), as_background_job=False) == {"FINISHED"}
+    imported = [o for o in bpy.context.scene.objects if o.type == "MESH"]
+    assert len(imported) == 1
+    for i, frame in enumerate(SAMPLES):
+        got = evaluated_vertices(imported[0], START + frame)
+        error = np.abs(got - rig.to_blender(expected[i])).max()
+        assert error < 1e-4, f"frame {frame}: Alembic vertex error {error * 1000:.3f} mm"

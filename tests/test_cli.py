@@ -1,0 +1,120 @@
+"""The `speech2flame` command line, run as a real subprocess."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+
+from speech2flame.take import Take
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "examples" / "hello.flac"
+
+
+def cli(*args, timeout: float = 600) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "speech2flame.cli", *map(str, args)], capture_output=True,
+                          text=True, timeout=timeout, cwd=ROOT)
+
+
+@pytest.fixture(scope="module")
+def full_run(tmp_path_factory):
+    """The main job on the bundled example clip, every output."""
+    out = tmp_path_factory.mktemp("generate")
+    result = cli("generate", EXAMPLE, "--out", out, "--timings", "--quiet", "--seed", "3")
+    assert result.returncode == 0, result.stderr
+    return out, result
+
+
+def test_generate_writes_every_output(full_run):
+    out, result = full_run
+    for name in ("take.npz", "scene.blend", "anim.fbx", "anim.abc", "preview.mp4"):
+        assert (out / name).stat().st_size > 1000, name
+    take = Take.load(out / "take.npz")
+    duration = soundfile.info(str(EXAMPLE)).duration
+    assert take.num_frames == round(duration * 30) and take.fps == 30
+    assert take.metadata["engine"] == "baseline" and take.metadata["seed"] == 3
+    assert take.metadata["audio_sha256"] and take.metadata["frame_offset"] == 1
+    assert take.jaw[:, 0].max() > 0.1  # the mouth opens while speaking
+    assert "total" in result.stderr  # --timings
+
+
+def test_preview_video_has_picture_and_sound(full_run):
+    out, _result = full_run
+    probe = subprocess.run([sys.executable, "-c", f"""
+import bpy
+scene = bpy.context.scene
+editor = scene.sequence_editor_create()
+movie = editor.strips.new_movie("m", {str(out / 'preview.mp4')!r}, 1, 1)
+sound = editor.strips.new_sound("s", {str(out / 'preview.mp4')!r}, 2, 1)
+print("RESULT", movie.frame_final_duration, movie.elements[0].orig_width, sound.frame_final_duration, scene.render.fps)
+"""], capture_output=True, text=True, timeout=120)
+    line = [l for l in probe.stdout.splitlines() if l.startswith("RESULT")][0].split()
+    frames, width, sound_frames, scene_fps = map(int, line[1:])
+    take = Take.load(out / "take.npz")
+    assert frames == take.num_frames and width == 360
+    assert abs(sound_frames / scene_fps - take.duration) < 0.2  # audio muxed in, as long as the take
+
+
+def test_blend_file_opens_with_rig_take_and_sound(full_run):
+    out, _result = full_run
+    probe = subprocess.run([sys.executable, "-c", f"""
+import bpy
+bpy.ops.wm.open_mainfile(filepath={str(out / 'scene.blend')!r})
+scene = bpy.context.scene
+arm = [o for o in scene.objects if o.type == "ARMATURE"][0]
+strips = list(scene.sequence_editor.strips_all)
+print("RESULT", len(bpy.data.actions), arm.animation_data.action is not None, len(strips), strips[0].sound.packed_file is not None, scene.frame_end)
+"""], capture_output=True, text=True, timeout=120)
+    line = [l for l in probe.stdout.splitlines() if l.startswith("RESULT")][0].split()
+    assert line[1:5] == ["2", "True", "1", "True"]
+    assert int(line[5]) == Take.load(out / "take.npz").num_frames
+
+
+def test_mouth_csv(full_run):
+    out, _result = full_run
+    result = cli("mouth", out / "take.npz", "--csv")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.strip().splitlines()
+    assert lines[0] == "time_s,aperture_mm,width_mm,protrusion_mm"
+    rows = np.array([[float(v) for v in line.split(",")] for line in lines[1:]])
+    take = Take.load(out / "take.npz")
+    assert rows.shape == (take.num_frames, 4)
+    assert rows[:, 1].min() < 1.0 < 8.0 < rows[:, 1].max()  # closed at rest, open while speaking
+    open_frames = take.jaw[:, 0] > 0.1
+    assert rows[open_frames, 1].mean() > rows[~open_frames, 1].mean() + 5
+
+
+def test_batch_and_selected_outputs(tmp_path):
+    clips = []
+    for name, seconds in (("a", 1.0), ("b", 1.5)):
+        path = tmp_path / f"{name}.wav"
+        soundfile.write(str(path), np.zeros(int(seconds * 16000), np.float32), 16000)
+        clips.append(path)
+    result = cli("generate", *clips, "--out", tmp_path / "out", "--outputs", "take", "--quiet", "--fps", "25")
+    assert result.returncode == 0, result.stderr
+    for name, seconds in (("a", 1.0), ("b", 1.5)):
+        take = Take.load(tmp_path / "out" / name / "take.npz")
+        assert take.num_frames == round(seconds * 25)
+        assert np.abs(take.jaw).max() < 1e-6  # silence: the mouth rests
+        assert not (tmp_path / "out" / name / "scene.blend").exists()
+
+
+@pytest.mark.parametrize("args,words", [
+    (["generate", "missing.wav", "--out", "x"], "not found"),
+    (["generate", "README.md", "--out", "x"], "not a readable audio file"),
+    (["generate", str(EXAMPLE), "--out", "x", "--outputs", "gif"], "--outputs"),
+    (["generate", str(EXAMPLE), "--out", "x", "--rig", "nohead.npz"], "Head model file not found"),
+    (["generate", str(EXAMPLE), "--out", "x", "--intensity", "3"], "intensity must be between"),
+    (["generate", str(EXAMPLE), "--out", "x", "--emotion-schedule", "0:happy,zz"], "Cannot read emotion key"),
+    (["mouth", "missing.npz"], "not found"),
+])
+def test_user_errors_are_one_sentence(tmp_path, args, words):
+    result = cli(*[a if a != "x" else str(tmp_path / "x") for a in args])
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and words in lines[0] and lines[0].startswith("speech2flame: error:"), result.stderr
