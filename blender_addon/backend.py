@@ -11,7 +11,9 @@ from __future__ import annotations
 import atexit
 import os
 import secrets
+import socket
 import threading
+import urllib.parse
 from pathlib import Path
 
 from .backend_client import BackendClient, BackendError, LocalServer, find_project_python
@@ -58,12 +60,22 @@ def get_client(mode: str = "LOCAL", python_path: str = "", remote_url: str = "",
             server, _thread, token = _in_process
             return BackendClient(server.url, token)
         python = _resolve_python(python_path)
-        if _local is not None and (not _local.is_alive() or _local_python != python):
-            stop_local()
+        if _local is not None and (not _local.is_alive() or _local_python != python or not _reachable(_local.url)):
+            stop_local()  # crashed, killed or reconfigured: start a fresh one
         if _local is None:
             _local = LocalServer(python)
             _local_python = python
         return _local.client()
+
+
+def _reachable(url: str) -> bool:
+    """Whether something accepts connections at ``url`` (a dying server may not be reaped yet)."""
+    parsed = urllib.parse.urlsplit(url)
+    try:
+        socket.create_connection((parsed.hostname, parsed.port), timeout=0.5).close()
+        return True
+    except OSError:
+        return False
 
 
 def stop_local() -> None:
@@ -79,6 +91,11 @@ def stop_local() -> None:
         server.shutdown()
         server.server_close()
         _in_process = None
+
+
+def is_local(client: BackendClient) -> bool:
+    """Whether ``client`` talks to the subprocess server this module started."""
+    return _local is not None and client.base_url == _local.url.rstrip("/")
 
 
 def local_server_pid() -> int | None:

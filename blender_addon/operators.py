@@ -143,7 +143,15 @@ class SPEECH2FLAME_OT_generate(bpy.types.Operator):
         self.arm_obj, _mesh = _target_rig(context)
         self.audio_path, self.start_frame, self.add_sound = _audio_source(context)
         self.client = _client(context)
-        self.job_id = self.client.submit(_job(context, self.arm_obj, self.audio_path, self.start_frame, self.client))
+        job = _job(context, self.arm_obj, self.audio_path, self.start_frame, self.client)
+        try:
+            self.job_id = self.client.submit(job)
+        except BackendError as exc:
+            if exc.status is not None or not backend.is_local(self.client):
+                raise
+            backend.stop_local()  # our server died (perhaps just now): start a fresh one and retry once
+            self.client = _client(context)
+            self.job_id = self.client.submit(job)
         self.started = time.perf_counter()
 
     def _finish(self, context) -> set:
@@ -274,8 +282,9 @@ class SPEECH2FLAME_OT_check_backend(bpy.types.Operator):
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}
         models = ", ".join(m.get("name", "?") for m in health.get("models", [])) or "none"
+        engines = ", ".join(e["name"] for e in health.get("engines", []) if e.get("available"))
         self.report({"INFO"}, f"speech2flame {health.get('version')} on {health.get('device')}; "
-                              f"engines: {', '.join(health.get('engines', []))}; models: {models}.")
+                              f"engines: {engines}; models: {models}.")
         return {"FINISHED"}
 
 

@@ -33,6 +33,14 @@ def fcurve_values(action, data_path_start):
     return values
 
 
+def call(operator, **kwargs):
+    """Run an operator; ["FINISHED"] / ["CANCELLED"], or ["ERROR", message] when it reported an error."""
+    try:
+        return list(operator(**kwargs))
+    except RuntimeError as exc:  # bpy.ops raises when the operator reported an error
+        return ["ERROR", str(exc)]
+
+
 bpy.ops.wm.read_factory_settings(use_empty=True)
 result = bpy.ops.extensions.package_install_files(filepath=zip_path, repo="user_default", enable_on_install=True)
 report["installed"] = list(result)
@@ -43,7 +51,7 @@ report["torch_imported_by_addon"] = any(name.startswith(MODULE) and "torch" in n
 scene = bpy.context.scene
 scene.render.fps = 30
 settings = scene.speech2flame
-report["add_demo_head"] = list(bpy.ops.speech2flame.add_demo_head())
+report["add_demo_head"] = call(bpy.ops.speech2flame.add_demo_head)
 rig = settings.rig
 report["rig"] = rig.name if rig else None
 
@@ -58,7 +66,7 @@ settings.intensity = 0.3
 settings.seed = 1
 
 start = time.perf_counter()
-report["generate_1"] = list(bpy.ops.speech2flame.generate())
+report["generate_1"] = call(bpy.ops.speech2flame.generate)
 report["generate_1_s"] = time.perf_counter() - start
 first = rig.speech2flame_takes[-1]
 first_name, first_shapes = first.armature_action.name, first.shape_action.name
@@ -77,7 +85,7 @@ report["first"] = {
 settings.intensity = 1.0
 settings.articulation = 1.6
 start = time.perf_counter()
-report["generate_2"] = list(bpy.ops.speech2flame.generate())
+report["generate_2"] = call(bpy.ops.speech2flame.generate)
 report["generate_2_s"] = time.perf_counter() - start
 second = rig.speech2flame_takes[-1]
 report["second"] = {
@@ -89,8 +97,8 @@ report["second"] = {
     "smile": fcurve_values(second.shape_action, "key_blocks")['key_blocks["mouthSmileLeft"].value[0]'][:, 1].tolist(),
 }
 
-report["export_fbx"] = list(bpy.ops.speech2flame.export_fbx(filepath=os.path.join(out_dir, "addon.fbx")))
-report["export_abc"] = list(bpy.ops.speech2flame.export_alembic(filepath=os.path.join(out_dir, "addon.abc")))
+report["export_fbx"] = call(bpy.ops.speech2flame.export_fbx, filepath=os.path.join(out_dir, "addon.fbx"))
+report["export_abc"] = call(bpy.ops.speech2flame.export_alembic, filepath=os.path.join(out_dir, "addon.abc"))
 report["frame_range_for_export"] = [scene.frame_start, scene.frame_end]
 
 # The backend dies in the middle of a job: one clear failure, scene unchanged, next click works.
@@ -104,18 +112,23 @@ actions_before = sorted(a.name for a in bpy.data.actions)
 takes_before = len(rig.speech2flame_takes)
 
 
+T0 = time.perf_counter()
+
+
 def kill_soon():
     time.sleep(0.5)
     os.kill(pid, 9)
+    report["killed_at"] = time.perf_counter() - T0
 
 
 threading.Thread(target=kill_soon, daemon=True).start()
-report["generate_killed"] = list(bpy.ops.speech2flame.generate())
+report["generate_killed"] = call(bpy.ops.speech2flame.generate)
+report["killed_generate_returned_at"] = time.perf_counter() - T0
 report["scene_unchanged_after_kill"] = (sorted(a.name for a in bpy.data.actions) == actions_before
                                         and len(rig.speech2flame_takes) == takes_before)
 settings.audio_source = "STRIP"
 settings.engine = "baseline"
-report["generate_after_kill"] = list(bpy.ops.speech2flame.generate())
+report["generate_after_kill"] = call(bpy.ops.speech2flame.generate)
 new_pid = backend.local_server_pid()
 report["server_restarted"] = new_pid is not None and new_pid != pid
 
@@ -126,13 +139,13 @@ with open(bad, "w") as fh:
 settings.audio_source = "FILE"
 settings.audio_path = bad
 takes_before = len(rig.speech2flame_takes)
-report["generate_bad_audio"] = list(bpy.ops.speech2flame.generate())
+report["generate_bad_audio"] = call(bpy.ops.speech2flame.generate)
 report["takes_unchanged_after_bad_audio"] = len(rig.speech2flame_takes) == takes_before
 
-report["check_backend"] = list(bpy.ops.speech2flame.check_backend())
-report["delete_take"] = list(bpy.ops.speech2flame.take_delete())
+report["check_backend"] = call(bpy.ops.speech2flame.check_backend)
+report["delete_take"] = call(bpy.ops.speech2flame.take_delete)
 report["takes_after_delete"] = len(rig.speech2flame_takes)
-report["push_to_nla"] = list(bpy.ops.speech2flame.take_push_to_nla(index=0))
+report["push_to_nla"] = call(bpy.ops.speech2flame.take_push_to_nla, index=0)
 report["nla_tracks"] = len(rig.animation_data.nla_tracks)
 
 pid = backend.local_server_pid()

@@ -79,11 +79,11 @@ def test_addon_drives_a_real_backend(addon_zip, tmp_path):
     assert min(second["jaw_w"]) < min(first["jaw_w"]) - 1e-3  # articulation: the jaw opens wider
     assert report["export_fbx"] == ["FINISHED"] and (tmp_path / "addon.fbx").stat().st_size > 10000
     assert report["export_abc"] == ["FINISHED"] and (tmp_path / "addon.abc").stat().st_size > 10000
-    assert report["generate_killed"] == ["CANCELLED"] and report["scene_unchanged_after_kill"]
-    assert "stopped" in run.stdout + run.stderr or "not running" in run.stdout + run.stderr
+    assert report["generate_killed"][0] == "ERROR" and report["scene_unchanged_after_kill"]
+    assert "backend" in report["generate_killed"][1] and "\n" not in report["generate_killed"][1].strip()
     assert report["generate_after_kill"] == ["FINISHED"] and report["server_restarted"]
-    assert report["generate_bad_audio"] == ["CANCELLED"] and report["takes_unchanged_after_bad_audio"]
-    assert "not a readable audio file" in run.stdout + run.stderr
+    assert report["generate_bad_audio"][0] == "ERROR" and report["takes_unchanged_after_bad_audio"]
+    assert "not a readable audio file" in report["generate_bad_audio"][1]
     assert report["check_backend"] == ["FINISHED"]
     assert report["delete_take"] == ["FINISHED"] and report["takes_after_delete"] == 2
     assert report["push_to_nla"] == ["FINISHED"] and report["nla_tracks"] == 1

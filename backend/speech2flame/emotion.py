@@ -1,7 +1,8 @@
 """Emotion overlays: the eight categories as rig-channel offsets that coexist with speech.
 
-An overlay adds to the speech channels; it never drives the contacts, so a smiling
-or frowning mouth still closes for /m/ (the closure channels are computed on top).
+An overlay adds to the speech channels of any engine; it never drives the lip
+contacts, so with the phonetic engine a smiling or frowning mouth still closes
+for /m/ (the closure channels are computed on top).
 Weights come from :meth:`speech2flame.controls.Controls.emotion_curves`, so emotions
 may be constant or keyed over time with smooth transitions.
 """
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...controls import EMOTIONS
+from .controls import EMOTIONS
 
 # ARKit channel offsets at full intensity ("L/R" expands to the Left and Right channels).
 OVERLAYS = {

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import procedural
+from .. import emotion, procedural
 from ..audio import Audio
 from ..controls import Controls
 from ..head_model import HeadModel
@@ -80,17 +80,20 @@ def synthesise(features: EnergyFeatures, head: HeadModel, fps: float, controls: 
 
     take.jaw[:, 0] = controls.articulation * MAX_JAW_RAD * loud ** 0.8
     channels = {
-        "mouthFunnel": 0.5 * dark * loud,
-        "mouthPucker": 0.4 * dark * (1 - loud),
-        "mouthStretchLeft": 0.35 * bright, "mouthStretchRight": 0.35 * bright,
+        "mouthFunnel": 0.5 * controls.articulation * dark * loud,
+        "mouthPucker": 0.4 * controls.articulation * dark * (1 - loud),
+        "mouthStretchLeft": 0.35 * controls.articulation * bright,
+        "mouthStretchRight": 0.35 * controls.articulation * bright,
         "browInnerUp": 0.25 * controls.expressiveness * procedural.smooth(loud, 6.0),
     }
+    for name, value in emotion.overlay_channels(controls.emotion_curves(t, fps)).items():
+        scale = controls.expressiveness if name.startswith(emotion.UPPER_FACE) else 1.0
+        channels[name] = channels.get(name, 0.0) + scale * value
     blink = procedural.blink_curves(t, fps, 17.0 * controls.blink_rate, rng, pause_mask=~features.voiced)
     channels["eyeBlinkLeft"] = channels["eyeBlinkRight"] = blink
     for name, curve in channels.items():
         if name in head.expression_names:
-            scale = controls.articulation if name.startswith("mouth") else 1.0
-            take.expression[:, head.expression_names.index(name)] = scale * curve
+            take.expression[:, head.expression_names.index(name)] = curve
     take.eyes[:] = procedural.gaze_curves(t, fps, rng)
     take.neck[:], take.global_rot[:] = procedural.head_motion(t, fps, rng, amount=controls.head_motion,
                                                               energy=loud)

@@ -21,7 +21,8 @@ from ...audio import Audio
 from ...controls import Controls
 from ...head_model import HeadModel
 from ...take import Take
-from . import alignment, coarticulation, emotion, prosody, visemes
+from ... import emotion
+from . import alignment, coarticulation, prosody, visemes
 from .alignment import TranscriptMismatchWarning
 from .phonemes import SILENCE
 
