@@ -142,7 +142,9 @@ def test_fbx_read_back_with_ufbx(scene_with_take, demo_head, tmp_path):
         for bone in BONE_NAMES:
             # FBX is Y-up with the face towards +Z: the same axes as FLAME.
             deform = np.array(sample["bone_world_rotation"][bone]) @ np.array(rest[bone]).T
-            np.testing.assert_allclose(deform, flame_world[bone][frame], atol=1e-4, err_msg=f"{bone} frame {frame}")
+            # 1e-3 (0.06 degrees): Blender's FBX writer works in float32 and tilts some bones by ~3e-4
+            # between rest and pose; one frame of offset would be ~1e-2 here.
+            np.testing.assert_allclose(deform, flame_world[bone][frame], atol=1e-3, err_msg=f"{bone} frame {frame}")
 
 
 def test_alembic_reimport_moves_like_flame(scene_with_take, demo_head, tmp_path):

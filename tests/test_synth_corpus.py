@@ -1,0 +1,156 @@
+"""The synthetic speech corpus (speech2flame synth-corpus) and the shipped default neural model."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import numpy as np
+import pytest
+
+from speech2flame import synth_corpus
+from speech2flame.audio import SAMPLE_RATE
+from speech2flame.head_model import load_head_model
+from speech2flame.take import Take
+
+SENTENCES = ["Bob bought a big map.", "Open the window, please.", "Five fat frogs.", "Why are you so late?",
+             "My mum made pie.", "Go forward ten meters."]
+HOURS = 0.003  # about 11 s of speech: a handful of items
+
+
+@pytest.fixture(scope="module")
+def head():
+    return load_head_model("demo")
+
+
+@pytest.fixture
+def sentences(tmp_path):
+    path = tmp_path / "sentences.txt"
+    path.write_text("# test list\n" + "\n".join(SENTENCES) + "\n")
+    return path
+
+
+def _corpus(root, sentences, hours=HOURS, seed=0):
+    return synth_corpus.write_corpus(root, hours, seed=seed, sentences_path=sentences, show_progress=False)
+
+
+def _manifest(root):
+    return [json.loads(line) for line in (root / "manifest.jsonl").read_text().splitlines()]
+
+
+def test_same_seed_same_corpus_other_seed_other_corpus(tmp_path, sentences):
+    a, b, c = tmp_path / "a", tmp_path / "b", tmp_path / "c"
+    summary = _corpus(a, sentences)
+    _corpus(b, sentences)
+    _corpus(c, sentences, seed=1)
+    assert summary["items"] >= 2 and summary["seconds"] >= HOURS * 3600
+    assert _manifest(a) == _manifest(b)
+    for entry in _manifest(a):
+        assert (a / entry["audio"]).read_bytes() == (b / entry["audio"]).read_bytes()
+        ta, tb = Take.load(a / entry["take"]), Take.load(b / entry["take"])
+        np.testing.assert_array_equal(ta.expression, tb.expression)
+        np.testing.assert_array_equal(ta.jaw, tb.jaw)
+    assert [e["voice"] for e in _manifest(a)] != [e["voice"] for e in _manifest(c)]
+
+
+def test_writes_the_format_the_neural_dataset_reads(tmp_path, sentences, head):
+    from speech2flame.training.datasets import MotionDataset
+
+    _corpus(tmp_path / "c", sentences, hours=0.016)  # ~58 s: more than 20 items, so one is for validation
+    entries = _manifest(tmp_path / "c")
+    assert {e["split"] for e in entries} == {"train", "val"}
+    held = set(synth_corpus.HELD_OUT_VARIANTS)
+    for e in entries:  # validation items: held-out voices and sentences; training items never use them
+        variant = e["voice"].partition("+")[2]
+        assert (variant in held) == (e["split"] == "val"), e["voice"]
+        assert e["emotion"] in synth_corpus.EMOTIONS and 0.0 <= e["intensity"] <= 1.0
+        assert e["style"] in synth_corpus.STYLES
+    val_text = {e["text"] for e in entries if e["split"] == "val"}
+    train_text = {e["text"] for e in entries if e["split"] == "train"}
+    assert not val_text & train_text
+    data = MotionDataset("synthetic", tmp_path / "c", head, 30.0, "train")
+    clip = data[0]
+    assert clip.expression.shape == (clip.num_frames, len(head.expression_names))
+    assert len(clip.audio) == pytest.approx(clip.num_frames / 30.0 * SAMPLE_RATE, abs=2)
+    assert clip.emotion.shape == (clip.num_frames, 8)
+    assert len(MotionDataset("synthetic", tmp_path / "c", head, 30.0, "val")) >= 1
+
+
+def test_resume_keeps_finished_items_and_matches_a_fresh_run(tmp_path, sentences):
+    root = tmp_path / "r"
+    first = _corpus(root, sentences)
+    stamps = {p.name: p.stat().st_mtime_ns for p in (root / "takes").iterdir()}
+    with open(root / "manifest.jsonl", "a") as fh:  # a run killed while writing a line
+        fh.write('{"id": "0000')
+    second = _corpus(root, sentences, hours=2 * HOURS)
+    assert second["written"] == second["items"] - first["items"] > 0
+    for name, stamp in stamps.items():
+        assert (root / "takes" / name).stat().st_mtime_ns == stamp
+    fresh = tmp_path / "fresh"
+    _corpus(fresh, sentences, hours=2 * HOURS)
+    assert _manifest(root) == _manifest(fresh)
+    again = _corpus(root, sentences, hours=2 * HOURS)
+    assert again["written"] == 0
+
+
+def test_targets_are_teacher_takes_for_the_rig(tmp_path, sentences, head):
+    _corpus(tmp_path / "t", sentences)
+    names = list(head.expression_names)
+    for entry in _manifest(tmp_path / "t"):
+        take = Take.load(tmp_path / "t" / entry["take"])
+        assert list(take.expression_names) == names and take.fps == 30.0
+        assert take.metadata["controls"]["emotion"] == entry["emotion"]
+        assert abs(take.num_frames / 30.0 - entry["duration_s"]) < 0.05
+        assert np.ptp(take.jaw[:, 0]) > 0.02                       # the jaw opens and closes
+        if any(letter in entry["text"].lower() for letter in "bmp"):  # the lips press for P, B, M
+            assert take.expression[:, names.index("mouthPressLeft")].max() > 0.15
+        assert take.expression[:, names.index("eyeBlinkLeft")].max() == 0.0  # blinks are left to the engine
+
+
+def test_augmentation_band_limits_and_adds_noise():
+    rng = np.random.default_rng(0)
+    speech = (0.3 * rng.standard_normal(SAMPLE_RATE)).astype(np.float32)
+    phone = synth_corpus.augment(speech, {"eq": {"kind": "telephone"}}, rng)
+    spectrum = np.abs(np.fft.rfft(phone)) ** 2
+    freqs = np.fft.rfftfreq(len(phone), 1 / SAMPLE_RATE)
+    assert spectrum[freqs < 250].sum() < 1e-6 * spectrum.sum()
+    assert spectrum[freqs > 3500].sum() < 1e-6 * spectrum.sum()
+    silence = np.zeros(SAMPLE_RATE, np.float32)
+    silence[: SAMPLE_RATE // 2] = speech[: SAMPLE_RATE // 2]
+    noisy = synth_corpus.augment(silence, {"noise": {"snr_db": 10.0, "colour": "pink"}}, rng)
+    assert np.abs(noisy[SAMPLE_RATE // 2:]).mean() > 0.01
+    assert np.abs(synth_corpus.augment(speech, {"level_db": 20.0}, rng)).max() <= 1.0
+
+
+def test_cli_refuses_a_folder_that_is_not_a_corpus(tmp_path, capsys):
+    (tmp_path / "notes.txt").write_text("mine")
+    parser = argparse.ArgumentParser()
+    synth_corpus.add_arguments(parser)
+    assert synth_corpus.run(parser.parse_args([str(tmp_path), "--hours", "0.001"])) == 2
+    assert "not a speech2flame corpus" in capsys.readouterr().err
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+def test_shipped_default_model_runs_through_the_pipeline(head):
+    import torch
+
+    from speech2flame.audio import from_array
+    from speech2flame.controls import Controls
+    from speech2flame.engines import neural
+    from speech2flame.engines.phonetic import espeak
+    from speech2flame.models.checkpoint import checkpoint_files
+    from speech2flame.pipeline import generate_take
+
+    torch.set_num_threads(1)
+    path = neural.resolve_model_path(None)
+    assert path == str(neural.DEFAULT_MODEL_DIR)
+    weights, _ = checkpoint_files(path)
+    assert sum(p.stat().st_size for p in neural.DEFAULT_MODEL_DIR.iterdir()) < 25 * 2**20
+    speech = espeak.speak("Bob and Pam walked past the big barn.", "en-us+m3", 160, 50)
+    audio = from_array(speech.samples, speech.sample_rate)
+    take = generate_take(audio, head, engine="neural", controls=Controls(seed=3), fps=30.0)
+    assert take.num_frames == audio.num_frames(30.0) and take.metadata["engine"] == "neural"
+    assert np.ptp(take.jaw[:, 0]) > 0.03                      # the mouth moves with the speech
+    t = np.arange(take.num_frames) / 30.0
+    speaking = (t > speech.phones[1][1]) & (t < speech.phones[-1][1])
+    assert take.jaw[speaking, 0].mean() > take.jaw[~speaking, 0].mean()
