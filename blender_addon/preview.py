@@ -13,28 +13,28 @@ from .rig import find_rig
 PREVIEW_CAMERA = "speech2flame_preview_camera"
 
 
-def frame_face_camera(rig_object, scene=None) -> bpy.types.Object:
-    """Add (or reuse) a camera looking at the face from the front, a little from the side and above.
+def frame_face_camera(rig_object, scene=None, view_height: float = 0.2) -> bpy.types.Object:
+    """Add (or reuse) a camera on the face: from the front, a little from the side and above.
 
-    Framed on the lower two thirds of the head so the mouth is large in the shot.
+    Frames ``view_height`` metres of the head around the mouth and nose (the top
+    of the head at 0, the mouth about 0.17 m below it on a human-sized head).
     """
     scene = scene or bpy.context.scene
     _arm_obj, mesh_obj = find_rig(rig_object)
     coords = np.empty(len(mesh_obj.data.vertices) * 3, np.float32)
     mesh_obj.data.vertices.foreach_get("co", coords)
-    coords = coords.reshape(-1, 3) @ np.array(mesh_obj.matrix_world.to_3x3()).T + np.array(mesh_obj.matrix_world.translation)
-    front = coords[coords[:, 1] < np.percentile(coords[:, 1], 30)]  # the face side (-y in Blender)
-    lo, hi = np.percentile(front, 2, axis=0), np.percentile(front, 98, axis=0)
-    height = hi[2] - lo[2]
-    target = Vector(((lo[0] + hi[0]) / 2, lo[1], lo[2] + 0.42 * height))
+    matrix = np.array(mesh_obj.matrix_world)
+    coords = coords.reshape(-1, 3) @ matrix[:3, :3].T + matrix[:3, 3]
+    lo, hi = coords.min(axis=0), coords.max(axis=0)
+    target = Vector(((lo[0] + hi[0]) / 2, (lo[1] + hi[1]) / 2, hi[2] - 0.15))
     camera = scene.objects.get(PREVIEW_CAMERA)
     if camera is None:
         camera = bpy.data.objects.new(PREVIEW_CAMERA, bpy.data.cameras.new(PREVIEW_CAMERA))
         scene.collection.objects.link(camera)
-    camera.data.lens = 85.0
-    distance = 0.85 * max(height, 0.1) * 85.0 / 36.0
-    direction = Vector((0.25, -1.0, 0.12)).normalized()
-    camera.location = target + direction * distance
+    camera.data.lens, camera.data.sensor_fit = 85.0, "VERTICAL"
+    half_fov = np.arctan(camera.data.sensor_height / 2 / camera.data.lens)
+    direction = Vector((0.3, -1.0, 0.1)).normalized()  # -y is the face side in Blender
+    camera.location = target + direction * (view_height / 2 / np.tan(half_fov))
     camera.rotation_euler = (-direction).to_track_quat("-Z", "Y").to_euler()
     camera.data.clip_start, camera.data.clip_end = 0.01, 10.0
     scene.camera = camera
@@ -51,6 +51,7 @@ def render_preview(filepath: str, rig_object, resolution: int = 360, scene=None)
     shading.color_type = "SINGLE"
     shading.single_color = (0.8, 0.62, 0.52)
     shading.show_cavity = False
+    scene.display.render_aa = "FXAA"  # one sample per pixel: fast on CPU-only machines
     scene.render.resolution_x = scene.render.resolution_y = resolution
     scene.render.resolution_percentage = 100
     scene.render.film_transparent = False

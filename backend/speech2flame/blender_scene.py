@@ -21,12 +21,12 @@ def write_scene_outputs(take: Take, head: HeadModel, out_dir: Path, outputs: lis
     outputs: any of "blend", "fbx", "abc", "mp4". ``stage(name)`` is called as each
     stage starts (for progress and timings). Returns {output: path written}.
     """
+    stage = stage or (lambda name: None)
+    stage("build scene")
     import bpy  # imported here so the rest of the package works without Blender
 
     from speech2flame_blender import export, preview, rig, take_writer
 
-    stage = stage or (lambda name: None)
-    stage("build scene")
     bpy.ops.wm.read_factory_settings(use_empty=True)
     scene = bpy.context.scene
     rig_object = rig.build_rig(head, name=head.name)

@@ -11,7 +11,7 @@ from threading import Lock
 from . import __version__
 from .audio import Audio
 from .controls import Controls
-from .engines import Progress, get_engine
+from .engines import DEFAULT_ENGINE, Progress, get_engine
 from .head_model import HeadModel
 from .take import Take
 
@@ -44,7 +44,7 @@ class AnalysisCache:
         return value
 
 
-def generate_take(audio: Audio, head: HeadModel, engine: str = "baseline", controls: Controls | None = None,
+def generate_take(audio: Audio, head: HeadModel, engine: str = DEFAULT_ENGINE, controls: Controls | None = None,
                   fps: float = 30.0, start_frame: int = 1, model: str | None = None,
                   progress: Progress | None = None, cache: AnalysisCache | None = None,
                   rig_path: str = "demo") -> Take:

@@ -53,7 +53,7 @@ from pathlib import Path
 from . import __version__
 from .audio import Audio, AudioError, load_audio
 from .controls import Controls, ControlsError
-from .engines import ENGINES, Cancelled, EngineError, get_engine
+from .engines import DEFAULT_ENGINE, ENGINES, Cancelled, EngineError, get_engine
 from .head_model import DEMO_RIG, HeadModel, HeadModelError, demo_head_path, load_head_model
 from .pipeline import AnalysisCache, generate_take
 
@@ -346,7 +346,7 @@ class ServerApp:
                                                f"allowed: {', '.join(sorted(JOB_KEYS))}.")
         if "audio" not in body:
             raise ApiError(400, "bad_request", "The job needs an audio entry.")
-        engine = body.get("engine", "baseline")
+        engine = body.get("engine", DEFAULT_ENGINE)
         if not isinstance(engine, str):
             raise ApiError(400, "bad_engine", "engine must be a string.")
         try:

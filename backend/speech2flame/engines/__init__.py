@@ -26,7 +26,8 @@ ENGINES = {
     "phonetic": "speech2flame.engines.phonetic",
     "neural": "speech2flame.engines.neural",
 }
-DEFAULT_ENGINE = "baseline"
+DEFAULT_ENGINE = "phonetic"
+"""Best lip sync without a transcript on real speech (docs/quality.md); the energy baseline is the fallback."""
 
 
 class EngineError(ValueError):

@@ -1,0 +1,369 @@
+"""`speech2flame synth-corpus OUT --hours H --seed S`: synthetic speech with teacher targets.
+
+Each item is one or two sentences from a built-in, phonetically varied list
+(``data/sentences.txt``) spoken by an eSpeak NG voice (an English accent plus a
+voice variant such as ``f3`` or ``klatt2``, from the ``espeakng-loader`` wheel, so
+it works offline) at a random speaking rate and pitch. eSpeak gives the exact
+phone timings, so the phonetic engine (the *teacher*) turns them into a Take for
+the training rig under a random emotion, intensity and speaking style. The audio
+written next to it is augmented (background noise, reverberation, EQ or a
+telephone band, level); the teacher always sees the clean speech.
+
+Layout: the synthetic format of :mod:`speech2flame.training.datasets`
+(``manifest.jsonl``, ``audio/ID.wav`` at 16 kHz, ``takes/ID.npz``) plus
+``corpus.json`` with the settings. Validation items (``split: val``) use voice
+variants and sentences that training items never use, so validation measures
+held-out voices.
+
+Deterministic by seed: item ``i`` depends only on (seed, i), so an interrupted
+run resumes where it stopped (finished items are kept, not redone) and ends
+with the same corpus as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .audio import SAMPLE_RATE
+from .controls import EMOTIONS
+
+SENTENCES_PATH = Path(__file__).resolve().parent / "data" / "sentences.txt"
+CORPUS_INFO = "corpus.json"
+FORMAT_VERSION = 1
+
+ACCENTS = ("en-us", "en", "en-gb-scotland", "en-gb-x-rp", "en-029", "en-gb-x-gbclan", "en-gb-x-gbcwmd",
+           "en-us-nyc")
+"""eSpeak NG English voices (American, British, Scottish, RP, Caribbean, Lancastrian, West Midlands, New York)."""
+
+HELD_OUT_VARIANTS = ("f4", "m6", "Annie", "klatt4", "Andy", "belinda", "iven3", "steph2", "edward2", "Alicia")
+"""Voice variants used only by validation items (held-out voices)."""
+
+MAX_DRIFT_RAD = 0.1       # slow head drift of the targets at head_motion 1 (see bounded_drift)
+VAL_EVERY = 20           # every 20th item is a validation item
+VAL_SENTENCE_EVERY = 10  # every 10th sentence of the list is kept for validation items
+
+EMOTION_PROBS = np.array([0.3] + [0.1] * 7)  # neutral, then the seven others, in controls.EMOTIONS order
+
+STYLES = {
+    # name: (probability, teacher controls). The style key groups clips that serve as each
+    # other's style reference in training; "natural" is the engine's default look.
+    "natural": (0.40, {}),
+    "crisp": (0.15, {"articulation": 1.3}),
+    "mumbled": (0.15, {"articulation": 0.7, "head_motion": 0.6}),
+    "animated": (0.15, {"expressiveness": 1.5, "head_motion": 1.6}),
+    "calm": (0.15, {"expressiveness": 0.6, "head_motion": 0.4, "smoothing": 0.25}),
+}
+
+
+_worker_rig, _worker_fps = None, 30.0  # set by write_corpus before the pool forks
+
+
+class CorpusError(ValueError):
+    """A corpus folder or setting that cannot be used."""
+
+
+# ---------------------------------------------------------------- inputs
+
+def load_sentences(path: str | os.PathLike = SENTENCES_PATH) -> list[str]:
+    """Non-empty lines of a sentence list, ``#`` lines skipped."""
+    path = Path(path)
+    if not path.is_file():
+        raise CorpusError(f"Sentence list not found: {path}.")
+    lines = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
+    sentences = [line for line in lines if line and not line.startswith("#")]
+    if len(sentences) < 2:
+        raise CorpusError(f"{path.name} needs at least 2 sentences (one is kept for validation).")
+    return sentences
+
+
+def espeak_variants() -> list[str]:
+    """Names of the voice variants (``+f3``, ``+klatt2``, ...) shipped with espeakng-loader, sorted."""
+    import espeakng_loader
+
+    folder = Path(espeakng_loader.get_data_path()) / "voices" / "!v"
+    return sorted(p.name for p in folder.iterdir() if p.is_file() and " " not in p.name)
+
+
+def voice_pools() -> tuple[list[str], list[str]]:
+    """(training voices, held-out voices) as eSpeak names ``accent`` or ``accent+variant``."""
+    variants = espeak_variants()
+    held = [v for v in variants if v in HELD_OUT_VARIANTS]
+    train = [""] + [v for v in variants if v not in HELD_OUT_VARIANTS]
+    join = lambda accent, v: accent + ("+" + v if v else "")  # noqa: E731
+    return [join(a, v) for a in ACCENTS for v in train], [join(a, v) for a in ACCENTS for v in held]
+
+
+# ---------------------------------------------------------------- one item
+
+@dataclass
+class ItemSpec:
+    """Everything random about one corpus item, drawn from (seed, index)."""
+
+    index: int
+    split: str
+    text: str
+    voice: str
+    rate_wpm: int
+    pitch: int
+    emotion: str
+    intensity: float
+    style: str
+    lead_s: float
+    tail_s: float
+    augment: dict
+    seed: int
+
+    @property
+    def item_id(self) -> str:
+        return f"{self.index:06d}"
+
+
+def is_val_sentence(k: int, count: int) -> bool:
+    """Whether sentence ``k`` of ``count`` is kept for validation (every 10th; the last of a short list)."""
+    return k % VAL_SENTENCE_EVERY == VAL_SENTENCE_EVERY - 1 if count >= VAL_SENTENCE_EVERY else k == count - 1
+
+
+def item_spec(seed: int, index: int, sentences: list[str], voices: tuple[list[str], list[str]]) -> ItemSpec:
+    """The random choices of item ``index`` (depends only on seed and index)."""
+    rng = np.random.default_rng([int(seed), int(index)])
+    split = "val" if index % VAL_EVERY == VAL_EVERY - 1 else "train"
+    pool = [s for k, s in enumerate(sentences) if is_val_sentence(k, len(sentences)) == (split == "val")]
+    count = 1 if rng.random() < 0.7 else 2
+    text = " ".join(pool[int(i)] for i in rng.integers(0, len(pool), count))
+    train_voices, held_voices = voices
+    voice_pool = held_voices if split == "val" and held_voices else train_voices
+    emotion = EMOTIONS[int(rng.choice(len(EMOTIONS), p=EMOTION_PROBS / EMOTION_PROBS.sum()))]
+    intensity = 0.0 if emotion == "neutral" else float(np.round(rng.uniform(0.3, 1.0), 3))
+    names = list(STYLES)
+    probs = np.array([STYLES[n][0] for n in names])
+    style = names[int(rng.choice(len(names), p=probs / probs.sum()))]
+    return ItemSpec(index=index, split=split, text=text, voice=voice_pool[int(rng.integers(len(voice_pool)))],
+                    rate_wpm=int(rng.integers(120, 241)), pitch=int(rng.integers(15, 86)),
+                    emotion=emotion, intensity=intensity, style=style,
+                    lead_s=float(np.round(rng.uniform(0.05, 0.5), 3)), tail_s=float(np.round(rng.uniform(0.05, 0.5), 3)),
+                    augment=augmentation_spec(rng), seed=int(rng.integers(2**31 - 1)))
+
+
+def augmentation_spec(rng: np.random.Generator) -> dict:
+    """Random augmentation settings (about a quarter of the items stay clean)."""
+    spec: dict = {}
+    if rng.random() < 0.25:
+        return spec
+    if rng.random() < 0.5:
+        spec["noise"] = {"snr_db": float(rng.uniform(8.0, 35.0)), "colour": ["white", "pink", "brown"][int(rng.integers(3))]}
+    if rng.random() < 0.4:
+        spec["reverb"] = {"rt60_s": float(rng.uniform(0.15, 0.8)), "wet": float(rng.uniform(0.2, 0.7))}
+    if rng.random() < 0.5:
+        if rng.random() < 0.35:
+            spec["eq"] = {"kind": "telephone"}
+        else:
+            spec["eq"] = {"kind": "tilt", "db_per_octave": float(rng.uniform(-4.0, 4.0))}
+    spec["level_db"] = float(rng.uniform(-20.0, 6.0))
+    return spec
+
+
+def augment(samples: np.ndarray, spec: dict, rng: np.random.Generator) -> np.ndarray:
+    """Apply an :func:`augmentation_spec` to (N,) float32 16 kHz speech; returns (N,) float32."""
+    x = np.asarray(samples, np.float64)
+    n = len(x)
+    if "reverb" in spec and n:
+        rt60, wet = spec["reverb"]["rt60_s"], spec["reverb"]["wet"]
+        t = np.arange(int(rt60 * SAMPLE_RATE)) / SAMPLE_RATE
+        ir = rng.standard_normal(len(t)) * np.exp(-6.9 * t / rt60)  # -60 dB at rt60
+        ir[0] = 0.0
+        ir /= np.sqrt(np.sum(ir ** 2)) + 1e-12
+        tail = np.fft.irfft(np.fft.rfft(x, 2 * n) * np.fft.rfft(ir, 2 * n), 2 * n)[:n]
+        x = (1 - wet) * x + wet * tail * np.sqrt(np.mean(x ** 2) / (np.mean(tail ** 2) + 1e-12))
+    if "eq" in spec and n:
+        freqs = np.fft.rfftfreq(n, 1.0 / SAMPLE_RATE)
+        if spec["eq"]["kind"] == "telephone":
+            gain = ((freqs >= 300.0) & (freqs <= 3400.0)).astype(np.float64)
+        else:
+            octaves = np.log2(np.maximum(freqs, 50.0) / 1000.0)
+            gain = 10 ** (spec["eq"]["db_per_octave"] * octaves / 20)
+        x = np.fft.irfft(np.fft.rfft(x) * gain, n)
+    if "noise" in spec and n:
+        white = rng.standard_normal(n)
+        colour = spec["noise"]["colour"]
+        if colour != "white":
+            freqs = np.fft.rfftfreq(n, 1.0 / SAMPLE_RATE)
+            power = 1.0 if colour == "pink" else 2.0
+            white = np.fft.irfft(np.fft.rfft(white) / np.maximum(freqs, 20.0) ** (power / 2), n)
+        speech_power = np.mean(x ** 2) + 1e-12
+        noise_power = speech_power / 10 ** (spec["noise"]["snr_db"] / 10)
+        x = x + white * np.sqrt(noise_power / (np.mean(white ** 2) + 1e-12))
+    x = x * 10 ** (spec.get("level_db", 0.0) / 20)
+    return np.clip(x, -1.0, 1.0).astype(np.float32)
+
+
+def bounded_drift(global_rot: np.ndarray, limit_rad: float) -> np.ndarray:
+    """(T, 3) head drift radians re-centred on its mean and scaled down to at most ``limit_rad``
+    per axis. The teacher's slow drift normalises band-limited noise by its std without removing
+    its mean, which on clips shorter than the drift period (4 s) blows it up to several radians."""
+    drift = np.asarray(global_rot, np.float32) - np.mean(global_rot, axis=0)
+    peak = np.abs(drift).max(axis=0)
+    return (drift * np.minimum(1.0, limit_rad / np.maximum(peak, 1e-9))).astype(np.float32)
+
+
+def make_item(spec: ItemSpec, head, fps: float = 30.0):
+    """Speak, run the teacher on the clean speech, augment. Returns (samples 16 kHz (N,), Take, duration_s)."""
+    import soxr
+
+    from .audio import from_array
+    from .controls import Controls
+    from .engines import phonetic
+    from .engines.phonetic import espeak
+
+    speech = espeak.speak(spec.text, spec.voice, spec.rate_wpm, spec.pitch)
+    clean = soxr.resample(speech.samples, speech.sample_rate, SAMPLE_RATE, quality="HQ").astype(np.float32)
+    lead, tail = int(spec.lead_s * SAMPLE_RATE), int(spec.tail_s * SAMPLE_RATE)
+    clean = np.concatenate([np.zeros(lead, np.float32), clean, np.zeros(tail, np.float32)])
+    phones = [("SIL", 0.0, spec.lead_s)] + [(p, s + spec.lead_s, e + spec.lead_s) for p, s, e in speech.phones]
+    audio = from_array(clean, SAMPLE_RATE)
+    analysis = phonetic.analyse_with_phones(audio, fps, phones, method="espeak")
+    # Blinks are left out of the targets: the neural engine adds them procedurally.
+    controls = Controls(emotion=spec.emotion, intensity=spec.intensity, seed=spec.seed, blink_rate=0.0,
+                        **STYLES[spec.style][1]).validate()
+    take = phonetic.synthesise(analysis, head, fps, controls)
+    take.global_rot[:] = bounded_drift(take.global_rot, MAX_DRIFT_RAD * controls.head_motion)
+    take.metadata.update({"controls": controls.to_dict(), "engine": "phonetic", "rig_id": head.rig_id(),
+                          "audio_duration_s": round(audio.duration, 6)})
+    noisy = augment(audio.samples, spec.augment, np.random.default_rng(spec.seed))
+    return noisy, take.validate(), audio.duration
+
+
+# ---------------------------------------------------------------- the corpus
+
+def _read_done(root: Path) -> dict[str, dict]:
+    """Manifest entries already written (id -> entry); a half-written last line is dropped."""
+    path = root / "manifest.jsonl"
+    if not path.is_file():
+        return {}
+    done, good = {}, []
+    for line in path.read_text().splitlines():
+        try:
+            entry = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        done[entry["id"]] = entry
+        good.append(line)
+    path.write_text("".join(g + "\n" for g in good))
+    return done
+
+
+def _make_item_in_child(spec: ItemSpec):
+    """:func:`make_item` in a pool worker forked from the parent's clean eSpeak state."""
+    return make_item(spec, _worker_rig, _worker_fps)
+
+
+def write_corpus(root: str | os.PathLike, hours: float, seed: int = 0, fps: float = 30.0, head: str = "demo",
+                 sentences_path: str | os.PathLike | None = None, show_progress: bool = True,
+                 workers: int = 1) -> dict:
+    """Generate (or resume) a corpus of at least ``hours`` of speech in ``root``.
+
+    Returns a summary: items, seconds of audio, items written by this call, splits.
+    """
+    from tqdm import tqdm
+
+    from .engines.phonetic import espeak
+    from .head_model import load_head_model
+    from .training.datasets import SyntheticCorpusWriter
+
+    if not hours > 0:
+        raise CorpusError("--hours must be more than 0.")
+    root = Path(root)
+    sentences = load_sentences(sentences_path or SENTENCES_PATH)
+    settings = {"format_version": FORMAT_VERSION, "seed": int(seed), "fps": float(fps), "head": str(head),
+                "sentences": len(sentences)}
+    info_path = root / CORPUS_INFO
+    if info_path.is_file():
+        old = json.loads(info_path.read_text())
+        clash = [k for k in settings if old.get(k) != settings[k]]
+        if clash:
+            raise CorpusError(f"{root} holds a corpus made with other settings ({', '.join(clash)}); "
+                              f"use a new folder or the same settings to resume.")
+    elif root.is_dir() and any(root.iterdir()):
+        raise CorpusError(f"{root} is not empty and is not a speech2flame corpus; choose a new folder.")
+    root.mkdir(parents=True, exist_ok=True)
+    info_path.write_text(json.dumps({**settings, "hours": float(hours)}, indent=2))
+
+    global _worker_rig, _worker_fps
+    _worker_rig, _worker_fps = load_head_model(head), float(fps)
+    espeak._library()  # initialised once here; every item is spoken in a child forked from this state
+    voices = voice_pools()
+    done = _read_done(root)
+    target_s = float(hours) * 3600.0
+    total_s, index, written = 0.0, 0, 0
+    bar = tqdm(total=round(target_s), unit="s", desc="synth-corpus", disable=not show_progress)
+    context = multiprocessing.get_context("fork")
+    with SyntheticCorpusWriter(root) as writer, context.Pool(max(1, int(workers)), maxtasksperchild=1) as pool:
+        while total_s < target_s:
+            # items in index order, a few in flight; each is made in a fresh child, so eSpeak's
+            # internal state never leaks from one item to the next (same corpus when resumed)
+            batch = []
+            for _ in range(4 * max(1, int(workers))):
+                spec = item_spec(seed, index, sentences, voices)
+                index += 1
+                job = None if spec.item_id in done else pool.apply_async(_make_item_in_child, (spec,))
+                batch.append((spec, job))
+            for spec, job in batch:
+                if total_s >= target_s:  # items computed past the target are dropped
+                    break
+                if job is None:
+                    duration = float(done[spec.item_id]["duration_s"])
+                else:
+                    samples, take, duration = job.get()
+                    writer.add(spec.item_id, samples, take, split=spec.split, emotion=spec.emotion,
+                               intensity=spec.intensity, style=spec.style, voice=spec.voice, text=spec.text,
+                               rate_wpm=spec.rate_wpm, pitch=spec.pitch, augment=spec.augment,
+                               duration_s=round(duration, 4))
+                    written += 1
+                total_s += duration
+                bar.update(min(round(duration), max(0, round(target_s) - bar.n)))
+    bar.close()
+    entries = _read_done(root)
+    splits: dict[str, int] = {}
+    for entry in entries.values():
+        splits[entry["split"]] = splits.get(entry["split"], 0) + 1
+    return {"root": str(root), "items": len(entries), "seconds": round(total_s, 1), "written": written,
+            "splits": splits}
+
+
+# ---------------------------------------------------------------- CLI
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of `speech2flame synth-corpus`."""
+    parser.add_argument("output", help="corpus folder (created; an unfinished corpus there is resumed)")
+    parser.add_argument("--hours", type=float, default=1.0, help="hours of speech to generate (default 1)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed: same seed, same corpus (default 0)")
+    parser.add_argument("--fps", type=float, default=30.0, help="frame rate of the target takes (default 30)")
+    parser.add_argument("--head", default="demo", help="rig of the targets: demo, a .npz or a FLAME .pkl")
+    parser.add_argument("--sentences", help="text file with one sentence a line (default: the built-in list)")
+    parser.add_argument("--workers", type=int, default=1, help="processes making items in parallel (default 1)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Entry of `speech2flame synth-corpus`; returns the process exit code."""
+    from .head_model import HeadModelError
+
+    try:
+        summary = write_corpus(args.output, args.hours, args.seed, args.fps, args.head, args.sentences,
+                               show_progress=not args.quiet, workers=args.workers)
+    except (CorpusError, HeadModelError, ValueError, OSError) as exc:
+        print(f"speech2flame synth-corpus: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(summary))
+    return 0
+
+
+__all__ = ["add_arguments", "run", "write_corpus", "item_spec", "make_item", "augment", "voice_pools",
+           "load_sentences", "CorpusError"]
