@@ -41,7 +41,7 @@ def frame_face_camera(rig_object, scene=None, view_height: float = 0.2) -> bpy.t
     return camera
 
 
-def render_preview(filepath: str, rig_object, resolution: int = 360, scene=None) -> Path:
+def render_preview(filepath: str, rig_object, resolution: int = 320, scene=None) -> Path:
     """Render the scene's frame range to an H.264 .mp4 with the sound strips mixed in as AAC."""
     scene = scene or bpy.context.scene
     frame_face_camera(rig_object, scene)

@@ -57,7 +57,7 @@ print("RESULT", movie.frame_final_duration, movie.elements[0].orig_width, sound.
     line = [l for l in probe.stdout.splitlines() if l.startswith("RESULT")][0].split()
     frames, width, sound_frames, scene_fps = map(int, line[1:])
     take = Take.load(out / "take.npz")
-    assert frames == take.num_frames and width == 360
+    assert frames == take.num_frames and width == 320
     assert abs(sound_frames / scene_fps - take.duration) < 0.2  # audio muxed in, as long as the take
 
 

@@ -30,8 +30,9 @@ def sentences(tmp_path):
     return path
 
 
-def _corpus(root, sentences, hours=HOURS, seed=0):
-    return synth_corpus.write_corpus(root, hours, seed=seed, sentences_path=sentences, show_progress=False)
+def _corpus(root, sentences, hours=HOURS, seed=0, workers=1):
+    return synth_corpus.write_corpus(root, hours, seed=seed, sentences_path=sentences, show_progress=False,
+                                     workers=workers)
 
 
 def _manifest(root):
@@ -41,7 +42,7 @@ def _manifest(root):
 def test_same_seed_same_corpus_other_seed_other_corpus(tmp_path, sentences):
     a, b, c = tmp_path / "a", tmp_path / "b", tmp_path / "c"
     summary = _corpus(a, sentences)
-    _corpus(b, sentences)
+    _corpus(b, sentences, workers=2)  # items are independent of the order they are made in
     _corpus(c, sentences, seed=1)
     assert summary["items"] >= 2 and summary["seconds"] >= HOURS * 3600
     assert _manifest(a) == _manifest(b)
@@ -144,7 +145,8 @@ def test_shipped_default_model_runs_through_the_pipeline(head):
     torch.set_num_threads(1)
     path = neural.resolve_model_path(None)
     assert path == str(neural.DEFAULT_MODEL_DIR)
-    weights, _ = checkpoint_files(path)
+    weights, config = checkpoint_files(path)
+    assert weights.is_file() and config.is_file()
     assert sum(p.stat().st_size for p in neural.DEFAULT_MODEL_DIR.iterdir()) < 25 * 2**20
     speech = espeak.speak("Bob and Pam walked past the big barn.", "en-us+m3", 160, 50)
     audio = from_array(speech.samples, speech.sample_rate)

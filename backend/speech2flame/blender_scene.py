@@ -15,7 +15,7 @@ OUTPUT_FILES = {"blend": "scene.blend", "fbx": "anim.fbx", "abc": "anim.abc", "m
 
 
 def write_scene_outputs(take: Take, head: HeadModel, out_dir: Path, outputs: list[str], audio_path: str | None,
-                        stage=None, preview_resolution: int = 360) -> dict[str, Path]:
+                        stage=None, preview_resolution: int = 320) -> dict[str, Path]:
     """Build a scene with the rig and the take, then write the requested outputs.
 
     outputs: any of "blend", "fbx", "abc", "mp4". ``stage(name)`` is called as each

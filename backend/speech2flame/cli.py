@@ -202,7 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--start-frame", type=int, default=1, help="scene frame of the first animation frame")
     gen.add_argument("--engine", choices=sorted(ENGINES), default=DEFAULT_ENGINE, help="animation engine")
     gen.add_argument("--model", help="model checkpoint for the neural engine")
-    gen.add_argument("--preview-resolution", type=int, default=360, help="preview video size in pixels")
+    gen.add_argument("--preview-resolution", type=int, default=320, help="preview video size in pixels")
     gen.add_argument("--timings", action="store_true", help="print the time of each stage on stderr")
     gen.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_control_arguments(gen)

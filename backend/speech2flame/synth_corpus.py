@@ -92,13 +92,77 @@ def espeak_variants() -> list[str]:
     return sorted(p.name for p in folder.iterdir() if p.is_file() and " " not in p.name)
 
 
-def voice_pools() -> tuple[list[str], list[str]]:
-    """(training voices, held-out voices) as eSpeak names ``accent`` or ``accent+variant``."""
+def voice_pools(festival: list[str] | tuple = ()) -> tuple[list[str], list[str], list[str]]:
+    """(training eSpeak voices, held-out eSpeak voices, Festival voices). eSpeak names are
+    ``accent`` or ``accent+variant``; Festival names get a ``festival:`` prefix (training only)."""
     variants = espeak_variants()
     held = [v for v in variants if v in HELD_OUT_VARIANTS]
     train = [""] + [v for v in variants if v not in HELD_OUT_VARIANTS]
     join = lambda accent, v: accent + ("+" + v if v else "")  # noqa: E731
-    return [join(a, v) for a in ACCENTS for v in train], [join(a, v) for a in ACCENTS for v in held]
+    return ([join(a, v) for a in ACCENTS for v in train], [join(a, v) for a in ACCENTS for v in held],
+            ["festival:" + v for v in festival])
+
+
+# ---------------------------------------------------------------- Festival voices (optional)
+
+FESTIVAL_US_VOICES = ("kal_diphone", "ked_diphone", "cmu_us_")
+"""Festival voices on the US "radio" phone set (ARPAbet in lower case), the ones we can map."""
+FESTIVAL_SHARE = 0.25  # fraction of training items spoken by Festival when it has voices
+_FESTIVAL_PHONES = {"pau": "SIL", "h#": "SIL", "brth": "SIL", "ax": "AH", "axr": "ER", "dx": "D", "el": "L",
+                    "em": "M", "en": "N", "nx": "N", "hv": "HH"}
+
+
+def festival_voices() -> list[str]:
+    """Installed Festival voices on the US phone set, sorted; [] without Festival."""
+    import shutil
+    import subprocess
+    import tempfile
+
+    if shutil.which("festival") is None:
+        return []
+    with tempfile.NamedTemporaryFile("w", suffix=".scm") as script:
+        script.write("(print (voice.list))\n")
+        script.flush()
+        try:
+            out = subprocess.run(["festival", "--batch", script.name], capture_output=True, text=True,
+                                 timeout=60).stdout
+        except (OSError, subprocess.SubprocessError):
+            return []
+    names = out.replace("(", " ").replace(")", " ").split()
+    return sorted(n for n in names if n.startswith(FESTIVAL_US_VOICES))
+
+
+def festival_speak(text: str, voice: str, stretch: float = 1.0):
+    """Speak ``text`` with a Festival voice; returns an eSpeak-like Speech (samples, rate, ARPAbet phones).
+
+    ``stretch`` > 1 speaks slower (Festival's Duration_Stretch).
+    """
+    import subprocess
+    import tempfile
+
+    import soundfile
+
+    from .engines.phonetic.espeak import Speech
+
+    quoted = text.replace("\\", " ").replace('"', " ")
+    with tempfile.TemporaryDirectory() as folder:
+        wav, segs, scm = (Path(folder) / n for n in ("speech.wav", "speech.segs", "speech.scm"))
+        scm.write_text(f"(voice_{voice})\n(Parameter.set 'Duration_Stretch {float(stretch):.3f})\n"
+                       f'(set! utt (Utterance Text "{quoted}"))\n(utt.synth utt)\n'
+                       f"(utt.save.wave utt \"{wav}\" 'riff)\n(utt.save.segs utt \"{segs}\")\n")
+        subprocess.run(["festival", "--batch", str(scm)], capture_output=True, timeout=120, check=True)
+        samples, rate = soundfile.read(wav, dtype="float32")
+        rows = [line.split() for line in segs.read_text().splitlines()[1:] if line.strip()]
+    phones, start = [], 0.0
+    for end, _, name in rows:
+        arpa = _FESTIVAL_PHONES.get(name, name.upper())
+        if float(end) > start:
+            if phones and arpa == "SIL" and phones[-1][0] == "SIL":
+                phones[-1] = ("SIL", phones[-1][1], float(end))
+            else:
+                phones.append((arpa, start, float(end)))
+        start = float(end)
+    return Speech(samples=samples, sample_rate=int(rate), phones=phones, espeak=[])
 
 
 # ---------------------------------------------------------------- one item
@@ -138,8 +202,11 @@ def item_spec(seed: int, index: int, sentences: list[str], voices: tuple[list[st
     pool = [s for k, s in enumerate(sentences) if is_val_sentence(k, len(sentences)) == (split == "val")]
     count = 1 if rng.random() < 0.7 else 2
     text = " ".join(pool[int(i)] for i in rng.integers(0, len(pool), count))
-    train_voices, held_voices = voices
+    train_voices, held_voices, festival = voices
     voice_pool = held_voices if split == "val" and held_voices else train_voices
+    use_festival = bool(rng.random() < FESTIVAL_SHARE)  # drawn always, so the other choices do not shift
+    if use_festival and festival and split == "train":
+        voice_pool = festival
     emotion = EMOTIONS[int(rng.choice(len(EMOTIONS), p=EMOTION_PROBS / EMOTION_PROBS.sum()))]
     intensity = 0.0 if emotion == "neutral" else float(np.round(rng.uniform(0.3, 1.0), 3))
     names = list(STYLES)
@@ -222,7 +289,10 @@ def make_item(spec: ItemSpec, head, fps: float = 30.0):
     from .engines import phonetic
     from .engines.phonetic import espeak
 
-    speech = espeak.speak(spec.text, spec.voice, spec.rate_wpm, spec.pitch)
+    if spec.voice.startswith("festival:"):  # rate 120..240 wpm -> Festival durations x1.33..x0.67
+        speech = festival_speak(spec.text, spec.voice.split(":", 1)[1], 160.0 / spec.rate_wpm)
+    else:
+        speech = espeak.speak(spec.text, spec.voice, spec.rate_wpm, spec.pitch)
     clean = soxr.resample(speech.samples, speech.sample_rate, SAMPLE_RATE, quality="HQ").astype(np.float32)
     lead, tail = int(spec.lead_s * SAMPLE_RATE), int(spec.tail_s * SAMPLE_RATE)
     clean = np.concatenate([np.zeros(lead, np.float32), clean, np.zeros(tail, np.float32)])
