@@ -16,6 +16,7 @@ from .backend_client import BackendClient, BackendError
 from .core import head_model as hm
 from .core import take as take_module
 from .rig import RigError, build_rig, find_rig
+from .take_writer import apply_take
 
 HEAD_PROP = "speech2flame_head"
 """Custom property on a rig: the head model the backend should use ("demo" or a file path)."""
@@ -91,9 +92,7 @@ def _audio_source(context) -> tuple[str, int, bool]:
     """(audio file path, start frame, whether a sound strip must be added) from the settings."""
     settings = _settings(context)
     if settings.audio_source == "STRIP":
-        editor = context.scene.sequence_editor
-        strips = (editor.strips_all if hasattr(editor, "strips_all") else editor.sequences_all) if editor else {}
-        strip = strips.get(settings.sound_strip) if settings.sound_strip else None
+        strip = next((s for s in _all_strips(context.scene) if s.name == settings.sound_strip), None)
         if strip is None or strip.type != "SOUND":
             raise BackendError("Choose a sound strip of the Video Sequencer, or switch the audio source to File.")
         return os.path.abspath(bpy.path.abspath(strip.sound.filepath)), int(strip.frame_start), False
@@ -160,11 +159,9 @@ class SPEECH2FLAME_OT_generate(bpy.types.Operator):
             path = Path(folder) / "take.npz"
             path.write_bytes(data)
             take = take_module.Take.load(path)
-        from .take_writer import apply_take  # after the fetch: nothing in the scene changes before this
-
         settings = _settings(context)
         existing = any(getattr(s, "sound", None) and bpy.path.abspath(s.sound.filepath) == self.audio_path
-                       for s in (_all_strips(context.scene)))
+                       for s in _all_strips(context.scene))
         result = apply_take(take, self.arm_obj, name=f"{self.arm_obj.name}_{settings.engine}_{settings.emotion}",
                             scene=context.scene, sound_path=self.audio_path if self.add_sound and not existing else None)
         summary = f"{settings.engine}, {settings.emotion} {settings.intensity:.1f}, {Path(self.audio_path).name}"
@@ -243,7 +240,8 @@ class SPEECH2FLAME_OT_generate(bpy.types.Operator):
         return result
 
 
-def _all_strips(scene):
+def _all_strips(scene) -> list:
+    """Every strip of the scene's Video Sequencer, in meta strips too (Blender 4.4+ and older names)."""
     editor = scene.sequence_editor
     if editor is None:
         return []
@@ -289,14 +287,22 @@ class SPEECH2FLAME_OT_check_backend(bpy.types.Operator):
 
 
 class _TakeOperator:
-    index: IntProperty(default=-1, options={"HIDDEN"})
+    """Runs ``action(rig, index)`` on a take of the target rig (``index`` -1: the selected take)."""
 
-    def _rig_and_index(self, context):
-        arm_obj, _mesh = _target_rig(context)
-        index = self.index if self.index >= 0 else arm_obj.speech2flame_take_index
-        if not 0 <= index < len(arm_obj.speech2flame_takes):
-            raise RigError("This rig has no take to work on.")
-        return arm_obj, index
+    index: IntProperty(default=-1, options={"HIDDEN"})
+    bl_options = {"REGISTER", "UNDO"}
+
+    def execute(self, context):
+        try:
+            arm_obj, _mesh = _target_rig(context)
+            index = self.index if self.index >= 0 else arm_obj.speech2flame_take_index
+            if not 0 <= index < len(arm_obj.speech2flame_takes):
+                raise RigError("This rig has no take to work on.")
+            type(self).action(arm_obj, index)
+        except RigError as exc:
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        return {"FINISHED"}
 
 
 class SPEECH2FLAME_OT_take_delete(_TakeOperator, bpy.types.Operator):
@@ -304,15 +310,7 @@ class SPEECH2FLAME_OT_take_delete(_TakeOperator, bpy.types.Operator):
 
     bl_idname = "speech2flame.take_delete"
     bl_label = "Delete Take"
-    bl_options = {"REGISTER", "UNDO"}
-
-    def execute(self, context):
-        try:
-            takes.delete(*self._rig_and_index(context))
-        except RigError as exc:
-            self.report({"ERROR"}, str(exc))
-            return {"CANCELLED"}
-        return {"FINISHED"}
+    action = staticmethod(takes.delete)
 
 
 class SPEECH2FLAME_OT_take_push_to_nla(_TakeOperator, bpy.types.Operator):
@@ -320,15 +318,7 @@ class SPEECH2FLAME_OT_take_push_to_nla(_TakeOperator, bpy.types.Operator):
 
     bl_idname = "speech2flame.take_push_to_nla"
     bl_label = "Push Take to NLA"
-    bl_options = {"REGISTER", "UNDO"}
-
-    def execute(self, context):
-        try:
-            takes.push_to_nla(*self._rig_and_index(context))
-        except RigError as exc:
-            self.report({"ERROR"}, str(exc))
-            return {"CANCELLED"}
-        return {"FINISHED"}
+    action = staticmethod(takes.push_to_nla)
 
 
 class _ExportOperator(ExportHelper):
