@@ -50,6 +50,15 @@ report["torch_imported_by_addon"] = any(name.startswith(MODULE) and "torch" in n
 
 scene = bpy.context.scene
 scene.render.fps = 30
+# Import Head Model: a speech2flame .npz works, an audio file is refused with one sentence.
+head_file = sys.modules[MODULE + ".vendor.head_model"].demo_head_path()
+objects_before = len(bpy.data.objects)
+report["import_head"] = call(bpy.ops.speech2flame.import_head_model, filepath=str(head_file))
+report["import_head_objects"] = len(bpy.data.objects) - objects_before
+report["import_wrong_file"] = call(bpy.ops.speech2flame.import_head_model, filepath=audio_path)
+for obj in list(bpy.data.objects):  # start the animator's session from an empty scene again
+    bpy.data.objects.remove(obj)
+
 settings = scene.speech2flame
 report["add_demo_head"] = call(bpy.ops.speech2flame.add_demo_head)
 rig = settings.rig

@@ -67,6 +67,8 @@ def test_addon_drives_a_real_backend(addon_zip, tmp_path):
 
     assert report["installed"] == ["FINISHED"] and report["enabled"]
     assert not report["torch_imported_by_addon"]
+    assert report["import_head"] == ["FINISHED"] and report["import_head_objects"] == 2
+    assert report["import_wrong_file"][0] == "ERROR" and "head model" in report["import_wrong_file"][1]
     assert report["add_demo_head"] == ["FINISHED"] and report["rig"]
     assert report["generate_1"] == ["FINISHED"]
     first, second = report["first"], report["second"]
