@@ -336,8 +336,10 @@ def _make_item_in_child(spec: ItemSpec):
 
 def write_corpus(root: str | os.PathLike, hours: float, seed: int = 0, fps: float = 30.0, head: str = "demo",
                  sentences_path: str | os.PathLike | None = None, show_progress: bool = True,
-                 workers: int = 1) -> dict:
+                 workers: int = 1, festival: str = "auto") -> dict:
     """Generate (or resume) a corpus of at least ``hours`` of speech in ``root``.
+
+    festival: "auto" (every installed US Festival voice), "none", or comma-separated voice names.
 
     Returns a summary: items, seconds of audio, items written by this call, splits.
     """
@@ -351,8 +353,17 @@ def write_corpus(root: str | os.PathLike, hours: float, seed: int = 0, fps: floa
         raise CorpusError("--hours must be more than 0.")
     root = Path(root)
     sentences = load_sentences(sentences_path or SENTENCES_PATH)
+    installed = festival_voices() if festival != "none" else []
+    if festival in ("auto", "none"):
+        chosen = installed
+    else:
+        chosen = sorted(v.strip() for v in festival.split(",") if v.strip())
+        missing = [v for v in chosen if v not in installed]
+        if missing:
+            raise CorpusError(f"Festival voice(s) {', '.join(missing)} are not installed "
+                              f"(installed: {', '.join(installed) or 'none'}).")
     settings = {"format_version": FORMAT_VERSION, "seed": int(seed), "fps": float(fps), "head": str(head),
-                "sentences": len(sentences)}
+                "sentences": len(sentences), "festival_voices": chosen}
     info_path = root / CORPUS_INFO
     if info_path.is_file():
         old = json.loads(info_path.read_text())
@@ -368,7 +379,7 @@ def write_corpus(root: str | os.PathLike, hours: float, seed: int = 0, fps: floa
     global _worker_rig, _worker_fps
     _worker_rig, _worker_fps = load_head_model(head), float(fps)
     espeak._library()  # initialised once here; every item is spoken in a child forked from this state
-    voices = voice_pools()
+    voices = voice_pools(chosen)
     done = _read_done(root)
     target_s = float(hours) * 3600.0
     total_s, index, written = 0.0, 0, 0
@@ -417,6 +428,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fps", type=float, default=30.0, help="frame rate of the target takes (default 30)")
     parser.add_argument("--head", default="demo", help="rig of the targets: demo, a .npz or a FLAME .pkl")
     parser.add_argument("--sentences", help="text file with one sentence a line (default: the built-in list)")
+    parser.add_argument("--festival", default="auto",
+                        help="Festival voices to use as well: auto (all installed US voices), none, or a "
+                             "comma-separated list (default auto)")
     parser.add_argument("--workers", type=int, default=1, help="processes making items in parallel (default 1)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -427,7 +441,8 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         summary = write_corpus(args.output, args.hours, args.seed, args.fps, args.head, args.sentences,
-                               show_progress=not args.quiet, workers=args.workers)
+                               show_progress=not args.quiet, workers=args.workers,
+                               festival=args.festival)
     except (CorpusError, HeadModelError, ValueError, OSError) as exc:
         print(f"speech2flame synth-corpus: {exc}", file=sys.stderr)
         return 2
@@ -436,4 +451,4 @@ def run(args: argparse.Namespace) -> int:
 
 
 __all__ = ["add_arguments", "run", "write_corpus", "item_spec", "make_item", "augment", "voice_pools",
-           "load_sentences", "CorpusError"]
+           "festival_voices", "festival_speak", "load_sentences", "CorpusError"]
