@@ -109,13 +109,13 @@ def best_lag(aperture: np.ndarray, reference: np.ndarray, max_lag: int = MAX_LAG
     """(k, r): the shift in frames maximising corr(aperture[t + k], reference[t]) over the
     overlapping frames, and that correlation; (0, nan) when either curve is flat."""
     aperture, reference = np.asarray(aperture, np.float64), np.asarray(reference, np.float64)
+    if aperture.shape != reference.shape:
+        raise ValueError("The aperture and reference curves must have the same number of frames.")
     best, best_r = 0, -np.inf
     for k in range(-max_lag, max_lag + 1):
         a = aperture[max(k, 0): len(aperture) + min(k, 0)]
         b = reference[max(-k, 0): len(reference) - max(k, 0)]
-        n = min(len(a), len(b))
-        a, b = a[:n], b[:n]
-        if n < 3 or a.std() < 1e-9 or b.std() < 1e-9:
+        if len(a) < 3 or a.std() < 1e-9 or b.std() < 1e-9:
             continue
         r = float(np.corrcoef(a, b)[0, 1])
         if r > best_r + 1e-12 or (abs(r - best_r) <= 1e-12 and abs(k) < abs(best)):
