@@ -12,6 +12,7 @@ from .rig import RIG_PROP
 EMOTION_ITEMS = [(e, e.capitalize(), f"Speak with a {e} expression" if e != "neutral" else "No emotion")
                  for e in ("neutral", "happy", "sad", "angry", "surprised", "disgusted", "fearful", "contempt")]
 ENGINE_ITEMS = [
+    ("auto", "Automatic", "Phonetic when you give a transcript, else the trained neural model"),
     ("phonetic", "Phonetic", "Phoneme-based lip sync; uses the transcript when you give one"),
     ("neural", "Neural", "A trained model (choose its checkpoint below)"),
     ("baseline", "Energy baseline", "Loudness-driven jaw and lips; simple and robust"),
@@ -46,7 +47,7 @@ class Speech2FlameSettings(bpy.types.PropertyGroup):
     transcript: StringProperty(name="Transcript", description="What is said (optional; sharpens lip sync)")
     transcript_text: PointerProperty(type=bpy.types.Text, name="Transcript Text",
                                      description="A text datablock holding the transcript (used when set)")
-    engine: EnumProperty(name="Engine", items=ENGINE_ITEMS, default="phonetic",
+    engine: EnumProperty(name="Engine", items=ENGINE_ITEMS, default="auto",
                          description="How the audio becomes animation")
     model: StringProperty(name="Model", subtype="FILE_PATH",
                           description="Checkpoint of the neural engine (empty: the default model)")

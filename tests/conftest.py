@@ -45,3 +45,22 @@ def tone(seconds: float, sample_rate: int = 16000, freq: float = 220.0, amplitud
     signal = sum(np.sin(2 * np.pi * freq * k * t) / k for k in range(1, 6))
     envelope = 0.5 * (1 - np.cos(2 * np.pi * 4 * t))
     return (amplitude * signal * envelope / 2).astype(np.float32)
+
+
+def alignable_speech(text: str, tries: int = 8):
+    """(Speech, 16 kHz Audio) of ``text`` by eSpeak NG that PocketSphinx can force-align.
+
+    eSpeak's output varies by a few samples from call to call, and forced alignment of its
+    formant voice sits on a knife edge (scores about -43 per frame; some renderings do not
+    align at all). Tests of the aligner itself therefore take the first rendering that aligns.
+    """
+    from speech2flame.audio import from_array
+    from speech2flame.engines.phonetic import alignment
+    from speech2flame.engines.phonetic.espeak import speak
+
+    for _ in range(tries):
+        speech = speak(text)
+        audio = from_array(speech.samples, speech.sample_rate)
+        if alignment.force_align(audio.samples, text, wide=True) is not None:
+            return speech, audio
+    pytest.fail(f"None of {tries} eSpeak renderings of {text!r} could be force-aligned.")

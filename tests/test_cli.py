@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from speech2flame.engines import DEFAULT_ENGINE
+from speech2flame.engines import DEFAULT_ENGINE, resolve_engine
 from speech2flame.take import Take
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,7 +38,7 @@ def test_generate_writes_every_output(full_run):
     take = Take.load(out / "take.npz")
     duration = soundfile.info(str(EXAMPLE)).duration
     assert take.num_frames == round(duration * 30) and take.fps == 30
-    assert take.metadata["engine"] == DEFAULT_ENGINE and take.metadata["seed"] == 3
+    assert take.metadata["engine"] == resolve_engine(DEFAULT_ENGINE) and take.metadata["seed"] == 3
     assert take.metadata["audio_sha256"] and take.metadata["frame_offset"] == 1
     assert take.jaw[:, 0].max() > 0.1  # the mouth opens while speaking
     assert "total" in result.stderr  # --timings

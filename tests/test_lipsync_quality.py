@@ -3,6 +3,7 @@ on eSpeak NG speech (exact phone timings) with the phonetic engine on the demo h
 
 import numpy as np
 import pytest
+from conftest import alignable_speech
 
 from speech2flame import lipsync_quality as lq
 
@@ -151,10 +152,8 @@ def test_lips_rest_in_long_pauses(speech, head):
 
 
 @pytest.mark.filterwarnings("ignore::speech2flame.engines.phonetic.TranscriptMismatchWarning")  # eSpeak scores low
-def test_reference_phones_follow_the_transcript_and_refuse_other_words(speech):
-    from speech2flame.audio import from_array
-
-    audio = from_array(speech.samples, speech.sample_rate)
+def test_reference_phones_follow_the_transcript_and_refuse_other_words():
+    speech, audio = alignable_speech(TEXT)
     phones = lq.reference_phones(audio, TEXT)
     truth = [p for p in speech.phones if p[0] in ("P", "B", "M")]
     got = [p for p in phones if p[0] in ("P", "B", "M")]

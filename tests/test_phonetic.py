@@ -4,6 +4,7 @@ import warnings
 
 import numpy as np
 import pytest
+from conftest import alignable_speech
 
 from speech2flame.audio import from_array
 from speech2flame.controls import Controls
@@ -65,8 +66,8 @@ def test_espeak_speech_uses_its_own_timings(analysis, speech):
            [p for p, _, _ in speech.phones if p != "SIL"]
 
 
-def test_forced_alignment_follows_the_transcript(speech):
-    audio = from_array(speech.samples, speech.sample_rate)
+def test_forced_alignment_follows_the_transcript():
+    speech, audio = alignable_speech(TEXT)
     phones, score = alignment.force_align(audio.samples, TEXT, wide=True)
     truth = [p for p in speech.phones if p[0] in BILABIALS]  # dictionary and eSpeak agree on these
     got = [p for p in phones if p[0] in BILABIALS]

@@ -156,3 +156,24 @@ def test_shipped_default_model_runs_through_the_pipeline(head):
     t = np.arange(take.num_frames) / 30.0
     speaking = (t > speech.phones[1][1]) & (t < speech.phones[-1][1])
     assert take.jaw[speaking, 0].mean() > take.jaw[~speaking, 0].mean()
+
+
+def test_festival_voices_give_arpabet_phones_when_installed(tmp_path, sentences):
+    import shutil
+
+    if shutil.which("festival") is None or not synth_corpus.festival_voices():
+        pytest.skip("Festival with a US voice is not installed (optional: apt install festival festvox-kallpc16k)")
+    from speech2flame.engines.phonetic.phonemes import ARPABET
+
+    voice = synth_corpus.festival_voices()[0]
+    speech = synth_corpus.festival_speak("Bob made a map.", voice)
+    names = [p for p, _, _ in speech.phones]
+    assert names[0] == "SIL" and {"B", "M", "P"} <= set(names) <= set(ARPABET) | {"SIL"}
+    assert abs(speech.phones[-1][2] - len(speech.samples) / speech.sample_rate) < 0.05
+    summary = synth_corpus.write_corpus(tmp_path / "f", 0.01, sentences_path=sentences, show_progress=False,
+                                        festival=voice)
+    voices = [e["voice"] for e in _manifest(tmp_path / "f")]
+    assert any(v == "festival:" + voice for v in voices) and summary["items"] == len(voices)
+    with pytest.raises(synth_corpus.CorpusError, match="other settings"):  # resuming with other voices
+        synth_corpus.write_corpus(tmp_path / "f", 0.01, sentences_path=sentences, show_progress=False,
+                                  festival="none")

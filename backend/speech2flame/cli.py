@@ -1,9 +1,10 @@
 """The `speech2flame` command line.
 
     speech2flame generate AUDIO [AUDIO ...] --out DIR   audio -> take.npz, scene.blend, anim.fbx, anim.abc, preview.mp4
-    speech2flame mouth TAKE --csv                       per-frame lip aperture / width / protrusion in mm
+    speech2flame mouth TAKE --csv [--transcript T]      per-frame lip aperture / width / protrusion in mm
     speech2flame serve                                  the job server the Blender add-on talks to
     speech2flame train CONFIG.yaml / evaluate ...       the neural engine's training and evaluation
+    speech2flame synth-corpus OUT --hours H --seed S    synthetic speech + teacher takes for training
     speech2flame build-demo-head [OUT.npz]              rebuild the procedural demo head
 
 Every failure a user can cause ends in one sentence on stderr and exit code 2.
@@ -14,6 +15,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+import warnings
 from pathlib import Path
 
 from . import __version__
@@ -31,9 +33,10 @@ def _user_errors() -> tuple:
     from .controls import ControlsError
     from .engines import Cancelled, EngineError
     from .head_model import HeadModelError
+    from .lipsync_quality import AlignmentError
     from .take import TakeError
 
-    errors = [AudioError, ControlsError, EngineError, HeadModelError, TakeError, UsageError, Cancelled]
+    errors = [AudioError, AlignmentError, ControlsError, EngineError, HeadModelError, TakeError, UsageError, Cancelled]
     try:
         from speech2flame_blender.rig import RigError
         errors.append(RigError)
@@ -174,7 +177,35 @@ def cmd_mouth(args) -> int:
         for column in ("aperture_mm", "width_mm", "protrusion_mm"):
             values = measurements[column]
             print(f"{column:14s} min {values.min():7.2f}  mean {values.mean():7.2f}  max {values.max():7.2f}")
+    if args.phones or args.transcript:
+        _print_lipsync_quality(args, take, head, file=sys.stderr if args.csv else sys.stdout)
     return 0
+
+
+def _print_lipsync_quality(args, take, head, file) -> None:
+    """Closure / opening / rest / lag figures of ``take`` against reference phones."""
+    from .audio import load_audio
+    from .lipsync_quality import quality_report, read_phones, reference_phones
+
+    if args.phones:
+        phones = read_phones(args.phones)
+    else:
+        audio_path = args.audio or take.metadata.get("audio_path")
+        if not audio_path:
+            raise UsageError("The take names no audio file; pass --audio with --transcript.")
+        phones = reference_phones(load_audio(audio_path), args.transcript)
+    report = quality_report(take, head, phones)
+
+    def rate(value) -> str:
+        return "n/a" if value is None else f"{100 * value:.0f}%"
+
+    print(f"bilabial closure <= 2 mm   {report['closures']}/{report['bilabials']} ({rate(report['closure_rate'])})",
+          file=file)
+    print(f"open vowels >= 6 mm        {report['openings']}/{report['open_vowels']} ({rate(report['opening_rate'])})",
+          file=file)
+    print(f"rest in long silences      {report['rest_frames']}/{report['silence_frames']} frames "
+          f"({rate(report['rest_rate'])})", file=file)
+    print(f"lag (+ = animation late)   {report['lag_frames']:+d} frames", file=file)
 
 
 def cmd_build_demo_head(args) -> int:
@@ -187,7 +218,7 @@ def cmd_build_demo_head(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .engines import DEFAULT_ENGINE, ENGINES
+    from .engines import AUTO, DEFAULT_ENGINE, ENGINES
 
     parser = argparse.ArgumentParser(prog="speech2flame", description=__doc__.split("\n\n")[0])
     parser.add_argument("--version", action="version", version=f"speech2flame {__version__}")
@@ -200,7 +231,8 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--rig", default="demo", help="'demo' or a FLAME .pkl / speech2flame .npz head model")
     gen.add_argument("--fps", type=float, default=30.0, help="animation frame rate (default 30)")
     gen.add_argument("--start-frame", type=int, default=1, help="scene frame of the first animation frame")
-    gen.add_argument("--engine", choices=sorted(ENGINES), default=DEFAULT_ENGINE, help="animation engine")
+    gen.add_argument("--engine", choices=[AUTO, *sorted(ENGINES)], default=DEFAULT_ENGINE,
+                     help="animation engine; auto: phonetic with a transcript, else the trained neural model")
     gen.add_argument("--model", help="model checkpoint for the neural engine")
     gen.add_argument("--preview-resolution", type=int, default=320, help="preview video size in pixels")
     gen.add_argument("--timings", action="store_true", help="print the time of each stage on stderr")
@@ -212,6 +244,9 @@ def build_parser() -> argparse.ArgumentParser:
     mouth.add_argument("take", help="take .npz")
     mouth.add_argument("--rig", help="head model (default: the rig named in the take, else demo)")
     mouth.add_argument("--csv", action="store_true", help="print time_s,aperture_mm,width_mm,protrusion_mm per frame")
+    mouth.add_argument("--transcript", help="also score lip sync against a forced alignment of this transcript")
+    mouth.add_argument("--audio", help="audio of the take for --transcript (default: the path stored in the take)")
+    mouth.add_argument("--phones", type=Path, help="also score lip sync against phones in a file (PHONE START_S END_S)")
     mouth.set_defaults(func=cmd_mouth)
 
     demo = sub.add_parser("build-demo-head", help="rebuild the procedural demo head .npz")
@@ -220,6 +255,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     from .metrics import add_evaluate_arguments, run_evaluate
     from .server import add_serve_arguments, run_serve
+    from .synth_corpus import add_arguments as add_corpus_arguments
+    from .synth_corpus import run as run_corpus
     from .training.train import add_arguments as add_train_arguments
     from .training.train import run as run_train
 
@@ -227,6 +264,8 @@ def build_parser() -> argparse.ArgumentParser:
         ("serve", "run the job server the Blender add-on talks to", add_serve_arguments, run_serve),
         ("train", "train the neural engine from a YAML config", add_train_arguments, run_train),
         ("evaluate", "score a model or takes with LVE, FDD and more", add_evaluate_arguments, run_evaluate),
+        ("synth-corpus", "make a synthetic training corpus (TTS speech + phonetic-teacher takes)",
+         add_corpus_arguments, run_corpus),
     ):
         command = sub.add_parser(name, help=help_text)
         add(command)
@@ -234,10 +273,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings (e.g. a transcript that does not fit the audio) as one line on stderr."""
+    print(f"speech2flame: warning: {message}", file=sys.stderr)
+
+
 def main(argv=None) -> int:
     """Entry point of the `speech2flame` console script; returns the exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    warnings.showwarning = _show_warning
     try:
         return args.func(args)
     except _user_errors() as exc:

@@ -11,7 +11,7 @@ from threading import Lock
 from . import __version__
 from .audio import Audio
 from .controls import Controls
-from .engines import DEFAULT_ENGINE, Progress, get_engine
+from .engines import DEFAULT_ENGINE, Progress, get_engine, resolve_engine
 from .head_model import HeadModel
 from .take import Take
 
@@ -48,13 +48,15 @@ def generate_take(audio: Audio, head: HeadModel, engine: str = DEFAULT_ENGINE, c
                   fps: float = 30.0, start_frame: int = 1, model: str | None = None,
                   progress: Progress | None = None, cache: AnalysisCache | None = None,
                   rig_path: str = "demo") -> Take:
-    """Run ``engine`` on ``audio`` for ``head`` and return a validated Take.
+    """Run ``engine`` (``auto``: see :func:`engines.resolve_engine`) on ``audio`` for ``head``
+    and return a validated Take; its metadata names the engine that ran.
 
     fps: animation frames per second. start_frame: scene frame of the take's first
     frame (stored as metadata ``frame_offset``). progress(fraction, message) may
     raise Cancelled. ``cache`` makes repeated calls on the same audio skip analysis.
     """
     controls = (controls or Controls()).validate()
+    engine = resolve_engine(engine, controls.transcript)
     module = get_engine(engine)
     report = progress or (lambda fraction, message: None)
 

@@ -113,10 +113,15 @@ def gaze_curves(num_frames: int, fps: float, rng: np.random.Generator, amount: f
 
 
 def _band_noise(num_frames: int, fps: float, rng: np.random.Generator, period_s: float) -> np.ndarray:
-    """(T,) smooth zero-mean unit-std noise whose wiggles last about ``period_s`` seconds."""
-    x = smooth(rng.normal(size=num_frames + 1), max(1.0, 0.25 * period_s * fps))[:num_frames]
-    std = x.std()
-    return x / std if std > 1e-8 else x
+    """(T,) smooth zero-mean noise of unit expected std whose wiggles last about ``period_s`` seconds.
+
+    Normalised by the std that Gaussian smoothing leaves on white noise, 1 / sqrt(2 sqrt(pi) sigma),
+    not by the sample std: on clips shorter than a wiggle the sample std is tiny and dividing by
+    it would blow the motion up.
+    """
+    sigma = max(1.0, 0.25 * period_s * fps)
+    x = smooth(rng.normal(size=num_frames + 1), sigma)[:num_frames]
+    return x * np.sqrt(2.0 * np.sqrt(np.pi) * sigma)
 
 
 def head_motion(num_frames: int, fps: float, rng: np.random.Generator, amount: float = 1.0,

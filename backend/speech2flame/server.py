@@ -53,7 +53,7 @@ from pathlib import Path
 from . import __version__
 from .audio import Audio, AudioError, load_audio
 from .controls import Controls, ControlsError
-from .engines import DEFAULT_ENGINE, ENGINES, Cancelled, EngineError, get_engine
+from .engines import DEFAULT_ENGINE, ENGINES, Cancelled, EngineError, get_engine, resolve_engine
 from .head_model import DEMO_RIG, HeadModel, HeadModelError, demo_head_path, load_head_model
 from .pipeline import AnalysisCache, generate_take
 
@@ -350,7 +350,7 @@ class ServerApp:
         if not isinstance(engine, str):
             raise ApiError(400, "bad_engine", "engine must be a string.")
         try:
-            get_engine(engine)
+            get_engine(resolve_engine(engine))
         except EngineError as exc:
             raise ApiError(400, "bad_engine", str(exc)) from None
         model = body.get("model")

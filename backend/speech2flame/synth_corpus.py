@@ -3,9 +3,10 @@
 Each item is one or two sentences from a built-in, phonetically varied list
 (``data/sentences.txt``) spoken by an eSpeak NG voice (an English accent plus a
 voice variant such as ``f3`` or ``klatt2``, from the ``espeakng-loader`` wheel, so
-it works offline) at a random speaking rate and pitch. eSpeak gives the exact
-phone timings, so the phonetic engine (the *teacher*) turns them into a Take for
-the training rig under a random emotion, intensity and speaking style. The audio
+it works offline) or, when installed, a Festival US voice, at a random speaking
+rate and pitch. The synthesiser gives the exact phone timings, so the phonetic
+engine (the *teacher*) turns them into a Take for the training rig under a random
+emotion, intensity and speaking style. The audio
 written next to it is augmented (background noise, reverberation, EQ or a
 telephone band, level); the teacher always sees the clean speech.
 
@@ -195,8 +196,9 @@ def is_val_sentence(k: int, count: int) -> bool:
     return k % VAL_SENTENCE_EVERY == VAL_SENTENCE_EVERY - 1 if count >= VAL_SENTENCE_EVERY else k == count - 1
 
 
-def item_spec(seed: int, index: int, sentences: list[str], voices: tuple[list[str], list[str]]) -> ItemSpec:
-    """The random choices of item ``index`` (depends only on seed and index)."""
+def item_spec(seed: int, index: int, sentences: list[str], voices: tuple) -> ItemSpec:
+    """The random choices of item ``index`` (depends only on seed and index); ``voices`` as
+    returned by :func:`voice_pools`."""
     rng = np.random.default_rng([int(seed), int(index)])
     split = "val" if index % VAL_EVERY == VAL_EVERY - 1 else "train"
     pool = [s for k, s in enumerate(sentences) if is_val_sentence(k, len(sentences)) == (split == "val")]
@@ -204,15 +206,16 @@ def item_spec(seed: int, index: int, sentences: list[str], voices: tuple[list[st
     text = " ".join(pool[int(i)] for i in rng.integers(0, len(pool), count))
     train_voices, held_voices, festival = voices
     voice_pool = held_voices if split == "val" and held_voices else train_voices
-    use_festival = bool(rng.random() < FESTIVAL_SHARE)  # drawn always, so the other choices do not shift
-    if use_festival and festival and split == "train":
-        voice_pool = festival
     emotion = EMOTIONS[int(rng.choice(len(EMOTIONS), p=EMOTION_PROBS / EMOTION_PROBS.sum()))]
     intensity = 0.0 if emotion == "neutral" else float(np.round(rng.uniform(0.3, 1.0), 3))
     names = list(STYLES)
     probs = np.array([STYLES[n][0] for n in names])
     style = names[int(rng.choice(len(names), p=probs / probs.sum()))]
-    return ItemSpec(index=index, split=split, text=text, voice=voice_pool[int(rng.integers(len(voice_pool)))],
+    voice = voice_pool[int(rng.integers(len(voice_pool)))]
+    side = np.random.default_rng([int(seed), int(index), 1])  # own stream: Festival or not changes nothing else
+    if festival and split == "train" and side.random() < FESTIVAL_SHARE:
+        voice = festival[int(side.integers(len(festival)))]
+    return ItemSpec(index=index, split=split, text=text, voice=voice,
                     rate_wpm=int(rng.integers(120, 241)), pitch=int(rng.integers(15, 86)),
                     emotion=emotion, intensity=intensity, style=style,
                     lead_s=float(np.round(rng.uniform(0.05, 0.5), 3)), tail_s=float(np.round(rng.uniform(0.05, 0.5), 3)),
@@ -330,7 +333,15 @@ def _read_done(root: Path) -> dict[str, dict]:
 
 
 def _make_item_in_child(spec: ItemSpec):
-    """:func:`make_item` in a pool worker forked from the parent's clean eSpeak state."""
+    """:func:`make_item` in a pool worker forked from the parent's clean eSpeak state, with
+    eSpeak's noise generator (breathy and whispering variants) seeded by the item."""
+    import ctypes
+
+    from .engines.phonetic import espeak
+
+    lib = espeak._library()
+    lib.espeak_ng_SetRandSeed.argtypes = [ctypes.c_long]
+    lib.espeak_ng_SetRandSeed(spec.seed)
     return make_item(spec, _worker_rig, _worker_fps)
 
 

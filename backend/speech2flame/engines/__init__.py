@@ -26,8 +26,10 @@ ENGINES = {
     "phonetic": "speech2flame.engines.phonetic",
     "neural": "speech2flame.engines.neural",
 }
-DEFAULT_ENGINE = "phonetic"
-"""Best lip sync without a transcript on real speech (docs/quality.md); the energy baseline is the fallback."""
+AUTO = "auto"
+DEFAULT_ENGINE = AUTO
+"""``auto``: the phonetic engine when a transcript is given (best lip sync, docs/quality.md),
+else the shipped neural model (best without a transcript), else the phonetic engine."""
 
 
 class EngineError(ValueError):
@@ -42,10 +44,21 @@ Progress = Callable[[float, str], None]
 """progress(fraction 0..1, message); may raise Cancelled to stop the job."""
 
 
+def resolve_engine(name: str, transcript: str | None = None) -> str:
+    """The engine that ``name`` stands for: ``auto`` picks by transcript and shipped model."""
+    if name != AUTO:
+        return name
+    if transcript:
+        return "phonetic"
+    from .neural import DEFAULT_MODEL_DIR  # a path constant; torch is imported only to run the model
+
+    return "neural" if (DEFAULT_MODEL_DIR / "model.safetensors").is_file() else "phonetic"
+
+
 def get_engine(name: str):
     """The engine module called ``name``; EngineError if there is none."""
     if name not in ENGINES:
-        raise EngineError(f"Unknown engine {name!r}; choose one of {', '.join(ENGINES)}.")
+        raise EngineError(f"Unknown engine {name!r}; choose one of {', '.join([AUTO, *ENGINES])}.")
     try:
         return importlib.import_module(ENGINES[name])
     except ModuleNotFoundError as exc:

@@ -33,6 +33,10 @@ _models: dict = {}
 _lock = Lock()
 
 
+SILENCE_RMS = 10 ** (-55 / 20)
+"""RMS below which a frame of (loudness-normalised) audio counts as silence: -55 dBFS."""
+
+
 @dataclass
 class NeuralAnalysis:
     """Slider-independent result of :func:`analyse`.
@@ -40,6 +44,7 @@ class NeuralAnalysis:
     features   (T_model, D) audio features at ``model_fps``
     energy     (T_model,) 0..1 loudness envelope (blinks prefer pauses)
     num_frames frames of the take at the requested fps
+    sound      (T_model,) bool, the audio is above SILENCE_RMS (not silent)
     """
 
     model_path: str
@@ -47,6 +52,7 @@ class NeuralAnalysis:
     features: np.ndarray
     energy: np.ndarray
     num_frames: int
+    sound: np.ndarray | None = None
 
 
 def resolve_model_path(model: str | None) -> str:
@@ -98,7 +104,7 @@ def analyse(audio: Audio, fps: float, transcript: str | None = None, model: str 
     if progress:
         progress(1.0, "audio encoded")
     return NeuralAnalysis(model_path=path, model_fps=model_fps, features=feats.astype(np.float32),
-                          energy=energy, num_frames=audio.num_frames(fps))
+                          energy=energy, num_frames=audio.num_frames(fps), sound=rms > SILENCE_RMS)
 
 
 def load_style_reference(path: str | os.PathLike, head: HeadModel, fps: float) -> np.ndarray:
@@ -175,6 +181,9 @@ def synthesise(analysis: NeuralAnalysis, head: HeadModel, fps: float, controls: 
     expression[:, mouth] *= controls.articulation
     expression[:, ~mouth] *= controls.expressiveness
     jaw *= controls.articulation
+    if analysis.sound is not None:  # the jaw rests where the audio is silent, whatever the model says
+        gate = smooth(_to_fps(analysis.sound[:, None].astype(np.float32), mfps, fps, n), 0.05 * fps)
+        jaw *= np.clip(gate, 0.0, 1.0)
     neck *= controls.head_motion
     global_rot *= controls.head_motion
     if controls.smoothing > 0:
