@@ -13,11 +13,12 @@ TEXT = ("Every morning the baker opened his shop before dawn. He baked bread, bu
         "so he closed the door and went fishing by the river.")
 
 
-def ten_second_clip(folder: str | Path, seconds: float = 10.0) -> Path:
-    """Write ``seconds`` of speech to FOLDER/speech.wav (22.05 kHz) and return its path."""
+def ten_second_clip(folder: str | Path, seconds: float | None = 10.0) -> Path:
+    """Write the first ``seconds`` of TEXT spoken (all of it for None) to FOLDER/speech.wav, 22.05 kHz."""
     speech = speak(TEXT, rate_wpm=165)
-    if len(speech.samples) < seconds * speech.sample_rate:
+    end = len(speech.samples) if seconds is None else int(seconds * speech.sample_rate)
+    if end > len(speech.samples):
         raise RuntimeError("The benchmark text is too short for the requested clip length.")
     path = Path(folder) / "speech.wav"
-    soundfile.write(str(path), speech.samples[: int(seconds * speech.sample_rate)], speech.sample_rate)
+    soundfile.write(str(path), speech.samples[:end], speech.sample_rate)
     return path

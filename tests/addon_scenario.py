@@ -151,6 +151,16 @@ takes_before = len(rig.speech2flame_takes)
 report["generate_bad_audio"] = call(bpy.ops.speech2flame.generate)
 report["takes_unchanged_after_bad_audio"] = len(rig.speech2flame_takes) == takes_before
 
+# In-process backend: the server runs on a thread inside this Python (speech2flame importable here).
+prefs = bpy.context.preferences.addons[MODULE].preferences
+prefs.backend_mode = "IN_PROCESS"
+settings.audio_source = "STRIP"
+takes_before = len(rig.speech2flame_takes)
+report["generate_in_process"] = call(bpy.ops.speech2flame.generate)
+report["in_process_added_take"] = len(rig.speech2flame_takes) == takes_before + 1
+report["in_process_check"] = call(bpy.ops.speech2flame.check_backend)
+prefs.backend_mode = "LOCAL"
+
 report["check_backend"] = call(bpy.ops.speech2flame.check_backend)
 report["delete_take"] = call(bpy.ops.speech2flame.take_delete)
 report["takes_after_delete"] = len(rig.speech2flame_takes)

@@ -86,8 +86,10 @@ def test_addon_drives_a_real_backend(addon_zip, tmp_path):
     assert report["generate_after_kill"] == ["FINISHED"] and report["server_restarted"]
     assert report["generate_bad_audio"][0] == "ERROR" and report["takes_unchanged_after_bad_audio"]
     assert "not a readable audio file" in report["generate_bad_audio"][1]
+    assert report["generate_in_process"] == ["FINISHED"] and report["in_process_added_take"]
+    assert report["in_process_check"] == ["FINISHED"]
     assert report["check_backend"] == ["FINISHED"]
-    assert report["delete_take"] == ["FINISHED"] and report["takes_after_delete"] == 2
+    assert report["delete_take"] == ["FINISHED"] and report["takes_after_delete"] == 3
     assert report["push_to_nla"] == ["FINISHED"] and report["nla_tracks"] == 1
     assert report["disabled"] and not report["server_alive_after_disable"]
     assert speech.samples.size > 0
