@@ -64,7 +64,7 @@ STYLES = {
 }
 
 
-_worker_rig, _worker_fps = None, 30.0  # set by write_corpus before the pool forks
+_worker_rig, _worker_fps = None, 30.0  # set in each pool worker by _init_worker
 
 
 class CorpusError(ValueError):
@@ -332,9 +332,17 @@ def _read_done(root: Path) -> dict[str, dict]:
     return done
 
 
+def _init_worker(head: str, fps: float) -> None:
+    """Pool-worker set-up: the rig and frame rate every item of this corpus uses."""
+    from .head_model import load_head_model
+
+    global _worker_rig, _worker_fps
+    _worker_rig, _worker_fps = load_head_model(head), float(fps)
+
+
 def _make_item_in_child(spec: ItemSpec):
-    """:func:`make_item` in a pool worker forked from the parent's clean eSpeak state, with
-    eSpeak's noise generator (breathy and whispering variants) seeded by the item."""
+    """:func:`make_item` in a fresh pool worker, whose eSpeak is initialised for this item
+    alone, with eSpeak's noise generator (breathy and whispering variants) seeded by the item."""
     import ctypes
 
     from .engines.phonetic import espeak
@@ -356,7 +364,6 @@ def write_corpus(root: str | os.PathLike, hours: float, seed: int = 0, fps: floa
     """
     from tqdm import tqdm
 
-    from .engines.phonetic import espeak
     from .head_model import load_head_model
     from .training.datasets import SyntheticCorpusWriter
 
@@ -387,16 +394,18 @@ def write_corpus(root: str | os.PathLike, hours: float, seed: int = 0, fps: floa
     root.mkdir(parents=True, exist_ok=True)
     info_path.write_text(json.dumps({**settings, "hours": float(hours)}, indent=2))
 
-    global _worker_rig, _worker_fps
-    _worker_rig, _worker_fps = load_head_model(head), float(fps)
-    espeak._library()  # initialised once here; every item is spoken in a child forked from this state
+    load_head_model(head)  # a bad rig fails here, with its own message, not inside a worker
     voices = voice_pools(chosen)
     done = _read_done(root)
     target_s = float(hours) * 3600.0
     total_s, index, written = 0.0, 0, 0
     bar = tqdm(total=round(target_s), unit="s", desc="synth-corpus", disable=not show_progress)
-    context = multiprocessing.get_context("fork")
-    with SyntheticCorpusWriter(root) as writer, context.Pool(max(1, int(workers)), maxtasksperchild=1) as pool:
+    # Workers come from a fork server (a clean process of its own): forking this process could
+    # copy a lock held by one of its threads (torch, Blender) and hang the child.
+    context = multiprocessing.get_context("forkserver")
+    with SyntheticCorpusWriter(root) as writer, context.Pool(max(1, int(workers)), maxtasksperchild=1,
+                                                             initializer=_init_worker,
+                                                             initargs=(str(head), float(fps))) as pool:
         while total_s < target_s:
             # items in index order, a few in flight; each is made in a fresh child, so eSpeak's
             # internal state never leaks from one item to the next (same corpus when resumed)
