@@ -71,11 +71,6 @@ class _ActionBuilder:
             points.foreach_set("interpolation", np.full(len(frames), _LINEAR, np.int32))
             fcurve.update()
 
-    def assign(self, datablock) -> None:
-        anim = datablock.animation_data or datablock.animation_data_create()
-        anim.action = self.action
-        anim.action_slot = self.slot
-
 
 _LINEAR = bpy.types.Keyframe.bl_rna.properties["interpolation"].enum_items["LINEAR"].value
 
@@ -150,7 +145,7 @@ def apply_take(take: "take_module.Take", rig_object, name: str | None = None, sc
     for builder in (bones, shape):
         builder.action[TAKE_PROP] = meta
         builder.action.use_fake_user = True  # earlier takes survive save/reload
-        builder.assign(arm_obj if builder is bones else key)
+    assign_actions(arm_obj, bones.action, shape.action)
 
     frame_start, frame_end = int(frames[0]), int(frames[-1])
     if set_frame_range:
