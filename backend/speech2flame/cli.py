@@ -13,6 +13,7 @@ Every failure a user can cause ends in one sentence on stderr and exit code 2.
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 import time
 import warnings
@@ -217,7 +218,20 @@ def cmd_build_demo_head(args) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
+SUBCOMMAND_MODULES = {
+    "serve": ("speech2flame.server", "add_serve_arguments", "run_serve",
+              "run the job server the Blender add-on talks to"),
+    "train": ("speech2flame.training.train", "add_arguments", "run", "train the neural engine from a YAML config"),
+    "evaluate": ("speech2flame.metrics", "add_evaluate_arguments", "run_evaluate",
+                 "score a model or takes with LVE, FDD and more"),
+    "synth-corpus": ("speech2flame.synth_corpus", "add_arguments", "run",
+                     "make a synthetic training corpus (TTS speech + phonetic-teacher takes)"),
+}
+"""Subcommands defined in their own modules: (module, add-arguments function, run function, help)."""
+
+
+def build_parser(selected: str | None = None) -> argparse.ArgumentParser:
+    """The argument parser; ``selected`` is the subcommand about to run (its module gets imported)."""
     from .engines import AUTO, DEFAULT_ENGINE, ENGINES
 
     parser = argparse.ArgumentParser(prog="speech2flame", description=__doc__.split("\n\n")[0])
@@ -253,23 +267,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("out", nargs="?", help="output .npz (default: the packaged demo head)")
     demo.set_defaults(func=cmd_build_demo_head)
 
-    from .metrics import add_evaluate_arguments, run_evaluate
-    from .server import add_serve_arguments, run_serve
-    from .synth_corpus import add_arguments as add_corpus_arguments
-    from .synth_corpus import run as run_corpus
-    from .training.train import add_arguments as add_train_arguments
-    from .training.train import run as run_train
-
-    for name, help_text, add, run in (
-        ("serve", "run the job server the Blender add-on talks to", add_serve_arguments, run_serve),
-        ("train", "train the neural engine from a YAML config", add_train_arguments, run_train),
-        ("evaluate", "score a model or takes with LVE, FDD and more", add_evaluate_arguments, run_evaluate),
-        ("synth-corpus", "make a synthetic training corpus (TTS speech + phonetic-teacher takes)",
-         add_corpus_arguments, run_corpus),
-    ):
+    for name, (module, add, run, help_text) in SUBCOMMAND_MODULES.items():
         command = sub.add_parser(name, help=help_text)
-        add(command)
-        command.set_defaults(func=run)
+        if name == selected:  # import only the chosen command's module (some pull in torch)
+            loaded = importlib.import_module(module)
+            getattr(loaded, add)(command)
+            command.set_defaults(func=getattr(loaded, run))
     return parser
 
 
@@ -280,7 +283,8 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
 
 def main(argv=None) -> int:
     """Entry point of the `speech2flame` console script; returns the exit code."""
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(next((a for a in argv if not a.startswith("-")), None))
     args = parser.parse_args(argv)
     warnings.showwarning = _show_warning
     try:
