@@ -23,6 +23,9 @@ HEAD_PROP = "speech2flame_head"
 
 _cancel_requested = False
 
+GENERATE_ERRORS = (BackendError, RigError, hm.HeadModelError, take_module.TakeError)
+"""Failures of a generation that reach the user as one message (the scene stays as it was)."""
+
 
 def _settings(context):
     return context.scene.speech2flame
@@ -184,7 +187,7 @@ class SPEECH2FLAME_OT_generate(bpy.types.Operator):
             if final["status"] != "done":
                 return self._fail(context, _job_message(final))
             return self._finish(context)
-        except (BackendError, RigError, hm.HeadModelError, take_module.TakeError) as exc:
+        except GENERATE_ERRORS as exc:
             return self._fail(context, str(exc))
         finally:
             settings.is_running = False
@@ -228,7 +231,7 @@ class SPEECH2FLAME_OT_generate(bpy.types.Operator):
             if state["status"] != "done":
                 return self._end(context, self._fail(context, _job_message(state)))
             return self._end(context, self._finish(context))
-        except (BackendError, RigError, hm.HeadModelError, take_module.TakeError) as exc:
+        except GENERATE_ERRORS as exc:
             return self._end(context, self._fail(context, str(exc)))
 
     def _end(self, context, result: set) -> set:

@@ -14,7 +14,7 @@ import numpy as np
 
 from .core import rotations
 from .core import take as take_module
-from .rig import (FLAME_TO_BLENDER, POSE_CORRECTIVE_NAMES, POSE_JOINTS, RigError,
+from .rig import (FLAME_TO_BLENDER, POSE_CORRECTIVE_NAMES, RigError,
                   find_rig)
 
 TAKE_PROP = "speech2flame_take"

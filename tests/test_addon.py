@@ -8,9 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
-import soundfile
 from conftest import write_speech
 
 ROOT = Path(__file__).resolve().parents[1]
