@@ -254,3 +254,15 @@ def test_demo_head_jaw_open_moves_the_lower_lip_down():
     upper_move = np.linalg.norm(opened[upper] - rest[upper])
     assert lower_drop > 0.005, f"lower lip dropped only {lower_drop * 1000:.1f} mm"
     assert upper_move < 0.2 * lower_drop
+
+
+def test_landmark_layer_poses_the_same_vertices_as_the_full_layer():
+    head = load_head_model("demo")
+    rng = np.random.default_rng(0)
+    t, ids = 4, [5, 100, head.landmarks["upper_lip_inner"], head.num_vertices - 1]
+    args = (rng.normal(0, 0.5, (t, len(head.expression_names))), rng.normal(0, 0.1, (t, 3)),
+            rng.normal(0, 0.1, (t, 3)), rng.normal(0, 0.1, (t, 3)), rng.normal(0, 0.1, (t, 6)))
+    full = FlameLayer(head).double()(*args)
+    part = FlameLayer(head, vertex_ids=ids).double()(*args)
+    assert part.shape == (t, len(ids), 3)
+    np.testing.assert_allclose(part.numpy(), full[:, ids].numpy(), atol=1e-12)

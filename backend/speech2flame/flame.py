@@ -82,10 +82,12 @@ class FlameLayer(nn.Module):
 
     Built from a :class:`HeadModel`; its arrays become float32 buffers
     (``layer.double()`` gives float64). Inputs are cast to the buffers' dtype
-    and device.
+    and device. ``vertex_ids`` (K,) makes a layer that poses only those vertices
+    (outputs (T, K, 3)), e.g. a few landmarks measured every frame; the joints still
+    come from the whole mesh, so they are the same vertices as in the full layer.
     """
 
-    def __init__(self, head: HeadModel):
+    def __init__(self, head: HeadModel, vertex_ids=None):
         super().__init__()
         parents = [int(p) for p in head.parents]
         if len(parents) != NUM_JOINTS or any(not -1 < parents[j] < j for j in range(1, NUM_JOINTS)):
@@ -98,12 +100,17 @@ class FlameLayer(nn.Module):
         def buffer(name, array):
             self.register_buffer(name, torch.as_tensor(np.asarray(array, np.float32)))
 
-        buffer("v_template", head.v_template)                                # (V, 3)
-        buffer("shapedirs", head.shapedirs)                                  # (V, 3, S+E)
-        buffer("posedirs", head.posedirs.reshape(head.num_vertices, 3, -1))  # (V, 3, 36)
-        buffer("J_regressor", head.J_regressor)                              # (5, V)
-        buffer("weights", head.weights)                                      # (V, 5)
-        self.register_buffer("faces", torch.as_tensor(np.asarray(head.f, np.int64)))
+        # joints = J_regressor @ v_shaped, linear in the blend-shape coefficients:
+        regressor = np.asarray(head.J_regressor, np.float64)
+        buffer("J_template", regressor @ head.v_template)                                 # (5, 3)
+        buffer("J_dirs", np.einsum("jv,vck->jck", regressor, head.shapedirs))              # (5, 3, S+E)
+        ids = slice(None) if vertex_ids is None else np.asarray(vertex_ids, np.int64)
+        buffer("v_template", head.v_template[ids])                                        # (V, 3)
+        buffer("shapedirs", head.shapedirs[ids])                                          # (V, 3, S+E)
+        buffer("posedirs", head.posedirs.reshape(head.num_vertices, 3, -1)[ids])          # (V, 3, 36)
+        buffer("weights", head.weights[ids])                                              # (V, 5)
+        if vertex_ids is None:
+            self.register_buffer("faces", torch.as_tensor(np.asarray(head.f, np.int64)))
 
     def _tensor(self, value) -> torch.Tensor:
         return torch.as_tensor(value, dtype=self.v_template.dtype, device=self.v_template.device)
@@ -140,7 +147,7 @@ class FlameLayer(nn.Module):
 
         # 1-2: identity + expression blend shapes, then joints from the shaped mesh
         v_shaped = self.v_template + torch.einsum("vck,tk->tvc", self.shapedirs, coeffs)
-        joints = torch.einsum("jv,tvc->tjc", self.J_regressor, v_shaped)
+        joints = self.J_template + torch.einsum("jck,tk->tjc", self.J_dirs, coeffs)
 
         # 3: pose correctives driven by (R - I) of the non-root joints
         rot_mats = rodrigues(pose)  # (T, 5, 3, 3)

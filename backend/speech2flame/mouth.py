@@ -9,8 +9,6 @@ in its head model file (``landmark_*`` keys, see :data:`head_model.MOUTH_LANDMAR
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 
 from .head_model import MOUTH_LANDMARKS, HeadModel, HeadModelError
@@ -21,18 +19,19 @@ COLUMNS = ("time_s", "aperture_mm", "width_mm", "protrusion_mm")
 
 def mouth_measurements(head: HeadModel, take: Take) -> dict[str, np.ndarray]:
     """{column: (T,) array} for COLUMNS; raises HeadModelError if the rig lacks mouth landmarks."""
-    from .flame import take_vertices  # torch, imported only when measuring
+    import torch
+
+    from .flame import FlameLayer, take_expression_matrix  # torch, imported only when measuring
 
     missing = [name for name in MOUTH_LANDMARKS if name not in head.landmarks]
     if missing:
         raise HeadModelError(f"Rig {head.name} has no mouth landmarks ({', '.join(missing)}); "
                              f"add landmark_* vertex ids to its .npz to measure it.")
-    local = dataclasses.replace(take, neck=np.zeros_like(take.neck), global_rot=np.zeros_like(take.global_rot),
-                                global_trans=None, detail_basis=None, detail_weights=None)
     ids = [head.landmarks[name] for name in MOUTH_LANDMARKS]
-    chunks = [take_vertices(head, local, frames=np.arange(start, min(start + 256, take.num_frames)))[:, ids]
-              for start in range(0, take.num_frames, 256)]
-    verts = np.concatenate(chunks).astype(np.float64)  # (T, 6, 3), metres
+    layer = FlameLayer(head, vertex_ids=ids)  # only the six landmarks are posed
+    zeros = np.zeros((take.num_frames, 3), np.float32)
+    with torch.no_grad():  # head and neck rotation left out: the head's own frame, jaw kept
+        verts = layer(take_expression_matrix(head, take), take.jaw, zeros, zeros, take.eyes).double().numpy()
     rest = head.v_template[ids]
     upper_in, lower_in, corner_l, corner_r, upper_out, lower_out = (verts[:, i] for i in range(6))
     aperture = np.linalg.norm(upper_in - lower_in, axis=1)
