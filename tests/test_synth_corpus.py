@@ -171,9 +171,56 @@ def test_festival_voices_give_arpabet_phones_when_installed(tmp_path, sentences)
     assert names[0] == "SIL" and {"B", "M", "P"} <= set(names) <= set(ARPABET) | {"SIL"}
     assert abs(speech.phones[-1][2] - len(speech.samples) / speech.sample_rate) < 0.05
     summary = synth_corpus.write_corpus(tmp_path / "f", 0.01, sentences_path=sentences, show_progress=False,
-                                        festival=voice)
+                                        festival=voice, flite="none")
     voices = [e["voice"] for e in _manifest(tmp_path / "f")]
     assert any(v == "festival:" + voice for v in voices) and summary["items"] == len(voices)
     with pytest.raises(synth_corpus.CorpusError, match="other settings"):  # resuming with other voices
         synth_corpus.write_corpus(tmp_path / "f", 0.01, sentences_path=sentences, show_progress=False,
                                   festival="none")
+
+
+def test_flite_voices_give_arpabet_phones_and_speed_perturbation_when_installed(tmp_path, sentences):
+    import shutil
+
+    if shutil.which("flite") is None or not synth_corpus.flite_voices():
+        pytest.skip("Flite is not installed (optional: apt install flite)")
+    from speech2flame.engines.phonetic.phonemes import ARPABET
+
+    voice = synth_corpus.flite_voices()[0]
+    speech = synth_corpus.flite_speak("Bob made a map.", voice)
+    names = [p for p, _, _ in speech.phones]
+    assert names[0] == "SIL" and {"B", "M", "P"} <= set(names) <= set(ARPABET) | {"SIL"}
+    duration = len(speech.samples) / speech.sample_rate
+    assert abs(speech.phones[-1][2] - duration) < 0.05
+    fast = synth_corpus.recorded_voice_speak("flite:" + voice, "Bob made a map.", 160, speed=1.1)
+    assert fast.sample_rate == round(1.1 * speech.sample_rate)  # same samples played 1.1x faster
+    np.testing.assert_allclose([e for _, _, e in fast.phones], [e / 1.1 for _, _, e in speech.phones], atol=1e-6)
+    # every training item spoken by Flite at tts_share 1; validation items keep held-out eSpeak voices
+    synth_corpus.write_corpus(tmp_path / "f", 0.01, sentences_path=sentences, show_progress=False,
+                              festival="none", flite=voice, tts_share=1.0)
+    entries = _manifest(tmp_path / "f")
+    assert all(e["voice"] == "flite:" + voice and 0.9 <= e["speed"] <= 1.1 for e in entries if e["split"] == "train")
+    assert all(not e["voice"].startswith("flite:") for e in entries if e["split"] == "val")
+    with pytest.raises(synth_corpus.CorpusError, match="between 0 and 1"):
+        synth_corpus.write_corpus(tmp_path / "g", 0.01, sentences_path=sentences, tts_share=1.5)
+    with pytest.raises(synth_corpus.CorpusError, match="not installed"):
+        synth_corpus.write_corpus(tmp_path / "g", 0.01, sentences_path=sentences, flite="no_such_voice")
+
+
+def test_voice_bars_add_low_murmur_inside_voiced_stops_only():
+    rng = np.random.default_rng(0)
+    speech = (0.1 * rng.standard_normal(16000)).astype(np.float32)
+    speech[4000:6000] = 0.0                       # a silent closure, as synthesisers make it
+    phones = [("AA", 0.0, 0.25), ("B", 0.25, 0.375), ("AA", 0.375, 0.5), ("T", 0.5, 0.6), ("AA", 0.6, 1.0)]
+    out = synth_corpus.add_voice_bars(speech, phones, level_db=-20.0, f0_hz=120.0)
+    changed = np.flatnonzero(out != speech)
+    assert changed.min() >= 4000 and changed.max() < 4000 + int(0.8 * 2000)   # first 80% of the B only
+    bar = out[4200:5400]
+    spectrum = np.abs(np.fft.rfft(bar)) ** 2
+    freqs = np.fft.rfftfreq(len(bar), 1 / SAMPLE_RATE)
+    assert spectrum[freqs < 300].sum() > 0.99 * spectrum.sum()               # a low murmur
+    level = 20 * np.log10(np.sqrt(np.mean(bar.astype(np.float64) ** 2)) / np.sqrt(np.mean(speech.astype(np.float64) ** 2)))
+    assert -20.5 < level < -19.5
+    specs = [synth_corpus.item_spec(0, i, SENTENCES, (["en-us"], ["en-us+f4"], [])) for i in range(40)]
+    share = np.mean(["voice_bar" in s.augment for s in specs])
+    assert 0.25 < share < 0.75

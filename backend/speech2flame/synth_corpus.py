@@ -3,8 +3,9 @@
 Each item is one or two sentences from a built-in, phonetically varied list
 (``data/sentences.txt``) spoken by an eSpeak NG voice (an English accent plus a
 voice variant such as ``f3`` or ``klatt2``, from the ``espeakng-loader`` wheel, so
-it works offline) or, when installed, a Festival US voice, at a random speaking
-rate and pitch. The synthesiser gives the exact phone timings, so the phonetic
+it works offline) at a random speaking rate and pitch or, when installed, by a
+Festival or Flite voice built from recordings of a real speaker (a share of the
+training items, speed-perturbed). The synthesiser gives the exact phone timings, so the phonetic
 engine (the *teacher*) turns them into a Take for the training rig under a random
 emotion, intensity and speaking style. The audio
 written next to it is augmented (background noise, reverberation, EQ or a
@@ -93,22 +94,32 @@ def espeak_variants() -> list[str]:
     return sorted(p.name for p in folder.iterdir() if p.is_file() and " " not in p.name)
 
 
-def voice_pools(festival: list[str] | tuple = ()) -> tuple[list[str], list[str], list[str]]:
-    """(training eSpeak voices, held-out eSpeak voices, Festival voices). eSpeak names are
-    ``accent`` or ``accent+variant``; Festival names get a ``festival:`` prefix (training only)."""
+def voice_pools(festival: list[str] | tuple = (), flite: list[str] | tuple = ()) -> tuple[list[str], list[str], list[str]]:
+    """(training eSpeak voices, held-out eSpeak voices, recorded-speech voices). eSpeak names are
+    ``accent`` or ``accent+variant``; Festival and Flite names get a ``festival:`` or ``flite:``
+    prefix (training items only)."""
     variants = espeak_variants()
     held = [v for v in variants if v in HELD_OUT_VARIANTS]
     train = [""] + [v for v in variants if v not in HELD_OUT_VARIANTS]
     join = lambda accent, v: accent + ("+" + v if v else "")  # noqa: E731
     return ([join(a, v) for a in ACCENTS for v in train], [join(a, v) for a in ACCENTS for v in held],
-            ["festival:" + v for v in festival])
+            ["festival:" + v for v in festival] + ["flite:" + v for v in flite])
 
 
 # ---------------------------------------------------------------- Festival voices (optional)
 
 FESTIVAL_US_VOICES = ("kal_diphone", "ked_diphone", "cmu_us_")
 """Festival voices on the US "radio" phone set (ARPAbet in lower case), the ones we can map."""
-FESTIVAL_SHARE = 0.25  # fraction of training items spoken by Festival when it has voices
+TTS_SHARE = 0.25
+"""Default fraction of training items spoken by Festival / Flite voices, when any are installed.
+Their voices are built from recordings of real speakers (diphones, or statistical models of one
+speaker), so their stops, nasals and formant transitions sound more like real speech than eSpeak's."""
+VOICE_BAR_SHARE = 0.5
+"""Fraction of items whose voiced stops get a voice bar (see :func:`add_voice_bars`)."""
+VOICED_STOPS = ("B", "D", "G")
+SPEED_RANGE = (0.9, 1.1)
+"""Speed perturbation of Festival / Flite items (resampling: tempo, pitch and formants together,
+as if a shorter or longer vocal tract spoke), so their few speakers become many."""
 _FESTIVAL_PHONES = {"pau": "SIL", "h#": "SIL", "brth": "SIL", "ax": "AH", "axr": "ER", "dx": "D", "el": "L",
                     "em": "M", "en": "N", "nx": "N", "hv": "HH"}
 
@@ -133,6 +144,20 @@ def festival_voices() -> list[str]:
     return sorted(n for n in names if n.startswith(FESTIVAL_US_VOICES))
 
 
+def _collect_phones(ends: list[tuple[str, float]]) -> list[tuple[str, float, float]]:
+    """[(CMU phone in lower case, end s)] -> [(ARPAbet, start s, end s)], pauses merged into SIL."""
+    phones, start = [], 0.0
+    for name, end in ends:
+        arpa = _FESTIVAL_PHONES.get(name, name.upper())
+        if end > start:
+            if phones and arpa == "SIL" and phones[-1][0] == "SIL":
+                phones[-1] = ("SIL", phones[-1][1], end)
+            else:
+                phones.append((arpa, start, end))
+        start = max(start, end)
+    return phones
+
+
 def festival_speak(text: str, voice: str, stretch: float = 1.0):
     """Speak ``text`` with a Festival voice; returns an eSpeak-like Speech (samples, rate, ARPAbet phones).
 
@@ -154,16 +179,64 @@ def festival_speak(text: str, voice: str, stretch: float = 1.0):
         subprocess.run(["festival", "--batch", str(scm)], capture_output=True, timeout=120, check=True)
         samples, rate = soundfile.read(wav, dtype="float32")
         rows = [line.split() for line in segs.read_text().splitlines()[1:] if line.strip()]
-    phones, start = [], 0.0
-    for end, _, name in rows:
-        arpa = _FESTIVAL_PHONES.get(name, name.upper())
-        if float(end) > start:
-            if phones and arpa == "SIL" and phones[-1][0] == "SIL":
-                phones[-1] = ("SIL", phones[-1][1], float(end))
-            else:
-                phones.append((arpa, start, float(end)))
-        start = float(end)
+    phones = _collect_phones([(name, float(end)) for end, _, name in rows])
     return Speech(samples=samples, sample_rate=int(rate), phones=phones, espeak=[])
+
+
+FLITE_VOICES = ("awb", "kal", "kal16", "rms", "slt")
+"""Flite's general-domain English voices (Scottish male, two US male diphone voices, US male, US female)."""
+
+
+def flite_voices() -> list[str]:
+    """Installed Flite English voices, sorted; [] without the ``flite`` program."""
+    import shutil
+    import subprocess
+
+    if shutil.which("flite") is None:
+        return []
+    try:
+        out = subprocess.run(["flite", "-lv"], capture_output=True, text=True, timeout=60).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return sorted(set(out.replace(":", " ").split()) & set(FLITE_VOICES))
+
+
+def flite_speak(text: str, voice: str, stretch: float = 1.0):
+    """Speak ``text`` with a Flite voice; returns an eSpeak-like Speech (samples, rate, ARPAbet phones).
+
+    ``stretch`` > 1 speaks slower (Flite's duration_stretch). Phone end times come from ``-psdur``.
+    """
+    import subprocess
+    import tempfile
+
+    import soundfile
+
+    from .engines.phonetic.espeak import Speech
+
+    with tempfile.TemporaryDirectory() as folder:
+        wav = Path(folder) / "speech.wav"
+        out = subprocess.run(["flite", "-voice", voice, "-psdur", "--setf", f"duration_stretch={float(stretch):.3f}",
+                              "-t", " ".join(text.split()), "-o", str(wav)],
+                             capture_output=True, text=True, timeout=120, check=True).stdout
+        samples, rate = soundfile.read(wav, dtype="float32")
+    ends = [(tok.rsplit(":", 1)[0], float(tok.rsplit(":", 1)[1])) for tok in out.split()
+            if ":" in tok and tok.rsplit(":", 1)[1].replace(".", "", 1).isdigit()]
+    return Speech(samples=samples, sample_rate=int(rate), phones=_collect_phones(ends), espeak=[])
+
+
+def recorded_voice_speak(voice: str, text: str, rate_wpm: int, speed: float = 1.0):
+    """Speak with a ``festival:NAME`` or ``flite:NAME`` voice at ``rate_wpm`` (120..240 -> durations
+    x1.33..x0.67), then speed-perturbed by ``speed`` (> 1: faster and higher); eSpeak-like Speech."""
+    import dataclasses
+
+    kind, name = voice.split(":", 1)
+    speak = festival_speak if kind == "festival" else flite_speak
+    speech = speak(text, name, 160.0 / rate_wpm)
+    if speed == 1.0:
+        return speech
+    # played back ``speed`` times faster: same samples at a higher rate, phone times divided by it
+    return dataclasses.replace(speech, sample_rate=int(round(speech.sample_rate * speed)),
+                               phones=[(p, s / speed, e / speed) for p, s, e in speech.phones])
 
 
 # ---------------------------------------------------------------- one item
@@ -185,6 +258,7 @@ class ItemSpec:
     tail_s: float
     augment: dict
     seed: int
+    speed: float = 1.0
 
     @property
     def item_id(self) -> str:
@@ -196,15 +270,17 @@ def is_val_sentence(k: int, count: int) -> bool:
     return k % VAL_SENTENCE_EVERY == VAL_SENTENCE_EVERY - 1 if count >= VAL_SENTENCE_EVERY else k == count - 1
 
 
-def item_spec(seed: int, index: int, sentences: list[str], voices: tuple) -> ItemSpec:
+def item_spec(seed: int, index: int, sentences: list[str], voices: tuple, tts_share: float = TTS_SHARE,
+              voice_bar_share: float = VOICE_BAR_SHARE) -> ItemSpec:
     """The random choices of item ``index`` (depends only on seed and index); ``voices`` as
-    returned by :func:`voice_pools`."""
+    returned by :func:`voice_pools`; ``tts_share`` of the training items use its recorded-speech
+    (Festival / Flite) voices when there are any; ``voice_bar_share`` of all items get voice bars."""
     rng = np.random.default_rng([int(seed), int(index)])
     split = "val" if index % VAL_EVERY == VAL_EVERY - 1 else "train"
     pool = [s for k, s in enumerate(sentences) if is_val_sentence(k, len(sentences)) == (split == "val")]
     count = 1 if rng.random() < 0.7 else 2
     text = " ".join(pool[int(i)] for i in rng.integers(0, len(pool), count))
-    train_voices, held_voices, festival = voices
+    train_voices, held_voices, recorded = voices
     voice_pool = held_voices if split == "val" and held_voices else train_voices
     emotion = EMOTIONS[int(rng.choice(len(EMOTIONS), p=EMOTION_PROBS / EMOTION_PROBS.sum()))]
     intensity = 0.0 if emotion == "neutral" else float(np.round(rng.uniform(0.3, 1.0), 3))
@@ -213,13 +289,22 @@ def item_spec(seed: int, index: int, sentences: list[str], voices: tuple) -> Ite
     style = names[int(rng.choice(len(names), p=probs / probs.sum()))]
     voice = voice_pool[int(rng.integers(len(voice_pool)))]
     side = np.random.default_rng([int(seed), int(index), 1])  # own stream: Festival or not changes nothing else
-    if festival and split == "train" and side.random() < FESTIVAL_SHARE:
-        voice = festival[int(side.integers(len(festival)))]
-    return ItemSpec(index=index, split=split, text=text, voice=voice,
+    speed = 1.0
+    if recorded and split == "train" and side.random() < tts_share:
+        voice = recorded[int(side.integers(len(recorded)))]
+        speed = float(np.round(side.uniform(*SPEED_RANGE), 3))
+    voice_bar = None
+    if side.random() < voice_bar_share:
+        voice_bar = {"level_db": float(np.round(side.uniform(-30.0, -12.0), 2)),
+                     "f0_hz": float(np.round(side.uniform(85.0, 230.0), 1))}
+    spec = ItemSpec(index=index, split=split, text=text, voice=voice,
                     rate_wpm=int(rng.integers(120, 241)), pitch=int(rng.integers(15, 86)),
                     emotion=emotion, intensity=intensity, style=style,
                     lead_s=float(np.round(rng.uniform(0.05, 0.5), 3)), tail_s=float(np.round(rng.uniform(0.05, 0.5), 3)),
-                    augment=augmentation_spec(rng), seed=int(rng.integers(2**31 - 1)))
+                    augment=augmentation_spec(rng), seed=int(rng.integers(2**31 - 1)), speed=speed)
+    if voice_bar:
+        spec.augment["voice_bar"] = voice_bar
+    return spec
 
 
 def augmentation_spec(rng: np.random.Generator) -> dict:
@@ -274,6 +359,34 @@ def augment(samples: np.ndarray, spec: dict, rng: np.random.Generator) -> np.nda
     return np.clip(x, -1.0, 1.0).astype(np.float32)
 
 
+def add_voice_bars(samples: np.ndarray, phones: list, level_db: float, f0_hz: float) -> np.ndarray:
+    """Voicing murmur in the closures of voiced stops (B D G): (N,) 16 kHz float32 speech ->
+    a copy with a low-frequency buzz (F0 ``f0_hz`` and its second harmonic) over the first 80%
+    of every such phone, ``level_db`` relative to the speech's RMS, with 10 ms fades.
+
+    Real speakers keep their vocal folds vibrating while the lips or tongue are closed for a
+    voiced stop (the "voice bar" of a spectrogram); synthesisers mostly leave a silent gap, so a
+    model trained on them alone takes any gap for a closure and any murmur for an open mouth.
+    """
+    x = np.asarray(samples, np.float32).copy()
+    rms = float(np.sqrt(np.mean(x.astype(np.float64) ** 2))) + 1e-9
+    amp = rms * 10 ** (level_db / 20) / np.sqrt(0.5 + 0.5 * 0.4 ** 2)  # RMS of the buzz below: level_db
+    fade = int(0.01 * SAMPLE_RATE)
+    for name, start, end in phones:
+        if name not in VOICED_STOPS:
+            continue
+        a, b = int(start * SAMPLE_RATE), min(len(x), int((start + 0.8 * (end - start)) * SAMPLE_RATE))
+        if b - a < 2 * fade:
+            continue
+        t = np.arange(b - a) / SAMPLE_RATE
+        buzz = np.sin(2 * np.pi * f0_hz * t) + 0.4 * np.sin(2 * np.pi * 2 * f0_hz * t + 1.0)
+        ramp = np.ones(b - a)
+        ramp[:fade] = 0.5 - 0.5 * np.cos(np.pi * np.arange(fade) / fade)
+        ramp[-fade:] = ramp[:fade][::-1]
+        x[a:b] += (amp * buzz * ramp).astype(np.float32)
+    return x
+
+
 def bounded_drift(global_rot: np.ndarray, limit_rad: float) -> np.ndarray:
     """(T, 3) head drift radians re-centred on its mean and scaled down to at most ``limit_rad``
     per axis. The teacher's slow drift normalises band-limited noise by its std without removing
@@ -292,8 +405,8 @@ def make_item(spec: ItemSpec, head, fps: float = 30.0):
     from .engines import phonetic
     from .engines.phonetic import espeak
 
-    if spec.voice.startswith("festival:"):  # rate 120..240 wpm -> Festival durations x1.33..x0.67
-        speech = festival_speak(spec.text, spec.voice.split(":", 1)[1], 160.0 / spec.rate_wpm)
+    if spec.voice.startswith(("festival:", "flite:")):
+        speech = recorded_voice_speak(spec.voice, spec.text, spec.rate_wpm, spec.speed)
     else:
         speech = espeak.speak(spec.text, spec.voice, spec.rate_wpm, spec.pitch)
     clean = soxr.resample(speech.samples, speech.sample_rate, SAMPLE_RATE, quality="HQ").astype(np.float32)
@@ -309,7 +422,10 @@ def make_item(spec: ItemSpec, head, fps: float = 30.0):
     take.global_rot[:] = bounded_drift(take.global_rot, MAX_DRIFT_RAD * controls.head_motion)
     take.metadata.update({"controls": controls.to_dict(), "engine": "phonetic", "rig_id": head.rig_id(),
                           "audio_duration_s": round(audio.duration, 6)})
-    noisy = augment(audio.samples, spec.augment, np.random.default_rng(spec.seed))
+    heard = audio.samples
+    if "voice_bar" in spec.augment:
+        heard = add_voice_bars(heard, phones, **spec.augment["voice_bar"])
+    noisy = augment(heard, spec.augment, np.random.default_rng(spec.seed))
     return noisy, take.validate(), audio.duration
 
 
@@ -353,12 +469,30 @@ def _make_item_in_child(spec: ItemSpec):
     return make_item(spec, _worker_rig, _worker_fps)
 
 
+def _choose_voices(kind: str, wanted: str, installed: list[str]) -> list[str]:
+    """``wanted`` "auto" (every installed voice), "none", or comma-separated names that must be installed."""
+    if wanted == "none":
+        return []
+    if wanted == "auto":
+        return installed
+    chosen = sorted(v.strip() for v in wanted.split(",") if v.strip())
+    missing = [v for v in chosen if v not in installed]
+    if missing:
+        raise CorpusError(f"{kind} voice(s) {', '.join(missing)} are not installed "
+                          f"(installed: {', '.join(installed) or 'none'}).")
+    return chosen
+
+
 def write_corpus(root: str | os.PathLike, hours: float, seed: int = 0, fps: float = 30.0, head: str = "demo",
                  sentences_path: str | os.PathLike | None = None, show_progress: bool = True,
-                 workers: int = 1, festival: str = "auto") -> dict:
+                 workers: int = 1, festival: str = "auto", flite: str = "auto",
+                 tts_share: float = TTS_SHARE, voice_bar_share: float = VOICE_BAR_SHARE) -> dict:
     """Generate (or resume) a corpus of at least ``hours`` of speech in ``root``.
 
-    festival: "auto" (every installed US Festival voice), "none", or comma-separated voice names.
+    festival, flite: "auto" (every installed voice of that synthesiser), "none", or
+    comma-separated voice names. tts_share: fraction 0..1 of the training items spoken by those
+    voices (when there are any; the rest use eSpeak NG). voice_bar_share: fraction 0..1 of the items
+    whose voiced stops get a voice bar (:func:`add_voice_bars`).
 
     Returns a summary: items, seconds of audio, items written by this call, splits.
     """
@@ -369,19 +503,17 @@ def write_corpus(root: str | os.PathLike, hours: float, seed: int = 0, fps: floa
 
     if not hours > 0:
         raise CorpusError("--hours must be more than 0.")
+    if not 0.0 <= tts_share <= 1.0:
+        raise CorpusError("--tts-share must be between 0 and 1.")
+    if not 0.0 <= voice_bar_share <= 1.0:
+        raise CorpusError("--voice-bar-share must be between 0 and 1.")
     root = Path(root)
     sentences = load_sentences(sentences_path or SENTENCES_PATH)
-    installed = festival_voices() if festival != "none" else []
-    if festival in ("auto", "none"):
-        chosen = installed
-    else:
-        chosen = sorted(v.strip() for v in festival.split(",") if v.strip())
-        missing = [v for v in chosen if v not in installed]
-        if missing:
-            raise CorpusError(f"Festival voice(s) {', '.join(missing)} are not installed "
-                              f"(installed: {', '.join(installed) or 'none'}).")
+    chosen = _choose_voices("Festival", festival, festival_voices() if festival != "none" else [])
+    chosen_flite = _choose_voices("Flite", flite, flite_voices() if flite != "none" else [])
     settings = {"format_version": FORMAT_VERSION, "seed": int(seed), "fps": float(fps), "head": str(head),
-                "sentences": len(sentences), "festival_voices": chosen}
+                "sentences": len(sentences), "festival_voices": chosen, "flite_voices": chosen_flite,
+                "tts_share": float(tts_share), "voice_bar_share": float(voice_bar_share)}
     info_path = root / CORPUS_INFO
     if info_path.is_file():
         old = json.loads(info_path.read_text())
@@ -395,7 +527,7 @@ def write_corpus(root: str | os.PathLike, hours: float, seed: int = 0, fps: floa
     info_path.write_text(json.dumps({**settings, "hours": float(hours)}, indent=2))
 
     load_head_model(head)  # a bad rig fails here, with its own message, not inside a worker
-    voices = voice_pools(chosen)
+    voices = voice_pools(chosen, chosen_flite)
     done = _read_done(root)
     target_s = float(hours) * 3600.0
     total_s, index, written = 0.0, 0, 0
@@ -411,7 +543,7 @@ def write_corpus(root: str | os.PathLike, hours: float, seed: int = 0, fps: floa
             # internal state never leaks from one item to the next (same corpus when resumed)
             batch = []
             for _ in range(4 * max(1, int(workers))):
-                spec = item_spec(seed, index, sentences, voices)
+                spec = item_spec(seed, index, sentences, voices, tts_share, voice_bar_share)
                 index += 1
                 job = None if spec.item_id in done else pool.apply_async(_make_item_in_child, (spec,))
                 batch.append((spec, job))
@@ -425,7 +557,7 @@ def write_corpus(root: str | os.PathLike, hours: float, seed: int = 0, fps: floa
                     writer.add(spec.item_id, samples, take, split=spec.split, emotion=spec.emotion,
                                intensity=spec.intensity, style=spec.style, voice=spec.voice, text=spec.text,
                                rate_wpm=spec.rate_wpm, pitch=spec.pitch, augment=spec.augment,
-                               duration_s=round(duration, 4))
+                               duration_s=round(duration, 4), **({"speed": spec.speed} if spec.speed != 1.0 else {}))
                     written += 1
                 total_s += duration
                 bar.update(min(round(duration), max(0, round(target_s) - bar.n)))
@@ -451,6 +583,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--festival", default="auto",
                         help="Festival voices to use as well: auto (all installed US voices), none, or a "
                              "comma-separated list (default auto)")
+    parser.add_argument("--flite", default="auto",
+                        help="Flite voices to use as well: auto (all installed English voices), none, or a "
+                             "comma-separated list (default auto)")
+    parser.add_argument("--tts-share", type=float, default=TTS_SHARE,
+                        help=f"fraction of training items spoken by Festival/Flite voices when any are "
+                             f"installed (default {TTS_SHARE})")
+    parser.add_argument("--voice-bar-share", type=float, default=VOICE_BAR_SHARE,
+                        help=f"fraction of items whose voiced stops get a voice bar (default {VOICE_BAR_SHARE})")
     parser.add_argument("--workers", type=int, default=1, help="processes making items in parallel (default 1)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -462,7 +602,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         summary = write_corpus(args.output, args.hours, args.seed, args.fps, args.head, args.sentences,
                                show_progress=not args.quiet, workers=args.workers,
-                               festival=args.festival)
+                               festival=args.festival, flite=args.flite, tts_share=args.tts_share,
+                               voice_bar_share=args.voice_bar_share)
     except (CorpusError, HeadModelError, ValueError, OSError) as exc:
         print(f"speech2flame synth-corpus: {exc}", file=sys.stderr)
         return 2
@@ -471,4 +612,4 @@ def run(args: argparse.Namespace) -> int:
 
 
 __all__ = ["add_arguments", "run", "write_corpus", "item_spec", "make_item", "augment", "voice_pools",
-           "festival_voices", "festival_speak", "load_sentences", "CorpusError"]
+           "festival_voices", "festival_speak", "flite_voices", "flite_speak", "load_sentences", "CorpusError"]
