@@ -24,6 +24,20 @@ def test_logmel_encoder_gives_features_at_the_frame_rate():
         build_audio_encoder(AudioEncoderConfig(kind="whisper"))
 
 
+def test_spec_augment_blanks_bands_and_spans_in_training_only():
+    torch.manual_seed(0)
+    enc = build_audio_encoder(AudioEncoderConfig(kind="logmel", dim=24, freq_masks=2, time_masks=2))
+    mel = torch.randn(64, 200, 80)
+    blanked = enc.spec_augment(mel) == 0
+    band_blank = blanked.all(dim=1)      # (B, n_mels): whole bands blanked
+    span_blank = blanked.all(dim=2)      # (B, frames): whole frames blanked
+    assert 0 < band_blank.sum(dim=1).float().mean() <= 2 * 10 and band_blank.sum(dim=1).max() <= 20
+    assert 0 < span_blank.sum(dim=1).float().mean() <= 2 * 5 and span_blank.sum(dim=1).max() <= 10
+    audio = torch.randn(1, 16000)
+    enc.eval()  # inference never masks: same input, same features
+    assert torch.equal(enc(audio, 30), enc(audio, 30))
+
+
 @pytest.mark.parametrize("kind", ["wav2vec2", "hubert"])
 def test_pretrained_encoder_loads_by_path_offline_and_round_trips(kind, tmp_path, monkeypatch):
     torch.set_num_threads(1)

@@ -193,11 +193,13 @@ def evaluate_model(model_path: str, data_root: str, head, data_format: str = "sy
                    seeds: int = 3, masks_path: str | None = None, temperature: float = 1.0) -> dict:
     """Run a checkpoint over a dataset split and return the metrics (means over clips).
 
-    Vertices are posed with :func:`speech2flame.flame.take_vertices`; eyes are left at rest
+    Vertices are posed with :func:`speech2flame.flame.take_vertices` (lips closed where a lip-contact
+    model says they touch, as in the engine); eyes are left at rest
     in both prediction and ground truth so that only the model's output is compared.
     """
     import torch
 
+    from .engines.neural import apply_lip_contact
     from .flame import FlameLayer, take_vertices
     from .models.checkpoint import check_head, load_checkpoint
     from .take import Take
@@ -228,7 +230,10 @@ def evaluate_model(model_path: str, data_root: str, head, data_format: str = "sy
             return Take(fps, expression, names, jaw, neck, global_rot, np.zeros((t, 6), np.float32))
 
         gt_take = as_take(clip.expression, clip.jaw, clip.neck, clip.global_rot)
-        pred_take = as_take(outs[0]["expression"], outs[0]["jaw"], clip.neck, clip.global_rot)
+        expression, jaw = outs[0]["expression"].copy(), outs[0]["jaw"].copy()
+        if "lip_contact" in outs[0]:  # as the engine does: lips closed where the model says they touch
+            apply_lip_contact(expression, names, jaw, outs[0]["lip_contact"])
+        pred_take = as_take(expression, jaw, clip.neck, clip.global_rot)
         gt_v, pred_v = take_vertices(head, gt_take, layer=layer), take_vertices(head, pred_take, layer=layer)
         poses = [np.concatenate([o["neck"], o["global_rot"]], axis=1) for o in outs]
         onsets = audio_onsets(clip.audio)

@@ -8,6 +8,8 @@ synthesise:  features + controls -> Take. The face decoder gives expressions and
              articulation -> jaw and mouth channels, expressiveness -> the other expression
              channels (rigs with unnamed PCA channels: articulation scales all of them),
              head_motion -> neck and global rotation, smoothing -> Gaussian smoothing in time.
+             A model with a lip-contact head closes the lips where it is sure they touch
+             (:func:`apply_lip_contact`), after smoothing, as the phonetic engine does for /p b m/.
 """
 
 from __future__ import annotations
@@ -32,6 +34,9 @@ DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "data" / "neural_de
 _models: dict = {}
 _lock = Lock()
 
+
+CONTACT_FROM, CONTACT_FULL = 0.35, 0.65
+"""Lip-contact probability where closing starts and where the lips are fully closed."""
 
 SILENCE_RMS = 10 ** (-55 / 20)
 """RMS below which a frame of (loudness-normalised) audio counts as silence: -55 dBFS."""
@@ -152,6 +157,32 @@ def _to_fps(x: np.ndarray, src_fps: float, dst_fps: float, num_frames: int) -> n
     return np.stack([np.interp(t_dst, t_src, x[:, c]) for c in range(x.shape[1])], axis=1).astype(np.float32)
 
 
+def apply_lip_contact(expression: np.ndarray, names: list[str], jaw: np.ndarray, probability: np.ndarray) -> None:
+    """Close the lips where the model says they touch, in place.
+
+    expression (T, E) weights of channels ``names``, jaw (T, 3) axis-angle radians,
+    probability (T,) 0..1 from the model's lip-contact head. The closure amount ramps from 0
+    at CONTACT_FROM to 1 at CONTACT_FULL and is applied with the phonetic engine's contact
+    rule (:func:`.phonetic.visemes.apply_contacts`): the jaw is held nearly shut, lip openers
+    are taken away and ``mouthClose`` brings the lips together. Rigs without those ARKit
+    channel names are left as they are.
+    """
+    from .phonetic import visemes
+
+    close = np.clip((probability - CONTACT_FROM) / (CONTACT_FULL - CONTACT_FROM), 0.0, 1.0)
+    if "mouthClose" not in names or not close.any():
+        return
+    jaw[:, 0] -= close * np.maximum(0.0, jaw[:, 0] - 0.08)  # as visemes.mouth_channels does for /p b m/
+    curves = np.zeros((len(close), len(visemes.PARAMS)))
+    curves[:, visemes.PARAMS.index("close")] = close
+    channels = {name: expression[:, i].astype(np.float64) for i, name in enumerate(names)}
+    own_close = channels["mouthClose"]
+    visemes.apply_contacts(jaw[:, 0], channels, curves)
+    channels["mouthClose"] = np.maximum(own_close, channels["mouthClose"])
+    for i, name in enumerate(names):
+        expression[:, i] = channels[name]
+
+
 def synthesise(analysis: NeuralAnalysis, head: HeadModel, fps: float, controls: Controls,
                progress: Progress | None = None) -> Take:
     """Features + controls -> Take for ``head`` (see module docstring)."""
@@ -189,6 +220,8 @@ def synthesise(analysis: NeuralAnalysis, head: HeadModel, fps: float, controls: 
     if controls.smoothing > 0:
         sigma = controls.smoothing * 0.1 * fps
         expression, jaw, neck, global_rot = (smooth(a, sigma) for a in (expression, jaw, neck, global_rot))
+    if "lip_contact" in out:
+        apply_lip_contact(expression, names, jaw, conv(out["lip_contact"][:, None])[:, 0])
 
     rng = np.random.default_rng(controls.seed)
     pauses = _to_fps(analysis.energy[:, None], mfps, fps, n)[:, 0] < 0.1

@@ -25,6 +25,9 @@ class AudioEncoderConfig:
     hf_config     the transformers config dict, stored so a checkpoint rebuilds without the source
     dim           feature width handed to the decoders
     freeze_epochs epochs during which a pretrained encoder stays frozen (then it is fine-tuned)
+    freq_masks, time_masks  SpecAugment while training the built-in encoder: that many bands of
+                  up to 10 mel bins, and spans of up to 50 ms, are blanked in each clip, so the
+                  model learns from several cues rather than one (0 = off)
     """
 
     kind: str = "logmel"
@@ -33,11 +36,17 @@ class AudioEncoderConfig:
     dim: int = 64
     n_mels: int = 80
     freeze_epochs: int = 1
+    freq_masks: int = 0
+    time_masks: int = 0
 
 
 @dataclass
 class ModelConfig:
-    """Architecture + rig identity of a speech2flame neural model (sizes are channel counts)."""
+    """Architecture + rig identity of a speech2flame neural model (sizes are channel counts).
+
+    lip_contact: the face decoder also predicts per frame whether the lips touch
+    (:mod:`speech2flame.models.lip_contact`); the rig needs mouth landmarks.
+    """
 
     expression_names: list[str] = field(default_factory=list)
     rig_name: str = ""
@@ -50,6 +59,7 @@ class ModelConfig:
     num_regions: int = 16
     detail_rank: int = 0
     num_vertices: int = 0
+    lip_contact: bool = False
     pose_block: int = 4
     pose_codebook: int = 64
     pose_code_dim: int = 32

@@ -25,6 +25,8 @@ from torch import nn
 from .config import AudioEncoderConfig
 
 SAMPLE_RATE = 16_000
+MAX_MASK_BANDS = 10   # SpecAugment: widest blanked band, mel bins
+MAX_MASK_FRAMES = 5   # SpecAugment: longest blanked span, 10 ms frames
 
 
 def resample_in_time(features: torch.Tensor, num_frames: int) -> torch.Tensor:
@@ -81,12 +83,33 @@ class LogMelEncoder(nn.Module):
         self.blocks = nn.ModuleList(
             nn.Conv1d(cfg.dim, cfg.dim, kernel_size=3, padding=d, dilation=d) for d in (1, 2, 4))
         self.norm = nn.LayerNorm(cfg.dim)
+        self.freq_masks, self.time_masks = cfg.freq_masks, cfg.time_masks
 
     def set_frozen(self, frozen: bool) -> None:
         """The built-in encoder always trains (it starts from scratch)."""
 
+    def spec_augment(self, mel: torch.Tensor) -> torch.Tensor:
+        """(B, frames, n_mels) log-mel with random mel bands and time spans blanked (set to 0,
+        the band mean), ``freq_masks`` and ``time_masks`` of them per clip."""
+        def spans(count: int, size: int, widest: int) -> torch.Tensor:
+            """(B, size) 1 inside ``count`` random spans of 0..widest bins per clip."""
+            index = torch.arange(size, device=mel.device)[None]
+            out = torch.zeros(mel.shape[0], size, device=mel.device, dtype=mel.dtype)
+            for _ in range(count):
+                width = torch.randint(0, widest + 1, (mel.shape[0], 1), device=mel.device)
+                start = (torch.rand(mel.shape[0], 1, device=mel.device) * (size - width).clamp(min=0)).long()
+                out = torch.maximum(out, ((index >= start) & (index < start + width)).to(mel.dtype))
+            return out
+
+        bands = spans(self.freq_masks, mel.shape[2], MAX_MASK_BANDS)[:, None, :]
+        frames = spans(self.time_masks, mel.shape[1], MAX_MASK_FRAMES)[:, :, None]
+        return mel * (1 - bands) * (1 - frames)
+
     def forward(self, samples: torch.Tensor, num_frames: int) -> torch.Tensor:
-        x = self.stem(self.logmel(samples).transpose(1, 2))           # (B, dim, frames at 50 Hz)
+        mel = self.logmel(samples)
+        if self.training and (self.freq_masks or self.time_masks):
+            mel = self.spec_augment(mel)
+        x = self.stem(mel.transpose(1, 2))                            # (B, dim, frames at 50 Hz)
         for conv in self.blocks:
             x = x + F.gelu(conv(x))
         return self.norm(resample_in_time(x.transpose(1, 2), num_frames))

@@ -5,6 +5,7 @@ Per frame, the decoder reads audio features (B, T, D) and produces
     jaw        (B, T, 3)  axis-angle radians
     detail     (B, T, K)  optional weights of a learned per-vertex detail basis
                           ``detail_basis`` (K, V, 3), stored in millimetres (Adam-friendly units)
+    lip_contact (B, T)    optional logit of "the lips touch" (see :mod:`.lip_contact`)
 through
     * a ResNet1D trunk (1-D convolutions over time, residual blocks);
     * style: a reference motion clip is encoded by :class:`MotionEncoder`; the mean and
@@ -94,6 +95,7 @@ class FaceDecoder(nn.Module):
         self.detail = nn.Linear(hidden, cfg.detail_rank) if cfg.detail_rank else None
         if cfg.detail_rank:
             self.detail_basis = nn.Parameter(torch.randn(cfg.detail_rank, cfg.num_vertices, 3))
+        self.contact = nn.Linear(hidden, 1) if cfg.lip_contact else None
 
     def style(self, reference: torch.Tensor | None, mask: torch.Tensor | None = None, batch: int = 1):
         """Style statistics (mean, std), each (B, H), of a reference motion (B, T, E+3), or the default."""
@@ -115,6 +117,8 @@ class FaceDecoder(nn.Module):
         result = {"expression": out[..., :self.num_expressions], "jaw": out[..., self.num_expressions:]}
         if self.detail is not None:
             result["detail_weights"] = self.detail(x)
+        if self.contact is not None:
+            result["lip_contact"] = self.contact(x)[..., 0]
         return result
 
     def sparsity(self) -> torch.Tensor:

@@ -35,7 +35,8 @@ class TalkingHeadModel(nn.Module):
         features (T, D) from :meth:`encode_audio`; emotion (T, 8) weights; style_reference
         (T', E+3) expressions + jaw of a clip whose style is imitated, or None.
         Returns expression (T, E), jaw (T, 3), neck (T, 3), global_rot (T, 3) [radians]
-        and, with a detail basis, detail_weights (T, K).
+        and, with a detail basis, detail_weights (T, K); with ``lip_contact``, lip_contact (T,),
+        the probability 0..1 that the lips touch.
         """
         device = next(self.parameters()).device
         x = torch.as_tensor(features, dtype=torch.float32, device=device)[None]
@@ -45,6 +46,8 @@ class TalkingHeadModel(nn.Module):
         out = self.face(x, emo, self.face.style(ref))
         codes = self.pose_prior.sample(x, temperature=temperature, seed=seed)
         pose = self.pose_vq.decode(codes, x.shape[1])
+        if "lip_contact" in out:
+            out["lip_contact"] = torch.sigmoid(out["lip_contact"])
         result = {k: v[0].float().cpu().numpy() for k, v in out.items()}
         result["neck"] = pose[0, :, :3].float().cpu().numpy()
         result["global_rot"] = pose[0, :, 3:].float().cpu().numpy()

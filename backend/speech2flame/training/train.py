@@ -26,11 +26,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
-from ..head_model import load_head_model
+from ..head_model import HeadModelError, load_head_model
 from ..models.checkpoint import load_checkpoint, save_checkpoint
 from ..models.config import config_for_head
+from ..models.lip_contact import LipAperture, contact_labels
 from ..models.talking_head import TalkingHeadModel
 from .datasets import MotionDataset
 
@@ -44,7 +46,7 @@ DEFAULTS = {
     "train": {"epochs": 20, "batch_size": 8, "clip_seconds": 3.0, "lr": 1e-3, "weight_decay": 0.0,
               "device": "auto", "amp": True, "grad_clip": 1.0, "style_drop": 0.2,
               "loss": {"face": 1.0, "velocity": 0.5, "sparsity": 1e-3, "pose": 1.0, "vq": 1.0, "prior": 0.1,
-                       "detail": 1.0}},
+                       "detail": 1.0, "contact": 0.1, "aperture": 0.0}},
 }
 
 
@@ -145,8 +147,14 @@ def make_batch(dataset: MotionDataset, indices: list[int], frames: int, fps: flo
     return {k: torch.from_numpy(np.stack(v)) for k, v in out.items()}
 
 
-def compute_losses(model: TalkingHeadModel, batch: dict, weights: dict, use_style: bool = True) -> dict:
-    """Weighted training losses for one batch (keys: total, face, velocity, sparsity, pose, vq, prior)."""
+def compute_losses(model: TalkingHeadModel, batch: dict, weights: dict, use_style: bool = True,
+                   lips: LipAperture | None = None) -> dict:
+    """Weighted training losses for one batch (keys: total, face, velocity, sparsity, pose, vq, prior,
+    and detail, contact, aperture when the model and ``weights`` have them).
+
+    lips: the rig's :class:`LipAperture`, needed for ``contact`` (binary cross-entropy of the
+    lip-contact head against contact labels from the target geometry) and ``aperture`` (mean
+    absolute inner-lip aperture error, millimetres)."""
     mask = batch["mask"]
     frames = mask.shape[1]
     features = model.encode_audio(batch["audio"], frames)
@@ -169,7 +177,17 @@ def compute_losses(model: TalkingHeadModel, batch: dict, weights: dict, use_styl
         dm = mask[..., None, None]
         losses["detail"] = ((detail_mm - batch["detail"] * 1000.0) ** 2 * dm).sum() / (
             dm.sum().clamp(min=1) * detail_mm.shape[2] * 3)
-    losses["total"] = sum(weights[k] * v for k, v in losses.items())
+    if lips is not None and ("lip_contact" in out or weights.get("aperture", 0.0)):
+        frames_valid = mask.sum().clamp(min=1)
+        with torch.no_grad():
+            target_aperture = lips(target)
+        if "lip_contact" in out:
+            bce = F.binary_cross_entropy_with_logits(out["lip_contact"].float(), contact_labels(target_aperture),
+                                                     reduction="none")
+            losses["contact"] = (bce * mask).sum() / frames_valid
+        if weights.get("aperture", 0.0):
+            losses["aperture"] = ((lips(pred) - target_aperture).abs() * mask).sum() / frames_valid
+    losses["total"] = sum(weights.get(k, 0.0) * v for k, v in losses.items())
     return losses
 
 
@@ -210,7 +228,7 @@ def load_training_state(folder: Path, optimiser: torch.optim.Optimizer) -> dict:
 
 # ---------------------------------------------------------------- the loop
 
-def evaluate_loss(model, dataset, frames, fps, weights, device, batch_size) -> dict:
+def evaluate_loss(model, dataset, frames, fps, weights, device, batch_size, lips=None) -> dict:
     """Mean losses (same keys as :func:`compute_losses`) over a dataset with fixed crops
     (the start of each clip) and the clips' own style."""
     model.eval()
@@ -221,7 +239,7 @@ def evaluate_loss(model, dataset, frames, fps, weights, device, batch_size) -> d
         for s in range(0, len(dataset), batch_size):
             idx = list(range(s, min(s + batch_size, len(dataset))))
             batch = {k: v.to(device) for k, v in make_batch(dataset, idx, frames, fps, rng, False).items()}
-            for key, value in compute_losses(model, batch, weights).items():
+            for key, value in compute_losses(model, batch, weights, lips=lips).items():
                 parts[key] = parts.get(key, 0.0) + float(value) * len(idx)
             count += len(idx)
     return {key: value / max(count, 1) for key, value in parts.items()}
@@ -262,6 +280,10 @@ def train(cfg: dict, resume: bool = False, show_progress: bool = True, log=print
     frames = max(model_cfg.pose_block, int(round(float(tc["clip_seconds"]) * fps)))
     weights = {k: float(v) for k, v in tc["loss"].items()}
     amp = bool(tc["amp"]) and device.type == "cuda"
+    try:
+        lips = LipAperture(head).to(device) if model_cfg.lip_contact or weights.get("aperture", 0.0) else None
+    except HeadModelError as exc:
+        raise TrainConfigError(f"model.lip_contact / loss.aperture: {exc}") from None
     batch_size = int(tc["batch_size"])
     for epoch in range(start_epoch, int(tc["epochs"])):
         rng = np.random.default_rng([int(cfg["seed"]), epoch])
@@ -275,7 +297,7 @@ def train(cfg: dict, resume: bool = False, show_progress: bool = True, log=print
             batch = {k: v.to(device) for k, v in make_batch(train_set, idx, frames, fps, rng).items()}
             use_style = bool(rng.random() >= float(tc["style_drop"]))
             with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp):
-                losses = compute_losses(model, batch, weights, use_style)
+                losses = compute_losses(model, batch, weights, use_style, lips)
             optimiser.zero_grad(set_to_none=True)
             losses["total"].backward()
             if tc["grad_clip"]:
@@ -285,7 +307,7 @@ def train(cfg: dict, resume: bool = False, show_progress: bool = True, log=print
                 parts[key] = parts.get(key, 0.0) + float(value.detach()) / len(batches)
             bar.set_postfix(loss=f"{parts['total']:.4f}")
         train_loss = parts["total"]
-        val_parts = evaluate_loss(model, val_set, frames, fps, weights, device, batch_size) if len(val_set) else parts
+        val_parts = evaluate_loss(model, val_set, frames, fps, weights, device, batch_size, lips) if len(val_set) else parts
         val_loss = val_parts["total"]
         history.append({"epoch": epoch + 1, "train_loss": train_loss, "val_loss": val_loss,
                         "train_parts": parts, "val_parts": val_parts,
