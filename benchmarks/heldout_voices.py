@@ -1,0 +1,135 @@
+"""Benchmark: the neural model against its teacher on a synthetic corpus's held-out voices.
+
+For every validation item of a corpus made by ``speech2flame synth-corpus`` (voices and
+sentences no training item uses; augmented audio, as in training) the item's exact phone
+timings are spoken again (same seed, same voice, a fresh eSpeak process, as the corpus does),
+and three takes are measured against them with :mod:`speech2flame.lipsync_quality`: the
+teacher's (the corpus target), the neural model's and the phonetic engine's without a
+transcript (what a user without a transcript would otherwise get). The neural and phonetic
+takes are also compared with the teacher frame by frame: inner-lip aperture (mm), jaw
+opening (degrees) and mouth channels (weights), mean absolute error. Emotion and intensity
+are the item's; blinks are off so the comparison is of the mouth.
+
+    .venv/bin/python benchmarks/heldout_voices.py --corpus out/default_model/corpus [--model M]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def spoken_phones(corpus: Path, info: dict, indices: list[int]) -> dict[int, list]:
+    """{item index: reference phones (ARPAbet, start_s, end_s) including the lead silence}."""
+    context = multiprocessing.get_context("forkserver")
+    with context.Pool(1, maxtasksperchild=1) as pool:
+        jobs = {i: pool.apply_async(_phones_in_child, (info, i)) for i in indices}
+        return {i: job.get() for i, job in jobs.items()}
+
+
+def _phones_in_child(info: dict, index: int) -> list:
+    import ctypes
+
+    from speech2flame import synth_corpus
+    from speech2flame.engines.phonetic import espeak
+
+    sentences = synth_corpus.load_sentences()
+    if len(sentences) != info["sentences"]:
+        raise SystemExit("The corpus was made with another sentence list; this benchmark needs the built-in one.")
+    voices = synth_corpus.voice_pools(info.get("festival_voices", []), info.get("flite_voices", []))
+    spec = synth_corpus.item_spec(info["seed"], index, sentences, voices,
+                                  info.get("tts_share", synth_corpus.TTS_SHARE), info.get("voice_bar_share", 0.0))
+    if spec.voice.startswith(("festival:", "flite:")):
+        speech = synth_corpus.recorded_voice_speak(spec.voice, spec.text, spec.rate_wpm, spec.speed)
+    else:
+        lib = espeak._library()
+        lib.espeak_ng_SetRandSeed.argtypes = [ctypes.c_long]
+        lib.espeak_ng_SetRandSeed(spec.seed)
+        speech = espeak.speak(spec.text, spec.voice, spec.rate_wpm, spec.pitch)
+    return [("SIL", 0.0, spec.lead_s)] + [(p, s + spec.lead_s, e + spec.lead_s) for p, s, e in speech.phones]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--corpus", type=Path, default=Path("out/default_model/corpus"))
+    parser.add_argument("--model", help="neural checkpoint folder (default: the shipped model)")
+    parser.add_argument("--split", default="val")
+    parser.add_argument("--limit", type=int, help="only the first N items")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads")
+    args = parser.parse_args()
+
+    import torch
+
+    torch.set_num_threads(args.threads)
+    from speech2flame.audio import load_audio
+    from speech2flame.controls import Controls
+    from speech2flame.engines.neural import MOUTH_PREFIXES
+    from speech2flame.head_model import load_head_model
+    from speech2flame.lipsync_quality import LipSyncQuality, measure_quality
+    from speech2flame.mouth import mouth_measurements
+    from speech2flame.pipeline import generate_take
+    from speech2flame.take import Take
+
+    info = json.loads((args.corpus / "corpus.json").read_text())
+    entries = [json.loads(line) for line in (args.corpus / "manifest.jsonl").read_text().splitlines() if line.strip()]
+    entries = [e for e in entries if e["split"] == args.split][: args.limit]
+    head = load_head_model(info["head"])
+    phones = spoken_phones(args.corpus, info, [int(e["id"]) for e in entries])
+    names = list(head.expression_names)
+    mouth = [i for i, n in enumerate(names) if n.lower().startswith(MOUTH_PREFIXES)]
+
+    runs = {"teacher": None, "neural": "neural", "phonetic, no transcript": "phonetic"}
+    totals = {label: LipSyncQuality() for label in runs}
+    errors = {label: {"aperture": [], "jaw": [], "mouth": []} for label in runs if label != "teacher"}
+    seconds = {label: 0.0 for label in runs}
+    lags: dict[str, list[int]] = {label: [] for label in runs}
+    audio_s = 0.0
+    for entry in entries:
+        audio = load_audio(str(args.corpus / entry["audio"]))
+        audio_s += audio.duration
+        teacher = Take.load(args.corpus / entry["take"])
+        controls = Controls(emotion=entry["emotion"], intensity=entry["intensity"] or 1.0, blink_rate=0.0)
+        ref_ap = mouth_measurements(head, teacher)["aperture_mm"]
+        for label, engine in runs.items():
+            if engine is None:
+                take = teacher
+            else:
+                started = time.perf_counter()
+                take = generate_take(audio, head, engine, controls, fps=teacher.fps,
+                                     model=args.model if engine == "neural" else None)
+                seconds[label] += time.perf_counter() - started
+            aperture = mouth_measurements(head, take)["aperture_mm"]
+            q = measure_quality(aperture, phones[int(entry["id"])], take.fps)
+            for field in ("closures", "bilabials", "openings", "open_vowels", "rest_frames", "silence_frames"):
+                setattr(totals[label], field, getattr(totals[label], field) + getattr(q, field))
+            lags[label].append(q.lag_frames)
+            if engine is not None:
+                n = min(take.num_frames, teacher.num_frames)
+                errors[label]["aperture"].append(np.abs(aperture[:n] - ref_ap[:n]))
+                errors[label]["jaw"].append(np.degrees(np.abs(take.jaw[:n, 0] - teacher.jaw[:n, 0])))
+                errors[label]["mouth"].append(np.abs(take.expression[:n][:, mouth] - teacher.expression[:n][:, mouth]).ravel())
+
+    print(f"{len(entries)} {args.split} items, {audio_s:.0f} s of audio, corpus {args.corpus}, "
+          f"model {args.model or 'default'}\n")
+    print("| | closure | opening | rest | lag (median, frames) | aperture MAE vs teacher | jaw MAE "
+          "| mouth channels MAE | real-time factor |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    pct = lambda a, b: f"{100.0 * a / b:.0f}% ({a}/{b})" if b else "n/a"  # noqa: E731
+    for label, q in totals.items():
+        row = [pct(q.closures, q.bilabials), pct(q.openings, q.open_vowels), pct(q.rest_frames, q.silence_frames),
+               f"{np.median(lags[label]):+.0f}"]
+        if label in errors:
+            e = {k: np.concatenate(v).mean() for k, v in errors[label].items()}
+            row += [f"{e['aperture']:.1f} mm", f"{e['jaw']:.1f}°", f"{e['mouth']:.3f}", f"{seconds[label] / audio_s:.3f}"]
+        else:
+            row += ["", "", "", ""]
+        print(f"| {label} | " + " | ".join(row) + " |")
+
+
+if __name__ == "__main__":
+    main()
