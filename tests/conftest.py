@@ -47,19 +47,23 @@ def tone(seconds: float, sample_rate: int = 16000, freq: float = 220.0, amplitud
     return (amplitude * signal * envelope / 2).astype(np.float32)
 
 
-def alignable_speech(text: str, tries: int = 8):
+ALIGNABLE_RATES = (160, 150, 140, 170, 145, 155, 135, 165)
+
+
+def alignable_speech(text: str, tries: int = len(ALIGNABLE_RATES)):
     """(Speech, 16 kHz Audio) of ``text`` by eSpeak NG that PocketSphinx can force-align.
 
     eSpeak's output varies by a few samples from call to call, and forced alignment of its
     formant voice sits on a knife edge (scores about -43 per frame; some renderings do not
-    align at all). Tests of the aligner itself therefore take the first rendering that aligns.
+    align at all). Tests of the aligner itself therefore take the first rendering that aligns,
+    trying a few speaking rates (nearly identical renderings at one rate tend to fail together).
     """
     from speech2flame.audio import from_array
     from speech2flame.engines.phonetic import alignment
     from speech2flame.engines.phonetic.espeak import speak
 
-    for _ in range(tries):
-        speech = speak(text)
+    for rate in ALIGNABLE_RATES[:tries]:
+        speech = speak(text, rate_wpm=rate)
         audio = from_array(speech.samples, speech.sample_rate)
         if alignment.force_align(audio.samples, text, wide=True) is not None:
             return speech, audio
