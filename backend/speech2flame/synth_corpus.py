@@ -114,8 +114,9 @@ TTS_SHARE = 0.25
 """Default fraction of training items spoken by Festival / Flite voices, when any are installed.
 Their voices are built from recordings of real speakers (diphones, or statistical models of one
 speaker), so their stops, nasals and formant transitions sound more like real speech than eSpeak's."""
-VOICE_BAR_SHARE = 0.5
-"""Fraction of items whose voiced stops get a voice bar (see :func:`add_voice_bars`)."""
+VOICE_BAR_SHARE = 0.0
+"""Default fraction of items whose voiced stops get a voice bar (see :func:`add_voice_bars`); off:
+at 0.5 it gave no measurable gain on real speech (docs/default_model.md)."""
 VOICED_STOPS = ("B", "D", "G")
 SPEED_RANGE = (0.9, 1.1)
 """Speed perturbation of Festival / Flite items (resampling: tempo, pitch and formants together,
