@@ -147,11 +147,13 @@ def main() -> None:
         chosen = [c for c in clips if c[0].name == args.plot_clip]
         if not chosen:
             raise SystemExit(f"{args.plot_clip} is not among the clips.")
-        make_plots(args.plots, head, *chosen[0], args.fps)
+        make_plots(args.plots, head, *chosen[0], args.fps, args.neural_model)
 
 
-def make_plots(folder: Path, head, path: Path, text: str, audio, phones: list, fps: float) -> None:
-    """aperture_<clip>.png (three engines against the reference phones) and emotions_<clip>.png."""
+def make_plots(folder: Path, head, path: Path, text: str, audio, phones: list, fps: float,
+               neural_model: str | None = None) -> None:
+    """aperture_<clip>.png (the engines against the reference phones), emotions_<clip>.png (phonetic
+    engine with transcript) and, with a neural model, emotions_neural_<clip>.png (no transcript)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -176,13 +178,15 @@ def make_plots(folder: Path, head, path: Path, text: str, audio, phones: list, f
                 ax.text(0.5 * (start + end), 1.0, name, transform=ax.get_xaxis_transform(), ha="center",
                         va="bottom", fontsize=7)
 
-    runs = [("phonetic + transcript", "phonetic", text), ("phonetic, no transcript", "phonetic", None),
-            ("baseline", "baseline", None)]
-    fig, axes = plt.subplots(len(runs), 1, figsize=(9, 6.2), sharex=True, sharey=True)
+    neural = [(label, engine, None) for label, engine, _, model in engine_runs(neural_model) if engine == "neural"]
+    runs = neural + [("phonetic + transcript", "phonetic", text), ("phonetic, no transcript", "phonetic", None),
+                     ("baseline", "baseline", None)]
+    fig, axes = plt.subplots(len(runs), 1, figsize=(9, 2.1 * len(runs)), sharex=True, sharey=True)
     for ax, (label, engine, transcript) in zip(axes, runs):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            take = generate_take(audio, head, engine, Controls(transcript=transcript), fps=fps)
+            take = generate_take(audio, head, engine, Controls(transcript=transcript), fps=fps,
+                                 model=neural_model if engine == "neural" else None)
         m = mouth_measurements(head, take)
         q = quality_report(take, head, phones)
         shade(ax, ax is axes[0])
@@ -205,22 +209,26 @@ def make_plots(folder: Path, head, path: Path, text: str, audio, phones: list, f
     panels = [("aperture (mm)", lambda m, t: m["aperture_mm"]), ("mouth width (mm)", lambda m, t: m["width_mm"]),
               ("smile - frown", lambda m, t: t.channel("mouthSmileLeft") - t.channel("mouthFrownLeft")),
               ("brow up - down", lambda m, t: t.channel("browInnerUp") - t.channel("browDownLeft"))]
-    fig, axes = plt.subplots(len(panels), 1, figsize=(9, 7.5), sharex=True)
-    for i, emotion in enumerate(EMOTIONS):
-        take = generate_take(audio, head, "phonetic", Controls(transcript=text, emotion=emotion, intensity=1.0),
-                             fps=fps)
-        m = mouth_measurements(head, take)
-        for ax, (_, value) in zip(axes, panels):
-            ax.plot(m["time_s"], value(m, take), color=colours[i], lw=1.2, label=emotion)
-    for ax, (name, _) in zip(axes, panels):
-        shade(ax, False)
-        ax.set_ylabel(name, fontsize=9)
-    axes[0].legend(ncol=4, fontsize=8, loc="upper right")
-    axes[-1].set_xlabel("time (s)")
-    fig.suptitle(f"{path.name}, phonetic engine with transcript, each emotion at intensity 1", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(folder / f"emotions_{stem}.png", dpi=90)
-    plt.close(fig)
+    emotion_plots = [("phonetic", text, f"emotions_{stem}.png", "phonetic engine with transcript")]
+    if neural:
+        emotion_plots.append(("neural", None, f"emotions_neural_{stem}.png", f"{neural[0][0]}, no transcript"))
+    for engine, transcript, name, title in emotion_plots:
+        fig, axes = plt.subplots(len(panels), 1, figsize=(9, 7.5), sharex=True)
+        for i, emotion in enumerate(EMOTIONS):
+            take = generate_take(audio, head, engine, Controls(transcript=transcript, emotion=emotion, intensity=1.0),
+                                 fps=fps, model=neural_model if engine == "neural" else None)
+            m = mouth_measurements(head, take)
+            for ax, (_, value) in zip(axes, panels):
+                ax.plot(m["time_s"], value(m, take), color=colours[i], lw=1.2, label=emotion)
+        for ax, (panel, _) in zip(axes, panels):
+            shade(ax, False)
+            ax.set_ylabel(panel, fontsize=9)
+        axes[0].legend(ncol=4, fontsize=8, loc="upper right")
+        axes[-1].set_xlabel("time (s)")
+        fig.suptitle(f"{path.name}, {title}, each emotion at intensity 1", fontsize=9)
+        fig.tight_layout()
+        fig.savefig(folder / name, dpi=90)
+        plt.close(fig)
     print(f"plots written to {folder}")
 
 
