@@ -156,6 +156,13 @@ def test_shipped_default_model_runs_through_the_pipeline(head):
     t = np.arange(take.num_frames) / 30.0
     speaking = (t > speech.phones[1][1]) & (t < speech.phones[-1][1])
     assert take.jaw[speaking, 0].mean() > take.jaw[~speaking, 0].mean()
+    # its lip-contact head closes the lips on the bilabials (eSpeak's exact timings as reference)
+    from speech2flame.lipsync_quality import measure_quality
+    from speech2flame.mouth import mouth_measurements
+
+    assert json.loads((neural.DEFAULT_MODEL_DIR / "config.json").read_text())["config"]["lip_contact"]
+    quality = measure_quality(mouth_measurements(head, take)["aperture_mm"], speech.phones, 30.0)
+    assert quality.bilabials == 7 and quality.closures >= 5, quality  # measured: 6 of 7
 
 
 def test_festival_voices_give_arpabet_phones_when_installed(tmp_path, sentences):
