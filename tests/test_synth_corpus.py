@@ -165,18 +165,22 @@ def test_shipped_default_model_runs_through_the_pipeline(head):
     assert quality.bilabials == 7 and quality.closures >= 5, quality  # measured: 6 of 7
 
 
+def _check_bob_made_a_map(speech):
+    """A recorded-speech voice's "Bob made a map.": ARPAbet phones, the last ending with the audio."""
+    from speech2flame.engines.phonetic.phonemes import ARPABET
+
+    names = [p for p, _, _ in speech.phones]
+    assert names[0] == "SIL" and {"B", "M", "P"} <= set(names) <= set(ARPABET) | {"SIL"}
+    assert abs(speech.phones[-1][2] - len(speech.samples) / speech.sample_rate) < 0.05
+
+
 def test_festival_voices_give_arpabet_phones_when_installed(tmp_path, sentences):
     import shutil
 
     if shutil.which("festival") is None or not synth_corpus.festival_voices():
         pytest.skip("Festival with a US voice is not installed (optional: apt install festival festvox-kallpc16k)")
-    from speech2flame.engines.phonetic.phonemes import ARPABET
-
     voice = synth_corpus.festival_voices()[0]
-    speech = synth_corpus.festival_speak("Bob made a map.", voice)
-    names = [p for p, _, _ in speech.phones]
-    assert names[0] == "SIL" and {"B", "M", "P"} <= set(names) <= set(ARPABET) | {"SIL"}
-    assert abs(speech.phones[-1][2] - len(speech.samples) / speech.sample_rate) < 0.05
+    _check_bob_made_a_map(synth_corpus.festival_speak("Bob made a map.", voice))
     summary = synth_corpus.write_corpus(tmp_path / "f", 0.01, sentences_path=sentences, show_progress=False,
                                         festival=voice, flite="none")
     voices = [e["voice"] for e in _manifest(tmp_path / "f")]
@@ -191,14 +195,9 @@ def test_flite_voices_give_arpabet_phones_and_speed_perturbation_when_installed(
 
     if shutil.which("flite") is None or not synth_corpus.flite_voices():
         pytest.skip("Flite is not installed (optional: apt install flite)")
-    from speech2flame.engines.phonetic.phonemes import ARPABET
-
     voice = synth_corpus.flite_voices()[0]
     speech = synth_corpus.flite_speak("Bob made a map.", voice)
-    names = [p for p, _, _ in speech.phones]
-    assert names[0] == "SIL" and {"B", "M", "P"} <= set(names) <= set(ARPABET) | {"SIL"}
-    duration = len(speech.samples) / speech.sample_rate
-    assert abs(speech.phones[-1][2] - duration) < 0.05
+    _check_bob_made_a_map(speech)
     fast = synth_corpus.recorded_voice_speak("flite:" + voice, "Bob made a map.", 160, speed=1.1)
     assert fast.sample_rate == round(1.1 * speech.sample_rate)  # same samples played 1.1x faster
     np.testing.assert_allclose([e for _, _, e in fast.phones], [e / 1.1 for _, _, e in speech.phones], atol=1e-6)
