@@ -33,10 +33,7 @@ def spoken_phones(corpus: Path, info: dict, indices: list[int]) -> dict[int, lis
 
 
 def _phones_in_child(info: dict, index: int) -> list:
-    import ctypes
-
     from speech2flame import synth_corpus
-    from speech2flame.engines.phonetic import espeak
 
     sentences = synth_corpus.load_sentences()
     if len(sentences) != info["sentences"]:
@@ -44,14 +41,7 @@ def _phones_in_child(info: dict, index: int) -> list:
     voices = synth_corpus.voice_pools(info.get("festival_voices", []), info.get("flite_voices", []))
     spec = synth_corpus.item_spec(info["seed"], index, sentences, voices,
                                   info.get("tts_share", synth_corpus.TTS_SHARE), info.get("voice_bar_share", 0.0))
-    if spec.voice.startswith(("festival:", "flite:")):
-        speech = synth_corpus.recorded_voice_speak(spec.voice, spec.text, spec.rate_wpm, spec.speed)
-    else:
-        lib = espeak._library()
-        lib.espeak_ng_SetRandSeed.argtypes = [ctypes.c_long]
-        lib.espeak_ng_SetRandSeed(spec.seed)
-        speech = espeak.speak(spec.text, spec.voice, spec.rate_wpm, spec.pitch)
-    return [("SIL", 0.0, spec.lead_s)] + [(p, s + spec.lead_s, e + spec.lead_s) for p, s, e in speech.phones]
+    return synth_corpus.speak_item(spec)[1]
 
 
 def main() -> None:

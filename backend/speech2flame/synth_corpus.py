@@ -397,6 +397,26 @@ def bounded_drift(global_rot: np.ndarray, limit_rad: float) -> np.ndarray:
     return (drift * np.minimum(1.0, limit_rad / np.maximum(peak, 1e-9))).astype(np.float32)
 
 
+def speak_item(spec: ItemSpec):
+    """The item's speech as its synthesiser says it, and its phones [(ARPAbet, start_s, end_s)]
+    shifted by the lead silence (a SIL phone first). eSpeak's noise generator (breathy and
+    whispering variants) is seeded by the item, so in a fresh process the same spec always
+    gives the same samples."""
+    import ctypes
+
+    from .engines.phonetic import espeak
+
+    if spec.voice.startswith(("festival:", "flite:")):
+        speech = recorded_voice_speak(spec.voice, spec.text, spec.rate_wpm, spec.speed)
+    else:
+        lib = espeak._library()
+        lib.espeak_ng_SetRandSeed.argtypes = [ctypes.c_long]
+        lib.espeak_ng_SetRandSeed(spec.seed)
+        speech = espeak.speak(spec.text, spec.voice, spec.rate_wpm, spec.pitch)
+    lead = spec.lead_s
+    return speech, [("SIL", 0.0, lead)] + [(p, s + lead, e + lead) for p, s, e in speech.phones]
+
+
 def make_item(spec: ItemSpec, head, fps: float = 30.0):
     """Speak, run the teacher on the clean speech, augment. Returns (samples 16 kHz (N,), Take, duration_s)."""
     import soxr
@@ -404,16 +424,11 @@ def make_item(spec: ItemSpec, head, fps: float = 30.0):
     from .audio import from_array
     from .controls import Controls
     from .engines import phonetic
-    from .engines.phonetic import espeak
 
-    if spec.voice.startswith(("festival:", "flite:")):
-        speech = recorded_voice_speak(spec.voice, spec.text, spec.rate_wpm, spec.speed)
-    else:
-        speech = espeak.speak(spec.text, spec.voice, spec.rate_wpm, spec.pitch)
+    speech, phones = speak_item(spec)
     clean = soxr.resample(speech.samples, speech.sample_rate, SAMPLE_RATE, quality="HQ").astype(np.float32)
     lead, tail = int(spec.lead_s * SAMPLE_RATE), int(spec.tail_s * SAMPLE_RATE)
     clean = np.concatenate([np.zeros(lead, np.float32), clean, np.zeros(tail, np.float32)])
-    phones = [("SIL", 0.0, spec.lead_s)] + [(p, s + spec.lead_s, e + spec.lead_s) for p, s, e in speech.phones]
     audio = from_array(clean, SAMPLE_RATE)
     analysis = phonetic.analyse_with_phones(audio, fps, phones, method="espeak")
     # Blinks are left out of the targets: the neural engine adds them procedurally.
@@ -458,15 +473,7 @@ def _init_worker(head: str, fps: float) -> None:
 
 
 def _make_item_in_child(spec: ItemSpec):
-    """:func:`make_item` in a fresh pool worker, whose eSpeak is initialised for this item
-    alone, with eSpeak's noise generator (breathy and whispering variants) seeded by the item."""
-    import ctypes
-
-    from .engines.phonetic import espeak
-
-    lib = espeak._library()
-    lib.espeak_ng_SetRandSeed.argtypes = [ctypes.c_long]
-    lib.espeak_ng_SetRandSeed(spec.seed)
+    """:func:`make_item` in a fresh pool worker, whose eSpeak is initialised for this item alone."""
     return make_item(spec, _worker_rig, _worker_fps)
 
 
@@ -613,4 +620,4 @@ def run(args: argparse.Namespace) -> int:
 
 
 __all__ = ["add_arguments", "run", "write_corpus", "item_spec", "make_item", "augment", "voice_pools",
-           "festival_voices", "festival_speak", "flite_voices", "flite_speak", "load_sentences", "CorpusError"]
+           "festival_voices", "festival_speak", "flite_voices", "flite_speak", "speak_item", "load_sentences", "CorpusError"]
