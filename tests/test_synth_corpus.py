@@ -231,3 +231,14 @@ def test_voice_bars_add_low_murmur_inside_voiced_stops_only():
              for i in range(40)]
     share = np.mean(["voice_bar" in s.augment for s in specs])
     assert 0.25 < share < 0.75
+
+
+def test_shares_out_of_range_are_one_clear_error(tmp_path, sentences, capsys):
+    for flag in ("--tts-share", "--voice-bar-share"):
+        parser = argparse.ArgumentParser()
+        synth_corpus.add_arguments(parser)
+        args = parser.parse_args([str(tmp_path / "c"), "--hours", "0.01", flag, "1.5", "--quiet"])
+        assert synth_corpus.run(args) == 2
+        err = capsys.readouterr().err.strip()
+        assert err == f"speech2flame synth-corpus: {flag} must be between 0 and 1." and "\n" not in err
+    assert not (tmp_path / "c").exists()  # nothing written
