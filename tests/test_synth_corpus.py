@@ -242,3 +242,56 @@ def test_shares_out_of_range_are_one_clear_error(tmp_path, sentences, capsys):
         err = capsys.readouterr().err.strip()
         assert err == f"speech2flame synth-corpus: {flag} must be between 0 and 1." and "\n" not in err
     assert not (tmp_path / "c").exists()  # nothing written
+
+
+def test_other_language_festival_phones_map_to_arpabet_and_unknown_ones_are_refused():
+    from speech2flame.engines.phonetic.phonemes import ARPABET
+
+    # Italian "babbo" as lp_diphone's segments say it: stress digits stripped, double consonants kept
+    phones = synth_corpus._collect_phones([("#", 0.1), ("b", 0.18), ("a1", 0.3), ("b", 0.38), ("b", 0.45),
+                                           ("o", 0.6), ("#", 0.8)], "it")
+    assert [p for p, _, _ in phones] == ["SIL", "B", "AA", "B", "B", "OW", "SIL"]
+    # Finnish length marks, Czech devoicing marks and Russian palatalised (doubled) consonants
+    assert synth_corpus._to_arpabet("p:", "fi") == "P" and synth_corpus._to_arpabet("r~*", "cs") == "ZH"
+    assert synth_corpus._to_arpabet("pp", "ru") == "P" and synth_corpus._to_arpabet("mm", "ru") == "M"
+    for language, table in synth_corpus._FESTIVAL_PHONES.items():
+        assert set(table.values()) <= set(ARPABET) | {"SIL"}, language
+    with pytest.raises(synth_corpus.CorpusError, match="no ARPAbet mapping"):
+        synth_corpus._to_arpabet("q!", "cs")
+
+
+def test_other_language_voices_speak_their_own_sentences():
+    languages = {language for language, _ in synth_corpus.FESTIVAL_OTHER_VOICES.values()}
+    for language in languages:
+        assert len(synth_corpus.language_sentences(language)) >= 20, language
+    voices = (["en-us"], ["en-us+f4"], ["festival:czech_ph"])
+    czech = set(synth_corpus.language_sentences("cs"))
+    specs = [synth_corpus.item_spec(0, i, SENTENCES, voices, tts_share=1.0) for i in range(40)]
+    for spec in specs:
+        if spec.split == "train":
+            assert spec.voice == "festival:czech_ph"
+            assert all(part in czech for part in _split_sentences(spec.text, czech)), spec.text
+
+
+def _split_sentences(text, known):
+    """``text`` cut back into the known sentences it was joined from (one or two)."""
+    if text in known:
+        return [text]
+    for sentence in known:
+        if text.startswith(sentence + " "):
+            return [sentence, text[len(sentence) + 1:]]
+    return [text]
+
+
+def test_other_language_festival_voices_speak_with_bilabials_when_installed():
+    from speech2flame.engines.phonetic.phonemes import ARPABET
+
+    installed = [v for v in synth_corpus.festival_voices() if v in synth_corpus.FESTIVAL_OTHER_VOICES]
+    if not installed:
+        pytest.skip("no Festival voice of another language is installed (optional: apt install festvox-italp16k ...)")
+    for voice in installed:
+        text = synth_corpus.language_sentences(synth_corpus.festival_language(voice))[0]
+        speech = synth_corpus.festival_speak(text, voice)
+        names = [p for p, _, _ in speech.phones]
+        assert names[0] == "SIL" and {"M", "P"} <= set(names) <= set(ARPABET) | {"SIL"}, (voice, names)
+        assert abs(speech.phones[-1][2] - len(speech.samples) / speech.sample_rate) < 0.05, voice

@@ -25,6 +25,7 @@ with the same corpus as an uninterrupted one.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import multiprocessing
 import os
@@ -109,7 +110,7 @@ def voice_pools(festival: list[str] | tuple = (), flite: list[str] | tuple = ())
 # ---------------------------------------------------------------- Festival voices (optional)
 
 FESTIVAL_US_VOICES = ("kal_diphone", "ked_diphone", "cmu_us_")
-"""Festival voices on the US "radio" phone set (ARPAbet in lower case), the ones we can map."""
+"""Festival voices on the US "radio" phone set (ARPAbet in lower case)."""
 TTS_SHARE = 0.25
 """Default fraction of training items spoken by Festival / Flite voices, when any are installed.
 Their voices are built from recordings of real speakers (diphones, or statistical models of one
@@ -121,12 +122,61 @@ VOICED_STOPS = ("B", "D", "G")
 SPEED_RANGE = (0.9, 1.1)
 """Speed perturbation of Festival / Flite items (resampling: tempo, pitch and formants together,
 as if a shorter or longer vocal tract spoke), so their few speakers become many."""
-_FESTIVAL_PHONES = {"pau": "SIL", "h#": "SIL", "brth": "SIL", "ax": "AH", "axr": "ER", "dx": "D", "el": "L",
-                    "em": "M", "en": "N", "nx": "N", "hv": "HH"}
+
+# Each language's phones -> the nearest ARPAbet phone (what the phonetic teacher animates); the
+# lips only need the place and rounding right. Stress digits, length marks ":" and Czech "*"
+# (devoiced) are stripped first.
+_SHARED_PHONES = {"#": "SIL", "##": "SIL", "pau": "SIL", "h#": "SIL", "brth": "SIL",
+                  "b": "B", "d": "D", "f": "F", "g": "G", "k": "K", "l": "L", "m": "M", "n": "N", "p": "P",
+                  "r": "R", "s": "S", "t": "T", "v": "V", "z": "Z", "j": "Y", "w": "W", "h": "HH"}
+_FESTIVAL_PHONES = {
+    "us": {"pau": "SIL", "h#": "SIL", "brth": "SIL", "ax": "AH", "axr": "ER", "dx": "D", "el": "L",
+           "em": "M", "en": "N", "nx": "N", "hv": "HH"},  # otherwise ARPAbet in lower case
+    "it": {**_SHARED_PHONES, "a": "AA", "e": "EY", "E": "EH", "i": "IY", "o": "OW", "O": "AO", "u": "UW",
+           "dZ": "JH", "tS": "CH", "S": "SH", "ts": "S", "dz": "Z", "J": "N", "L": "L", "ng": "NG"},
+    "fi": {**_SHARED_PHONES, "a": "AA", "e": "EH", "i": "IY", "o": "OW", "u": "UW", "y": "UW", "@": "AE",
+           "7": "UH", "N": "NG"},  # y = /y/, @ = ä, 7 = ö
+    "cs": {**_SHARED_PHONES, "a": "AA", "e": "EH", "i": "IY", "o": "OW", "u": "UW", "c": "S", "c~": "CH",
+           "ch": "HH", "d~": "D", "t~": "T", "n~": "N", "r~": "ZH", "s~": "SH", "z~": "ZH", "dz": "Z",
+           "dz~": "JH", "_": "HH", "x": "HH"},  # _ = glottal stop
+    "ru": {**_SHARED_PHONES, "a": "AH", "aa": "AA", "ae": "EH", "ay": "AH", "e": "EH", "ee": "EH", "i": "IY",
+           "ii": "IY", "y": "IH", "yy": "IH", "o": "AO", "oo": "AO", "u": "UW", "uu": "UW", "ur": "UW",
+           "c": "S", "ch": "CH", "sh": "SH", "sch": "SH", "zh": "ZH", "h": "HH",
+           # palatalised consonants are written doubled
+           **{c + c: a for c, a in (("b", "B"), ("d", "D"), ("f", "F"), ("g", "G"), ("k", "K"), ("l", "L"),
+                                    ("m", "M"), ("n", "N"), ("p", "P"), ("r", "R"), ("s", "S"), ("t", "T"),
+                                    ("v", "V"), ("z", "Z"))}},
+    "ca": {**_SHARED_PHONES, "a": "AA", "ax": "AH", "e": "EY", "E": "EH", "i": "IY", "o": "OW", "O": "AO",
+           "u": "UW", "S": "SH", "Z": "ZH", "L": "L", "J": "N", "rr": "R", "dZ": "JH", "tS": "CH"},
+}
+FESTIVAL_OTHER_VOICES = {
+    "lp_diphone": ("it", "latin-1"), "pc_diphone": ("it", "latin-1"),
+    "suo_fi_lj_diphone": ("fi", "latin-1"), "hy_fi_mv_diphone": ("fi", "latin-1"),
+    "czech_dita": ("cs", "iso-8859-2"), "czech_krb": ("cs", "iso-8859-2"),
+    "czech_machac": ("cs", "iso-8859-2"), "czech_ph": ("cs", "iso-8859-2"),
+    "msu_ru_nsh_clunits": ("ru", "utf-8"), "upc_ca_ona_hts": ("ca", "latin-1"),
+}
+"""Festival voices of other languages (Debian: festvox-italp16k, festvox-itapc16k,
+festvox-suopuhe-lj, festvox-suopuhe-mv, festvox-czech-*, festvox-ru, festvox-ca-ona-hts):
+voice -> (language, the text encoding its front end reads). They speak that language's built-in
+sentences (``data/sentences_<language>.txt``). Lips follow sounds, not words, so speakers of
+other languages add real-recorded stops, nasals and vowels of more voices."""
+
+
+def festival_language(voice: str) -> str:
+    """``"us"`` for the US English voices, else the language code of :data:`FESTIVAL_OTHER_VOICES`."""
+    return FESTIVAL_OTHER_VOICES[voice][0] if voice in FESTIVAL_OTHER_VOICES else "us"
+
+
+@functools.lru_cache(maxsize=None)
+def language_sentences(language: str) -> tuple[str, ...]:
+    """The built-in sentences of a language other than English (``data/sentences_<language>.txt``)."""
+    return tuple(load_sentences(SENTENCES_PATH.with_name(f"sentences_{language}.txt")))
 
 
 def festival_voices() -> list[str]:
-    """Installed Festival voices on the US phone set, sorted; [] without Festival."""
+    """Installed Festival voices whose phones we can map (US English and
+    :data:`FESTIVAL_OTHER_VOICES`), sorted; [] without Festival."""
     import shutil
     import subprocess
     import tempfile
@@ -142,14 +192,25 @@ def festival_voices() -> list[str]:
         except (OSError, subprocess.SubprocessError):
             return []
     names = out.replace("(", " ").replace(")", " ").split()
-    return sorted(n for n in names if n.startswith(FESTIVAL_US_VOICES))
+    return sorted(n for n in names if n.startswith(FESTIVAL_US_VOICES) or n in FESTIVAL_OTHER_VOICES)
 
 
-def _collect_phones(ends: list[tuple[str, float]]) -> list[tuple[str, float, float]]:
-    """[(CMU phone in lower case, end s)] -> [(ARPAbet, start s, end s)], pauses merged into SIL."""
+def _to_arpabet(name: str, language: str) -> str:
+    """One Festival phone of ``language`` -> ARPAbet; CorpusError for a phone we have no mapping for."""
+    table = _FESTIVAL_PHONES[language]
+    if language == "us":
+        return table.get(name, name.upper())
+    bare = name.rstrip("1:*") or name
+    if bare not in table:
+        raise CorpusError(f"Festival phone {name!r} of language {language!r} has no ARPAbet mapping.")
+    return table[bare]
+
+
+def _collect_phones(ends: list[tuple[str, float]], language: str = "us") -> list[tuple[str, float, float]]:
+    """[(Festival / Flite phone, end s)] -> [(ARPAbet, start s, end s)], pauses merged into SIL."""
     phones, start = [], 0.0
     for name, end in ends:
-        arpa = _FESTIVAL_PHONES.get(name, name.upper())
+        arpa = _to_arpabet(name, language)
         if end > start:
             if phones and arpa == "SIL" and phones[-1][0] == "SIL":
                 phones[-1] = ("SIL", phones[-1][1], end)
@@ -162,7 +223,8 @@ def _collect_phones(ends: list[tuple[str, float]]) -> list[tuple[str, float, flo
 def festival_speak(text: str, voice: str, stretch: float = 1.0):
     """Speak ``text`` with a Festival voice; returns an eSpeak-like Speech (samples, rate, ARPAbet phones).
 
-    ``stretch`` > 1 speaks slower (Festival's Duration_Stretch).
+    ``stretch`` > 1 speaks slower (Festival's Duration_Stretch). Text for a voice of
+    :data:`FESTIVAL_OTHER_VOICES` is in its language.
     """
     import subprocess
     import tempfile
@@ -171,16 +233,19 @@ def festival_speak(text: str, voice: str, stretch: float = 1.0):
 
     from .engines.phonetic.espeak import Speech
 
+    language = festival_language(voice)
+    encoding = FESTIVAL_OTHER_VOICES[voice][1] if language != "us" else "latin-1"
     quoted = text.replace("\\", " ").replace('"', " ")
     with tempfile.TemporaryDirectory() as folder:
         wav, segs, scm = (Path(folder) / n for n in ("speech.wav", "speech.segs", "speech.scm"))
-        scm.write_text(f"(voice_{voice})\n(Parameter.set 'Duration_Stretch {float(stretch):.3f})\n"
-                       f'(set! utt (Utterance Text "{quoted}"))\n(utt.synth utt)\n'
-                       f"(utt.save.wave utt \"{wav}\" 'riff)\n(utt.save.segs utt \"{segs}\")\n")
+        scm.write_bytes((f"(voice_{voice})\n(Parameter.set 'Duration_Stretch {float(stretch):.3f})\n"
+                         f'(set! utt (Utterance Text "{quoted}"))\n(utt.synth utt)\n'
+                         f"(utt.save.wave utt \"{wav}\" 'riff)\n(utt.save.segs utt \"{segs}\")\n")
+                        .encode(encoding, errors="replace"))
         subprocess.run(["festival", "--batch", str(scm)], capture_output=True, timeout=120, check=True)
         samples, rate = soundfile.read(wav, dtype="float32")
-        rows = [line.split() for line in segs.read_text().splitlines()[1:] if line.strip()]
-    phones = _collect_phones([(name, float(end)) for end, _, name in rows])
+        rows = [line.split() for line in segs.read_text(errors="replace").splitlines()[1:] if line.strip()]
+    phones = _collect_phones([(name, float(end)) for end, _, name in rows], language)
     return Speech(samples=samples, sample_rate=int(rate), phones=phones, espeak=[])
 
 
@@ -294,6 +359,10 @@ def item_spec(seed: int, index: int, sentences: list[str], voices: tuple, tts_sh
     if recorded and split == "train" and side.random() < tts_share:
         voice = recorded[int(side.integers(len(recorded)))]
         speed = float(np.round(side.uniform(*SPEED_RANGE), 3))
+        name = voice.split(":", 1)[1]
+        if voice.startswith("festival:") and name in FESTIVAL_OTHER_VOICES:  # speaks its own language
+            own = language_sentences(festival_language(name))
+            text = " ".join(own[int(i)] for i in side.integers(0, len(own), count))
     voice_bar = None
     if side.random() < voice_bar_share:
         voice_bar = {"level_db": float(np.round(side.uniform(-30.0, -12.0), 2)),
