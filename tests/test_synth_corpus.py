@@ -234,7 +234,7 @@ def test_voice_bars_add_low_murmur_inside_voiced_stops_only():
 
 
 def test_shares_out_of_range_are_one_clear_error(tmp_path, sentences, capsys):
-    for flag in ("--tts-share", "--voice-bar-share", "--short-closure-share"):
+    for flag in ("--tts-share", "--voice-bar-share"):
         parser = argparse.ArgumentParser()
         synth_corpus.add_arguments(parser)
         args = parser.parse_args([str(tmp_path / "c"), "--hours", "0.01", flag, "1.5", "--quiet"])
@@ -296,55 +296,3 @@ def test_other_language_festival_voices_speak_with_bilabials_when_installed():
         assert names[0] == "SIL" and {"M", "P"} <= set(names) <= set(ARPABET) | {"SIL"}, (voice, names)
         assert abs(speech.phones[-1][2] - len(speech.samples) / speech.sample_rate) < 0.05, voice
 
-
-def _tone_with_gaps(segments):
-    """16 kHz test speech: [(seconds, loud?)] -> a 150 Hz tone where loud, digital silence elsewhere."""
-    parts = []
-    for seconds, loud in segments:
-        t = np.arange(int(round(seconds * SAMPLE_RATE))) / SAMPLE_RATE
-        parts.append((0.3 * np.sin(2 * np.pi * 150 * t) if loud else 0 * t).astype(np.float32))
-    return np.concatenate(parts)
-
-
-def test_shorten_closures_cuts_the_silence_of_stops_and_moves_later_phones():
-    # "a p a t a s": two 120 ms closures (p, t), and a silent S that is not a stop
-    x = _tone_with_gaps([(0.2, True), (0.12, False), (0.2, True), (0.12, False), (0.2, True), (0.1, False)])
-    phones = [("AA", 0.0, 0.2), ("P", 0.2, 0.35), ("AA", 0.35, 0.52), ("T", 0.52, 0.67), ("AA", 0.67, 0.84),
-              ("S", 0.84, 0.94)]
-    y, moved = synth_corpus.shorten_closures(x, phones, (0.02, 0.03), 1.0, np.random.default_rng(0))
-    removed = (len(x) - len(y)) / SAMPLE_RATE
-    assert 0.17 < removed < 0.21  # two closures of 120 ms kept at 20..30 ms each
-    assert [p for p, _, _ in moved] == [p for p, _, _ in phones] and moved[0] == phones[0]
-    for name, (_, s0, e0), (_, s1, e1) in zip([p for p, _, _ in phones], phones, moved):
-        if name in ("P", "T"):
-            assert 0.06 < (e0 - s0) - (e1 - s1) < 0.11  # the stop itself got shorter
-        else:
-            assert abs((e0 - s0) - (e1 - s1)) < 1e-9  # other phones keep their length
-    assert abs(moved[-1][2] - (phones[-1][2] - removed)) < 1e-9
-    # loud audio is untouched: the same tone samples, in order
-    assert np.isclose(np.abs(y).sum(), np.abs(x).sum(), rtol=1e-6)
-    same, kept = synth_corpus.shorten_closures(x, phones, (0.02, 0.03), 0.0, np.random.default_rng(0))
-    assert len(same) == len(x) and kept == phones  # probability 0: nothing cut
-
-
-def test_espeak_stops_own_their_closures():
-    from speech2flame.engines.phonetic import espeak
-
-    # the closure silence ends the vowel before it in eSpeak's events; it belongs to the stop
-    x = _tone_with_gaps([(0.2, True), (0.1, False), (0.2, True)])
-    phones = [("AA", 0.0, 0.3), ("P", 0.3, 0.34), ("AA", 0.34, 0.5)]
-    fixed = espeak.closures_into_stops(x, SAMPLE_RATE, phones)
-    assert abs(fixed[1][1] - 0.2) < 0.006 and fixed[0] == ("AA", 0.0, fixed[1][1]) and fixed[2] == phones[2]
-    after_pause = [("SIL", 0.0, 0.3), ("P", 0.3, 0.34), ("AA", 0.34, 0.5)]
-    assert espeak.closures_into_stops(x, SAMPLE_RATE, after_pause) == after_pause
-    # real eSpeak speech: every /p/ after a vowel now starts with its silent closure
-    speech = espeak.speak("My puppy bumped the pump.", "en-us", 160, 50)
-    rate, samples = speech.sample_rate, speech.samples
-    level = np.percentile(np.abs(samples), 99)
-    checked = 0
-    for (prev, _, _), (name, start, _) in zip(speech.phones, speech.phones[1:]):
-        if name == "P" and prev in ("AY", "AH"):
-            head = samples[int(start * rate):int((start + 0.02) * rate)]
-            assert np.abs(head).max() < 0.05 * level, (prev, name, start)
-            checked += 1
-    assert checked >= 2

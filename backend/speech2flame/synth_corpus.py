@@ -120,11 +120,6 @@ VOICE_BAR_SHARE = 0.0
 """Default fraction of items whose voiced stops get a voice bar (see :func:`add_voice_bars`); off:
 at 0.5 it gave no measurable gain on real speech (docs/default_model.md)."""
 VOICED_STOPS = ("B", "D", "G")
-STOPS = ("P", "B", "T", "D", "K", "G")
-SHORT_CLOSURE_SHARE = 0.0
-"""Default fraction of items whose stop closures are shortened (see :func:`shorten_closures`)."""
-CLOSURE_KEEP_S = (0.01, 0.04)
-"""What a shortened closure keeps of its silence, seconds (drawn per stop)."""
 SPEED_RANGE = (0.9, 1.1)
 """Speed perturbation of Festival / Flite items (resampling: tempo, pitch and formants together,
 as if a shorter or longer vocal tract spoke), so their few speakers become many."""
@@ -174,7 +169,7 @@ def festival_language(voice: str) -> str:
     return FESTIVAL_OTHER_VOICES[voice][0] if voice in FESTIVAL_OTHER_VOICES else "us"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def language_sentences(language: str) -> tuple[str, ...]:
     """The built-in sentences of a language other than English (``data/sentences_<language>.txt``)."""
     return tuple(load_sentences(SENTENCES_PATH.with_name(f"sentences_{language}.txt")))
@@ -343,11 +338,10 @@ def is_val_sentence(k: int, count: int) -> bool:
 
 
 def item_spec(seed: int, index: int, sentences: list[str], voices: tuple, tts_share: float = TTS_SHARE,
-              voice_bar_share: float = VOICE_BAR_SHARE, short_closure_share: float = SHORT_CLOSURE_SHARE) -> ItemSpec:
+              voice_bar_share: float = VOICE_BAR_SHARE) -> ItemSpec:
     """The random choices of item ``index`` (depends only on seed and index); ``voices`` as
     returned by :func:`voice_pools`; ``tts_share`` of the training items use its recorded-speech
-    (Festival / Flite) voices when there are any; ``voice_bar_share`` of all items get voice bars;
-    ``short_closure_share`` of them get shortened stop closures."""
+    (Festival / Flite) voices when there are any; ``voice_bar_share`` of all items get voice bars."""
     rng = np.random.default_rng([int(seed), int(index)])
     split = "val" if index % VAL_EVERY == VAL_EVERY - 1 else "train"
     pool = [s for k, s in enumerate(sentences) if is_val_sentence(k, len(sentences)) == (split == "val")]
@@ -381,8 +375,6 @@ def item_spec(seed: int, index: int, sentences: list[str], voices: tuple, tts_sh
                     augment=augmentation_spec(rng), seed=int(rng.integers(2**31 - 1)), speed=speed)
     if voice_bar:
         spec.augment["voice_bar"] = voice_bar
-    if side.random() < short_closure_share:
-        spec.augment["short_closures"] = {"keep_s": list(CLOSURE_KEEP_S), "prob": 0.8}
     return spec
 
 
@@ -466,58 +458,6 @@ def add_voice_bars(samples: np.ndarray, phones: list, level_db: float, f0_hz: fl
     return x
 
 
-def shorten_closures(samples: np.ndarray, phones: list, keep_s: tuple | list, prob: float,
-                     rng: np.random.Generator, quiet_db: float = -35.0) -> tuple[np.ndarray, list]:
-    """Shorten the silent closures of stops, as fast real speech does.
-
-    samples: (N,) 16 kHz float32 clean speech; phones: [(ARPAbet, start_s, end_s)] on it. Each
-    stop (P B T D K G) is picked with probability ``prob``; the longest quiet stretch inside it
-    (5 ms frames more than ``-quiet_db`` dB below the clip's loud frames) is cut down to a length
-    drawn from ``keep_s`` (seconds) by removing samples from its middle, and every later phone
-    time moves back by what was removed. Synthesisers hold a closure for 60..120 ms; in connected
-    real speech it is often 20..40 ms (the /p/ of "disposed"), which a model trained on long
-    silences alone does not take for closed lips. All stops, not only /p b/, so a short gap alone
-    says nothing about the lips. Returns (samples (M,), phones).
-    """
-    x = np.asarray(samples, np.float32)
-    hop = SAMPLE_RATE // 200
-    frames = len(x) // hop
-    if frames == 0:
-        return x, list(phones)
-    rms = np.sqrt(np.mean(x[:frames * hop].astype(np.float64).reshape(frames, hop) ** 2, axis=1))
-    quiet = rms < np.percentile(rms, 95) * 10 ** (quiet_db / 20)
-    cuts = []  # (first removed sample, samples removed)
-    for name, start, end in phones:
-        if name not in STOPS:
-            continue
-        pick, keep = rng.random() < prob, rng.uniform(*keep_s)  # both drawn for every stop: determinism
-        first, last = int(np.ceil(start * SAMPLE_RATE / hop)), min(frames, int(end * SAMPLE_RATE / hop))
-        best, run_start = (0, 0), None
-        for i in range(first, last + 1):
-            if i < last and quiet[i]:
-                run_start = i if run_start is None else run_start
-            elif run_start is not None:
-                best = max(best, (i - run_start, run_start))
-                run_start = None
-        length, at = best
-        remove = int(length * hop - keep * SAMPLE_RATE)
-        if pick and remove > hop:
-            cuts.append((at * hop + int(keep * SAMPLE_RATE / 2), remove))
-    if not cuts:
-        return x, list(phones)
-    keep_mask = np.ones(len(x), bool)
-    for begin, count in cuts:
-        keep_mask[begin:begin + count] = False
-    starts = np.array([b for b, _ in cuts])
-    removed = np.cumsum([c for _, c in cuts])
-
-    def moved(t: float) -> float:
-        k = int(np.searchsorted(starts, t * SAMPLE_RATE, side="left"))  # cuts that begin before t
-        return t - (removed[k - 1] / SAMPLE_RATE if k else 0.0)
-
-    return x[keep_mask], [(name, moved(start), moved(end)) for name, start, end in phones]
-
-
 def bounded_drift(global_rot: np.ndarray, limit_rad: float) -> np.ndarray:
     """(T, 3) head drift radians re-centred on its mean and scaled down to at most ``limit_rad``
     per axis. The teacher's slow drift normalises band-limited noise by its std without removing
@@ -559,9 +499,6 @@ def make_item(spec: ItemSpec, head, fps: float = 30.0):
     clean = soxr.resample(speech.samples, speech.sample_rate, SAMPLE_RATE, quality="HQ").astype(np.float32)
     lead, tail = int(spec.lead_s * SAMPLE_RATE), int(spec.tail_s * SAMPLE_RATE)
     clean = np.concatenate([np.zeros(lead, np.float32), clean, np.zeros(tail, np.float32)])
-    if "short_closures" in spec.augment:  # the teacher animates the shortened speech
-        clean, phones = shorten_closures(clean, phones, rng=np.random.default_rng([spec.seed, 2]),
-                                         **spec.augment["short_closures"])
     audio = from_array(clean, SAMPLE_RATE)
     analysis = phonetic.analyse_with_phones(audio, fps, phones, method="espeak")
     # Blinks are left out of the targets: the neural engine adds them procedurally.
@@ -627,15 +564,13 @@ def _choose_voices(kind: str, wanted: str, installed: list[str]) -> list[str]:
 def write_corpus(root: str | os.PathLike, hours: float, seed: int = 0, fps: float = 30.0, head: str = "demo",
                  sentences_path: str | os.PathLike | None = None, show_progress: bool = True,
                  workers: int = 1, festival: str = "auto", flite: str = "auto",
-                 tts_share: float = TTS_SHARE, voice_bar_share: float = VOICE_BAR_SHARE,
-                 short_closure_share: float = SHORT_CLOSURE_SHARE) -> dict:
+                 tts_share: float = TTS_SHARE, voice_bar_share: float = VOICE_BAR_SHARE) -> dict:
     """Generate (or resume) a corpus of at least ``hours`` of speech in ``root``.
 
     festival, flite: "auto" (every installed voice of that synthesiser), "none", or
     comma-separated voice names. tts_share: fraction 0..1 of the training items spoken by those
     voices (when there are any; the rest use eSpeak NG). voice_bar_share: fraction 0..1 of the items
-    whose voiced stops get a voice bar (:func:`add_voice_bars`). short_closure_share: fraction 0..1
-    of the items whose stop closures are shortened (:func:`shorten_closures`).
+    whose voiced stops get a voice bar (:func:`add_voice_bars`).
 
     Returns a summary: items, seconds of audio, items written by this call, splits.
     """
@@ -650,16 +585,13 @@ def write_corpus(root: str | os.PathLike, hours: float, seed: int = 0, fps: floa
         raise CorpusError("--tts-share must be between 0 and 1.")
     if not 0.0 <= voice_bar_share <= 1.0:
         raise CorpusError("--voice-bar-share must be between 0 and 1.")
-    if not 0.0 <= short_closure_share <= 1.0:
-        raise CorpusError("--short-closure-share must be between 0 and 1.")
     root = Path(root)
     sentences = load_sentences(sentences_path or SENTENCES_PATH)
     chosen = _choose_voices("Festival", festival, festival_voices() if festival != "none" else [])
     chosen_flite = _choose_voices("Flite", flite, flite_voices() if flite != "none" else [])
     settings = {"format_version": FORMAT_VERSION, "seed": int(seed), "fps": float(fps), "head": str(head),
                 "sentences": len(sentences), "festival_voices": chosen, "flite_voices": chosen_flite,
-                "tts_share": float(tts_share), "voice_bar_share": float(voice_bar_share),
-                "short_closure_share": float(short_closure_share)}
+                "tts_share": float(tts_share), "voice_bar_share": float(voice_bar_share)}
     info_path = root / CORPUS_INFO
     if info_path.is_file():
         old = json.loads(info_path.read_text())
@@ -689,7 +621,7 @@ def write_corpus(root: str | os.PathLike, hours: float, seed: int = 0, fps: floa
             # internal state never leaks from one item to the next (same corpus when resumed)
             batch = []
             for _ in range(4 * max(1, int(workers))):
-                spec = item_spec(seed, index, sentences, voices, tts_share, voice_bar_share, short_closure_share)
+                spec = item_spec(seed, index, sentences, voices, tts_share, voice_bar_share)
                 index += 1
                 job = None if spec.item_id in done else pool.apply_async(_make_item_in_child, (spec,))
                 batch.append((spec, job))
@@ -738,9 +670,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              f"installed (default {TTS_SHARE})")
     parser.add_argument("--voice-bar-share", type=float, default=VOICE_BAR_SHARE,
                         help=f"fraction of items whose voiced stops get a voice bar (default {VOICE_BAR_SHARE})")
-    parser.add_argument("--short-closure-share", type=float, default=SHORT_CLOSURE_SHARE,
-                        help=f"fraction of items whose stop closures are shortened to 10..40 ms, as in fast "
-                             f"real speech (default {SHORT_CLOSURE_SHARE})")
     parser.add_argument("--workers", type=int, default=1, help="processes making items in parallel (default 1)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -753,8 +682,7 @@ def run(args: argparse.Namespace) -> int:
         summary = write_corpus(args.output, args.hours, args.seed, args.fps, args.head, args.sentences,
                                show_progress=not args.quiet, workers=args.workers,
                                festival=args.festival, flite=args.flite, tts_share=args.tts_share,
-                               voice_bar_share=args.voice_bar_share,
-                               short_closure_share=args.short_closure_share)
+                               voice_bar_share=args.voice_bar_share)
     except (CorpusError, HeadModelError, ValueError, OSError) as exc:
         print(f"speech2flame synth-corpus: {exc}", file=sys.stderr)
         return 2

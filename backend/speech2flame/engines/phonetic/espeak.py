@@ -133,46 +133,7 @@ def speak(text: str, voice: str = "en-us", rate_wpm: int = 160, pitch: int = 50)
             merged[-1] = ("SIL", merged[-1][1], p[2])
         else:
             merged.append(p)
-    return Speech(samples=samples, sample_rate=sample_rate, phones=closures_into_stops(samples, sample_rate, merged),
-                  espeak=espeak)
-
-
-CLOSURE_PHONES = ("P", "B", "T", "D", "K", "G", "CH", "JH")
-
-
-def closures_into_stops(samples: np.ndarray, sample_rate: int, phones: list, quiet_db: float = -35.0,
-                        max_s: float = 0.15, min_left_s: float = 0.02) -> list:
-    """Give each stop its closure: [(ARPAbet, start_s, end_s)] -> the same phones, where a stop
-    (or affricate) that follows a sounding phone starts where the silence before its burst starts.
-
-    eSpeak NG reports a stop's phoneme event at its burst: the silent closure (where the lips of
-    a /p b/ are shut) ends the *previous* phone's span, so a teacher animating those timings would
-    keep the mouth open through the closure and shut it on the release. The quiet run (5 ms
-    frames more than ``-quiet_db`` dB below the clip's loud frames) that ends the previous phone,
-    at most ``max_s`` long, leaving that phone ``min_left_s``, moves into the stop.
-    samples: (N,) float32 at ``sample_rate`` Hz.
-    """
-    hop = max(1, int(sample_rate) // 200)
-    frames = len(samples) // hop
-    if frames == 0:
-        return list(phones)
-    rms = np.sqrt(np.mean(np.asarray(samples[:frames * hop], np.float64).reshape(frames, hop) ** 2, axis=1))
-    quiet = rms < np.percentile(rms, 95) * 10 ** (quiet_db / 20)
-    out = list(phones)
-    for k in range(1, len(out)):
-        name, start, end = out[k]
-        prev, prev_start, _ = out[k - 1]
-        if name not in CLOSURE_PHONES or prev == "SIL":
-            continue
-        i = min(frames, int(round(start * sample_rate / hop)))  # first frame after the boundary
-        j = i
-        while j > 0 and quiet[j - 1]:
-            j -= 1
-        new_start = max(j * hop / sample_rate, start - max_s, prev_start + min_left_s)
-        if new_start < start:
-            out[k - 1] = (prev, prev_start, new_start)
-            out[k] = (name, new_start, end)
-    return out
+    return Speech(samples=samples, sample_rate=sample_rate, phones=merged, espeak=espeak)
 
 
 def word_phonemes(word: str, voice: str = "en-us") -> list[str]:
