@@ -8,7 +8,7 @@
 #        festvox-czech-krb festvox-czech-machac festvox-czech-ph festvox-ru festvox-ca-ona-hts
 #   2. training per configs/default_model.yaml on CPU (GPU used when present: device auto)
 #   3. copies the final checkpoint into the package
-# About 5 min + 35 min on two CPU threads (THREADS=2, the default). Run from anywhere:
+# About 7 min + 15 min on two CPU threads (THREADS=2, the default). Run from anywhere:
 #   bash scripts/train_default_model.sh            # OUT=out/default_model by default
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -6,9 +6,10 @@ voice variant such as ``f3`` or ``klatt2``, from the ``espeakng-loader`` wheel, 
 it works offline) at a random speaking rate and pitch or, when installed, by a
 Festival or Flite voice built from recordings of a real speaker (a share of the
 training items, speed-perturbed; Festival voices of other languages speak that
-language's built-in sentences, ``data/sentences_<language>.txt``). The synthesiser gives the exact phone timings, so the phonetic
-engine (the *teacher*) turns them into a Take for the training rig under a random
-emotion, intensity and speaking style. The audio
+language's built-in sentences, ``data/sentences_<language>.txt``). The
+synthesiser gives the exact phone timings, so the phonetic engine (the *teacher*)
+turns them into a Take for the training rig under a random emotion, intensity and
+speaking style. The audio
 written next to it is augmented (background noise, reverberation, EQ or a
 telephone band, level); the teacher always sees the clean speech.
 
