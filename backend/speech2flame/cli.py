@@ -32,12 +32,13 @@ def _user_errors() -> tuple:
     """Exception types whose message is meant for the user (one clear sentence)."""
     from .audio import AudioError
     from .controls import ControlsError
+    from .device import DeviceError
     from .engines import Cancelled, EngineError
     from .head_model import HeadModelError
     from .lipsync_quality import AlignmentError
     from .take import TakeError
 
-    errors = [AudioError, AlignmentError, ControlsError, EngineError, HeadModelError, TakeError, UsageError, Cancelled]
+    errors = [AudioError, AlignmentError, ControlsError, DeviceError, EngineError, HeadModelError, TakeError, UsageError, Cancelled]
     try:
         from speech2flame_blender.rig import RigError
         errors.append(RigError)
@@ -128,6 +129,9 @@ def cmd_generate(args) -> int:
 
     outputs = _parse_outputs(args.outputs)
     controls = controls_from_args(args)
+    if args.device:
+        from .device import use_device
+        use_device(args.device)
     head = load_head_model(args.rig)
     out_root = Path(args.out)
     for index, audio_path in enumerate(args.audio):
@@ -248,6 +252,8 @@ def build_parser(selected: str | None = None) -> argparse.ArgumentParser:
     gen.add_argument("--engine", choices=[AUTO, *sorted(ENGINES)], default=DEFAULT_ENGINE,
                      help="animation engine; auto: phonetic with a transcript, else the trained neural model")
     gen.add_argument("--model", help="model checkpoint for the neural engine")
+    gen.add_argument("--device", help="where the neural engine runs: auto, cpu, cuda, cuda:1, mps "
+                                      "(default: $SPEECH2FLAME_DEVICE, else cpu)")
     gen.add_argument("--preview-resolution", type=int, default=320, help="preview video size in pixels")
     gen.add_argument("--timings", action="store_true", help="print the time of each stage on stderr")
     gen.add_argument("--quiet", action="store_true", help="no progress bar")

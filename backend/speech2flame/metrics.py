@@ -190,8 +190,11 @@ def region_indices(head, masks_path: str | None = None) -> dict[str, np.ndarray]
 # ---------------------------------------------------------------- speech2flame evaluate
 
 def evaluate_model(model_path: str, data_root: str, head, data_format: str = "synthetic", split: str = "val",
-                   seeds: int = 3, masks_path: str | None = None, temperature: float = 1.0) -> dict:
+                   seeds: int = 3, masks_path: str | None = None, temperature: float = 1.0,
+                   device: str = "cpu") -> dict:
     """Run a checkpoint over a dataset split and return the metrics (means over clips).
+
+    ``device`` (auto, cpu, cuda, ...) is where the model runs; the metrics are computed in numpy.
 
     Vertices are posed with :func:`speech2flame.flame.take_vertices` (lips closed where a lip-contact
     model says they touch, as in the engine); eyes are left at rest
@@ -201,11 +204,13 @@ def evaluate_model(model_path: str, data_root: str, head, data_format: str = "sy
 
     from .engines.neural import apply_lip_contact
     from .flame import FlameLayer, take_vertices
+    from .device import resolve_device
     from .models.checkpoint import check_head, load_checkpoint
     from .take import Take
     from .training.datasets import MotionDataset
 
-    model = load_checkpoint(model_path, "cpu")
+    model = load_checkpoint(model_path, resolve_device(device))
+    device = next(model.parameters()).device
     check_head(model.config, head)
     fps = float(model.config.fps)
     data = MotionDataset(data_format, data_root, head, fps, split)
@@ -219,7 +224,7 @@ def evaluate_model(model_path: str, data_root: str, head, data_format: str = "sy
         clip = data[i]
         started = time.perf_counter()
         with torch.inference_mode():
-            feats = model.encode_audio(torch.from_numpy(clip.audio)[None], clip.num_frames)[0].numpy()
+            feats = model.encode_audio(torch.from_numpy(clip.audio)[None].to(device), clip.num_frames)[0].cpu().numpy()
             outs = [model.generate(feats, clip.emotion, None, seed=s, temperature=temperature)
                     for s in range(max(1, seeds))]
         compute += (time.perf_counter() - started) / max(1, seeds)
@@ -262,6 +267,7 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seeds", type=int, default=3, help="samples per clip for pose diversity")
     parser.add_argument("--temperature", type=float, default=1.0, help="head-pose sampling temperature")
     parser.add_argument("--output", help="also write the metrics JSON here")
+    parser.add_argument("--device", default="cpu", help="auto, cpu, cuda, cuda:1, mps (default cpu)")
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
@@ -273,7 +279,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     try:
         head = load_head_model(args.head)
         result = evaluate_model(args.model, args.data, head, args.format, args.split, args.seeds, args.masks,
-                                args.temperature)
+                                args.temperature, args.device)
     except (MetricsError, CheckpointError, DatasetError, HeadModelError, ValueError) as exc:
         print(f"speech2flame evaluate: {exc}", file=sys.stderr)
         return 2

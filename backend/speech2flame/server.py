@@ -213,17 +213,13 @@ class ServerApp:
     # -- info
 
     def device(self) -> str:
-        """"cuda", "mps" or "cpu": where torch would run (imports torch on first call)."""
+        """Where the neural engine runs, e.g. "cpu", "cuda", "cuda:1", "mps" (``serve --device``,
+        $SPEECH2FLAME_DEVICE; imports torch on first call)."""
         if self._device is None:
+            from .device import DeviceError, inference_device_name, resolve_device
             try:
-                import torch
-                if torch.cuda.is_available():
-                    self._device = "cuda"
-                elif getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-                    self._device = "mps"
-                else:
-                    self._device = "cpu"
-            except ImportError:
+                self._device = str(resolve_device(inference_device_name()))
+            except (DeviceError, ImportError):
                 self._device = "cpu"
         return self._device
 
@@ -688,6 +684,8 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-jobs", type=int, default=32, help="finished jobs kept before expiring (default 32)")
     parser.add_argument("--models-dir", action="append", default=None,
                         help=f"folder of model checkpoints (repeatable; default ${MODELS_ENV})")
+    parser.add_argument("--device", help="where the neural engine runs: auto, cpu, cuda, cuda:1, mps "
+                                          "(default: $SPEECH2FLAME_DEVICE, else cpu)")
     parser.add_argument("--verbose", action="store_true", help="log every request on stderr")
 
 
@@ -704,6 +702,13 @@ def run_serve(args: argparse.Namespace) -> int:
     """Run the server until /v1/shutdown, SIGTERM or Ctrl-C; print one JSON ready line first."""
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, stream=sys.stderr,
                         format="speech2flame serve: %(levelname)s %(message)s")
+    if args.device:
+        from .device import DeviceError, use_device
+        try:
+            use_device(args.device)
+        except DeviceError as exc:
+            print(f"speech2flame serve: {exc}", file=sys.stderr)
+            return 2
     token = args.token or os.environ.get(TOKEN_ENV) or None
     generated = token is None
     if generated:

@@ -72,16 +72,22 @@ def resolve_model_path(model: str | None) -> str:
     raise EngineError("The neural engine needs a trained model: pass --model PATH (a checkpoint folder).")
 
 
-def get_model(path: str):
-    """Load a checkpoint once per process (keyed by path and modification time)."""
+def get_model(path: str, device: str | None = None):
+    """Load a checkpoint once per process onto ``device`` (default: :func:`..device.inference_device_name`),
+    keyed by path, modification time and device."""
+    from ..device import DeviceError, inference_device_name, resolve_device
     from ..models.checkpoint import CheckpointError, checkpoint_files, load_checkpoint
 
+    try:
+        target = resolve_device(device or inference_device_name())
+    except DeviceError as exc:
+        raise EngineError(str(exc)) from None
     weights, _ = checkpoint_files(path)
-    key = (path, weights.stat().st_mtime_ns if weights.exists() else 0)
+    key = (path, weights.stat().st_mtime_ns if weights.exists() else 0, str(target))
     with _lock:
         if key not in _models:
             try:
-                _models[key] = load_checkpoint(path, "cpu")
+                _models[key] = load_checkpoint(path, target)
             except CheckpointError as exc:
                 raise EngineError(str(exc)) from None
         return _models[key]
@@ -100,8 +106,9 @@ def analyse(audio: Audio, fps: float, transcript: str | None = None, model: str 
         progress(0.1, "encoding audio")
     model_fps = float(net.config.fps)
     n = num_frames_for(len(audio.samples), model_fps)
+    samples = torch.from_numpy(np.asarray(audio.samples, np.float32))[None].to(next(net.parameters()).device)
     with torch.inference_mode():
-        feats = net.encode_audio(torch.from_numpy(np.asarray(audio.samples, np.float32))[None], n)[0].numpy()
+        feats = net.encode_audio(samples, n)[0].float().cpu().numpy()
     hop = 16000.0 / model_fps
     rms = np.array([np.sqrt(np.mean(audio.samples[int(i * hop): int((i + 1) * hop)] ** 2) + 1e-12)
                     for i in range(n)], np.float32)
@@ -235,7 +242,7 @@ def synthesise(analysis: NeuralAnalysis, head: HeadModel, fps: float, controls: 
     take = Take(fps=float(fps), expression=expression, expression_names=names, jaw=jaw, neck=neck,
                 global_rot=global_rot, eyes=eyes)
     if "detail_weights" in out:
-        take.detail_basis = net.face.detail_basis.detach().cpu().numpy() / 1000.0  # mm -> metres
+        take.detail_basis = net.face.detail_basis.detach().float().cpu().numpy() / 1000.0  # mm -> metres
         take.detail_weights = conv(out["detail_weights"])
     if progress:
         progress(1.0, "done")

@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
+from ..device import resolve_device
 from ..head_model import HeadModelError, load_head_model
 from ..models.checkpoint import load_checkpoint, save_checkpoint
 from ..models.config import config_for_head
@@ -97,13 +98,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-
-
-def pick_device(name: str) -> torch.device:
-    """"auto" -> CUDA when available, else CPU."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 # ---------------------------------------------------------------- batches
@@ -252,7 +246,7 @@ def train(cfg: dict, resume: bool = False, show_progress: bool = True, log=print
 
     tc = cfg["train"]
     seed_everything(int(cfg["seed"]))
-    device = pick_device(tc["device"])
+    device = resolve_device(tc["device"])
     head = load_head_model(cfg["head"])
     fps = float(cfg["model"].get("fps", 30.0))
     output = Path(cfg["output"])
@@ -327,7 +321,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of `speech2flame train`."""
     parser.add_argument("config", help="training config (YAML); see docs/neural.md")
     parser.add_argument("--resume", action="store_true", help="continue from OUTPUT/last if it exists")
-    parser.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: the config's, else auto)")
+    parser.add_argument("--device", help="auto, cpu, cuda, cuda:1, mps (default: the config's, else auto)")
     parser.add_argument("--epochs", type=int, help="override train.epochs")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
