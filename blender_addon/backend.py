@@ -19,7 +19,8 @@ from pathlib import Path
 from .backend_client import BackendClient, BackendError, LocalServer, find_project_python
 
 _local: LocalServer | None = None
-_local_python: str | None = None
+_local_setup: tuple[str, str] | None = None
+"""(python, device) the local server was started with."""
 _in_process = None  # (server, thread, token)
 _lock = threading.Lock()
 
@@ -37,9 +38,12 @@ def _resolve_python(configured: str) -> str:
     return str(found)
 
 
-def get_client(mode: str = "LOCAL", python_path: str = "", remote_url: str = "", remote_token: str = "") -> BackendClient:
-    """A client for the configured backend, starting (or restarting) a local server when needed."""
-    global _local, _local_python, _in_process
+def get_client(mode: str = "LOCAL", python_path: str = "", remote_url: str = "", remote_token: str = "",
+               device: str = "") -> BackendClient:
+    """A client for the configured backend, starting (or restarting) a local server when needed;
+    ``device`` ("cpu", "cuda", "auto"; empty: the server's default) is where that server runs the
+    neural engine."""
+    global _local, _local_setup, _in_process
     with _lock:
         if mode == "REMOTE":
             if not remote_url:
@@ -60,11 +64,12 @@ def get_client(mode: str = "LOCAL", python_path: str = "", remote_url: str = "",
             server, _thread, token = _in_process
             return BackendClient(server.url, token)
         python = _resolve_python(python_path)
-        if _local is not None and (not _local.is_alive() or _local_python != python or not _reachable(_local.url)):
+        if _local is not None and (not _local.is_alive() or _local_setup != (python, device)
+                                   or not _reachable(_local.url)):
             stop_local()  # crashed, killed or reconfigured: start a fresh one
         if _local is None:
-            _local = LocalServer(python)
-            _local_python = python
+            _local = LocalServer(python, ["--device", device] if device else [])
+            _local_setup = (python, device)
         return _local.client()
 
 

@@ -36,7 +36,7 @@ def _client(context) -> BackendClient:
     if prefs is None:
         return backend.get_client()
     return backend.get_client(prefs.backend_mode, bpy.path.abspath(prefs.python_path), prefs.remote_url,
-                              prefs.remote_token)
+                              prefs.remote_token, prefs.device)
 
 
 def _target_rig(context):

@@ -16,6 +16,11 @@ class Speech2FlamePreferences(bpy.types.AddonPreferences):
     ])
     python_path: StringProperty(name="Python", subtype="FILE_PATH",
                                 description="Python with speech2flame installed (empty: the project's .venv)")
+    device: EnumProperty(name="Device", default="cpu", items=[
+        ("cpu", "CPU", "Run the neural engine on the CPU (the shipped model needs no GPU)"),
+        ("cuda", "GPU (CUDA)", "Run the neural engine on the first NVIDIA GPU (for wav2vec 2.0 / HuBERT models)"),
+        ("auto", "Auto", "A GPU when the backend's torch sees one, else the CPU"),
+    ], description="Where the local server runs the neural engine")
     remote_url: StringProperty(name="URL", default="http://127.0.0.1:8765",
                                description="Address of a running `speech2flame serve`")
     remote_token: StringProperty(name="Token", subtype="PASSWORD",
@@ -26,6 +31,7 @@ class Speech2FlamePreferences(bpy.types.AddonPreferences):
         layout.prop(self, "backend_mode", expand=True)
         if self.backend_mode == "LOCAL":
             layout.prop(self, "python_path")
+            layout.prop(self, "device")
         elif self.backend_mode == "REMOTE":
             layout.prop(self, "remote_url")
             layout.prop(self, "remote_token")

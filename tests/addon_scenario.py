@@ -13,6 +13,7 @@ import time
 
 import bpy
 import numpy as np
+import torch
 
 zip_path, audio_path, long_audio_path, out_dir = sys.argv[1:5]
 MODULE = "bl_ext.user_default.speech2flame"
@@ -162,6 +163,11 @@ report["in_process_check"] = call(bpy.ops.speech2flame.check_backend)
 prefs.backend_mode = "LOCAL"
 
 report["check_backend"] = call(bpy.ops.speech2flame.check_backend)
+if not torch.cuda.is_available():  # a GPU asked for where there is none: one sentence, then back to the CPU
+    prefs.device = "cuda"
+    report["check_backend_no_gpu"] = call(bpy.ops.speech2flame.check_backend)
+    prefs.device = "cpu"
+    report["check_backend_cpu_again"] = call(bpy.ops.speech2flame.check_backend)
 report["delete_take"] = call(bpy.ops.speech2flame.take_delete)
 report["takes_after_delete"] = len(rig.speech2flame_takes)
 report["push_to_nla"] = call(bpy.ops.speech2flame.take_push_to_nla, index=0)

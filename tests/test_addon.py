@@ -87,6 +87,9 @@ def test_addon_drives_a_real_backend(addon_zip, tmp_path):
     assert report["generate_in_process"] == ["FINISHED"] and report["in_process_added_take"]
     assert report["in_process_check"] == ["FINISHED"]
     assert report["check_backend"] == ["FINISHED"]
+    if "check_backend_no_gpu" in report:
+        assert report["check_backend_no_gpu"][0] == "ERROR" and "sees no CUDA GPU" in report["check_backend_no_gpu"][1]
+        assert report["check_backend_cpu_again"] == ["FINISHED"]
     assert report["delete_take"] == ["FINISHED"] and report["takes_after_delete"] == 3
     assert report["push_to_nla"] == ["FINISHED"] and report["nla_tracks"] == 1
     assert report["disabled"] and not report["server_alive_after_disable"]
