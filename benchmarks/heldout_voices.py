@@ -11,6 +11,7 @@ opening (degrees) and mouth channels (weights), mean absolute error. Emotion and
 are the item's; blinks are off so the comparison is of the mouth.
 
     .venv/bin/python benchmarks/heldout_voices.py --corpus out/default_model/corpus [--model M]
+    .venv/bin/python benchmarks/heldout_voices.py --model RUN1 --model RUN2 --no-phonetic   # compare models
 """
 
 from __future__ import annotations
@@ -47,7 +48,9 @@ def _phones_in_child(info: dict, index: int) -> list:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--corpus", type=Path, default=Path("out/default_model/corpus"))
-    parser.add_argument("--model", help="neural checkpoint folder (default: the shipped model)")
+    parser.add_argument("--model", action="append",
+                        help="neural checkpoint folder (default: the shipped model); repeat to compare several")
+    parser.add_argument("--no-phonetic", action="store_true", help="skip the phonetic engine (faster)")
     parser.add_argument("--split", default="val")
     parser.add_argument("--limit", type=int, help="only the first N items")
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
@@ -73,7 +76,11 @@ def main() -> None:
     names = list(head.expression_names)
     mouth = [i for i, n in enumerate(names) if n.lower().startswith(MOUTH_PREFIXES)]
 
-    runs = {"teacher": None, "neural": "neural", "phonetic, no transcript": "phonetic"}
+    runs = {"teacher": (None, None)}  # label: (engine, model)
+    for model in args.model or [None]:
+        runs["neural" if not args.model or len(args.model) == 1 else f"neural {model}"] = ("neural", model)
+    if not args.no_phonetic:
+        runs["phonetic, no transcript"] = ("phonetic", None)
     totals = {label: LipSyncQuality() for label in runs}
     errors = {label: {"aperture": [], "jaw": [], "mouth": []} for label in runs if label != "teacher"}
     seconds = {label: 0.0 for label in runs}
@@ -85,13 +92,12 @@ def main() -> None:
         teacher = Take.load(args.corpus / entry["take"])
         controls = Controls(emotion=entry["emotion"], intensity=entry["intensity"] or 1.0, blink_rate=0.0)
         ref_ap = mouth_measurements(head, teacher)["aperture_mm"]
-        for label, engine in runs.items():
+        for label, (engine, model) in runs.items():
             if engine is None:
                 take = teacher
             else:
                 started = time.perf_counter()
-                take = generate_take(audio, head, engine, controls, fps=teacher.fps,
-                                     model=args.model if engine == "neural" else None)
+                take = generate_take(audio, head, engine, controls, fps=teacher.fps, model=model)
                 seconds[label] += time.perf_counter() - started
             aperture = mouth_measurements(head, take)["aperture_mm"]
             q = measure_quality(aperture, phones[int(entry["id"])], take.fps)
@@ -105,7 +111,7 @@ def main() -> None:
                 errors[label]["mouth"].append(np.abs(take.expression[:n][:, mouth] - teacher.expression[:n][:, mouth]).ravel())
 
     print(f"{len(entries)} {args.split} items, {audio_s:.0f} s of audio, corpus {args.corpus}, "
-          f"model {args.model or 'default'}\n")
+          f"model {', '.join(args.model) if args.model else 'default'}\n")
     print("| | closure | opening | rest | lag (median, frames) | aperture MAE vs teacher | jaw MAE "
           "| mouth channels MAE | real-time factor |")
     print("|---|---|---|---|---|---|---|---|---|")
