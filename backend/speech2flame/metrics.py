@@ -202,15 +202,15 @@ def evaluate_model(model_path: str, data_root: str, head, data_format: str = "sy
     """
     import torch
 
+    from .device import resolve_device
     from .engines.neural import apply_lip_contact
     from .flame import FlameLayer, take_vertices
-    from .device import resolve_device
     from .models.checkpoint import check_head, load_checkpoint
     from .take import Take
     from .training.datasets import MotionDataset
 
-    model = load_checkpoint(model_path, resolve_device(device))
-    device = next(model.parameters()).device
+    target = resolve_device(device)
+    model = load_checkpoint(model_path, target)
     check_head(model.config, head)
     fps = float(model.config.fps)
     data = MotionDataset(data_format, data_root, head, fps, split)
@@ -224,7 +224,7 @@ def evaluate_model(model_path: str, data_root: str, head, data_format: str = "sy
         clip = data[i]
         started = time.perf_counter()
         with torch.inference_mode():
-            feats = model.encode_audio(torch.from_numpy(clip.audio)[None].to(device), clip.num_frames)[0].cpu().numpy()
+            feats = model.encode_audio(torch.from_numpy(clip.audio)[None].to(target), clip.num_frames)[0].cpu().numpy()
             outs = [model.generate(feats, clip.emotion, None, seed=s, temperature=temperature)
                     for s in range(max(1, seeds))]
         compute += (time.perf_counter() - started) / max(1, seeds)
