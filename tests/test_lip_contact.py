@@ -79,7 +79,8 @@ def test_engine_closes_the_lips_where_the_contact_probability_is_high(head):
     take = open_mouth_take(head, frames=10)
     probability = np.array([0.0, 0.1, 0.3, 0.5, 0.9, 1.0, 1.0, 0.2, 0.0, 0.0])
     before = take.expression.copy()
-    neural.apply_lip_contact(take.expression, list(take.expression_names), take.jaw, probability)
+    neural.apply_lip_contact(take.expression, list(take.expression_names), take.jaw,
+                             neural.contact_closure(probability))
     aperture = mouth_measurements(head, take)["aperture_mm"]
     assert (aperture[[4, 5, 6]] <= CONTACT_MM).all()            # sure: closed
     assert (aperture[[0, 1, 2, 7, 8, 9]] > 10.0).all()          # unsure: untouched

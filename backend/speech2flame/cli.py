@@ -65,6 +65,9 @@ def _add_control_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--temperature", type=float, default=d.temperature, help="sampling temperature of stochastic models")
     group.add_argument("--transcript", help="what is said (improves lip sync with the phonetic engine)")
     group.add_argument("--transcript-file", type=Path, help="read the transcript from a text file")
+    group.add_argument("--no-word-recognition", dest="recognise_words", action="store_false",
+                       help="without a transcript, do not recognise English words to place lip closures "
+                            "(first analysis about 100x faster, fewer /p b m/ closed)")
     group.add_argument("--style-ref", help="a take (.npz) whose speaking style the neural engine imitates")
 
 
@@ -82,7 +85,7 @@ def controls_from_args(args) -> "Controls":
                     articulation=args.articulation, expressiveness=args.expressiveness,
                     head_motion=args.head_motion, blink_rate=args.blink_rate, smoothing=args.smoothing,
                     seed=args.seed, temperature=args.temperature, transcript=transcript or None,
-                    style_ref=args.style_ref).validate()
+                    recognise_words=args.recognise_words, style_ref=args.style_ref).validate()
 
 
 def _parse_outputs(text: str) -> list[str]:

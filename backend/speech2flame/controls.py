@@ -44,6 +44,9 @@ class Controls:
     seed            seed of every stochastic part (same seed, same take)
     temperature     sampling temperature of stochastic models (0 = deterministic)
     transcript      optional text of what is said
+    recognise_words without a transcript, recognise the English words in the audio and close
+                    the lips on their /p b m/ (slower first analysis, about 0.3 x real time;
+                    off: the audio model alone)
     style_ref       optional path of a take / FLAME-parameter clip whose style is imitated
     """
 
@@ -58,6 +61,7 @@ class Controls:
     seed: int = 0
     temperature: float = 1.0
     transcript: str | None = None
+    recognise_words: bool = True
     style_ref: str | None = None
 
     def validate(self) -> "Controls":

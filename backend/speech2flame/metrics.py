@@ -203,7 +203,7 @@ def evaluate_model(model_path: str, data_root: str, head, data_format: str = "sy
     import torch
 
     from .device import resolve_device
-    from .engines.neural import apply_lip_contact
+    from .engines.neural import apply_lip_contact, contact_closure
     from .flame import FlameLayer, take_vertices
     from .models.checkpoint import check_head, load_checkpoint
     from .take import Take
@@ -237,7 +237,7 @@ def evaluate_model(model_path: str, data_root: str, head, data_format: str = "sy
         gt_take = as_take(clip.expression, clip.jaw, clip.neck, clip.global_rot)
         expression, jaw = outs[0]["expression"].copy(), outs[0]["jaw"].copy()
         if "lip_contact" in outs[0]:  # as the engine does: lips closed where the model says they touch
-            apply_lip_contact(expression, names, jaw, outs[0]["lip_contact"])
+            apply_lip_contact(expression, names, jaw, contact_closure(outs[0]["lip_contact"]))
         pred_take = as_take(expression, jaw, clip.neck, clip.global_rot)
         gt_v, pred_v = take_vertices(head, gt_take, layer=layer), take_vertices(head, pred_take, layer=layer)
         poses = [np.concatenate([o["neck"], o["global_rot"]], axis=1) for o in outs]

@@ -17,7 +17,8 @@ from .take import Take
 
 
 class AnalysisCache:
-    """A small LRU of engine analyses keyed by audio hash, engine, fps, transcript, model.
+    """A small LRU of engine analyses keyed by audio hash, engine, fps, transcript, model and
+    whether words are recognised.
 
     A slider tweak on the same clip reuses the analysis and only re-runs synthesis.
     """
@@ -62,9 +63,10 @@ def generate_take(audio: Audio, head: HeadModel, engine: str = DEFAULT_ENGINE, c
 
     def analyse():
         return module.analyse(audio, fps, transcript=controls.transcript, model=model,
-                              progress=lambda f, m: report(0.8 * f, m))
+                              progress=lambda f, m: report(0.8 * f, m),
+                              recognise_words=bool(controls.recognise_words))
 
-    key = (audio.sha256, engine, float(fps), controls.transcript, model)
+    key = (audio.sha256, engine, float(fps), controls.transcript, model, bool(controls.recognise_words))
     analysis = cache.get_or_compute(key, analyse) if cache is not None else analyse()
     take = module.synthesise(analysis, head, fps, controls, progress=lambda f, m: report(0.8 + 0.2 * f, m))
     take.metadata.update({
@@ -80,5 +82,7 @@ def generate_take(audio: Audio, head: HeadModel, engine: str = DEFAULT_ENGINE, c
         "frame_offset": int(start_frame),
         "software_version": __version__,
     })
+    if getattr(analysis, "heard_words", None):
+        take.metadata["heard_words"] = analysis.heard_words  # what word recognition heard, no transcript given
     report(1.0, "done")
     return take.validate()

@@ -3,9 +3,12 @@
 Every engine module exposes two stages, so a slider tweak skips the slow part::
 
     analyse(audio: Audio, fps: float, transcript: str | None = None,
-            model: str | None = None, progress: Progress | None = None) -> object
+            model: str | None = None, progress: Progress | None = None,
+            recognise_words: bool = False) -> object
         Slider-independent, cacheable work (alignment, audio features). The
-        result is cached by (audio sha256, engine, fps, transcript, model).
+        result is cached by (audio sha256, engine, fps, transcript, model,
+        recognise_words). ``recognise_words``: without a transcript, use the
+        English words heard in the audio (``Controls.recognise_words``).
 
     synthesise(analysis, head: HeadModel, fps: float, controls: Controls,
                progress: Progress | None = None) -> Take
@@ -29,7 +32,8 @@ ENGINES = {
 AUTO = "auto"
 DEFAULT_ENGINE = AUTO
 """``auto``: the phonetic engine when a transcript is given (best lip sync, docs/quality.md),
-else the shipped neural model (best without a transcript), else the phonetic engine."""
+else the shipped neural model (best without a transcript, together with the words it hears when
+``Controls.recognise_words``), else the phonetic engine."""
 
 
 class EngineError(ValueError):

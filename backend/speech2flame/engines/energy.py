@@ -61,8 +61,9 @@ def frame_features(audio: Audio, fps: float) -> EnergyFeatures:
 
 
 def analyse(audio: Audio, fps: float, transcript: str | None = None, model: str | None = None,
-            progress=None) -> EnergyFeatures:
-    """Slider-independent features of the clip (cacheable)."""
+            progress=None, recognise_words: bool = False) -> EnergyFeatures:
+    """Slider-independent features of the clip (cacheable); transcript, model and
+    recognise_words are unused."""
     return frame_features(audio, fps)
 
 

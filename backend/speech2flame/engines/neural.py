@@ -10,12 +10,17 @@ synthesise:  features + controls -> Take. The face decoder gives expressions and
              head_motion -> neck and global rotation, smoothing -> Gaussian smoothing in time.
              A model with a lip-contact head closes the lips where it is sure they touch
              (:func:`apply_lip_contact`), after smoothing, as the phonetic engine does for /p b m/.
+
+Phones, optional: with a transcript, analyse also force-aligns it; without one and with
+``recognise_words``, it aligns the English words heard in the audio
+(:func:`.phonetic.alignment.heard_phones`). The lips then also close on every /p b m/ of
+those phones, so a closure the model does not hear is still made (docs/default_model.md).
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from threading import Lock
 
@@ -50,6 +55,9 @@ class NeuralAnalysis:
     energy     (T_model,) 0..1 loudness envelope (blinks prefer pauses)
     num_frames frames of the take at the requested fps
     sound      (T_model,) bool, the audio is above SILENCE_RMS (not silent)
+    phones     [(ARPAbet phone, start_s, end_s)] from the transcript or the heard words, or None
+    heard_words the words recognised in the audio when there was no transcript, else None
+    warnings   sentences for the user (e.g. transcript mismatch)
     """
 
     model_path: str
@@ -58,6 +66,9 @@ class NeuralAnalysis:
     energy: np.ndarray
     num_frames: int
     sound: np.ndarray | None = None
+    phones: list | None = None
+    heard_words: str | None = None
+    warnings: list = field(default_factory=list)
 
 
 def resolve_model_path(model: str | None) -> str:
@@ -94,8 +105,9 @@ def get_model(path: str, device: str | None = None):
 
 
 def analyse(audio: Audio, fps: float, transcript: str | None = None, model: str | None = None,
-            progress: Progress | None = None) -> NeuralAnalysis:
-    """Run the audio encoder over the whole clip (see module docstring)."""
+            progress: Progress | None = None, recognise_words: bool = False) -> NeuralAnalysis:
+    """Run the audio encoder over the whole clip, and find the phones of the transcript or,
+    with ``recognise_words``, of the words heard (see module docstring)."""
     import torch
 
     from ..models.encoders import num_frames_for
@@ -113,10 +125,38 @@ def analyse(audio: Audio, fps: float, transcript: str | None = None, model: str 
     rms = np.array([np.sqrt(np.mean(audio.samples[int(i * hop): int((i + 1) * hop)] ** 2) + 1e-12)
                     for i in range(n)], np.float32)
     energy = np.clip(rms / (rms.max() + 1e-8), 0.0, 1.0)
+    analysis = NeuralAnalysis(model_path=path, model_fps=model_fps, features=feats.astype(np.float32),
+                              energy=energy, num_frames=audio.num_frames(fps), sound=rms > SILENCE_RMS)
+    if transcript or recognise_words:
+        _add_phones(analysis, audio, transcript, progress)
     if progress:
         progress(1.0, "audio encoded")
-    return NeuralAnalysis(model_path=path, model_fps=model_fps, features=feats.astype(np.float32),
-                          energy=energy, num_frames=audio.num_frames(fps), sound=rms > SILENCE_RMS)
+    return analysis
+
+
+def _add_phones(analysis: NeuralAnalysis, audio: Audio, transcript: str | None, progress: Progress | None) -> None:
+    """Set ``analysis.phones`` from the transcript's forced alignment, or from the heard words."""
+    import warnings
+
+    from .phonetic import alignment
+
+    if transcript:
+        if progress:
+            progress(0.3, "aligning the transcript")
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", alignment.TranscriptMismatchWarning)
+            phones, method = alignment.align(audio.samples, transcript)
+        if method in ("aligned", "espeak"):
+            analysis.phones = phones
+        for w in caught:
+            if issubclass(w.category, alignment.TranscriptMismatchWarning):
+                message = "The transcript does not match the audio, so the lips follow the audio alone."
+                analysis.warnings.append(message)
+                warnings.warn(message, alignment.TranscriptMismatchWarning, stacklevel=3)
+        return
+    heard = alignment.heard_phones(audio.samples, lambda f, m: progress(0.3 + 0.6 * f, m) if progress else None)
+    if heard is not None:
+        analysis.phones, analysis.heard_words = heard
 
 
 def load_style_reference(path: str | os.PathLike, head: HeadModel, fps: float) -> np.ndarray:
@@ -164,19 +204,23 @@ def _to_fps(x: np.ndarray, src_fps: float, dst_fps: float, num_frames: int) -> n
     return np.stack([np.interp(t_dst, t_src, x[:, c]) for c in range(x.shape[1])], axis=1).astype(np.float32)
 
 
-def apply_lip_contact(expression: np.ndarray, names: list[str], jaw: np.ndarray, probability: np.ndarray) -> None:
-    """Close the lips where the model says they touch, in place.
+def contact_closure(probability: np.ndarray) -> np.ndarray:
+    """(T,) 0..1 closure amount from the model's (T,) lip-contact probability: 0 up to
+    CONTACT_FROM, ramping to 1 at CONTACT_FULL."""
+    return np.clip((probability - CONTACT_FROM) / (CONTACT_FULL - CONTACT_FROM), 0.0, 1.0)
 
-    expression (T, E) weights of channels ``names``, jaw (T, 3) axis-angle radians,
-    probability (T,) 0..1 from the model's lip-contact head. The closure amount ramps from 0
-    at CONTACT_FROM to 1 at CONTACT_FULL and is applied with the phonetic engine's contact
-    rule (:func:`.phonetic.visemes.apply_contacts`): the jaw is held nearly shut, lip openers
+
+def apply_lip_contact(expression: np.ndarray, names: list[str], jaw: np.ndarray, close: np.ndarray) -> None:
+    """Close the lips by ``close`` (T,) 0..1, in place.
+
+    expression (T, E) weights of channels ``names``, jaw (T, 3) axis-angle radians. The
+    closure is applied with the phonetic engine's contact rule
+    (:func:`.phonetic.visemes.apply_contacts`): the jaw is held nearly shut, lip openers
     are taken away and ``mouthClose`` brings the lips together. Rigs without those ARKit
     channel names are left as they are.
     """
     from .phonetic import visemes
 
-    close = np.clip((probability - CONTACT_FROM) / (CONTACT_FULL - CONTACT_FROM), 0.0, 1.0)
     if "mouthClose" not in names or not close.any():
         return
     jaw[:, 0] -= close * np.maximum(0.0, jaw[:, 0] - 0.08)  # as visemes.mouth_channels does for /p b m/
@@ -227,8 +271,14 @@ def synthesise(analysis: NeuralAnalysis, head: HeadModel, fps: float, controls: 
     if controls.smoothing > 0:
         sigma = controls.smoothing * 0.1 * fps
         expression, jaw, neck, global_rot = (smooth(a, sigma) for a in (expression, jaw, neck, global_rot))
+    close = np.zeros(n)
     if "lip_contact" in out:
-        apply_lip_contact(expression, names, jaw, conv(out["lip_contact"][:, None])[:, 0])
+        close = contact_closure(conv(out["lip_contact"][:, None])[:, 0])
+    if analysis.phones:
+        from .phonetic.coarticulation import closure_curve
+
+        close = np.maximum(close, closure_curve(analysis.phones, fps, n))
+    apply_lip_contact(expression, names, jaw, close)
 
     rng = np.random.default_rng(controls.seed)
     pauses = _to_fps(analysis.energy[:, None], mfps, fps, n)[:, 0] < 0.1

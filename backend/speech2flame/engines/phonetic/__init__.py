@@ -1,8 +1,10 @@
 """The phonetic engine: transcript-aware lip sync without training.
 
 analyse (slow, cacheable): phones with timings (:mod:`.alignment`: forced
-alignment with a transcript, eSpeak NG's own timings for eSpeak speech, phone
-recognition otherwise) plus pitch, energy and syllable prominence (:mod:`.prosody`).
+alignment with a transcript, eSpeak NG's own timings for eSpeak speech; without a
+transcript, the English words heard in the audio, force-aligned, or phone recognition
+when word recognition is off or hears nothing) plus pitch, energy and syllable
+prominence (:mod:`.prosody`).
 
 synthesise (fast): phones -> visemes (:mod:`.visemes`) -> coarticulated jaw and
 lip curves (:mod:`.coarticulation`), emotion overlays (:mod:`.emotion`), brow
@@ -41,12 +43,14 @@ class PhoneticAnalysis:
     """Slider-independent analysis of one clip.
 
     phones      list of (ARPAbet phone, start_s, end_s), contiguous, "SIL" for pauses
-    method      "aligned", "espeak", "recognised", "given" or "silence"
+    method      "aligned", "espeak", "words" (heard words aligned), "recognised" (phone
+                recognition), "given" or "silence"
     duration_s  clip length in seconds
     f0          (F,) Hz per 10 ms frame, 0 where unvoiced
     energy      (F,) dB per 10 ms frame
     prominence  (N,) 0..1 per phone (vowels only)
     warnings    sentences for the user (e.g. transcript mismatch)
+    heard_words the words recognised in the audio when there was no transcript, else None
     """
 
     phones: list
@@ -56,6 +60,7 @@ class PhoneticAnalysis:
     energy: np.ndarray
     prominence: np.ndarray
     warnings: list = field(default_factory=list)
+    heard_words: str | None = None
 
 
 def analyse_with_phones(audio: Audio, fps: float, phones: list, method: str = "given") -> PhoneticAnalysis:
@@ -68,15 +73,26 @@ def analyse_with_phones(audio: Audio, fps: float, phones: list, method: str = "g
 
 
 def analyse(audio: Audio, fps: float, transcript: str | None = None, model: str | None = None,
-            progress=None) -> PhoneticAnalysis:
+            progress=None, recognise_words: bool = False) -> PhoneticAnalysis:
     """Phones and prosody of ``audio`` (see module docstring); ``model`` is unused.
 
     A transcript that does not match the audio gives a TranscriptMismatchWarning
     (also kept in ``analysis.warnings``) and phones recognised from the audio alone.
+    ``recognise_words``: without a transcript, align the English words heard in the audio
+    (:func:`.alignment.heard_phones`, about 0.3 x real time) instead of recognising phones
+    (about 0.1 x real time, far fewer lip closures right on real speech, docs/quality.md).
     """
     import warnings
 
     report = progress or (lambda fraction, message: None)
+    if not transcript and recognise_words:
+        heard = alignment.heard_phones(audio.samples, lambda f, m: report(0.8 * f, m))
+        if heard is not None:
+            report(0.8, "measuring pitch and energy")
+            analysis = analyse_with_phones(audio, fps, heard[0], "words")
+            analysis.heard_words = heard[1]
+            report(1.0, "analysed")
+            return analysis
     report(0.0, "aligning phones" if transcript else "recognising phones")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", TranscriptMismatchWarning)

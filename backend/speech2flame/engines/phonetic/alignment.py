@@ -1,9 +1,11 @@
 """Phone timings from audio with PocketSphinx.
 
 With a transcript: forced alignment (word pass, then a phone-level pass). Words
-missing from the CMU dictionary get pronunciations from eSpeak NG. Without one,
-or when the transcript does not fit the audio: phone recognition with the
-phonetic language model shipped in the PocketSphinx wheel.
+missing from the CMU dictionary get pronunciations from eSpeak NG. Without one:
+word recognition with the English language model and dictionary shipped in the
+PocketSphinx wheel (:func:`recognise_words`), then forced alignment of what was heard.
+When no words are heard, or a transcript does not fit the audio: phone recognition
+with the phonetic language model shipped in the same wheel.
 
 Phones are lists of (ARPAbet phone, start_s, end_s), contiguous, "SIL" for pauses.
 """
@@ -32,16 +34,21 @@ class TranscriptMismatchWarning(UserWarning):
 
 
 _lock = threading.Lock()
+_words_lock = threading.Lock()  # word recognition is slow: it does not hold up alignments
 _decoders: dict = {}
+WORDS_PIECE_S = 20.0  # longest piece of audio recognised as one utterance (progress, cancelling)
 
 
 def _decoder(kind: str):
     """A cached PocketSphinx decoder: "align" (default beams), "align_wide" (beams wide
-    enough for unusual voices) or "phones" (allphone search with the phonetic LM)."""
+    enough for unusual voices), "phones" (allphone search with the phonetic LM) or
+    "words" (English words with the shipped trigram LM and CMU dictionary)."""
     if kind not in _decoders:
         from pocketsphinx import Decoder, get_model_path
 
-        if kind == "align":
+        if kind == "words":
+            _decoders[kind] = Decoder(loglevel="FATAL")
+        elif kind == "align":
             _decoders[kind] = Decoder(lm=None, bestpath=False, loglevel="FATAL")
         elif kind == "align_wide":
             _decoders[kind] = Decoder(lm=None, bestpath=False, loglevel="FATAL",
@@ -146,6 +153,11 @@ def frame_levels(samples: np.ndarray) -> np.ndarray:
     return 10 * np.log10(1e-12 + (padded.reshape(n, 160) ** 2).mean(axis=1))
 
 
+def is_silent(samples: np.ndarray) -> bool:
+    """True for 16 kHz audio shorter than 0.1 s or with no 10 ms frame above SILENCE_DBFS."""
+    return len(samples) < 1600 or not np.any(frame_levels(samples) > SILENCE_DBFS)
+
+
 def recognise_phones(samples: np.ndarray) -> list:
     """Phone recognition (no transcript) of 16 kHz ``samples``; contiguous phone list.
 
@@ -162,6 +174,63 @@ def recognise_phones(samples: np.ndarray) -> list:
         quiet = np.mean(levels[start:end + 1] < SILENCE_DBFS) > 0.5 if end >= start else True
         phones.append((SILENCE if quiet else normalise_phone(word), start * FRAME_S, (end + 1) * FRAME_S))
     return _contiguous(phones, len(samples) / 16000.0)
+
+
+def speech_pieces(samples: np.ndarray, longest_s: float = WORDS_PIECE_S) -> list[tuple[int, int]]:
+    """[(first, end) sample indices] cutting 16 kHz ``samples`` into pieces of at most
+    ``longest_s``, each cut at the quietest 10 ms frame of the last third of the piece
+    (a pause, where there is one)."""
+    longest = int(longest_s * 100)
+    levels = frame_levels(samples)
+    pieces, first = [], 0
+    while len(levels) - first > longest:
+        window = levels[first + 2 * longest // 3: first + longest]
+        cut = first + 2 * longest // 3 + int(np.argmin(window))
+        pieces.append((first * 160, cut * 160))
+        first = cut
+    pieces.append((first * 160, len(samples)))
+    return pieces
+
+
+def recognise_words(samples: np.ndarray, progress=None) -> str:
+    """English words heard in 16 kHz ``samples`` (lower case, space separated; "" if none,
+    as for silence).
+
+    Large-vocabulary recognition with PocketSphinx's shipped US English model, about 0.3 x
+    real time on one core of the build machine. Words may be wrong where the phones are
+    right ("prudently" heard as "prickly"): what matters for the lips is where the /p b m/ are.
+    Long audio is recognised in pieces of up to WORDS_PIECE_S cut at pauses (each piece as
+    one utterance: its cepstral mean comes from the whole piece, which recognises more words
+    than streaming); progress(fraction 0..1, message) is called before each piece and may
+    raise to cancel.
+    """
+    words: list[str] = []
+    pieces = speech_pieces(samples)
+    with _words_lock:
+        decoder = _decoder("words")
+        for i, (first, end) in enumerate(pieces):
+            if progress:
+                progress(i / len(pieces), "recognising words")
+            if is_silent(samples[first:end]):  # the decoder "hears" a word or two in silence
+                continue
+            _decode(decoder, _pcm16(samples[first:end]))
+            hyp = decoder.hyp()
+            words += hyp.hypstr.split() if hyp is not None else []
+    words = [re.sub(r"\(\d+\)$", "", w) for w in words if not w.startswith(("<", "["))]
+    return " ".join(words)
+
+
+def heard_phones(samples: np.ndarray, progress=None) -> tuple[list, str] | None:
+    """(phones, words) for 16 kHz ``samples`` without a transcript: the words heard by
+    :func:`recognise_words`, force-aligned to the audio; None when no words are heard or
+    they cannot be aligned."""
+    words = recognise_words(samples, progress)
+    if not words:
+        return None
+    result = force_align(samples, words) or force_align(samples, words, wide=True)
+    if result is None:
+        return None
+    return result[0], words
 
 
 def _envelope(samples: np.ndarray) -> np.ndarray:
@@ -198,10 +267,11 @@ def align(samples: np.ndarray, transcript: str | None) -> tuple[list, str]:
 
     Audio that is eSpeak NG's own rendering of the transcript (default voice) takes
     eSpeak's exact phoneme timings instead. Returns (phones, method) with method
-    "espeak", "aligned", "recognised" or "silence". A transcript that
-    does not match the audio gives a TranscriptMismatchWarning and recognition.
+    "espeak", "aligned", "recognised" (phone recognition) or "silence". A transcript that
+    does not match the audio gives a TranscriptMismatchWarning and phone recognition.
+    Without a transcript see :func:`heard_phones`.
     """
-    if len(samples) < 1600 or not np.any(frame_levels(samples) > SILENCE_DBFS):  # too short or silent
+    if is_silent(samples):
         return _contiguous([], len(samples) / 16000.0), "silence"
     if transcript and transcript_words(transcript):
         phones = espeak_phones(samples, transcript)

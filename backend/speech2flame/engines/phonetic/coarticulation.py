@@ -104,6 +104,15 @@ def articulation_curves(phones: list, fps: float, num_frames: int, jaw_scale: np
     return curves
 
 
+def closure_curve(phones: list, fps: float, num_frames: int) -> np.ndarray:
+    """(T,) 0..1 lip closure at the frame times for the bilabials among ``phones``: the
+    contact bumps of :func:`contact_curve`, and 1 on every frame of a bilabial, as
+    :func:`enforce_contacts` sets (so a bilabial shorter than a frame still closes)."""
+    out = contact_curve(phones, np.arange(num_frames) / fps, BILABIALS)
+    out[phone_frames(phones, fps, num_frames, BILABIALS)] = 1.0
+    return out
+
+
 def enforce_contacts(curves: np.ndarray, phones: list, fps: float) -> np.ndarray:
     """Force lip closure during bilabials and lip tuck during F/V (in place); returns curves."""
     close = PARAMS.index("close")

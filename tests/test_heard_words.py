@@ -1,0 +1,147 @@
+"""Word recognition without a transcript: PocketSphinx hears the words, their /p b m/ close the lips.
+
+Speech is made here with eSpeak NG's ``en-us+f2`` voice, the variant PocketSphinx's US English
+model recognises best (its default male voice comes out as "oh well"); real speech does far
+better (docs/default_model.md).
+"""
+
+import json
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pytest
+
+from speech2flame.audio import from_array
+from speech2flame.controls import Controls
+from speech2flame.engines import Cancelled, neural, phonetic
+from speech2flame.engines.phonetic import alignment, espeak
+from speech2flame.engines.phonetic.phonemes import BILABIALS
+from speech2flame.lipsync_quality import CLOSED_MM, phone_frames
+from speech2flame.mouth import mouth_measurements
+from speech2flame.pipeline import AnalysisCache, generate_take
+
+TEXT = "Please bring the big blue map back to the boat."
+VOICE = "en-us+f2"
+
+
+@pytest.fixture(scope="module")
+def audio():
+    speech = espeak.speak(TEXT, voice=VOICE, rate_wpm=150)
+    return from_array(speech.samples, speech.sample_rate)
+
+
+@pytest.fixture(scope="module")
+def heard(audio):
+    result = alignment.heard_phones(audio.samples)
+    assert result is not None
+    return result
+
+
+def bilabials(phones):
+    return [(p, s, e) for p, s, e in phones if p in BILABIALS]
+
+
+def test_words_are_heard_and_aligned(audio, heard):
+    phones, words = heard
+    assert len(set(words.split()) & set(alignment.transcript_words(TEXT))) >= 3, words
+    assert len(bilabials(phones)) >= 3, words  # of 8 spoken; measured 6 or 7
+    assert phones[0][1] == 0.0 and abs(phones[-1][2] - audio.duration) < 1e-6
+    assert all(a[2] == pytest.approx(b[1]) for a, b in zip(phones, phones[1:]))  # contiguous
+
+
+def test_silence_hears_nothing():
+    assert alignment.heard_phones(np.zeros(32000, np.float32)) is None
+    assert alignment.recognise_words(np.zeros(32000, np.float32)) == ""
+
+
+def test_long_audio_is_cut_into_pieces_at_pauses():
+    # 50 s: 2.9 s of tone, then 0.1 s of silence, over and over
+    t = np.arange(50 * 16000) / 16000.0
+    samples = (0.3 * np.sin(2 * np.pi * 220 * t) * ((t % 3.0) < 2.9)).astype(np.float32)
+    pieces = alignment.speech_pieces(samples, longest_s=20.0)
+    assert pieces[0][0] == 0 and pieces[-1][1] == len(samples) and len(pieces) in (3, 4)
+    assert all(a[1] == b[0] for a, b in zip(pieces, pieces[1:]))
+    for first, end in pieces[:-1]:
+        assert end - first <= 20 * 16000 and (end / 16000.0) % 3.0 >= 2.89  # cut inside a pause
+
+
+def test_word_recognition_can_be_cancelled_and_runs_again(audio, heard):
+    long = np.concatenate([audio.samples] * 8)  # about 22 s: two pieces
+
+    def cancel_second_piece(fraction, message):
+        if fraction > 0:
+            raise Cancelled()
+
+    with pytest.raises(Cancelled):
+        alignment.recognise_words(long, cancel_second_piece)
+    assert alignment.recognise_words(audio.samples) == heard[1]  # the decoder is left usable
+
+
+def test_phonetic_engine_uses_heard_words_when_asked(audio, heard):
+    analysis = phonetic.analyse(audio, 30.0, recognise_words=True)
+    assert analysis.method == "words" and analysis.heard_words == heard[1]
+    assert bilabials(analysis.phones) == bilabials(heard[0])
+    plain = phonetic.analyse(audio, 30.0)  # the engine's default: phone recognition
+    assert plain.method == "recognised" and plain.heard_words is None
+
+
+def test_neural_engine_closes_the_lips_on_every_heard_bilabial(audio, heard, demo_head):
+    cache = AnalysisCache()
+    with_words = generate_take(audio, demo_head, "neural", Controls(), fps=30.0, cache=cache)
+    audio_only = generate_take(audio, demo_head, "neural", Controls(recognise_words=False), fps=30.0, cache=cache)
+    assert cache.misses == 2  # recognise_words is part of the analysis key
+    assert with_words.metadata["heard_words"] == heard[1] and "heard_words" not in audio_only.metadata
+    assert with_words.metadata["controls"]["recognise_words"] is True
+    aperture = mouth_measurements(demo_head, with_words)["aperture_mm"]
+    for name, start, end in bilabials(heard[0]):
+        assert aperture[phone_frames(start, end, 30.0, len(aperture))].min() <= CLOSED_MM, (name, start, end)
+    # away from the heard bilabials the model's own output is kept
+    plain = mouth_measurements(demo_head, audio_only)["aperture_mm"]
+    assert np.median(np.abs(aperture - plain)) < 0.05
+    assert np.sum(aperture <= CLOSED_MM) > np.sum(plain <= CLOSED_MM)
+
+
+def test_neural_engine_with_a_transcript_closes_its_bilabials(demo_head):
+    from conftest import alignable_speech
+
+    text = "Bob made a map of my bay."
+    speech, audio = alignable_speech(text)
+    take = generate_take(audio, demo_head, "neural", Controls(transcript=text), fps=30.0)
+    assert "heard_words" not in take.metadata
+    analysis = neural.analyse(audio, 30.0, transcript=text)
+    assert len(bilabials(analysis.phones)) == 7  # B-o-B M-ade a M-aP of M-y B-ay
+    aperture = mouth_measurements(demo_head, take)["aperture_mm"]
+    for _, start, end in bilabials(analysis.phones):
+        assert aperture[phone_frames(start, end, 30.0, len(aperture))].min() <= CLOSED_MM
+    with pytest.warns(phonetic.TranscriptMismatchWarning, match="lips follow the audio alone"):
+        other = neural.analyse(audio, 30.0, transcript="seven of clubs and ten meters forward please")
+    assert other.phones is None and other.warnings
+
+
+def test_cli_generate_reports_heard_words_and_can_skip_them(tmp_path, audio):
+    import soundfile
+
+    wav = tmp_path / "line.wav"
+    soundfile.write(str(wav), audio.samples, audio.sample_rate)
+    for flag, out in (([], "heard"), (["--no-word-recognition"], "plain")):
+        run = subprocess.run([sys.executable, "-m", "speech2flame.cli", "generate", str(wav), "--out", str(tmp_path / out), "--quiet",
+                              "--outputs", "take", *flag], capture_output=True, text=True, timeout=300)
+        assert run.returncode == 0, run.stderr
+    from speech2flame.take import Take
+
+    heard = Take.load(next((tmp_path / "heard").rglob("*.npz")))
+    plain = Take.load(next((tmp_path / "plain").rglob("*.npz")))
+    assert heard.metadata["engine"] == plain.metadata["engine"] == "neural"
+    assert len(heard.metadata["heard_words"].split()) >= 3 and "heard_words" not in plain.metadata
+    assert plain.metadata["controls"]["recognise_words"] is False
+    assert json.loads(json.dumps(heard.metadata)) == heard.metadata
+
+
+def test_controls_carry_recognise_words():
+    assert Controls().recognise_words is True
+    assert Controls.from_dict({"recognise_words": False}).recognise_words is False
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        Controls.from_dict(Controls().to_dict())
