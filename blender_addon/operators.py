@@ -114,6 +114,7 @@ def _job(context, arm_obj, audio_path: str, start_frame: int, client: BackendCli
                 ("emotion", "intensity", "articulation", "expressiveness", "head_motion", "blink_rate",
                  "smoothing", "seed")}
     controls["transcript"] = transcript.strip() or None
+    controls["recognise_words"] = bool(settings.recognise_words)
     local = client.base_url.startswith(("http://127.", "http://localhost", "http://[::1]"))
     return {
         "audio": {"path": audio_path} if local else BackendClient.audio_upload(audio_path),
@@ -167,6 +168,7 @@ class SPEECH2FLAME_OT_generate(bpy.types.Operator):
                        for s in _all_strips(context.scene))
         result = apply_take(take, self.arm_obj, name=f"{self.arm_obj.name}_{settings.engine}_{settings.emotion}",
                             scene=context.scene, sound_path=self.audio_path if self.add_sound and not existing else None)
+        settings.heard_words = take.metadata.get("heard_words") or ""
         summary = f"{settings.engine}, {settings.emotion} {settings.intensity:.1f}, {Path(self.audio_path).name}"
         takes.record(self.arm_obj, result, summary)
         elapsed = time.perf_counter() - self.started
@@ -270,6 +272,26 @@ class SPEECH2FLAME_OT_cancel(bpy.types.Operator):
         return {"FINISHED"}
 
 
+class SPEECH2FLAME_OT_use_heard_words(bpy.types.Operator):
+    """Copy the words heard in the last take's audio into the Transcript field, to correct them
+    there (a correct transcript closes the lips on every P, B and M)"""
+
+    bl_idname = "speech2flame.use_heard_words"
+    bl_label = "Use as Transcript"
+    bl_options = {"REGISTER", "UNDO"}
+
+    @classmethod
+    def poll(cls, context):
+        settings = _settings(context)
+        return bool(settings.heard_words) and settings.transcript_text is None and not settings.transcript.strip()
+
+    def execute(self, context):
+        settings = _settings(context)
+        settings.transcript = settings.heard_words
+        self.report({"INFO"}, "The heard words are now the transcript: correct them there and generate again.")
+        return {"FINISHED"}
+
+
 class SPEECH2FLAME_OT_check_backend(bpy.types.Operator):
     """Connect to the backend and report its version, device and models"""
 
@@ -358,6 +380,7 @@ class SPEECH2FLAME_OT_export_alembic(_ExportOperator, bpy.types.Operator):
 
 CLASSES = (
     SPEECH2FLAME_OT_add_demo_head, SPEECH2FLAME_OT_import_head_model, SPEECH2FLAME_OT_generate,
-    SPEECH2FLAME_OT_cancel, SPEECH2FLAME_OT_check_backend, SPEECH2FLAME_OT_take_delete,
+    SPEECH2FLAME_OT_cancel, SPEECH2FLAME_OT_use_heard_words, SPEECH2FLAME_OT_check_backend,
+    SPEECH2FLAME_OT_take_delete,
     SPEECH2FLAME_OT_take_push_to_nla, SPEECH2FLAME_OT_export_fbx, SPEECH2FLAME_OT_export_alembic,
 )

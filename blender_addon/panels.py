@@ -47,6 +47,13 @@ class SPEECH2FLAME_PT_main(bpy.types.Panel):
             box.label(text="No sound strips in the Sequencer", icon="INFO")
         box.prop(settings, "transcript")
         box.prop(settings, "transcript_text", text="Text")
+        row = box.row()
+        row.active = not (settings.transcript.strip() or settings.transcript_text)
+        row.prop(settings, "recognise_words")
+        if settings.heard_words:
+            row = box.row(align=True)
+            row.label(text=f"Heard: {settings.heard_words}", icon="REC")
+            row.operator("speech2flame.use_heard_words", text="", icon="PASTEDOWN")
 
         box = layout.box()
         box.label(text="Performance", icon="SHADERFX")

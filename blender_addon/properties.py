@@ -47,6 +47,12 @@ class Speech2FlameSettings(bpy.types.PropertyGroup):
     transcript: StringProperty(name="Transcript", description="What is said (optional; sharpens lip sync)")
     transcript_text: PointerProperty(type=bpy.types.Text, name="Transcript Text",
                                      description="A text datablock holding the transcript (used when set)")
+    recognise_words: BoolProperty(
+        name="Hear Words", default=True,
+        description="Without a transcript, recognise the English words in the audio so the lips close on their "
+                    "P, B and M (the first generation on a clip takes about a third of its length)")
+    heard_words: StringProperty(name="Heard Words",
+                                description="The words recognised in the last take's audio (no transcript given)")
     engine: EnumProperty(name="Engine", items=ENGINE_ITEMS, default="auto",
                          description="How the audio becomes animation")
     model: StringProperty(name="Model", subtype="FILE_PATH",

@@ -173,6 +173,20 @@ report["takes_after_delete"] = len(rig.speech2flame_takes)
 report["push_to_nla"] = call(bpy.ops.speech2flame.take_push_to_nla, index=0)
 report["nla_tracks"] = len(rig.animation_data.nla_tracks)
 
+# No transcript: the backend recognises the words, the panel shows them, one click makes them the transcript.
+settings.engine = "auto"
+settings.transcript = ""
+report["use_heard_words_before"] = bpy.ops.speech2flame.use_heard_words.poll()
+report["generate_heard"] = call(bpy.ops.speech2flame.generate)
+report["heard_words"] = settings.heard_words
+report["use_heard_words"] = call(bpy.ops.speech2flame.use_heard_words)
+report["transcript_after_use"] = settings.transcript
+report["use_heard_words_with_transcript"] = bpy.ops.speech2flame.use_heard_words.poll()  # nothing overwritten
+settings.recognise_words = False
+settings.transcript = ""
+report["generate_not_heard"] = call(bpy.ops.speech2flame.generate)
+report["generate_not_heard_words"] = settings.heard_words
+
 pid = backend.local_server_pid()
 bpy.ops.preferences.addon_disable(module=MODULE)
 time.sleep(0.5)

@@ -92,5 +92,10 @@ def test_addon_drives_a_real_backend(addon_zip, tmp_path):
         assert report["check_backend_cpu_again"] == ["FINISHED"]
     assert report["delete_take"] == ["FINISHED"] and report["takes_after_delete"] == 3
     assert report["push_to_nla"] == ["FINISHED"] and report["nla_tracks"] == 1
+    assert not report["use_heard_words_before"] and report["generate_heard"] == ["FINISHED"]
+    heard = report["heard_words"].split()
+    assert heard and heard == report["transcript_after_use"].split(), report["heard_words"]
+    assert report["use_heard_words"] == ["FINISHED"] and not report["use_heard_words_with_transcript"]
+    assert report["generate_not_heard"] == ["FINISHED"] and report["generate_not_heard_words"] == ""
     assert report["disabled"] and not report["server_alive_after_disable"]
     assert speech.samples.size > 0
