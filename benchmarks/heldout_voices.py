@@ -51,6 +51,8 @@ def main() -> None:
     parser.add_argument("--model", action="append",
                         help="neural checkpoint folder (default: the shipped model); repeat to compare several")
     parser.add_argument("--no-phonetic", action="store_true", help="skip the phonetic engine (faster)")
+    parser.add_argument("--no-words", action="store_true",
+                        help="skip the runs with word recognition (Controls.recognise_words; slower)")
     parser.add_argument("--split", default="val")
     parser.add_argument("--limit", type=int, help="only the first N items")
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
@@ -76,11 +78,16 @@ def main() -> None:
     names = list(head.expression_names)
     mouth = [i for i, n in enumerate(names) if n.lower().startswith(MOUTH_PREFIXES)]
 
-    runs = {"teacher": (None, None)}  # label: (engine, model)
+    runs = {"teacher": (None, None, False)}  # label: (engine, model, recognise words)
     for model in args.model or [None]:
-        runs["neural" if not args.model or len(args.model) == 1 else f"neural {model}"] = ("neural", model)
+        label = "neural" if not args.model or len(args.model) == 1 else f"neural {model}"
+        if not args.no_words:
+            runs[f"{label} + heard words"] = ("neural", model, True)
+        runs[f"{label}, audio only"] = ("neural", model, False)
     if not args.no_phonetic:
-        runs["phonetic, no transcript"] = ("phonetic", None)
+        if not args.no_words:
+            runs["phonetic, heard words"] = ("phonetic", None, True)
+        runs["phonetic, phone recognition"] = ("phonetic", None, False)
     totals = {label: LipSyncQuality() for label in runs}
     errors = {label: {"aperture": [], "jaw": [], "mouth": []} for label in runs if label != "teacher"}
     seconds = {label: 0.0 for label in runs}
@@ -90,12 +97,13 @@ def main() -> None:
         audio = load_audio(str(args.corpus / entry["audio"]))
         audio_s += audio.duration
         teacher = Take.load(args.corpus / entry["take"])
-        controls = Controls(emotion=entry["emotion"], intensity=entry["intensity"] or 1.0, blink_rate=0.0)
         ref_ap = mouth_measurements(head, teacher)["aperture_mm"]
-        for label, (engine, model) in runs.items():
+        for label, (engine, model, words) in runs.items():
             if engine is None:
                 take = teacher
             else:
+                controls = Controls(emotion=entry["emotion"], intensity=entry["intensity"] or 1.0, blink_rate=0.0,
+                                    recognise_words=words)
                 started = time.perf_counter()
                 take = generate_take(audio, head, engine, controls, fps=teacher.fps, model=model)
                 seconds[label] += time.perf_counter() - started

@@ -47,17 +47,18 @@ def read_transcripts(folder: Path) -> list[tuple[Path, str]]:
     return clips
 
 
-def engine_runs(neural_model: str | None) -> list[tuple[str, str, bool, str | None]]:
-    """[(label, engine, use transcript, model)]; the neural engine with ``neural_model``, else with
-    its default model if that exists, else not at all."""
+def engine_runs(neural_model: str | None) -> list[tuple[str, str, bool, str | None, bool]]:
+    """[(label, engine, use transcript, model, recognise words)]; the neural engine with
+    ``neural_model``, else with its default model if that exists, else not at all."""
     from speech2flame.engines.neural import DEFAULT_MODEL_DIR
 
-    runs = [("baseline", "baseline", False, None), ("phonetic + transcript", "phonetic", True, None),
-            ("phonetic, no transcript", "phonetic", False, None)]
-    if neural_model:
-        runs.append((f"neural ({Path(neural_model).name})", "neural", False, neural_model))
-    elif (DEFAULT_MODEL_DIR / "config.json").is_file():
-        runs.append(("neural (default model)", "neural", False, None))
+    runs = [("baseline", "baseline", False, None, False), ("phonetic + transcript", "phonetic", True, None, False),
+            ("phonetic, heard words", "phonetic", False, None, True),
+            ("phonetic, phone recognition", "phonetic", False, None, False)]
+    name = f"neural ({Path(neural_model).name})" if neural_model else "neural (default model)"
+    if neural_model or (DEFAULT_MODEL_DIR / "config.json").is_file():
+        runs += [(f"{name} + heard words", "neural", False, neural_model, True),
+                 (f"{name}, audio only", "neural", False, neural_model, False)]
     return runs
 
 
@@ -109,9 +110,9 @@ def main() -> None:
     print(f"{len(clips)} clips, {total_s:.1f} s of audio, {args.fps:g} fps, demo head, reference: {source}\n")
 
     rows = []
-    for label, engine, with_text, model in engine_runs(args.neural_model):
+    for label, engine, with_text, model, words in engine_runs(args.neural_model):
         def run(audio, text):
-            controls = Controls(transcript=text if with_text else None)
+            controls = Controls(transcript=text if with_text else None, recognise_words=words)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 return generate_take(audio, head, engine, controls, fps=args.fps, model=model)
@@ -178,14 +179,16 @@ def make_plots(folder: Path, head, path: Path, text: str, audio, phones: list, f
                 ax.text(0.5 * (start + end), 1.0, name, transform=ax.get_xaxis_transform(), ha="center",
                         va="bottom", fontsize=7)
 
-    neural = [(label, engine, None) for label, engine, _, model in engine_runs(neural_model) if engine == "neural"]
-    runs = neural + [("phonetic + transcript", "phonetic", text), ("phonetic, no transcript", "phonetic", None),
-                     ("baseline", "baseline", None)]
+    neural = [(label, engine, None, words) for label, engine, _, _, words in engine_runs(neural_model)
+              if engine == "neural"]
+    runs = neural + [("phonetic + transcript", "phonetic", text, False),
+                     ("phonetic, heard words", "phonetic", None, True),
+                     ("phonetic, phone recognition", "phonetic", None, False), ("baseline", "baseline", None, False)]
     fig, axes = plt.subplots(len(runs), 1, figsize=(9, 2.1 * len(runs)), sharex=True, sharey=True)
-    for ax, (label, engine, transcript) in zip(axes, runs):
+    for ax, (label, engine, transcript, words) in zip(axes, runs):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            take = generate_take(audio, head, engine, Controls(transcript=transcript), fps=fps,
+            take = generate_take(audio, head, engine, Controls(transcript=transcript, recognise_words=words), fps=fps,
                                  model=neural_model if engine == "neural" else None)
         m = mouth_measurements(head, take)
         q = quality_report(take, head, phones)
