@@ -125,10 +125,12 @@ def test_cli_generate_reports_heard_words_and_can_skip_them(tmp_path, audio):
 
     wav = tmp_path / "line.wav"
     soundfile.write(str(wav), audio.samples, audio.sample_rate)
+    printed = {}
     for flag, out in (([], "heard"), (["--no-word-recognition"], "plain")):
         run = subprocess.run([sys.executable, "-m", "speech2flame.cli", "generate", str(wav), "--out", str(tmp_path / out), "--quiet",
                               "--outputs", "take", *flag], capture_output=True, text=True, timeout=300)
         assert run.returncode == 0, run.stderr
+        printed[out] = run.stdout
     from speech2flame.take import Take
 
     heard = Take.load(next((tmp_path / "heard").rglob("*.npz")))
@@ -136,6 +138,8 @@ def test_cli_generate_reports_heard_words_and_can_skip_them(tmp_path, audio):
     assert heard.metadata["engine"] == plain.metadata["engine"] == "neural"
     assert len(heard.metadata["heard_words"].split()) >= 3 and "heard_words" not in plain.metadata
     assert plain.metadata["controls"]["recognise_words"] is False
+    assert f"heard {heard.metadata['heard_words']}\n" in printed["heard"] \
+        and not any(line.startswith("heard ") for line in printed["plain"].splitlines())
     assert json.loads(json.dumps(heard.metadata)) == heard.metadata
 
 

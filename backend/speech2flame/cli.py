@@ -161,6 +161,8 @@ def cmd_generate(args) -> int:
             print(f"[{index + 1}/{len(args.audio)}] {audio_path}")
         for kind, path in written.items():
             print(f"{kind:5s} {path}")
+        if take.metadata.get("heard_words"):  # no transcript: what word recognition heard
+            print(f"heard {take.metadata['heard_words']}")
         if args.timings:
             for name, seconds in timer.times.items():
                 print(f"  {name:<24s} {seconds * 1000:9.1f} ms", file=sys.stderr)
