@@ -149,3 +149,15 @@ def test_controls_carry_recognise_words():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         Controls.from_dict(Controls().to_dict())
+
+
+def test_same_audio_gives_the_same_phones_whatever_was_decoded_before(audio, heard):
+    # PocketSphinx's feature extraction keeps state between utterances; _decode resets it
+    other = espeak.speak("Bob bought a big map. Father saw a pop art show.", rate_wpm=190)
+    alignment.recognise_words(np.concatenate([other.samples] * 3))
+    alignment.force_align(other.samples, "Bob bought a big map. Father saw a pop art show.", wide=True)
+    assert alignment.heard_phones(audio.samples) == heard
+    text = "please bring the big blue map back to the boat"
+    first = alignment.force_align(audio.samples, text)
+    alignment.recognise_words(np.concatenate([other.samples] * 2))
+    assert alignment.force_align(audio.samples, text) == first

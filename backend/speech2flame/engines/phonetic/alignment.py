@@ -64,6 +64,10 @@ def _pcm16(samples: np.ndarray) -> bytes:
 
 
 def _decode(decoder, data: bytes) -> None:
+    """Decode 16-bit PCM as one utterance. The feature extraction is reset first: it keeps
+    state (cepstral mean, noise estimate) from earlier utterances, which would make the same
+    audio decode differently depending on what was decoded before."""
+    decoder.reinit_feat()
     decoder.start_utt()
     decoder.process_raw(data, full_utt=True)
     decoder.end_utt()
@@ -192,6 +196,18 @@ def speech_pieces(samples: np.ndarray, longest_s: float = WORDS_PIECE_S) -> list
     return pieces
 
 
+def _recognise_piece(samples: np.ndarray) -> list[str]:
+    """Words PocketSphinx hears in one piece of 16 kHz audio, decoded as one utterance."""
+    if is_silent(samples):  # the decoder "hears" a word or two in silence
+        return []
+    with _words_lock:
+        decoder = _decoder("words")
+        _decode(decoder, _pcm16(samples))
+        hyp = decoder.hyp()
+    words = hyp.hypstr.split() if hyp is not None else []
+    return [re.sub(r"\(\d+\)$", "", w) for w in words if not w.startswith(("<", "["))]
+
+
 def recognise_words(samples: np.ndarray, progress=None) -> str:
     """English words heard in 16 kHz ``samples`` (lower case, space separated; "" if none,
     as for silence).
@@ -206,31 +222,36 @@ def recognise_words(samples: np.ndarray, progress=None) -> str:
     """
     words: list[str] = []
     pieces = speech_pieces(samples)
-    with _words_lock:
-        decoder = _decoder("words")
-        for i, (first, end) in enumerate(pieces):
-            if progress:
-                progress(i / len(pieces), "recognising words")
-            if is_silent(samples[first:end]):  # the decoder "hears" a word or two in silence
-                continue
-            _decode(decoder, _pcm16(samples[first:end]))
-            hyp = decoder.hyp()
-            words += hyp.hypstr.split() if hyp is not None else []
-    words = [re.sub(r"\(\d+\)$", "", w) for w in words if not w.startswith(("<", "["))]
+    for i, (first, end) in enumerate(pieces):
+        if progress:
+            progress(i / len(pieces), "recognising words")
+        words += _recognise_piece(samples[first:end])
     return " ".join(words)
 
 
 def heard_phones(samples: np.ndarray, progress=None) -> tuple[list, str] | None:
     """(phones, words) for 16 kHz ``samples`` without a transcript: the words heard by
-    :func:`recognise_words`, force-aligned to the audio; None when no words are heard or
-    they cannot be aligned."""
-    words = recognise_words(samples, progress)
-    if not words:
+    :func:`recognise_words`, force-aligned to the audio piece by piece; None when no words
+    are heard. progress as for :func:`recognise_words`. A piece whose words cannot be aligned
+    (rare) counts as silence."""
+    pieces = speech_pieces(samples)
+    phones: list = []
+    heard: list[str] = []
+    for i, (first, end) in enumerate(pieces):
+        if progress:
+            progress(i / len(pieces), "recognising words")
+        words = _recognise_piece(samples[first:end])
+        if not words:
+            continue
+        heard += words
+        text = " ".join(words)
+        result = force_align(samples[first:end], text) or force_align(samples[first:end], text, wide=True)
+        if result is not None:
+            offset = first / 16000.0
+            phones += [(name, start + offset, stop + offset) for name, start, stop in result[0]]
+    if not heard:
         return None
-    result = force_align(samples, words) or force_align(samples, words, wide=True)
-    if result is None:
-        return None
-    return result[0], words
+    return _contiguous(phones, len(samples) / 16000.0), " ".join(heard)
 
 
 def _envelope(samples: np.ndarray) -> np.ndarray:
