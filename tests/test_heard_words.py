@@ -161,3 +161,25 @@ def test_same_audio_gives_the_same_phones_whatever_was_decoded_before(audio, hea
     first = alignment.force_align(audio.samples, text)
     alignment.recognise_words(np.concatenate([other.samples] * 2))
     assert alignment.force_align(audio.samples, text) == first
+
+
+def test_cli_transcribe_prints_the_heard_words_and_their_phones(tmp_path, audio, heard):
+    import soundfile
+
+    from speech2flame.lipsync_quality import read_phones
+
+    wav = tmp_path / "line.wav"
+    soundfile.write(str(wav), audio.samples, audio.sample_rate)
+    run = lambda *a: subprocess.run([sys.executable, "-m", "speech2flame.cli", "transcribe", str(wav), *a],  # noqa: E731
+                                    capture_output=True, text=True, timeout=300)
+    words = run()
+    assert words.returncode == 0 and words.stdout.strip() == heard[1], words.stderr
+    phones = run("--phones")
+    assert phones.returncode == 0, phones.stderr
+    (tmp_path / "phones.txt").write_text(phones.stdout)
+    assert [p for p, _, _ in read_phones(tmp_path / "phones.txt")] == [p for p, _, _ in heard[0]]
+    silent = tmp_path / "silent.wav"
+    soundfile.write(str(silent), np.zeros(16000, np.float32), 16000)
+    quiet = subprocess.run([sys.executable, "-m", "speech2flame.cli", "transcribe", str(silent)],
+                           capture_output=True, text=True, timeout=300)
+    assert quiet.returncode == 0 and quiet.stdout.strip() == ""

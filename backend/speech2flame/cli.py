@@ -2,6 +2,7 @@
 
     speech2flame generate AUDIO [AUDIO ...] --out DIR   audio -> take.npz, scene.blend, anim.fbx, anim.abc, preview.mp4
     speech2flame mouth TAKE --csv [--transcript T]      per-frame lip aperture / width / protrusion in mm
+    speech2flame transcribe AUDIO [--phones]            the English words heard (a transcript to correct)
     speech2flame serve                                  the job server the Blender add-on talks to
     speech2flame train CONFIG.yaml / evaluate ...       the neural engine's training and evaluation
     speech2flame synth-corpus OUT --hours H --seed S    synthetic speech + teacher takes for training
@@ -170,6 +171,31 @@ def cmd_generate(args) -> int:
     return 0
 
 
+def cmd_transcribe(args) -> int:
+    from tqdm import tqdm
+
+    from .audio import load_audio
+    from .engines.phonetic import alignment
+
+    audio = load_audio(args.audio)
+    with tqdm(total=100, unit="%", disable=args.quiet or not sys.stderr.isatty(), file=sys.stderr, leave=False) as bar:
+        def progress(fraction: float, message: str) -> None:
+            bar.set_description(message)
+            bar.update(round(100 * fraction) - bar.n)
+
+        if not args.phones:
+            words = alignment.recognise_words(audio.samples, progress)
+            print(words)
+            return 0
+        heard = alignment.heard_phones(audio.samples, progress)
+    if heard is None:
+        return 0
+    from .lipsync_quality import format_phones
+
+    print(format_phones(heard[0]), end="")
+    return 0
+
+
 def cmd_mouth(args) -> int:
     from .head_model import load_head_model
     from .mouth import mouth_measurements, to_csv
@@ -273,6 +299,14 @@ def build_parser(selected: str | None = None) -> argparse.ArgumentParser:
     mouth.add_argument("--audio", help="audio of the take for --transcript (default: the path stored in the take)")
     mouth.add_argument("--phones", type=Path, help="also score lip sync against phones in a file (PHONE START_S END_S)")
     mouth.set_defaults(func=cmd_mouth)
+
+    heard = sub.add_parser("transcribe", help="print the English words heard in an audio file (offline, "
+                                              "PocketSphinx), e.g. as a transcript to correct for generate")
+    heard.add_argument("audio", help="audio file: WAV, FLAC, OGG or MP3")
+    heard.add_argument("--phones", action="store_true",
+                       help="print the aligned phones of the heard words instead (PHONE START_S END_S per line)")
+    heard.add_argument("--quiet", action="store_true", help="no progress bar")
+    heard.set_defaults(func=cmd_transcribe)
 
     demo = sub.add_parser("build-demo-head", help="rebuild the procedural demo head .npz")
     demo.add_argument("out", nargs="?", help="output .npz (default: the packaged demo head)")

@@ -208,47 +208,46 @@ def _recognise_piece(samples: np.ndarray) -> list[str]:
     return [re.sub(r"\(\d+\)$", "", w) for w in words if not w.startswith(("<", "["))]
 
 
-def recognise_words(samples: np.ndarray, progress=None) -> str:
-    """English words heard in 16 kHz ``samples`` (lower case, space separated; "" if none,
-    as for silence).
+def recognised_pieces(samples: np.ndarray, progress=None) -> list[tuple[int, int, list[str]]]:
+    """[(first, end, words)]: the English words heard in each piece of 16 kHz ``samples``
+    (:func:`speech_pieces`), first and end in samples.
 
     Large-vocabulary recognition with PocketSphinx's shipped US English model, about 0.3 x
     real time on one core of the build machine. Words may be wrong where the phones are
     right ("prudently" heard as "prickly"): what matters for the lips is where the /p b m/ are.
-    Long audio is recognised in pieces of up to WORDS_PIECE_S cut at pauses (each piece as
-    one utterance: its cepstral mean comes from the whole piece, which recognises more words
-    than streaming); progress(fraction 0..1, message) is called before each piece and may
-    raise to cancel.
+    Each piece is decoded as one utterance (its cepstral mean comes from the whole piece, which
+    recognises more words than streaming); progress(fraction 0..1, message) is called before
+    each piece and may raise to cancel.
     """
-    words: list[str] = []
     pieces = speech_pieces(samples)
+    out = []
     for i, (first, end) in enumerate(pieces):
         if progress:
             progress(i / len(pieces), "recognising words")
-        words += _recognise_piece(samples[first:end])
-    return " ".join(words)
+        out.append((first, end, _recognise_piece(samples[first:end])))
+    return out
+
+
+def recognise_words(samples: np.ndarray, progress=None) -> str:
+    """English words heard in 16 kHz ``samples``, lower case, space separated ("" if none, as
+    for silence); see :func:`recognised_pieces`."""
+    return " ".join(w for _, _, words in recognised_pieces(samples, progress) for w in words)
 
 
 def heard_phones(samples: np.ndarray, progress=None) -> tuple[list, str] | None:
-    """(phones, words) for 16 kHz ``samples`` without a transcript: the words heard by
-    :func:`recognise_words`, force-aligned to the audio piece by piece; None when no words
-    are heard. progress as for :func:`recognise_words`. A piece whose words cannot be aligned
-    (rare) counts as silence."""
-    pieces = speech_pieces(samples)
+    """(phones, words) for 16 kHz ``samples`` without a transcript: the words heard
+    (:func:`recognised_pieces`, which calls ``progress``), force-aligned piece by piece;
+    None when no words are heard. A piece whose words cannot be aligned (rare) counts as silence."""
     phones: list = []
     heard: list[str] = []
-    for i, (first, end) in enumerate(pieces):
-        if progress:
-            progress(i / len(pieces), "recognising words")
-        words = _recognise_piece(samples[first:end])
+    for first, end, words in recognised_pieces(samples, progress):
         if not words:
             continue
         heard += words
-        text = " ".join(words)
-        result = force_align(samples[first:end], text) or force_align(samples[first:end], text, wide=True)
+        piece, text = samples[first:end], " ".join(words)
+        result = force_align(piece, text) or force_align(piece, text, wide=True)
         if result is not None:
-            offset = first / 16000.0
-            phones += [(name, start + offset, stop + offset) for name, start, stop in result[0]]
+            phones += [(name, start + first / 16000.0, stop + first / 16000.0) for name, start, stop in result[0]]
     if not heard:
         return None
     return _contiguous(phones, len(samples) / 16000.0), " ".join(heard)
