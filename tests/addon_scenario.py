@@ -15,7 +15,7 @@ import bpy
 import numpy as np
 import torch
 
-zip_path, audio_path, long_audio_path, out_dir = sys.argv[1:5]
+zip_path, audio_path, long_audio_path, out_dir, heard_audio_path = sys.argv[1:6]
 MODULE = "bl_ext.user_default.speech2flame"
 report = {}
 
@@ -176,6 +176,8 @@ report["nla_tracks"] = len(rig.animation_data.nla_tracks)
 # No transcript: the backend recognises the words, the panel shows them, one click makes them the transcript.
 settings.engine = "auto"
 settings.transcript = ""
+settings.audio_source = "FILE"
+settings.audio_path = heard_audio_path
 report["use_heard_words_before"] = bpy.ops.speech2flame.use_heard_words.poll()
 report["generate_heard"] = call(bpy.ops.speech2flame.generate)
 report["heard_words"] = settings.heard_words

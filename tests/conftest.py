@@ -7,11 +7,12 @@ import pytest
 import soundfile
 
 
-def write_speech(path, text: str = "Bob bought a big map. Father saw a pop art show.", rate_wpm: int = 150):
+def write_speech(path, text: str = "Bob bought a big map. Father saw a pop art show.", rate_wpm: int = 150,
+                 voice: str = "en-us"):
     """Speak ``text`` with eSpeak NG into a WAV at ``path``; returns the Speech (with phone timings)."""
     from speech2flame.engines.phonetic.espeak import speak
 
-    speech = speak(text, rate_wpm=rate_wpm)
+    speech = speak(text, voice=voice, rate_wpm=rate_wpm)
     soundfile.write(str(path), speech.samples, speech.sample_rate)
     return speech
 

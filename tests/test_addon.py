@@ -55,10 +55,12 @@ def test_addon_drives_a_real_backend(addon_zip, tmp_path):
     write_speech(audio, "Bob bought a big map.")
     long_audio = tmp_path / "long.wav"
     speech = write_speech(long_audio, " ".join(["Please bring the big blue map back to the boat."] * 12))
+    heard_audio = tmp_path / "heard.wav"  # the voice variant PocketSphinx recognises best (test_heard_words.py)
+    write_speech(heard_audio, "Please bring the big blue map back to the boat.", voice="en-us+f2")
     env = dict(os.environ, BLENDER_USER_RESOURCES=str(tmp_path / "blender_user"),
                SPEECH2FLAME_PYTHON=sys.executable)
     run = subprocess.run([sys.executable, str(ROOT / "tests" / "addon_scenario.py"), str(addon_zip), str(audio),
-                          str(long_audio), str(tmp_path)], capture_output=True, text=True, timeout=600, env=env)
+                          str(long_audio), str(tmp_path), str(heard_audio)], capture_output=True, text=True, timeout=600, env=env)
     lines = [l for l in run.stdout.splitlines() if l.startswith("REPORT ")]
     assert run.returncode == 0 and lines, run.stdout[-3000:] + run.stderr[-3000:]
     report = json.loads(lines[-1][len("REPORT "):])
