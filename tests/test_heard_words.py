@@ -168,6 +168,10 @@ def test_cli_generate_reports_heard_words_and_can_skip_them(tmp_path, audio):
 def test_controls_carry_recognise_words():
     assert Controls().recognise_words is True
     assert Controls.from_dict({"recognise_words": False}).recognise_words is False
+    from speech2flame.controls import ControlsError
+
+    with pytest.raises(ControlsError, match="recognise_words must be true or false"):
+        Controls.from_dict({"recognise_words": "no"})
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         Controls.from_dict(Controls().to_dict())

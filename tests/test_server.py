@@ -172,7 +172,7 @@ def test_a_job_that_fails_reports_why(server, clip):
 
 
 @pytest.mark.parametrize("case", ["malformed_json", "not_an_object", "unknown_key", "unknown_control",
-                                  "control_out_of_range", "bad_audio_bytes", "missing_audio_file",
+                                  "control_out_of_range", "control_of_wrong_type", "bad_audio_bytes", "missing_audio_file",
                                   "unknown_engine", "missing_rig", "oversized_upload"])
 def test_bad_requests_get_a_4xx_json_error_in_one_sentence(server, clip, case):
     audio = {"path": clip}
@@ -182,6 +182,7 @@ def test_bad_requests_get_a_4xx_json_error_in_one_sentence(server, clip, case):
         "unknown_key": json.dumps({**job(audio), "speed": 2}).encode(),
         "unknown_control": json.dumps(job(audio, loudness=2)).encode(),
         "control_out_of_range": json.dumps(job(audio, articulation=7)).encode(),
+        "control_of_wrong_type": json.dumps(job(audio, recognise_words="no")).encode(),
         "bad_audio_bytes": json.dumps(job({"data_b64": base64.b64encode(os.urandom(4000)).decode(),
                                            "filename": "noise.wav"})).encode(),
         "missing_audio_file": json.dumps(job({"path": clip + ".missing"})).encode(),

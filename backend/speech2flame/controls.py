@@ -71,6 +71,8 @@ class Controls:
             value = float(getattr(self, name))
             if not lo <= value <= hi:
                 raise ControlsError(f"{name} must be between {lo} and {hi}, got {value}.")
+        if not isinstance(self.recognise_words, (bool, np.bool_)):
+            raise ControlsError(f"recognise_words must be true or false, got {self.recognise_words!r}.")
         for key in self.emotion_schedule:
             t, emo, inten = key
             if emo not in EMOTIONS or not 0.0 <= float(inten) <= 1.0 or float(t) < 0:
