@@ -112,9 +112,8 @@ def _job(context, arm_obj, audio_path: str, start_frame: int, client: BackendCli
     transcript = settings.transcript_text.as_string().strip() if settings.transcript_text else settings.transcript
     controls = {name: getattr(settings, name) for name in
                 ("emotion", "intensity", "articulation", "expressiveness", "head_motion", "blink_rate",
-                 "smoothing", "seed")}
+                 "smoothing", "seed", "recognise_words")}
     controls["transcript"] = transcript.strip() or None
-    controls["recognise_words"] = bool(settings.recognise_words)
     local = client.base_url.startswith(("http://127.", "http://localhost", "http://[::1]"))
     return {
         "audio": {"path": audio_path} if local else BackendClient.audio_upload(audio_path),

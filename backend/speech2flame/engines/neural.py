@@ -145,14 +145,13 @@ def _add_phones(analysis: NeuralAnalysis, audio: Audio, transcript: str | None, 
             progress(0.3, "aligning the transcript")
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", alignment.TranscriptMismatchWarning)
-            phones, method = alignment.align(audio.samples, transcript)
+            phones, method = alignment.align(audio.samples, transcript, recognise=False)
         if method in ("aligned", "espeak"):
             analysis.phones = phones
         for w in caught:
             if issubclass(w.category, alignment.TranscriptMismatchWarning):
-                message = "The transcript does not match the audio, so the lips follow the audio alone."
-                analysis.warnings.append(message)
-                warnings.warn(message, alignment.TranscriptMismatchWarning, stacklevel=3)
+                analysis.warnings.append(str(w.message))
+                warnings.warn(w.message, alignment.TranscriptMismatchWarning, stacklevel=3)
         return
     heard = alignment.heard_phones(audio.samples, lambda f, m: progress(0.3 + 0.6 * f, m) if progress else None)
     if heard is not None:

@@ -282,13 +282,14 @@ def espeak_phones(samples: np.ndarray, transcript: str) -> list | None:
     return _contiguous(speech.phones, len(samples) / 16000.0)
 
 
-def align(samples: np.ndarray, transcript: str | None) -> tuple[list, str]:
+def align(samples: np.ndarray, transcript: str | None, recognise: bool = True) -> tuple[list, str]:
     """Phones for 16 kHz speech: forced alignment if a transcript fits, else recognition.
 
     Audio that is eSpeak NG's own rendering of the transcript (default voice) takes
     eSpeak's exact phoneme timings instead. Returns (phones, method) with method
     "espeak", "aligned", "recognised" (phone recognition) or "silence". A transcript that
-    does not match the audio gives a TranscriptMismatchWarning and phone recognition.
+    does not match the audio gives a TranscriptMismatchWarning and phone recognition, or with
+    ``recognise`` False no phones (method "unaligned").
     Without a transcript see :func:`heard_phones`.
     """
     if is_silent(samples):
@@ -302,6 +303,10 @@ def align(samples: np.ndarray, transcript: str | None) -> tuple[list, str]:
             result = force_align(samples, transcript, wide=True)
         if result is not None and result[1] >= MIN_ALIGN_SCORE:
             return result[0], "aligned"
+        if not recognise:
+            warnings.warn("The transcript does not match the audio, so the lips follow the audio alone.",
+                          TranscriptMismatchWarning, stacklevel=3)
+            return [], "unaligned"
         warnings.warn("The transcript does not match the audio, so phones were recognised from the audio alone.",
                       TranscriptMismatchWarning, stacklevel=3)
     return recognise_phones(samples), "recognised"
