@@ -83,7 +83,7 @@ def main() -> None:
         label = "neural" if not args.model or len(args.model) == 1 else f"neural {model}"
         if not args.no_words:
             runs[f"{label} + heard words"] = ("neural", model, True)
-        runs[f"{label}, audio only"] = ("neural", model, False)
+        runs[f"{label}, phone recognition"] = ("neural", model, False)
     if not args.no_phonetic:
         if not args.no_words:
             runs["phonetic, heard words"] = ("phonetic", None, True)

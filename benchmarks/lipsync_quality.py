@@ -58,7 +58,7 @@ def engine_runs(neural_model: str | None) -> list[tuple[str, str, bool, str | No
     name = f"neural ({Path(neural_model).name})" if neural_model else "neural (default model)"
     if neural_model or (DEFAULT_MODEL_DIR / "config.json").is_file():
         runs += [(f"{name} + heard words", "neural", False, neural_model, True),
-                 (f"{name}, audio only", "neural", False, neural_model, False)]
+                 (f"{name}, phone recognition", "neural", False, neural_model, False)]
     return runs
 
 

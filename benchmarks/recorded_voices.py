@@ -1,4 +1,4 @@
-"""Benchmark: the default neural engine with and without heard words on Festival / Flite voices.
+"""Benchmark: the default neural engine with heard words and with phone recognition on Festival / Flite voices.
 
 Each voice speaks the first ``--sentences`` built-in sentences of its language (the corpus
 lists: English for Flite and the US Festival voices, `data/sentences_<lang>.txt` for the others),
@@ -37,7 +37,7 @@ def main() -> None:
     from speech2flame.pipeline import generate_take
 
     head = load_head_model("demo")
-    print("| voice | closure, heard words | closure, audio only | opening, heard words | opening, audio only "
+    print("| voice | closure, heard words | closure, phone recognition | opening, heard words | opening, phone recognition "
           "| first words heard |")
     print("|---|---|---|---|---|---|")
     for voice in args.voices.split(","):

@@ -11,10 +11,12 @@ synthesise:  features + controls -> Take. The face decoder gives expressions and
              A model with a lip-contact head closes the lips where it is sure they touch
              (:func:`apply_lip_contact`), after smoothing, as the phonetic engine does for /p b m/.
 
-Phones, optional: with a transcript, analyse also force-aligns it; without one and with
+Phones: with a transcript, analyse also force-aligns it; without one and with
 ``recognise_words``, it aligns the English words heard in the audio
-(:func:`.phonetic.alignment.heard_phones`). The lips then also close on every /p b m/ of
-those phones, so a closure the model does not hear is still made (docs/default_model.md).
+(:func:`.phonetic.alignment.heard_phones`); otherwise, or when no words are heard or the
+transcript does not fit, it recognises phones (:mod:`.phonetic.phone_loop`, fast). The lips
+then also close on every /p b m/ of those phones, so a closure the model does not hear is
+still made (docs/default_model.md).
 """
 
 from __future__ import annotations
@@ -55,7 +57,8 @@ class NeuralAnalysis:
     energy     (T_model,) 0..1 loudness envelope (blinks prefer pauses)
     num_frames frames of the take at the requested fps
     sound      (T_model,) bool, the audio is above SILENCE_RMS (not silent)
-    phones     [(ARPAbet phone, start_s, end_s)] from the transcript or the heard words, or None
+    phones     [(ARPAbet phone, start_s, end_s)] from the transcript, the heard words or phone
+               recognition ([] for silent audio)
     heard_words the words recognised in the audio when there was no transcript, else None
     warnings   sentences for the user (e.g. transcript mismatch)
     """
@@ -106,8 +109,8 @@ def get_model(path: str, device: str | None = None):
 
 def analyse(audio: Audio, fps: float, transcript: str | None = None, model: str | None = None,
             progress: Progress | None = None, recognise_words: bool = False) -> NeuralAnalysis:
-    """Run the audio encoder over the whole clip, and find the phones of the transcript or,
-    with ``recognise_words``, of the words heard (see module docstring)."""
+    """Run the audio encoder over the whole clip, and find the phones of the transcript, of
+    the words heard (``recognise_words``) or of the audio alone (see module docstring)."""
     import torch
 
     from ..models.encoders import num_frames_for
@@ -127,15 +130,16 @@ def analyse(audio: Audio, fps: float, transcript: str | None = None, model: str 
     energy = np.clip(rms / (rms.max() + 1e-8), 0.0, 1.0)
     analysis = NeuralAnalysis(model_path=path, model_fps=model_fps, features=feats.astype(np.float32),
                               energy=energy, num_frames=audio.num_frames(fps), sound=rms > SILENCE_RMS)
-    if transcript or recognise_words:
-        _add_phones(analysis, audio, transcript, progress)
+    _add_phones(analysis, audio, transcript, recognise_words, progress)
     if progress:
         progress(1.0, "audio encoded")
     return analysis
 
 
-def _add_phones(analysis: NeuralAnalysis, audio: Audio, transcript: str | None, progress: Progress | None) -> None:
-    """Set ``analysis.phones`` from the transcript's forced alignment, or from the heard words."""
+def _add_phones(analysis: NeuralAnalysis, audio: Audio, transcript: str | None, recognise_words: bool,
+                progress: Progress | None) -> None:
+    """Set ``analysis.phones`` from the transcript's forced alignment, the heard words or,
+    failing those, phone recognition."""
     import warnings
 
     from .phonetic import alignment
@@ -145,17 +149,20 @@ def _add_phones(analysis: NeuralAnalysis, audio: Audio, transcript: str | None, 
             progress(0.3, "aligning the transcript")
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", alignment.TranscriptMismatchWarning)
-            phones, method = alignment.align(audio.samples, transcript, recognise=False)
-        if method in ("aligned", "espeak"):
-            analysis.phones = phones
+            analysis.phones, _ = alignment.align(audio.samples, transcript)
         for w in caught:
             if issubclass(w.category, alignment.TranscriptMismatchWarning):
                 analysis.warnings.append(str(w.message))
                 warnings.warn(w.message, alignment.TranscriptMismatchWarning, stacklevel=3)
         return
-    heard = alignment.heard_phones(audio.samples, lambda f, m: progress(0.3 + 0.6 * f, m) if progress else None)
-    if heard is not None:
-        analysis.phones, analysis.heard_words = heard
+    if recognise_words:
+        heard = alignment.heard_phones(audio.samples, lambda f, m: progress(0.3 + 0.6 * f, m) if progress else None)
+        if heard is not None:
+            analysis.phones, analysis.heard_words = heard
+            return
+    if progress:
+        progress(0.3, "recognising phones")
+    analysis.phones = alignment.recognise_phones(audio.samples) if not alignment.is_silent(audio.samples) else []
 
 
 def load_style_reference(path: str | os.PathLike, head: HeadModel, fps: float) -> np.ndarray:

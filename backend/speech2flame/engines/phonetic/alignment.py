@@ -5,14 +5,13 @@ missing from the CMU dictionary get pronunciations from eSpeak NG. Without one:
 word recognition with the English language model and dictionary shipped in the
 PocketSphinx wheel (:func:`recognise_words`), then forced alignment of what was heard.
 When no words are heard, or a transcript does not fit the audio: phone recognition
-with the phonetic language model shipped in the same wheel.
+with the phonetic language model shipped in the same wheel (:mod:`.phone_loop`).
 
 Phones are lists of (ARPAbet phone, start_s, end_s), contiguous, "SIL" for pauses.
 """
 
 from __future__ import annotations
 
-import os
 import re
 import threading
 import warnings
@@ -41,10 +40,10 @@ WORDS_PIECE_S = 20.0  # longest piece of audio recognised as one utterance (prog
 
 def _decoder(kind: str):
     """A cached PocketSphinx decoder: "align" (default beams), "align_wide" (beams wide
-    enough for unusual voices), "phones" (allphone search with the phonetic LM) or
-    "words" (English words with the shipped trigram LM and CMU dictionary)."""
+    enough for unusual voices) or "words" (English words with the shipped trigram LM and
+    CMU dictionary)."""
     if kind not in _decoders:
-        from pocketsphinx import Decoder, get_model_path
+        from pocketsphinx import Decoder
 
         if kind == "words":
             _decoders[kind] = Decoder(loglevel="FATAL")
@@ -54,8 +53,7 @@ def _decoder(kind: str):
             _decoders[kind] = Decoder(lm=None, bestpath=False, loglevel="FATAL",
                                       beam=1e-120, pbeam=1e-120, wbeam=1e-100)
         else:
-            lm = os.path.join(get_model_path(), "en-us", "en-us-phone.lm.bin")
-            _decoders[kind] = Decoder(allphone=lm, lm=None, bestpath=False, loglevel="FATAL")
+            raise ValueError(f"No PocketSphinx decoder of kind {kind!r}.")
     return _decoders[kind]
 
 
@@ -165,19 +163,13 @@ def is_silent(samples: np.ndarray) -> bool:
 def recognise_phones(samples: np.ndarray) -> list:
     """Phone recognition (no transcript) of 16 kHz ``samples``; contiguous phone list.
 
-    Phones recognised over near-silent audio (below SILENCE_DBFS on average) become SIL.
+    PocketSphinx's acoustic model and phonetic language model, decoded by
+    :mod:`.phone_loop` (several hundred times real time). Phones recognised over near-silent
+    audio (below SILENCE_DBFS on average) become SIL.
     """
-    data = _pcm16(samples)
-    with _lock:
-        decoder = _decoder("phones")
-        _decode(decoder, data)
-        segments = [(s.word, s.start_frame, s.end_frame) for s in (decoder.seg() or [])]
-    levels = frame_levels(samples)
-    phones = []
-    for word, start, end in segments:
-        quiet = np.mean(levels[start:end + 1] < SILENCE_DBFS) > 0.5 if end >= start else True
-        phones.append((SILENCE if quiet else normalise_phone(word), start * FRAME_S, (end + 1) * FRAME_S))
-    return _contiguous(phones, len(samples) / 16000.0)
+    from .phone_loop import recognise_phones_fast
+
+    return recognise_phones_fast(samples)
 
 
 def speech_pieces(samples: np.ndarray, longest_s: float = WORDS_PIECE_S) -> list[tuple[int, int]]:
@@ -282,14 +274,13 @@ def espeak_phones(samples: np.ndarray, transcript: str) -> list | None:
     return _contiguous(speech.phones, len(samples) / 16000.0)
 
 
-def align(samples: np.ndarray, transcript: str | None, recognise: bool = True) -> tuple[list, str]:
+def align(samples: np.ndarray, transcript: str | None) -> tuple[list, str]:
     """Phones for 16 kHz speech: forced alignment if a transcript fits, else recognition.
 
     Audio that is eSpeak NG's own rendering of the transcript (default voice) takes
     eSpeak's exact phoneme timings instead. Returns (phones, method) with method
     "espeak", "aligned", "recognised" (phone recognition) or "silence". A transcript that
-    does not match the audio gives a TranscriptMismatchWarning and phone recognition, or with
-    ``recognise`` False no phones (method "unaligned").
+    does not match the audio gives a TranscriptMismatchWarning and phone recognition.
     Without a transcript see :func:`heard_phones`.
     """
     if is_silent(samples):
@@ -303,10 +294,6 @@ def align(samples: np.ndarray, transcript: str | None, recognise: bool = True) -
             result = force_align(samples, transcript, wide=True)
         if result is not None and result[1] >= MIN_ALIGN_SCORE:
             return result[0], "aligned"
-        if not recognise:
-            warnings.warn("The transcript does not match the audio, so the lips follow the audio alone.",
-                          TranscriptMismatchWarning, stacklevel=3)
-            return [], "unaligned"
         warnings.warn("The transcript does not match the audio, so phones were recognised from the audio alone.",
                       TranscriptMismatchWarning, stacklevel=3)
     return recognise_phones(samples), "recognised"

@@ -1,0 +1,95 @@
+"""Fast phone recognition: PocketSphinx's acoustic model read from its files and decoded here."""
+
+import difflib
+import os
+
+import numpy as np
+import pytest
+
+from speech2flame.engines.phonetic import alignment, phone_loop
+from speech2flame.engines.phonetic.espeak import speak
+
+
+@pytest.fixture(scope="module")
+def loop():
+    return phone_loop.get_phone_loop()
+
+
+def test_model_files_are_read_as_a_three_state_tied_mixture_model(loop):
+    assert len(loop.phones) == 42 and {"SIL", "B", "P", "M", "AA"} <= set(loop.phones)
+    for project, const, mix in loop.streams:
+        assert project.shape == (42 * 128, 26) and const.shape == (42 * 128,)
+        assert mix.shape == (42, 128, 3)
+        assert np.allclose(mix.sum(axis=1), 1.0, atol=1e-4)  # each state's weights sum to 1
+    assert np.allclose(np.exp(loop.transitions).sum(-1), 1.0)
+
+
+def sample_frames(loop, sequence, rng):
+    """Feature streams drawn from the model itself for [(phone, frames per state)]."""
+    means = phone_loop.read_gaussians(phone_loop.default_model_dir() / "means")
+    variances = phone_loop.read_gaussians(phone_loop.default_model_dir() / "variances")
+    streams = [[], [], []]
+    for phone, per_state in sequence:
+        p = loop.phones.index(phone)
+        for state in range(3):
+            for _ in range(per_state):
+                for k, (mean, var, (_, _, mix)) in enumerate(zip(means, variances, loop.streams)):
+                    d = rng.choice(128, p=mix[p, :, state] / mix[p, :, state].sum())
+                    streams[k].append(rng.normal(mean[p, d], np.sqrt(np.maximum(var[p, d], 1e-4))))
+    return [np.array(s) for s in streams]
+
+
+def test_decoding_frames_drawn_from_the_model_gives_back_their_phones(loop):
+    sequence = [("SIL", 8), ("B", 3), ("AA", 5), ("M", 3), ("AH", 4), ("P", 3), ("S", 4), ("SIL", 8)]
+    streams = sample_frames(loop, sequence, np.random.default_rng(0))
+    decoded = [loop.phones[i] for i, _, _ in loop.decode(loop.stream_scores(streams))]
+    assert decoded == [p for p, _ in sequence]
+
+
+def test_long_audio_is_scored_in_blocks_with_the_same_result(loop, monkeypatch):
+    samples = speak("Bob bought a big map.", voice="en-us+f2").samples
+    whole = loop.senone_scores(samples)
+    monkeypatch.setattr(phone_loop, "BLOCK_FRAMES", 37)
+    assert np.allclose(loop.senone_scores(samples), whole, atol=1e-3)
+
+
+def test_recognises_speech_much_like_pocketsphinx_does(loop):
+    """Our front end feeds the model what PocketSphinx's does: the phones it finds in speech
+    resemble PocketSphinx's own phone recognition of the same audio (a wrong front end, e.g.
+    without liftering, finds no phones at all)."""
+    from pocketsphinx import Decoder, get_model_path
+
+    decoder = Decoder(allphone=os.path.join(get_model_path(), "en-us", "en-us-phone.lm.bin"), lm=None,
+                      bestpath=False, loglevel="FATAL")
+    ratios = []
+    for text in ("Please bring the big blue map back to the boat.",
+                 "Father watched the small boats move past the harbour wall."):
+        samples = speak(text, voice="en-us+f2", rate_wpm=150).samples
+        alignment._decode(decoder, alignment._pcm16(samples))
+        theirs = [s.word for s in decoder.seg() if s.word not in ("SIL", "+NSN+", "+SPN+", "(NULL)")]
+        phones = loop.recognise(samples)
+        ours = [p for p, _, _ in phones if p != "SIL"]
+        assert phones[0][1] == 0.0 and phones[-1][2] == pytest.approx(len(samples) / 16000)
+        assert all(a[2] == b[1] for a, b in zip(phones, phones[1:]))  # contiguous
+        ratios.append(difflib.SequenceMatcher(None, theirs, ours).ratio())
+    assert np.mean(ratios) > 0.3, ratios
+
+
+def test_silence_and_tiny_clips_are_silence(loop):
+    assert loop.recognise(np.zeros(16000, np.float32)) == [("SIL", 0.0, 1.0)]
+    assert loop.recognise(np.zeros(100, np.float32)) == [("SIL", 0.0, 100 / 16000)]
+
+
+def test_a_damaged_model_file_is_one_clear_error(tmp_path):
+    folder = tmp_path / "en-us"
+    folder.mkdir()
+    source = phone_loop.default_model_dir()
+    for name in ("means", "variances", "sendump", "transition_matrices"):
+        (folder / name).write_bytes((source / name).read_bytes())
+    (folder / "mdef").write_bytes(b"not a model definition")
+    with pytest.raises(phone_loop.AcousticModelError, match="not a binary model definition"):
+        phone_loop.PhoneLoop(folder)
+    (folder / "mdef").write_bytes((source / "mdef").read_bytes())
+    (folder / "means").write_bytes(b"s3\nendhdr\n")
+    with pytest.raises(phone_loop.AcousticModelError, match="Cannot read the acoustic model"):
+        phone_loop.PhoneLoop(folder)
