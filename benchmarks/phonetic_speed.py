@@ -1,4 +1,4 @@
-"""Benchmark: CPU time of the phonetic engine per 10 s of speech, with and without a transcript.
+"""Benchmark: CPU time of the phonetic engine per 10 s of speech: with a transcript, with heard words, with phone recognition.
 
 Runs on the clips of a folder with a ``transcripts.tsv`` (``file<TAB>transcript``; default
 ``../shared/speech``, real human speech), sums CPU time and audio duration over the clips and
@@ -51,11 +51,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch:
         clips = load_clips(args.clips, scratch)
     seconds = sum(audio.duration for audio, _ in clips)
-    for label, use_transcript in (("with transcript", True), ("without transcript", False)):
+    runs = (("with transcript", True, False), ("heard words", False, True), ("phone recognition", False, False))
+    for label, use_transcript, words in runs:
         def run_all():
             for audio, transcript in clips:
                 generate_take(audio, head, engine="phonetic",
-                              controls=Controls(transcript=transcript if use_transcript else None))
+                              controls=Controls(transcript=transcript if use_transcript else None,
+                                                recognise_words=words))
 
         times = []
         for _ in range(args.repeats + 1):  # the first pass warms up (decoders, dictionaries)
