@@ -19,8 +19,12 @@ import sys
 import time
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import __version__
+
+if TYPE_CHECKING:
+    from .controls import Controls
 
 OUTPUTS = ("take", "blend", "fbx", "abc", "mp4")
 
@@ -73,7 +77,7 @@ def _add_control_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--style-ref", help="a take (.npz) whose speaking style the neural engine imitates")
 
 
-def controls_from_args(args) -> "Controls":
+def controls_from_args(args) -> Controls:
     """Build validated Controls from parsed generate arguments."""
     from .controls import Controls, parse_emotion_schedule
 
