@@ -93,3 +93,28 @@ def test_a_damaged_model_file_is_one_clear_error(tmp_path):
     (folder / "means").write_bytes(b"s3\nendhdr\n")
     with pytest.raises(phone_loop.AcousticModelError, match="Cannot read the acoustic model"):
         phone_loop.PhoneLoop(folder)
+
+
+def test_neural_engine_closes_the_lips_on_recognised_bilabials(demo_head):
+    from speech2flame.audio import from_array
+    from speech2flame.controls import Controls
+    from speech2flame.engines import neural
+    from speech2flame.mouth import mouth_measurements
+
+    speech = speak("Father watched the small boats move past the harbour wall.", voice="en-us+f2")
+    audio = from_array(speech.samples, speech.sample_rate)
+    for words in (False, True):  # phones are recognised with or without heard words
+        analysis = neural.analyse(audio, 30.0, recognise_words=words)
+        assert analysis.recognised_phones == alignment.recognise_phones(audio.samples)
+    assert neural.analyse(audio, 30.0, transcript="Father watched the small boats").recognised_phones is None
+    analysis = neural.analyse(audio, 30.0)
+    assert analysis.phones is None
+    analysis.recognised_phones = [p for p in analysis.recognised_phones if p[0] not in ("P", "B", "M")]
+    plain = mouth_measurements(demo_head, neural.synthesise(analysis, demo_head, 30.0, Controls()))["aperture_mm"]
+    widest = int(np.argmax(plain))
+    assert plain[widest] > 6.0
+    analysis.recognised_phones.append(("P", widest / 30.0 - 0.03, widest / 30.0 + 0.03))
+    closed = mouth_measurements(demo_head, neural.synthesise(analysis, demo_head, 30.0, Controls()))["aperture_mm"]
+    assert closed[widest] <= 2.0
+    assert np.median(np.abs(closed - plain)) < 0.05  # elsewhere the take is unchanged
+    assert neural.analyse(from_array(np.zeros(16000, np.float32), 16000), 30.0).recognised_phones == []

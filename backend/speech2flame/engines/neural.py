@@ -11,12 +11,11 @@ synthesise:  features + controls -> Take. The face decoder gives expressions and
              A model with a lip-contact head closes the lips where it is sure they touch
              (:func:`apply_lip_contact`), after smoothing, as the phonetic engine does for /p b m/.
 
-Phones: with a transcript, analyse also force-aligns it; without one and with
-``recognise_words``, it aligns the English words heard in the audio
-(:func:`.phonetic.alignment.heard_phones`); otherwise, or when no words are heard or the
-transcript does not fit, it recognises phones (:mod:`.phonetic.phone_loop`, fast). The lips
-then also close on every /p b m/ of those phones, so a closure the model does not hear is
-still made (docs/default_model.md).
+Phones: with a transcript, analyse also force-aligns it (phones recognised from the audio
+when it does not fit). Without one it recognises phones (:mod:`.phonetic.phone_loop`, fast)
+and, with ``recognise_words``, also aligns the English words heard in the audio
+(:func:`.phonetic.alignment.heard_phones`). The lips then also close on every /p b m/ of those
+phones, so a closure the model does not hear is still made (docs/default_model.md).
 """
 
 from __future__ import annotations
@@ -57,8 +56,10 @@ class NeuralAnalysis:
     energy     (T_model,) 0..1 loudness envelope (blinks prefer pauses)
     num_frames frames of the take at the requested fps
     sound      (T_model,) bool, the audio is above SILENCE_RMS (not silent)
-    phones     [(ARPAbet phone, start_s, end_s)] from the transcript, the heard words or phone
-               recognition ([] for silent audio)
+    phones     [(ARPAbet phone, start_s, end_s)] from the transcript (recognised when it does
+               not fit) or from the heard words, else None
+    recognised_phones phones recognised from the audio when there is no transcript ([] for
+               silent audio), else None
     heard_words the words recognised in the audio when there was no transcript, else None
     warnings   sentences for the user (e.g. transcript mismatch)
     """
@@ -70,6 +71,7 @@ class NeuralAnalysis:
     num_frames: int
     sound: np.ndarray | None = None
     phones: list | None = None
+    recognised_phones: list | None = None
     heard_words: str | None = None
     warnings: list = field(default_factory=list)
 
@@ -138,8 +140,8 @@ def analyse(audio: Audio, fps: float, transcript: str | None = None, model: str 
 
 def _add_phones(analysis: NeuralAnalysis, audio: Audio, transcript: str | None, recognise_words: bool,
                 progress: Progress | None) -> None:
-    """Set ``analysis.phones`` from the transcript's forced alignment, the heard words or,
-    failing those, phone recognition."""
+    """Set ``analysis.phones`` from the transcript's forced alignment or the heard words, and
+    without a transcript ``analysis.recognised_phones`` from phone recognition."""
     import warnings
 
     from .phonetic import alignment
@@ -155,14 +157,14 @@ def _add_phones(analysis: NeuralAnalysis, audio: Audio, transcript: str | None, 
                 analysis.warnings.append(str(w.message))
                 warnings.warn(w.message, alignment.TranscriptMismatchWarning, stacklevel=3)
         return
-    if recognise_words:
+    if progress:
+        progress(0.25, "recognising phones")
+    silent = alignment.is_silent(audio.samples)
+    analysis.recognised_phones = [] if silent else alignment.recognise_phones(audio.samples)
+    if recognise_words and not silent:
         heard = alignment.heard_phones(audio.samples, lambda f, m: progress(0.3 + 0.6 * f, m) if progress else None)
         if heard is not None:
             analysis.phones, analysis.heard_words = heard
-            return
-    if progress:
-        progress(0.3, "recognising phones")
-    analysis.phones = alignment.recognise_phones(audio.samples) if not alignment.is_silent(audio.samples) else []
 
 
 def load_style_reference(path: str | os.PathLike, head: HeadModel, fps: float) -> np.ndarray:
@@ -280,10 +282,11 @@ def synthesise(analysis: NeuralAnalysis, head: HeadModel, fps: float, controls: 
     close = np.zeros(n)
     if "lip_contact" in out:
         close = contact_closure(conv(out["lip_contact"][:, None])[:, 0])
-    if analysis.phones:
-        from .phonetic.coarticulation import closure_curve
+    from .phonetic.coarticulation import closure_curve
 
-        close = np.maximum(close, closure_curve(analysis.phones, fps, n))
+    for phones in (analysis.phones, analysis.recognised_phones):
+        if phones:
+            close = np.maximum(close, closure_curve(phones, fps, n))
     apply_lip_contact(expression, names, jaw, close)
 
     rng = np.random.default_rng(controls.seed)
