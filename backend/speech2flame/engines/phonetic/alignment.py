@@ -167,9 +167,9 @@ def recognise_phones(samples: np.ndarray) -> list:
     :mod:`.phone_loop` (several hundred times real time). Phones recognised over near-silent
     audio (below SILENCE_DBFS on average) become SIL.
     """
-    from .phone_loop import recognise_phones_fast
+    from .phone_loop import get_phone_loop
 
-    return recognise_phones_fast(samples)
+    return get_phone_loop().recognise(samples)
 
 
 def speech_pieces(samples: np.ndarray, longest_s: float = WORDS_PIECE_S) -> list[tuple[int, int]]:

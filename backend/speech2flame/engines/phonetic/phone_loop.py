@@ -1,9 +1,9 @@
 """Fast phone recognition: PocketSphinx's acoustic model, read from its files and scored here.
 
-PocketSphinx's own phone recognition (:func:`.alignment.recognise_phones`) runs at about 13x
-real time and its word recognition at about 3x. This module decodes the same model much
-faster (several hundred times real time on one core), so the neural engine can use it on
-every clip: the US English acoustic model shipped in the PocketSphinx wheel (trained on real
+PocketSphinx's own phone search runs at about 13x real time and its word recognition at
+about 3x. This module decodes the same model much faster (over a hundred times real time on
+one core), so the neural engine can use it on every clip (:func:`.alignment.recognise_phones`
+is the entry point): the US English acoustic model shipped in the PocketSphinx wheel (trained on real
 speech), its phonetic bigram language model, and a Viterbi search over context-independent
 phones, as PocketSphinx's allphone search does (``allphone_ci``, its default).
 
@@ -314,8 +314,3 @@ def get_phone_loop() -> PhoneLoop:
         if _model is None:
             _model = PhoneLoop()
         return _model
-
-
-def recognise_phones_fast(samples: np.ndarray) -> list:
-    """Phones of 16 kHz float ``samples`` (-1..1) with the shared :class:`PhoneLoop`."""
-    return get_phone_loop().recognise(samples)
