@@ -93,6 +93,9 @@ def test_a_damaged_model_file_is_one_clear_error(tmp_path):
     (folder / "means").write_bytes(b"s3\nendhdr\n")
     with pytest.raises(phone_loop.AcousticModelError, match="Cannot read the acoustic model"):
         phone_loop.PhoneLoop(folder)
+    from speech2flame.engines import EngineError
+
+    assert issubclass(phone_loop.AcousticModelError, EngineError)  # the CLI and server give it one sentence
 
 
 def test_neural_engine_closes_the_lips_on_recognised_bilabials(demo_head):

@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import EngineError
 from .phonemes import SILENCE
 
 FRAME_S = 0.01               # 100 frames per second
@@ -46,8 +47,9 @@ _lock = threading.Lock()
 _model: PhoneLoop | None = None
 
 
-class AcousticModelError(RuntimeError):
-    """The acoustic model files are missing or not in the expected format."""
+class AcousticModelError(EngineError):
+    """The acoustic model files are missing or not in the expected format (an engine that
+    cannot run: the CLI and server report it in one sentence)."""
 
 
 def default_model_dir() -> Path:
