@@ -33,9 +33,9 @@ from pathlib import Path
 import numpy as np
 
 from .. import EngineError
+from .alignment import FRAME_S, SILENCE_DBFS, _contiguous, frame_levels
 from .phonemes import SILENCE
 
-FRAME_S = 0.01               # 100 frames per second
 SAMPLE_RATE = 16000
 LANGUAGE_WEIGHT = 6.5        # PocketSphinx's default ``-lw``
 BLOCK_FRAMES = 200           # frames scored at once (in cache; bounds memory on long clips)
@@ -189,6 +189,8 @@ class PhoneLoop:
     """The acoustic model and phone bigram, ready to score and decode (see module docstring)."""
 
     def __init__(self, model_dir: str | Path | None = None):
+        import torch
+
         folder = Path(model_dir) if model_dir else default_model_dir()
         try:
             self.phones, n_ci_senones = read_ci_phones(folder / "mdef")
@@ -210,6 +212,7 @@ class PhoneLoop:
             mix = np.exp(logw).T.reshape(n, 3, -1).transpose(0, 2, 1)          # (phones, densities, 3 states)
             self.streams.append((project.astype(np.float32), const.reshape(-1).astype(np.float32),
                                  mix.astype(np.float32)))
+        self._torch_streams = [tuple(torch.from_numpy(a) for a in stream) for stream in self.streams]  # shared memory
         self.bigram = self._bigram(folder.parent / "en-us-phone.lm.bin")
 
     def _bigram(self, path: Path) -> np.ndarray:
@@ -242,20 +245,13 @@ class PhoneLoop:
         with torch.inference_mode():
             for first in range(0, len(out), BLOCK_FRAMES):
                 block = slice(first, first + BLOCK_FRAMES)
-                for x, (project, const, mix) in zip(scored, self._torch_streams()):
+                for x, (project, const, mix) in zip(scored, self._torch_streams):
                     x = x[block]
                     ll = torch.addmm(const, torch.cat([x * x, x], dim=1), project.T).view(len(x), n, -1)
                     top = ll.amax(dim=-1, keepdim=True)
                     mixed = torch.bmm(ll.sub_(top).clamp_(min=-80.0).exp_().transpose(0, 1), mix).transpose(0, 1)  # no denormals
                     out[block] += mixed.clamp_min_(1e-30).log_().add_(top)
         return np.repeat(out.numpy(), SCORE_EVERY, axis=0)[:frames]
-
-    def _torch_streams(self):
-        import torch
-
-        if not hasattr(self, "_torch"):
-            self._torch = [tuple(torch.from_numpy(a) for a in stream) for stream in self.streams]
-        return self._torch
 
     def decode(self, scores: np.ndarray) -> list[tuple[int, int, int]]:
         """Viterbi phone loop over (frames, phones, 3) scores -> [(phone index, first, end frame)]."""
@@ -294,8 +290,6 @@ class PhoneLoop:
     def recognise(self, samples: np.ndarray) -> list:
         """Contiguous [(ARPAbet phone, start_s, end_s)] of 16 kHz float ``samples``; fillers and
         phones over near-silent audio (below alignment.SILENCE_DBFS on average) become SIL."""
-        from .alignment import SILENCE_DBFS, _contiguous, frame_levels
-
         duration = len(samples) / SAMPLE_RATE
         if len(samples) < 1600:
             return [(SILENCE, 0.0, duration)]
