@@ -179,11 +179,9 @@ def make_plots(folder: Path, head, path: Path, text: str, audio, phones: list, f
                 ax.text(0.5 * (start + end), 1.0, name, transform=ax.get_xaxis_transform(), ha="center",
                         va="bottom", fontsize=7)
 
-    neural = [(label, engine, None, words) for label, engine, _, _, words in engine_runs(neural_model)
-              if engine == "neural"]
-    runs = neural + [("phonetic + transcript", "phonetic", text, False),
-                     ("phonetic, heard words", "phonetic", None, True),
-                     ("phonetic, phone recognition", "phonetic", None, False), ("baseline", "baseline", None, False)]
+    order = {"neural": 0, "phonetic": 1, "baseline": 2}  # top to bottom; a stable sort keeps the rest
+    runs = sorted([(label, engine, text if with_text else None, words)
+                   for label, engine, with_text, _, words in engine_runs(neural_model)], key=lambda r: order[r[1]])
     fig, axes = plt.subplots(len(runs), 1, figsize=(9, 2.1 * len(runs)), sharex=True, sharey=True)
     for ax, (label, engine, transcript, words) in zip(axes, runs):
         with warnings.catch_warnings():
@@ -213,8 +211,9 @@ def make_plots(folder: Path, head, path: Path, text: str, audio, phones: list, f
               ("smile - frown", lambda m, t: t.channel("mouthSmileLeft") - t.channel("mouthFrownLeft")),
               ("brow up - down", lambda m, t: t.channel("browInnerUp") - t.channel("browDownLeft"))]
     emotion_plots = [("phonetic", text, f"emotions_{stem}.png", "phonetic engine with transcript")]
+    neural = [label for label, engine, _, _ in runs if engine == "neural"]
     if neural:
-        emotion_plots.append(("neural", None, f"emotions_neural_{stem}.png", f"{neural[0][0]}, no transcript"))
+        emotion_plots.append(("neural", None, f"emotions_neural_{stem}.png", f"{neural[0]}, no transcript"))
     for engine, transcript, name, title in emotion_plots:
         fig, axes = plt.subplots(len(panels), 1, figsize=(9, 7.5), sharex=True)
         for i, emotion in enumerate(EMOTIONS):
