@@ -77,11 +77,9 @@ class ContextMax:
         self.members = [torch.from_numpy(np.flatnonzero(base == b)) for b in range(n)]
         self.streams = []
         for mean, var, logw in zip(means, variances, weights):
-            precision = 1.0 / np.maximum(var.astype(np.float64), 1e-4)
-            const = -0.5 * (np.log(2.0 * np.pi / precision).sum(-1) + (mean * mean * precision).sum(-1))
-            project = np.concatenate([-0.5 * precision, mean * precision], axis=-1).reshape(-1, 2 * mean.shape[-1])
+            project, const = phone_loop.gaussian_projection(mean, var)
             mix = np.exp(logw - np.logaddexp.reduce(logw, axis=0)).T  # (senones, densities)
-            self.streams.append((torch.tensor(project, dtype=torch.float32), torch.tensor(const.reshape(-1), dtype=torch.float32),
+            self.streams.append((torch.from_numpy(project), torch.from_numpy(const),
                                  [torch.tensor(mix[m.numpy()], dtype=torch.float32) for m in self.members]))
 
     def senone_scores(self, samples: np.ndarray) -> np.ndarray:

@@ -185,6 +185,15 @@ def feature_streams(c: np.ndarray) -> list[np.ndarray]:
 
 # --- the model -----------------------------------------------------------------------------
 
+def gaussian_projection(mean: np.ndarray, var: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Diagonal Gaussians (codebooks, densities, dims) as one matrix product: (project, const)
+    float32 with log N(x) = [x*x, x] @ project.T + const, project (codebooks * densities, 2 dims)."""
+    precision = 1.0 / np.maximum(var.astype(np.float64), 1e-4)
+    const = -0.5 * (np.log(2.0 * np.pi / precision).sum(-1) + (mean * mean * precision).sum(-1))
+    project = np.concatenate([-0.5 * precision, mean * precision], axis=-1).reshape(-1, 2 * mean.shape[-1])
+    return project.astype(np.float32), const.reshape(-1).astype(np.float32)
+
+
 class PhoneLoop:
     """The acoustic model and phone bigram, ready to score and decode (see module docstring)."""
 
@@ -205,13 +214,10 @@ class PhoneLoop:
             raise AcousticModelError("Expected a three-state phonetically-tied-mixture model (like PocketSphinx's en-us).")
         self.streams = []
         for mean, var, logw in zip(means, variances, weights):
-            precision = 1.0 / np.maximum(var.astype(np.float64), 1e-4)       # (phones, densities, dims)
-            const = -0.5 * (np.log(2.0 * np.pi / precision).sum(-1) + (mean * mean * precision).sum(-1))
-            project = np.concatenate([-0.5 * precision, mean * precision], axis=-1).reshape(-1, 2 * mean.shape[-1])
+            project, const = gaussian_projection(mean, var)
             logw = logw[:, :3 * n] - np.logaddexp.reduce(logw[:, :3 * n], axis=0)  # each senone's weights sum to 1
             mix = np.exp(logw).T.reshape(n, 3, -1).transpose(0, 2, 1)          # (phones, densities, 3 states)
-            self.streams.append((project.astype(np.float32), const.reshape(-1).astype(np.float32),
-                                 mix.astype(np.float32)))
+            self.streams.append((project, const, mix.astype(np.float32)))
         self._torch_streams = [tuple(torch.from_numpy(a) for a in stream) for stream in self.streams]  # shared memory
         self.bigram = self._bigram(folder.parent / "en-us-phone.lm.bin")
 
