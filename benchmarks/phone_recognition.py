@@ -14,7 +14,8 @@ Recognisers:
   independent phones, what both engines use without a transcript);
 * ``context max``: the same search, but each phone state scored with the best of all its
   context-dependent (triphone) senones of the same acoustic model (read here from the binary
-  ``mdef``), an experiment: the search stays the fast CI loop, scoring costs ~40x more;
+  ``mdef``), an experiment: the search stays the fast CI loop, but scoring all 5000 senones
+  instead of 126 triples the recognition time;
 * ``pocketsphinx ci`` / ``pocketsphinx cd`` (``--pocketsphinx``): PocketSphinx's own
   allphone search, context-independent and with triphones (the latter ~15x slower than real time).
 
