@@ -42,22 +42,17 @@ from speech2flame.lipsync_quality import reference_phones
 NEAR_S = 0.02  # a recognised bilabial within this of a reference phone counts as overlapping it
 
 
-def senone_groups(mdef: Path, n_ci: int) -> np.ndarray:
+def senone_groups(mdef: Path) -> np.ndarray:
     """(senones,) CI phone index * 3 + state of every senone, from a binary ``mdef``'s
     phone table (each context-dependent phone: senone sequence, base phone)."""
-    data = mdef.read_bytes()
-    (text_len,) = struct.unpack_from("<i", data, 8)
-    off = 12 + text_len
-    _, n_phone, n_emit, _, n_sen, _, _, _, n_cd_tree, _ = struct.unpack_from("<10i", data, off)
-    names_start = off = off + 40
-    for _ in range(n_ci):
-        off = data.index(b"\x00", off) + 1
-    off = names_start + ((off - names_start + 3) & ~3) + 8 * n_cd_tree
-    table = np.frombuffer(data, np.dtype([("ssid", "<i4"), ("tmat", "<i4"), ("wpos", "u1"), ("ctx", "u1", 3)]),
-                          n_phone, off)
+    data, order, counts, _, off = phone_loop.read_mdef(mdef)
+    n_ci, n_phone, n_emit, _, n_sen, _, _, _, n_cd_tree, _ = counts
+    off += 8 * n_cd_tree
+    entry = np.dtype([("ssid", order + "i4"), ("tmat", order + "i4"), ("wpos", "u1"), ("ctx", "u1", 3)])
+    table = np.frombuffer(data, entry, n_phone, off)
     off += 12 * n_phone
-    (sseq_size,) = struct.unpack_from("<i", data, off)
-    sequences = np.frombuffer(data, "<u2", sseq_size, off + 4).reshape(-1, n_emit)
+    (sseq_size,) = struct.unpack_from(order + "i", data, off)
+    sequences = np.frombuffer(data, order + "u2", sseq_size, off + 4).reshape(-1, n_emit)
     groups = np.full(n_sen, -1)
     base = np.where(np.arange(n_phone) < n_ci, np.arange(n_phone), table["ctx"][:, 0])
     for state in range(n_emit):
@@ -71,7 +66,7 @@ class ContextMax:
     def __init__(self, loop: phone_loop.PhoneLoop):
         folder = phone_loop.default_model_dir()
         self.loop, n = loop, len(loop.phones)
-        self.groups = torch.from_numpy(senone_groups(folder / "mdef", n))
+        self.groups = torch.from_numpy(senone_groups(folder / "mdef"))
         means, variances = phone_loop.read_gaussians(folder / "means"), phone_loop.read_gaussians(folder / "variances")
         weights = phone_loop.read_mixture_weights(folder / "sendump", len(means))
         base = self.groups.numpy() // 3

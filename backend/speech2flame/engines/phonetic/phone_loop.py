@@ -114,22 +114,30 @@ def read_mixture_weights(path: Path, n_streams: int) -> np.ndarray:
     return -raw.reshape(n_streams, n_densities, n_senones).astype(np.float64) * (1 << _SENDUMP_SHIFT) * _LOG_BASE
 
 
-def read_ci_phones(path: Path) -> tuple[list[str], int]:
-    """Binary ``mdef``: (context-independent phone names, number of CI senones)."""
+def read_mdef(path: Path) -> tuple[bytes, str, tuple[int, ...], list[str], int]:
+    """Binary ``mdef`` ("BMDF"): (file bytes, struct byte order, the ten header counts
+    (CI phones, phones, states per phone, CI senones, senones, transition matrices, senone
+    sequences, context size, CD tree nodes, silence phone), CI phone names, offset of the
+    4-byte aligned CD tree that follows the names)."""
     data = path.read_bytes()
     if data[:4] != b"BMDF":
         raise AcousticModelError(f"{path.name} is not a binary model definition.")
     order = "<" if struct.unpack_from("<i", data, 4)[0] == 1 else ">"
     (text_len,) = struct.unpack_from(order + "i", data, 8)
-    off = 12 + text_len
-    n_ci, _n_phones, _n_states, n_ci_senones = struct.unpack_from(order + "4i", data, off)
-    off += 40  # ten header integers
+    counts = struct.unpack_from(order + "10i", data, 12 + text_len)
+    start = off = 12 + text_len + 40
     names = []
-    for _ in range(n_ci):
+    for _ in range(counts[0]):
         end = data.index(b"\x00", off)
         names.append(data[off:end].decode("ascii"))
         off = end + 1
-    return names, n_ci_senones
+    return data, order, counts, names, start + ((off - start + 3) & ~3)
+
+
+def read_ci_phones(path: Path) -> tuple[list[str], int]:
+    """Binary ``mdef``: (context-independent phone names, number of CI senones)."""
+    _, _, counts, names, _ = read_mdef(path)
+    return names, counts[3]
 
 
 # --- front end -----------------------------------------------------------------------------
