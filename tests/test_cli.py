@@ -119,3 +119,79 @@ def test_user_errors_are_one_sentence(tmp_path, args, words):
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and words in lines[0] and lines[0].startswith("speech2flame: error:"), result.stderr
+
+
+def test_parallel_batch_goes_on_past_a_bad_clip(tmp_path):
+    clips = []
+    for name in ("one", "two", "three"):
+        clips.append(tmp_path / f"{name}.flac")
+        clips[-1].write_bytes(EXAMPLE.read_bytes())
+    (tmp_path / "broken.wav").write_bytes(b"RIFF....WAVEfmt not really audio")
+    clips.insert(1, tmp_path / "broken.wav")
+    common = ("--outputs", "take", "--quiet", "--no-word-recognition", "--seed", "5")
+    result = cli("generate", *clips, "--out", tmp_path / "par", "--jobs", "2", *common)
+    assert result.returncode == 2
+    errors = [line for line in result.stderr.splitlines() if line.startswith("speech2flame: error:")]
+    assert len(errors) == 2 and "broken.wav" in errors[0] and "not a readable audio file" in errors[0]
+    assert errors[1].startswith("speech2flame: error: 1 of 4 clips failed") and "the others were written" in errors[1]
+    assert not (tmp_path / "par" / "broken").exists()  # a failed clip leaves no empty folder
+    single = cli("generate", clips[0], "--out", tmp_path / "single", *common)
+    assert single.returncode == 0, single.stderr
+    reference = Take.load(tmp_path / "single" / "take.npz")
+    for name in ("one", "two", "three"):  # worker processes give the take one process gives
+        take = Take.load(tmp_path / "par" / name / "take.npz")
+        assert take.num_frames == reference.num_frames
+        assert np.allclose(take.expression, reference.expression, atol=1e-4)
+        assert np.allclose(take.jaw, reference.jaw, atol=1e-4)
+
+
+def test_batch_refuses_two_clips_for_one_folder(tmp_path):
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "line.flac").write_bytes(EXAMPLE.read_bytes())
+    result = cli("generate", tmp_path / "a" / "line.flac", tmp_path / "b" / "LINE.flac".lower(), "--out",
+                 tmp_path / "out", "--outputs", "take", "--quiet")
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "would both write to" in lines[0], result.stderr
+    assert not (tmp_path / "out").exists()
+    result = cli("generate", EXAMPLE, EXAMPLE, "--out", tmp_path / "out", "--jobs", "0")
+    assert result.returncode == 2 and "--jobs" in result.stderr
+
+
+def _children(pid: int) -> list[int]:
+    """Process ids whose parent is ``pid`` (Linux /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads worker processes from /proc")
+def test_ctrl_c_stops_a_parallel_batch_and_its_workers(tmp_path):
+    import signal
+    import time
+
+    clips = []
+    for index in range(6):
+        clips.append(tmp_path / f"clip{index}.flac")
+        clips[-1].write_bytes(EXAMPLE.read_bytes())
+    process = subprocess.Popen([sys.executable, "-m", "speech2flame.cli", "generate", *map(str, clips), "--out",
+                                str(tmp_path / "out"), "--outputs", "take,fbx", "--jobs", "2", "--quiet"],
+                               cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while len(_children(process.pid)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    workers = _children(process.pid)
+    assert len(workers) == 2, "the two worker processes did not start"
+    time.sleep(3)
+    process.send_signal(signal.SIGINT)
+    _out, err = process.communicate(timeout=60)
+    assert process.returncode == 130 and "cancelled" in err
+    time.sleep(0.5)
+    assert not [pid for pid in workers if Path(f"/proc/{pid}").exists()], "worker processes left running"

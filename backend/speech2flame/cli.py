@@ -16,40 +16,17 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-import time
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from . import __version__
+from .errors import UsageError, user_errors
 
 if TYPE_CHECKING:
     from .controls import Controls
 
 OUTPUTS = ("take", "blend", "fbx", "abc", "mp4")
-
-
-class UsageError(ValueError):
-    """A bad command-line value."""
-
-
-def _user_errors() -> tuple:
-    """Exception types whose message is meant for the user (one clear sentence)."""
-    from .audio import AudioError
-    from .controls import ControlsError
-    from .device import DeviceError
-    from .engines import Cancelled, EngineError
-    from .head_model import HeadModelError
-    from .lipsync_quality import AlignmentError
-    from .take import TakeError
-
-    errors = [AudioError, AlignmentError, ControlsError, DeviceError, EngineError, HeadModelError, TakeError, UsageError, Cancelled]
-    try:
-        from speech2flame_blender.rig import RigError
-        errors.append(RigError)
-    except ImportError:
-        pass
-    return tuple(errors)
 
 
 def _add_control_arguments(parser: argparse.ArgumentParser) -> None:
@@ -102,78 +79,70 @@ def _parse_outputs(text: str) -> list[str]:
     return outputs
 
 
-class StageTimer:
-    """Times named stages of a job and shows them as a progress line on stderr."""
-
-    def __init__(self, total: int, quiet: bool = False):
-        from tqdm import tqdm
-
-        self.times: dict[str, float] = {}
-        self._current: str | None = None
-        self._start = 0.0
-        self._bar = tqdm(total=total, unit="stage", file=sys.stderr, disable=quiet or not sys.stderr.isatty(), leave=False,
-                         bar_format="{desc:<28} {bar} {n_fmt}/{total_fmt} [{elapsed}]")
-
-    def __call__(self, name: str) -> None:
-        self.stop()
-        self._current, self._start = name, time.perf_counter()
-        self._bar.set_description_str(name)
-
-    def stop(self) -> None:
-        if self._current is not None:
-            self.times[self._current] = time.perf_counter() - self._start
-            self._bar.update(1)
-            self._current = None
-
-    def close(self) -> None:
-        self.stop()
-        self._bar.close()
-
-
 def cmd_generate(args) -> int:
-    from .audio import load_audio
-    from .blender_scene import OUTPUT_FILES, write_scene_outputs
+    from .batch import GenerateJob, StageTimer, clip_folders
     from .head_model import load_head_model
-    from .pipeline import generate_take
 
     outputs = _parse_outputs(args.outputs)
     controls = controls_from_args(args)
+    if args.jobs < 1:
+        raise UsageError(f"--jobs takes a number of worker processes, 1 or more; got {args.jobs}.")
     if args.device:
         from .device import use_device
         use_device(args.device)
-    head = load_head_model(args.rig)
-    out_root = Path(args.out)
-    for index, audio_path in enumerate(args.audio):
-        out_dir = out_root / Path(audio_path).stem if len(args.audio) > 1 else out_root
-        out_dir.mkdir(parents=True, exist_ok=True)
-        scene_outputs = [o for o in outputs if o in OUTPUT_FILES]
-        timer = StageTimer(total=3 + len(scene_outputs) + (1 if scene_outputs else 0), quiet=args.quiet)
+    head = load_head_model(args.rig)  # a wrong rig fails here, before any clip runs
+    job = GenerateJob(controls=controls, outputs=tuple(outputs), rig=args.rig, engine=args.engine, fps=args.fps,
+                      start_frame=args.start_frame, model=args.model, device=args.device,
+                      preview_resolution=args.preview_resolution)
+    clips = clip_folders(args.audio, Path(args.out))
+    if len(clips) == 1:  # errors end the command (one sentence, exit code 2)
+        timer = StageTimer(job.stage_count(), quiet=args.quiet)
         try:
-            timer("load audio")
-            audio = load_audio(audio_path)
-            timer(f"engine {args.engine}")
-            take = generate_take(audio, head, engine=args.engine, controls=controls, fps=args.fps,
-                                 start_frame=args.start_frame, model=args.model, rig_path=args.rig)
-            timer("write take.npz")
-            written = {}
-            if "take" in outputs:
-                written["take"] = take.save(out_dir / "take.npz")
-            if scene_outputs:
-                written.update(write_scene_outputs(take, head, out_dir, scene_outputs, audio.path, stage=timer,
-                                                   preview_resolution=args.preview_resolution))
+            result = job.run(*clips[0], head, stage=timer)
         finally:
             timer.close()
-        if len(args.audio) > 1 and not args.quiet:
-            print(f"[{index + 1}/{len(args.audio)}] {audio_path}")
-        for kind, path in written.items():
-            print(f"{kind:5s} {path}")
-        if take.metadata.get("heard_words"):  # no transcript: what word recognition heard
-            print(f"heard {take.metadata['heard_words']}")
-        if args.timings:
-            for name, seconds in timer.times.items():
-                print(f"  {name:<24s} {seconds * 1000:9.1f} ms", file=sys.stderr)
-            print(f"  {'total':<24s} {sum(timer.times.values()) * 1000:9.1f} ms", file=sys.stderr)
+        result.times = timer.times
+        _print_clip(result, args)
+        return 0
+    return _generate_batch(job, clips, args, head)
+
+
+def _generate_batch(job, clips: list, args, head) -> int:
+    """Run a batch with a bar over its clips; a failed clip is reported and the rest go on."""
+    from tqdm import tqdm
+
+    from .batch import run_batch
+
+    failed = []
+    with tqdm(total=len(clips), unit="clip", file=sys.stderr, disable=args.quiet or not sys.stderr.isatty(),
+              leave=False) as bar:
+        for done, result in enumerate(run_batch(job, clips, args.jobs, head), 1):
+            bar.update(1)
+            if result.error:
+                failed.append(result.audio_path)
+                tqdm.write(f"speech2flame: error: {result.audio_path}: {result.error}", file=sys.stderr)
+                continue
+            if not args.quiet:
+                tqdm.write(f"[{done}/{len(clips)}] {result.audio_path}")
+            _print_clip(result, args, write=tqdm.write)
+    if failed:
+        others = "; the others were written" if len(failed) < len(clips) else ""
+        print(f"speech2flame: error: {len(failed)} of {len(clips)} clips failed ({', '.join(failed)}){others}.",
+              file=sys.stderr)
+        return 2
     return 0
+
+
+def _print_clip(result, args, write=print) -> None:
+    """The files a clip wrote, the words heard, and with --timings each stage's time."""
+    for kind, path in result.written.items():
+        write(f"{kind:5s} {path}")
+    if result.heard_words:  # no transcript: what word recognition heard
+        write(f"heard {result.heard_words}")
+    if args.timings:
+        for name, seconds in result.times.items():
+            print(f"  {name:<24s} {seconds * 1000:9.1f} ms", file=sys.stderr)
+        print(f"  {'total':<24s} {sum(result.times.values()) * 1000:9.1f} ms", file=sys.stderr)
 
 
 def cmd_transcribe(args) -> int:
@@ -291,6 +260,8 @@ def build_parser(selected: str | None = None) -> argparse.ArgumentParser:
     gen.add_argument("--device", help="where the neural engine runs: auto, cpu, cuda, cuda:1, mps "
                                       "(default: $SPEECH2FLAME_DEVICE, else cpu)")
     gen.add_argument("--preview-resolution", type=int, default=320, help="preview video size in pixels")
+    gen.add_argument("--jobs", type=int, default=1,
+                     help="batch: clips generated at once in worker processes (default 1; each gets its share of the cores)")
     gen.add_argument("--timings", action="store_true", help="print the time of each stage on stderr")
     gen.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_control_arguments(gen)
@@ -339,7 +310,7 @@ def main(argv=None) -> int:
     warnings.showwarning = _show_warning
     try:
         return args.func(args)
-    except _user_errors() as exc:
+    except user_errors() as exc:
         print(f"speech2flame: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -1,0 +1,271 @@
+"""The `generate` command's work: audio files -> takes and scene files, one clip or a batch.
+
+A batch gives every clip its own sub-folder of the output folder (named after the audio
+file) and runs the clips one after another, or in ``jobs`` worker processes at once (each
+with its share of the CPU threads). A clip that fails in a batch is reported and the others
+go on; :func:`clip_folders` refuses, before anything runs, two clips that would write into
+the same folder.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import queue
+import subprocess
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .controls import Controls
+from .engines import DEFAULT_ENGINE
+from .errors import user_errors
+
+class BatchError(ValueError):
+    """A batch that cannot run as asked (two clips into one folder)."""
+
+
+class StageTimer:
+    """Times named stages of a job and shows them as a progress line on stderr."""
+
+    def __init__(self, total: int, quiet: bool = False):
+        from tqdm import tqdm
+
+        self.times: dict[str, float] = {}
+        self._current: str | None = None
+        self._start = 0.0
+        self._bar = tqdm(total=total, unit="stage", file=sys.stderr, disable=quiet or not sys.stderr.isatty(), leave=False,
+                         bar_format="{desc:<28} {bar} {n_fmt}/{total_fmt} [{elapsed}]")
+
+    def __call__(self, name: str) -> None:
+        self.stop()
+        self._current, self._start = name, time.perf_counter()
+        self._bar.set_description_str(name)
+
+    def stop(self) -> None:
+        if self._current is not None:
+            self.times[self._current] = time.perf_counter() - self._start
+            self._bar.update(1)
+            self._current = None
+
+    def close(self) -> None:
+        self.stop()
+        self._bar.close()
+
+
+@dataclass
+class ClipResult:
+    """What one clip produced: files written ({output: path}), the words heard (no
+    transcript), seconds per stage, or the one-sentence ``error`` that stopped it."""
+
+    audio_path: str
+    written: dict[str, str] = field(default_factory=dict)
+    heard_words: str | None = None
+    times: dict[str, float] = field(default_factory=dict)
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class GenerateJob:
+    """The settings shared by every clip of a `generate` run (see its command-line help).
+
+    outputs: any of "take", "blend", "fbx", "abc", "mp4". fps: animation frames per second;
+    start_frame: scene frame of the take's first frame.
+    """
+
+    controls: Controls
+    outputs: tuple[str, ...]
+    rig: str = "demo"
+    engine: str = DEFAULT_ENGINE
+    fps: float = 30.0
+    start_frame: int = 1
+    model: str | None = None
+    device: str | None = None
+    preview_resolution: int = 320
+
+    def stage_count(self) -> int:
+        from .blender_scene import OUTPUT_FILES
+
+        scene = [o for o in self.outputs if o in OUTPUT_FILES]
+        return 3 + len(scene) + (1 if scene else 0)
+
+    def run(self, audio_path: str, out_dir: Path, head, stage=None) -> ClipResult:
+        """Generate one clip's take with ``head`` (a HeadModel) and write the outputs into
+        ``out_dir``; ``stage(name)`` is called as each stage starts. Raises on failure."""
+        from .audio import load_audio
+        from .blender_scene import OUTPUT_FILES, write_scene_outputs
+        from .pipeline import generate_take
+
+        stage = stage or (lambda name: None)
+        stage("load audio")
+        audio = load_audio(audio_path)
+        stage(f"engine {self.engine}")
+        take = generate_take(audio, head, engine=self.engine, controls=self.controls, fps=self.fps,
+                             start_frame=self.start_frame, model=self.model, rig_path=self.rig)
+        stage("write take.npz")
+        out_dir.mkdir(parents=True, exist_ok=True)  # only now: a clip that fails leaves no empty folder
+        written = {}
+        if "take" in self.outputs:
+            written["take"] = str(take.save(out_dir / "take.npz"))
+        scene_outputs = [o for o in self.outputs if o in OUTPUT_FILES]
+        if scene_outputs:
+            files = write_scene_outputs(take, head, out_dir, scene_outputs, audio.path, stage=stage,
+                                        preview_resolution=self.preview_resolution)
+            written.update({kind: str(path) for kind, path in files.items()})
+        return ClipResult(str(audio_path), written, take.metadata.get("heard_words") or None)
+
+
+def clip_folders(audio_paths: list[str], out_root: Path) -> list[tuple[str, Path]]:
+    """[(audio path, output folder)]: ``out_root`` itself for one clip, else
+    ``out_root / <file name without extension>`` per clip. Raises BatchError when two clips
+    would share a folder (same name in different folders, or a file listed twice)."""
+    if len(audio_paths) == 1:
+        return [(audio_paths[0], out_root)]
+    seen: dict[str, str] = {}
+    for path in audio_paths:
+        key = Path(path).stem.casefold()  # case-insensitive file systems (macOS, Windows) too
+        if key in seen:
+            raise BatchError(f"{seen[key]} and {path} would both write to {out_root / Path(path).stem}; "
+                             "rename one or run them separately.")
+        seen[key] = path
+    return [(path, out_root / Path(path).stem) for path in audio_paths]
+
+
+def run_batch(job: GenerateJob, clips: list[tuple[str, Path]], jobs: int = 1, head=None) -> Iterator[ClipResult]:
+    """Run ``job`` on every (audio path, folder) of ``clips`` and yield each ClipResult as it
+    finishes (in that order with one job, in finishing order with more). A user's error
+    (:func:`errors.user_errors`) becomes the result's one-sentence ``error``; anything else too,
+    with its traceback printed on stderr, so one bad clip never stops the others.
+    ``jobs`` > 1: that many worker processes, the CPU threads shared out between them;
+    Ctrl-C stops them all (KeyboardInterrupt is raised here). ``head``: the job's HeadModel
+    if already loaded (one job runs here; workers load their own)."""
+    if jobs <= 1 or len(clips) <= 1:
+        from .head_model import load_head_model
+
+        head = head or load_head_model(job.rig)
+        for audio_path, out_dir in clips:
+            yield _run_clip(job, head, audio_path, out_dir)
+        return
+    yield from _run_in_workers(job, clips, min(jobs, len(clips)))
+
+
+def _run_in_workers(job: GenerateJob, clips: list[tuple[str, Path]], jobs: int) -> Iterator[ClipResult]:
+    """Hand the clips out to ``jobs`` worker programs (``python -m speech2flame.batch``), one
+    clip each at a time, and yield their results. Each worker is a fresh interpreter (not a
+    multiprocessing child, which would re-run the caller's script and inherit Blender's module
+    paths) in its own session, so Ctrl-C reaches only this process, which then stops them."""
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    results: queue.Queue = queue.Queue()
+    workers, todo, running = [], list(clips), {}
+
+    env = dict(os.environ)  # the worker imports this package from where this process did
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path(__file__).resolve().parents[1]), env.get("PYTHONPATH")]))
+
+    def start_worker() -> subprocess.Popen:
+        worker = subprocess.Popen([sys.executable, "-m", "speech2flame.batch"], stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE, start_new_session=True, env=env)
+        workers.append(worker)
+        try:
+            pickle.dump((job, threads), worker.stdin)
+        except OSError:  # it died at once; its reader reports the clip handed to it below
+            pass
+        threading.Thread(target=_read_results, args=(worker, results), daemon=True).start()
+        _hand_out(worker, todo, running)
+        return worker
+
+    try:
+        for _ in range(jobs):
+            start_worker()
+        while running:
+            try:
+                worker, result = results.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            if worker.pid not in running:  # a worker that was told to stop has ended
+                continue
+            audio_path, _ = running.pop(worker.pid)
+            if result is None:  # the worker died (a crash in a native library): this clip failed
+                result = ClipResult(str(audio_path), error=f"the worker process stopped (exit code {worker.wait()}).")
+                if todo:
+                    start_worker()
+            else:
+                _hand_out(worker, todo, running)
+            yield result
+    finally:
+        for worker in workers:
+            if worker.poll() is None:
+                worker.kill()
+            worker.wait()
+
+
+def _hand_out(worker: subprocess.Popen, todo: list, running: dict) -> None:
+    """Send the next clip to ``worker`` (or close its input: it then exits)."""
+    try:
+        if todo:
+            running[worker.pid] = todo.pop(0)
+            pickle.dump(running[worker.pid], worker.stdin)
+            worker.stdin.flush()
+        else:
+            worker.stdin.close()
+    except OSError:  # already gone; its reader reports it
+        pass
+
+
+def _read_results(worker: subprocess.Popen, results: queue.Queue) -> None:
+    """Thread: put (worker, ClipResult) per finished clip, (worker, None) when it ends."""
+    try:
+        while True:
+            results.put((worker, pickle.load(worker.stdout)))
+    except Exception:  # EOF: the worker ended; anything else: it sent something unreadable
+        results.put((worker, None))
+
+
+def _run_clip(job: GenerateJob, head, audio_path: str, out_dir: Path) -> ClipResult:
+    timer = StageTimer(job.stage_count(), quiet=True)
+    try:
+        result = job.run(audio_path, out_dir, head, stage=timer)
+    except user_errors() as exc:
+        result = ClipResult(str(audio_path), error=str(exc))
+    except Exception as exc:  # a bug, not the user's: keep the traceback, go on with the batch
+        traceback.print_exc()
+        result = ClipResult(str(audio_path), error=f"internal error ({type(exc).__name__}: {exc}).")
+    finally:
+        timer.close()
+    result.times = timer.times
+    return result
+
+
+def _worker_main() -> None:
+    """A worker program: reads (job, threads) then (audio path, folder) pickles
+    on stdin until it closes, writes a ClipResult pickle per clip. Anything else written to
+    standard output (Blender's exporters print) goes to stderr, clear of the results."""
+    results = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    import torch
+
+    from .head_model import load_head_model
+
+    job, threads = pickle.load(sys.stdin.buffer)
+    torch.set_num_threads(threads)
+    if job.device:
+        from .device import use_device
+        use_device(job.device)
+    head = load_head_model(job.rig)
+    while True:
+        try:
+            audio_path, out_dir = pickle.load(sys.stdin.buffer)
+        except EOFError:  # no more clips, or the parent is gone
+            return
+        pickle.dump(_run_clip(job, head, audio_path, out_dir), results)
+        results.flush()
+
+
+if __name__ == "__main__":  # as speech2flame.batch, so that results unpickle as its classes
+    from speech2flame.batch import _worker_main as main
+
+    main()
