@@ -35,6 +35,7 @@ def test_generate_writes_every_output(full_run):
     out, result = full_run
     for name in ("take.npz", "scene.blend", "anim.fbx", "anim.abc", "preview.mp4"):
         assert (out / name).stat().st_size > 1000, name
+    assert not list(out.glob("*.partial.*"))  # written under a temporary name, then renamed
     take = Take.load(out / "take.npz")
     duration = soundfile.info(str(EXAMPLE)).duration
     assert take.num_frames == round(duration * 30) and take.fps == 30
@@ -143,6 +144,25 @@ def test_parallel_batch_goes_on_past_a_bad_clip(tmp_path):
         assert take.num_frames == reference.num_frames
         assert np.allclose(take.expression, reference.expression, atol=1e-4)
         assert np.allclose(take.jaw, reference.jaw, atol=1e-4)
+
+
+def test_skip_existing_goes_on_with_a_stopped_batch(tmp_path):
+    clips = []
+    for name in ("first", "second"):
+        clips.append(tmp_path / f"{name}.flac")
+        clips[-1].write_bytes(EXAMPLE.read_bytes())
+    args = ("--out", tmp_path / "out", "--outputs", "take", "--no-word-recognition", "--quiet")
+    assert cli("generate", *clips, *args).returncode == 0
+    done = tmp_path / "out" / "first" / "take.npz"
+    stamp = done.stat().st_mtime_ns
+    (tmp_path / "out" / "second" / "take.npz").unlink()  # as if the batch had stopped before it
+    (tmp_path / "out" / "second" / "take.partial.npz").write_bytes(b"half a file")
+    result = cli("generate", *clips, *args[:-1], "--skip-existing")
+    assert result.returncode == 0, result.stderr
+    assert "first.flac (done before: skipped)" in result.stdout and "second.flac\n" in result.stdout
+    assert done.stat().st_mtime_ns == stamp  # left alone
+    assert Take.load(tmp_path / "out" / "second" / "take.npz").num_frames == Take.load(done).num_frames
+    assert not (tmp_path / "out" / "second" / "take.partial.npz").exists()
 
 
 def test_batch_refuses_two_clips_for_one_folder(tmp_path):

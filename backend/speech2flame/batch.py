@@ -67,6 +67,7 @@ class ClipResult:
     heard_words: str | None = None
     times: dict[str, float] = field(default_factory=dict)
     error: str | None = None
+    skipped: bool = False  # every output was already there (``skip_existing``)
 
 
 @dataclass(frozen=True)
@@ -74,7 +75,9 @@ class GenerateJob:
     """The settings shared by every clip of a `generate` run (see its command-line help).
 
     outputs: any of "take", "blend", "fbx", "abc", "mp4". fps: animation frames per second;
-    start_frame: scene frame of the take's first frame.
+    start_frame: scene frame of the take's first frame. skip_existing: leave a clip whose
+    folder already has every output (an interrupted batch goes on where it stopped; files
+    are only ever complete, each is written under a ``.partial`` name and then renamed).
     """
 
     controls: Controls
@@ -86,6 +89,13 @@ class GenerateJob:
     model: str | None = None
     device: str | None = None
     preview_resolution: int = 320
+    skip_existing: bool = False
+
+    def output_paths(self, out_dir: Path) -> dict[str, Path]:
+        """{output: the file it is written to} in a clip's folder."""
+        from .blender_scene import OUTPUT_FILES
+
+        return {o: out_dir / ({"take": "take.npz"} | OUTPUT_FILES)[o] for o in self.outputs}
 
     def stage_count(self) -> int:
         from .blender_scene import OUTPUT_FILES
@@ -101,6 +111,9 @@ class GenerateJob:
         from .pipeline import generate_take
 
         stage = stage or (lambda name: None)
+        existing = self.output_paths(out_dir)
+        if self.skip_existing and all(path.is_file() for path in existing.values()):
+            return ClipResult(str(audio_path), {o: str(p) for o, p in existing.items()}, skipped=True)
         stage("load audio")
         audio = load_audio(audio_path)
         stage(f"engine {self.engine}")
@@ -110,7 +123,9 @@ class GenerateJob:
         out_dir.mkdir(parents=True, exist_ok=True)  # only now: a clip that fails leaves no empty folder
         written = {}
         if "take" in self.outputs:
-            written["take"] = str(take.save(out_dir / "take.npz"))
+            path = existing["take"]
+            os.replace(take.save(path.with_name("take.partial.npz")), path)
+            written["take"] = str(path)
         scene_outputs = [o for o in self.outputs if o in OUTPUT_FILES]
         if scene_outputs:
             files = write_scene_outputs(take, head, out_dir, scene_outputs, audio.path, stage=stage,

@@ -6,6 +6,7 @@ The rig building, take writing and exporting are the add-on's own functions
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from .head_model import HeadModel
@@ -19,7 +20,8 @@ def write_scene_outputs(take: Take, head: HeadModel, out_dir: Path, outputs: lis
     """Build a scene with the rig and the take, then write the requested outputs.
 
     outputs: any of "blend", "fbx", "abc", "mp4". ``stage(name)`` is called as each
-    stage starts (for progress and timings). Returns {output: path written}.
+    stage starts (for progress and timings). Each file is written under a ``.partial`` name
+    and renamed when whole. Returns {output: path written}.
     """
     stage = stage or (lambda name: None)
     stage("build scene")
@@ -40,13 +42,15 @@ def write_scene_outputs(take: Take, head: HeadModel, out_dir: Path, outputs: lis
             continue
         path = Path(out_dir) / OUTPUT_FILES[output]
         stage(f"write {path.name}")
+        partial = path.with_name(f"{path.stem}.partial{path.suffix}")  # an interrupted write leaves no whole-looking file
         if output == "blend":
-            bpy.ops.wm.save_as_mainfile(filepath=str(path.resolve()), check_existing=False)
+            bpy.ops.wm.save_as_mainfile(filepath=str(partial.resolve()), check_existing=False)
         elif output == "fbx":
-            export.export_fbx(str(path), rig_object)
+            export.export_fbx(str(partial), rig_object)
         elif output == "abc":
-            export.export_alembic(str(path), rig_object)
+            export.export_alembic(str(partial), rig_object)
         elif output == "mp4":
-            preview.render_preview(str(path), rig_object, resolution=preview_resolution)
+            preview.render_preview(str(partial), rig_object, resolution=preview_resolution)
+        os.replace(partial, path)
         written[output] = path
     return written

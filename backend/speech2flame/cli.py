@@ -93,7 +93,7 @@ def cmd_generate(args) -> int:
     head = load_head_model(args.rig)  # a wrong rig fails here, before any clip runs
     job = GenerateJob(controls=controls, outputs=tuple(outputs), rig=args.rig, engine=args.engine, fps=args.fps,
                       start_frame=args.start_frame, model=args.model, device=args.device,
-                      preview_resolution=args.preview_resolution)
+                      preview_resolution=args.preview_resolution, skip_existing=args.skip_existing)
     clips = clip_folders(args.audio, Path(args.out))
     if len(clips) == 1:  # errors end the command (one sentence, exit code 2)
         timer = StageTimer(job.stage_count(), quiet=args.quiet)
@@ -102,6 +102,8 @@ def cmd_generate(args) -> int:
         finally:
             timer.close()
         result.times = timer.times
+        if result.skipped:
+            print(f"speech2flame: every output is already in {clips[0][1]}: skipped (--skip-existing).", file=sys.stderr)
         _print_clip(result, args)
         return 0
     return _generate_batch(job, clips, args, head)
@@ -123,7 +125,7 @@ def _generate_batch(job, clips: list, args, head) -> int:
                 tqdm.write(f"speech2flame: error: {result.audio_path}: {result.error}", file=sys.stderr)
                 continue
             if not args.quiet:
-                tqdm.write(f"[{done}/{len(clips)}] {result.audio_path}")
+                tqdm.write(f"[{done}/{len(clips)}] {result.audio_path}" + (" (done before: skipped)" if result.skipped else ""))
             _print_clip(result, args, write=tqdm.write)
     if failed:
         others = "; the others were written" if len(failed) < len(clips) else ""
@@ -260,6 +262,8 @@ def build_parser(selected: str | None = None) -> argparse.ArgumentParser:
     gen.add_argument("--device", help="where the neural engine runs: auto, cpu, cuda, cuda:1, mps "
                                       "(default: $SPEECH2FLAME_DEVICE, else cpu)")
     gen.add_argument("--preview-resolution", type=int, default=320, help="preview video size in pixels")
+    gen.add_argument("--skip-existing", action="store_true",
+                     help="leave clips whose folder already has every requested output (go on with a stopped batch)")
     gen.add_argument("--jobs", type=int, default=1,
                      help="batch: clips generated at once in worker processes (default 1; each gets its share of the cores)")
     gen.add_argument("--timings", action="store_true", help="print the time of each stage on stderr")
