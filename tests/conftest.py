@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+import atexit
+import os
+import shutil
+import tempfile
+
 import numpy as np
 import pytest
 import soundfile
+
+# analyses cached on disk (speech2flame.disk_cache) go to a folder of this test run, not the
+# user's cache, so that every run starts without them (subprocesses inherit it)
+os.environ["SPEECH2FLAME_CACHE_DIR"] = tempfile.mkdtemp(prefix="speech2flame-test-cache-")
+atexit.register(shutil.rmtree, os.environ["SPEECH2FLAME_CACHE_DIR"], True)
 
 
 def write_speech(path, text: str = "Bob bought a big map. Father saw a pop art show.", rate_wpm: int = 150,

@@ -182,7 +182,7 @@ def test_same_audio_gives_the_same_phones_whatever_was_decoded_before(audio, hea
     other = espeak.speak("Bob bought a big map. Father saw a pop art show.", rate_wpm=190)
     alignment.recognise_words(np.concatenate([other.samples] * 3))
     alignment.force_align(other.samples, "Bob bought a big map. Father saw a pop art show.", wide=True)
-    assert alignment.heard_phones(audio.samples) == heard
+    assert alignment.recognise_and_align(audio.samples) == heard  # not read back from the disk cache
     text = "please bring the big blue map back to the boat"
     first = alignment.force_align(audio.samples, text)
     alignment.recognise_words(np.concatenate([other.samples] * 2))
@@ -211,3 +211,23 @@ def test_cli_transcribe_prints_the_heard_words_and_their_phones(tmp_path, audio)
     quiet = subprocess.run([sys.executable, "-m", "speech2flame.cli", "transcribe", str(silent)],
                            capture_output=True, text=True, timeout=300)
     assert quiet.returncode == 0 and quiet.stdout.strip() == ""
+
+
+def test_heard_phones_are_kept_on_disk_between_runs(tmp_path, monkeypatch, audio, heard):
+    monkeypatch.setenv("SPEECH2FLAME_CACHE_DIR", str(tmp_path / "cache"))
+    assert alignment.heard_phones(audio.samples) == heard  # recognised, then stored
+    files = list((tmp_path / "cache" / "heard_phones").glob("*.json"))
+    assert len(files) == 1
+    stored = json.loads(files[0].read_text())
+    stored["value"][1] = "read back from the cache"
+    files[0].write_text(json.dumps(stored))
+    assert alignment.heard_phones(audio.samples) == (heard[0], "read back from the cache")
+    other = np.concatenate([audio.samples, np.zeros(1600, np.float32)])  # other audio, other entry
+    assert alignment.heard_phones(other)[1] == heard[1]
+    assert len(list((tmp_path / "cache" / "heard_phones").glob("*.json"))) == 2
+    files[0].write_text("{damaged")
+    assert alignment.heard_phones(audio.samples) == heard  # recognised again and stored whole
+    assert json.loads(files[0].read_text())["value"][1] == heard[1]
+    monkeypatch.setenv("SPEECH2FLAME_CACHE_DIR", "off")
+    assert alignment.heard_phones(audio.samples[: len(audio.samples) // 2]) is not None
+    assert len(list((tmp_path / "cache" / "heard_phones").glob("*.json"))) == 2  # nothing new written

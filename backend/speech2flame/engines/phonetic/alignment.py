@@ -36,6 +36,7 @@ _lock = threading.Lock()
 _words_lock = threading.Lock()  # word recognition is slow: it does not hold up alignments
 _decoders: dict = {}
 WORDS_PIECE_S = 20.0  # longest piece of audio recognised as one utterance (progress, cancelling)
+HEARD_VERSION = 1  # raise when a change here changes what heard_phones returns (its disk cache)
 
 
 def _decoder(kind: str):
@@ -229,7 +230,25 @@ def recognise_words(samples: np.ndarray, progress=None) -> str:
 def heard_phones(samples: np.ndarray, progress=None) -> tuple[list, str] | None:
     """(phones, words) for 16 kHz ``samples`` without a transcript: the words heard
     (:func:`recognised_pieces`, which calls ``progress``), force-aligned piece by piece;
-    None when no words are heard. A piece whose words cannot be aligned (rare) counts as silence."""
+    None when no words are heard. A piece whose words cannot be aligned (rare) counts as silence.
+
+    Kept on disk (:mod:`speech2flame.disk_cache`): the same audio is recognised once.
+    """
+    from importlib.metadata import version
+
+    from ...disk_cache import cached_json
+
+    samples = np.ascontiguousarray(samples, np.float32)
+    key = f"heard_phones {HEARD_VERSION} pocketsphinx {version('pocketsphinx')} ".encode() + samples.tobytes()
+    value = cached_json("heard_phones", key, lambda: recognise_and_align(samples, progress))
+    if value is None:
+        return None
+    phones, words = value
+    return [(str(name), float(start), float(end)) for name, start, end in phones], words
+
+
+def recognise_and_align(samples: np.ndarray, progress=None) -> tuple[list, str] | None:
+    """:func:`heard_phones` without its disk cache: always recognises and aligns."""
     phones: list = []
     heard: list[str] = []
     for first, end, words in recognised_pieces(samples, progress):

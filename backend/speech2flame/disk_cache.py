@@ -1,0 +1,62 @@
+"""Slow analyses kept on disk from one run to the next.
+
+Recognising the words of a clip takes about a third of its length; regenerating the same
+clip from the command line (other sliders, another emotion, a batch run again) reads the
+result back instead. Files: ``<cache folder>/<kind>/<sha256 of the key>.json``; the cache
+folder is ``$SPEECH2FLAME_CACHE_DIR``, else the platform's user cache folder
+(``~/.cache/speech2flame``, ``~/Library/Caches/speech2flame``, ``%LOCALAPPDATA%\\speech2flame``).
+``SPEECH2FLAME_CACHE_DIR=off`` turns it off. A damaged file is computed again; a folder that
+cannot be written is left alone (the result is the same, only slower).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ENV = "SPEECH2FLAME_CACHE_DIR"
+
+
+def cache_dir() -> Path | None:
+    """The cache folder (see module docstring), or None when the cache is off."""
+    chosen = os.environ.get(ENV)
+    if chosen:
+        return None if chosen.lower() in ("off", "0", "none") else Path(chosen)
+    if sys.platform == "win32":
+        base = Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local")
+    elif sys.platform == "darwin":
+        base = Path.home() / "Library" / "Caches"
+    else:
+        base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "speech2flame"
+
+
+def cached_json(kind: str, key: bytes, compute: Callable[[], Any]) -> Any:
+    """``compute()``'s JSON-able result, read from the cache when ``key`` (the bytes that
+    decide the result: input data and versions) was seen before, else computed and stored."""
+    folder = cache_dir()
+    if folder is None:
+        return compute()
+    path = folder / kind / f"{hashlib.sha256(key).hexdigest()}.json"
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))["value"]
+    except (OSError, ValueError, KeyError, TypeError):
+        pass  # not there yet, or damaged
+    value = compute()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=path.parent, suffix=".tmp", delete=False) as fh:
+            json.dump({"value": value}, fh)
+    except OSError:
+        return value
+    try:
+        os.replace(fh.name, path)  # whole or not at all, also with several processes at once
+    except OSError:
+        Path(fh.name).unlink(missing_ok=True)
+    return value
