@@ -48,7 +48,8 @@ def get_client(mode: str = "LOCAL", python_path: str = "", remote_url: str = "",
         if mode == "REMOTE":
             if not remote_url:
                 raise BackendError("Set the remote backend URL in the add-on preferences.")
-            return BackendClient(remote_url, remote_token or os.environ.get("SPEECH2FLAME_TOKEN", ""), timeout=60.0)
+            return BackendClient(remote_base_url(remote_url), remote_token or os.environ.get("SPEECH2FLAME_TOKEN", ""),
+                                 timeout=60.0)
         if mode == "IN_PROCESS":
             if _in_process is None:
                 try:
@@ -96,6 +97,30 @@ def stop_local() -> None:
         server.shutdown()
         server.server_close()
         _in_process = None
+
+
+def shares_files(client: BackendClient) -> bool:
+    """Whether ``client``'s server runs on this machine, started by this add-on (subprocess or
+    in-process), so it can read the audio file by its path; any other server gets an upload."""
+    if _in_process is not None and client.base_url == _in_process[0].url.rstrip("/"):
+        return True
+    return is_local(client)
+
+
+def remote_base_url(text: str) -> str:
+    """The remote backend URL as typed in the preferences, "http://" added when no scheme is
+    given; raises BackendError (one sentence) when it is not an http(s) address with a host."""
+    text = text.strip()
+    url = text if "://" in text else "http://" + text
+    try:
+        parsed = urllib.parse.urlsplit(url)
+        parsed.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError:
+        parsed = None
+    if parsed is None or parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise BackendError(f"The remote backend URL {text!r} is not an address like http://host:8765; "
+                           "fix it in the add-on preferences.")
+    return url
 
 
 def is_local(client: BackendClient) -> bool:

@@ -151,6 +151,8 @@ class BackendClient:
             raise BackendError(f"{where} did not answer within {self.timeout:g} s.") from None
         except (ConnectionError, http.client.HTTPException):
             raise BackendError(f"{where} closed the connection; it may have stopped.") from None
+        except ValueError as exc:  # a URL urllib cannot use
+            raise BackendError(f"{where} cannot be reached: {exc}.") from None
         if raw:
             return payload
         try:

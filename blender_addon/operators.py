@@ -16,12 +16,18 @@ from .backend_client import BackendClient, BackendError
 from .core import head_model as hm
 from .core import take as take_module
 from .rig import RigError, build_rig, find_rig
-from .take_writer import apply_take
+from .take_writer import all_strips, apply_take
 
 HEAD_PROP = "speech2flame_head"
 """Custom property on a rig: the head model the backend should use ("demo" or a file path)."""
 
 _cancel_requested = False
+_job_running = False  # a generation of this Blender session is under way (never saved with a file)
+
+
+def job_running() -> bool:
+    """Whether a generation is running now (the panel shows its progress and Cancel)."""
+    return _job_running
 
 GENERATE_ERRORS = (BackendError, RigError, hm.HeadModelError, take_module.TakeError)
 """Failures of a generation that reach the user as one message (the scene stays as it was)."""
@@ -95,7 +101,7 @@ def _audio_source(context) -> tuple[str, int, bool]:
     """(audio file path, start frame, whether a sound strip must be added) from the settings."""
     settings = _settings(context)
     if settings.audio_source == "STRIP":
-        strip = next((s for s in _all_strips(context.scene) if s.name == settings.sound_strip), None)
+        strip = next((s for s in all_strips(context.scene) if s.name == settings.sound_strip), None)
         if strip is None or strip.type != "SOUND":
             raise BackendError("Choose a sound strip of the Video Sequencer, or switch the audio source to File.")
         return os.path.abspath(bpy.path.abspath(strip.sound.filepath)), int(strip.frame_start), False
@@ -114,9 +120,8 @@ def _job(context, arm_obj, audio_path: str, start_frame: int, client: BackendCli
                 ("emotion", "intensity", "articulation", "expressiveness", "head_motion", "blink_rate",
                  "smoothing", "seed", "recognise_words")}
     controls["transcript"] = transcript.strip() or None
-    local = client.base_url.startswith(("http://127.", "http://localhost", "http://[::1]"))
-    return {
-        "audio": {"path": audio_path} if local else BackendClient.audio_upload(audio_path),
+    return {  # a backend on another machine (remote mode, even through a tunnel) gets the audio itself
+        "audio": {"path": audio_path} if backend.shares_files(client) else BackendClient.audio_upload(audio_path),
         "engine": settings.engine,
         "model": bpy.path.abspath(settings.model) if settings.model and settings.engine == "neural" else None,
         "rig": arm_obj.get(HEAD_PROP, hm.DEMO_RIG),
@@ -137,13 +142,15 @@ class SPEECH2FLAME_OT_generate(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context):
-        return not _settings(context).is_running
+        return not _job_running
 
     def _submit(self, context) -> None:
         global _cancel_requested
         _cancel_requested = False
         self.arm_obj, _mesh = _target_rig(context)
         self.audio_path, self.start_frame, self.add_sound = _audio_source(context)
+        settings = _settings(context)
+        self.strip_name = settings.sound_strip if settings.audio_source == "STRIP" else ""
         self.client = _client(context)
         job = _job(context, self.arm_obj, self.audio_path, self.start_frame, self.client)
         try:
@@ -163,15 +170,19 @@ class SPEECH2FLAME_OT_generate(bpy.types.Operator):
             path.write_bytes(data)
             take = take_module.Take.load(path)
         settings = _settings(context)
-        existing = any(getattr(s, "sound", None) and bpy.path.abspath(s.sound.filepath) == self.audio_path
-                       for s in _all_strips(context.scene))
+        existing = next((s for s in all_strips(context.scene) if getattr(s, "sound", None)
+                         and os.path.abspath(bpy.path.abspath(s.sound.filepath)) == self.audio_path), None)
         result = apply_take(take, self.arm_obj, name=f"{self.arm_obj.name}_{settings.engine}_{settings.emotion}",
                             scene=context.scene, sound_path=self.audio_path if self.add_sound and not existing else None)
         settings.heard_words = take.metadata.get("heard_words") or ""
         summary = f"{settings.engine}, {settings.emotion} {settings.intensity:.1f}, {Path(self.audio_path).name}"
-        takes.record(self.arm_obj, result, summary)
+        strip = result["sound_strip"] or (existing if self.add_sound else None)
+        takes.record(self.arm_obj, result, summary, strip.name if strip is not None else self.strip_name)
         elapsed = time.perf_counter() - self.started
-        self.report({"INFO"}, f"Take {result['armature_action'].name}: {take.num_frames} frames in {elapsed:.2f} s.")
+        message = f"Take {result['armature_action'].name}: {take.num_frames} frames in {elapsed:.2f} s."
+        if result["kept_actions"]:
+            message += f" Your Action {', '.join(result['kept_actions'])} is kept (fake user) in the file."
+        self.report({"INFO"}, message)
         return {"FINISHED"}
 
     def _fail(self, context, message: str) -> set:
@@ -180,20 +191,24 @@ class SPEECH2FLAME_OT_generate(bpy.types.Operator):
 
     def execute(self, context):
         """Synchronous: used by scripts, tests and background mode."""
+        global _job_running
         settings = _settings(context)
+        _job_running = True
         try:
             self._submit(context)
-            settings.is_running = True
             final = self.client.wait(self.job_id, on_progress=lambda s: setattr(settings, "progress", s.get("progress", 0)))
             if final["status"] != "done":
                 return self._fail(context, _job_message(final))
             return self._finish(context)
         except GENERATE_ERRORS as exc:
             return self._fail(context, str(exc))
+        except ReferenceError:
+            return self._fail(context, _RIG_GONE)
         finally:
-            settings.is_running = False
+            _job_running = False
 
     def invoke(self, context, event):
+        global _job_running
         if bpy.app.background:
             return self.execute(context)
         settings = _settings(context)
@@ -201,7 +216,8 @@ class SPEECH2FLAME_OT_generate(bpy.types.Operator):
             self._submit(context)
         except (BackendError, RigError) as exc:
             return self._fail(context, str(exc))
-        settings.is_running, settings.progress, settings.status = True, 0.0, "Queued"
+        _job_running = True
+        settings.progress, settings.status = 0.0, "Queued"
         self._timer = context.window_manager.event_timer_add(0.05, window=context.window)
         context.window_manager.progress_begin(0, 100)
         context.window_manager.modal_handler_add(self)
@@ -234,22 +250,24 @@ class SPEECH2FLAME_OT_generate(bpy.types.Operator):
             return self._end(context, self._finish(context))
         except GENERATE_ERRORS as exc:
             return self._end(context, self._fail(context, str(exc)))
+        except ReferenceError:  # the rig was deleted while the backend worked
+            return self._end(context, self._fail(context, _RIG_GONE))
+        except Exception as exc:  # never leave Generate disabled behind an unexpected error
+            self._end(context, set())
+            raise exc
 
     def _end(self, context, result: set) -> set:
-        settings = _settings(context)
-        settings.is_running, settings.status = False, ""
+        global _job_running
+        _job_running = False
+        _settings(context).status = ""
         context.window_manager.progress_end()
         if self._timer is not None:
             context.window_manager.event_timer_remove(self._timer)
+            self._timer = None
         return result
 
 
-def _all_strips(scene) -> list:
-    """Every strip of the scene's Video Sequencer, in meta strips too (Blender 4.4+ and older names)."""
-    editor = scene.sequence_editor
-    if editor is None:
-        return []
-    return list(editor.strips_all if hasattr(editor, "strips_all") else editor.sequences_all)
+_RIG_GONE = "The rig was deleted while its take was being generated; nothing was added."
 
 
 def _job_message(state: dict) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import bpy
 
+from . import operators
 from .rig import RIG_PROP
 
 
@@ -67,7 +68,7 @@ class SPEECH2FLAME_PT_main(bpy.types.Panel):
             col.prop(settings, name, slider=True)
         box.prop(settings, "seed")
 
-        if settings.is_running:
+        if operators.job_running():
             row = layout.row(align=True)
             if hasattr(row, "progress"):
                 row.progress(factor=settings.progress, type="BAR", text=settings.status or "Generating...")

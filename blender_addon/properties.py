@@ -30,6 +30,7 @@ class Speech2FlameTake(bpy.types.PropertyGroup):
     armature_action: PointerProperty(type=bpy.types.Action, name="Bone Action")
     shape_action: PointerProperty(type=bpy.types.Action, name="Shape-Key Action")
     summary: StringProperty(name="Summary", description="Engine, emotion and audio of this take")
+    sound_strip: StringProperty(name="Sound Strip", description="The sound strip playing this take's audio")
 
 
 class Speech2FlameSettings(bpy.types.PropertyGroup):
@@ -76,7 +77,6 @@ class Speech2FlameSettings(bpy.types.PropertyGroup):
                       description="Same seed, same take; change it for another variation of head motion and blinks")
     progress: FloatProperty(name="Progress", min=0.0, max=1.0, default=0.0, subtype="FACTOR")
     status: StringProperty(name="Status", description="What the backend is doing")
-    is_running: BoolProperty(name="Running", default=False)
 
 
 CLASSES = (Speech2FlameTake, Speech2FlameSettings)

@@ -85,13 +85,21 @@ def unique_action_name(base: str) -> str:
     return f"{base}.{n:03d}"
 
 
-def assign_actions(rig_object, armature_action, shape_action) -> None:
-    """Make this pair of take Actions the rig's active animation (bones and shape keys)."""
+def assign_actions(rig_object, armature_action, shape_action) -> list[str]:
+    """Make this pair of take Actions the rig's active animation (bones and shape keys).
+
+    An Action of the animator's own (not a take) that they replace is kept with a fake user,
+    so it is saved with the file and can be assigned again; returns the names of those."""
     arm_obj, mesh_obj = find_rig(rig_object)
+    kept = []
     for datablock, action in ((arm_obj, armature_action), (mesh_obj.data.shape_keys, shape_action)):
         if action is None:
             continue
         anim = datablock.animation_data or datablock.animation_data_create()
+        current = anim.action
+        if current is not None and current != action and TAKE_PROP not in current and not current.use_fake_user:
+            current.use_fake_user = True
+            kept.append(current.name)
         anim.action = action
         if len(action.slots):
             anim.action_slot = action.slots[0]
@@ -106,7 +114,9 @@ def apply_take(take: "take_module.Take", rig_object, name: str | None = None, sc
     (fake user) and untouched. Keys land at scene frames ``take.frame_offset + t``.
     With ``set_frame_range`` the scene fps and frame range follow the take; with
     ``sound_path`` a sound strip is added at the take's first frame.
-    Returns {"armature_action", "shape_action", "frame_start", "frame_end", "sound_strip"}.
+    Returns {"armature_action", "shape_action", "frame_start", "frame_end", "sound_strip",
+    "kept_actions"} (the last: names of the animator's own Actions it replaced, see
+    :func:`assign_actions`).
     Raises RigError when the take drives expression channels the rig lacks.
     """
     take.validate()
@@ -145,7 +155,7 @@ def apply_take(take: "take_module.Take", rig_object, name: str | None = None, sc
     for builder in (bones, shape):
         builder.action[TAKE_PROP] = meta
         builder.action.use_fake_user = True  # earlier takes survive save/reload
-    assign_actions(arm_obj, bones.action, shape.action)
+    kept = assign_actions(arm_obj, bones.action, shape.action)
 
     frame_start, frame_end = int(frames[0]), int(frames[-1])
     if set_frame_range:
@@ -155,7 +165,7 @@ def apply_take(take: "take_module.Take", rig_object, name: str | None = None, sc
         scene.frame_start, scene.frame_end = frame_start, frame_end
     strip = add_sound_strip(scene, sound_path, frame_start) if sound_path else None
     return {"armature_action": bones.action, "shape_action": shape.action,
-            "frame_start": frame_start, "frame_end": frame_end, "sound_strip": strip}
+            "frame_start": frame_start, "frame_end": frame_end, "sound_strip": strip, "kept_actions": kept}
 
 
 def _widen_slider(key_block, values: np.ndarray) -> None:
@@ -164,6 +174,14 @@ def _widen_slider(key_block, values: np.ndarray) -> None:
         key_block.slider_min = max(-10.0, np.floor(lo))
     if hi > key_block.slider_max:
         key_block.slider_max = min(10.0, np.ceil(hi))
+
+
+def all_strips(scene) -> list:
+    """Every strip of the scene's Video Sequencer, in meta strips too (Blender 4.4+ and older names)."""
+    editor = scene.sequence_editor
+    if editor is None:
+        return []
+    return list(editor.strips_all if hasattr(editor, "strips_all") else editor.sequences_all)
 
 
 def add_sound_strip(scene, sound_path: str, frame_start: int, channel: int = 1):

@@ -5,28 +5,48 @@ from __future__ import annotations
 import bpy
 
 from .rig import find_rig
-from .take_writer import assign_actions
+from .take_writer import all_strips, assign_actions
 
 
-def record(arm_obj, result: dict, summary: str) -> None:
-    """Add the Actions written by ``take_writer.apply_take`` to the rig's take list and select it."""
+_selecting_quietly = False  # set while the list's selection moves without switching the animation
+
+
+def record(arm_obj, result: dict, summary: str, sound_strip: str = "") -> None:
+    """Add the Actions written by ``take_writer.apply_take`` to the rig's take list and select
+    it; ``sound_strip``: the name of the strip playing its audio (muted when another take is active)."""
     item = arm_obj.speech2flame_takes.add()
     item.armature_action = result["armature_action"]
     item.shape_action = result["shape_action"]
     item["name"] = result["armature_action"].name  # bypass on_rename: the Actions already have this name
     item.summary = summary
-    arm_obj["speech2flame_take_index"] = len(arm_obj.speech2flame_takes) - 1
+    item.sound_strip = sound_strip
+    arm_obj.speech2flame_take_index = len(arm_obj.speech2flame_takes) - 1  # selects and activates it
 
 
-def activate(arm_obj, index: int) -> None:
-    """Make take ``index`` the active animation of the rig (bones and shape keys)."""
+def activate(arm_obj, index: int, scene=None) -> list[str]:
+    """Make take ``index`` the active animation of the rig (bones and shape keys), and its
+    sound strip the only one of this rig's takes that plays; returns the names of the
+    animator's own Actions it replaced (kept, see ``take_writer.assign_actions``)."""
     item = arm_obj.speech2flame_takes[index]
-    assign_actions(arm_obj, item.armature_action, item.shape_action)
+    kept = assign_actions(arm_obj, item.armature_action, item.shape_action)
+    scene = scene or bpy.context.scene
+    if item.sound_strip and scene is not None:
+        ours = {take.sound_strip for take in arm_obj.speech2flame_takes if take.sound_strip}
+        for strip in all_strips(scene):
+            if strip.name in ours:
+                strip.mute = strip.name != item.sound_strip
+    return kept
 
 
-def on_select(arm_obj, _context) -> None:
-    if 0 <= arm_obj.speech2flame_take_index < len(arm_obj.speech2flame_takes):
-        activate(arm_obj, arm_obj.speech2flame_take_index)
+def on_select(arm_obj, context) -> None:
+    if not _selecting_quietly and 0 <= arm_obj.speech2flame_take_index < len(arm_obj.speech2flame_takes):
+        activate(arm_obj, arm_obj.speech2flame_take_index, getattr(context, "scene", None))
+
+
+def _is_active(arm_obj, item) -> bool:
+    """Whether take ``item`` is what the rig plays now."""
+    anim = arm_obj.animation_data
+    return bool(anim and item.armature_action is not None and anim.action == item.armature_action)
 
 
 def on_rename(item, _context) -> None:
@@ -38,8 +58,11 @@ def on_rename(item, _context) -> None:
 
 
 def delete(arm_obj, index: int) -> None:
-    """Remove take ``index``; its Actions are deleted unless something else uses them."""
+    """Remove take ``index``; its Actions are deleted unless something else uses them. When
+    the rig was playing it, the take now at its place plays; otherwise what plays stays."""
+    global _selecting_quietly
     item = arm_obj.speech2flame_takes[index]
+    was_active = _is_active(arm_obj, item)
     actions = [a for a in (item.armature_action, item.shape_action) if a is not None]
     _arm, mesh_obj = find_rig(arm_obj)
     for datablock in (arm_obj, mesh_obj.data.shape_keys):
@@ -50,8 +73,16 @@ def delete(arm_obj, index: int) -> None:
         action.use_fake_user = False
         if action.users == 0:
             bpy.data.actions.remove(action)
-    arm_obj["speech2flame_take_index"] = max(0, min(index, len(arm_obj.speech2flame_takes) - 1))
-    if len(arm_obj.speech2flame_takes):
+    selected = arm_obj.speech2flame_take_index
+    selected = selected - 1 if selected > index else selected
+    if was_active:  # the rig played the deleted take: the next one (else the previous) takes over
+        selected = index
+    _selecting_quietly = True  # another take (or the animator's own Action) keeps playing
+    try:
+        arm_obj.speech2flame_take_index = max(0, min(selected, len(arm_obj.speech2flame_takes) - 1))
+    finally:
+        _selecting_quietly = False
+    if was_active and len(arm_obj.speech2flame_takes):
         activate(arm_obj, arm_obj.speech2flame_take_index)
 
 

@@ -101,3 +101,35 @@ def test_addon_drives_a_real_backend(addon_zip, tmp_path):
     assert report["generate_not_heard"] == ["FINISHED"] and report["generate_not_heard_words"] == ""
     assert report["disabled"] and not report["server_alive_after_disable"]
     assert speech.samples.size > 0
+
+
+def test_takes_keep_the_animators_own_animation(addon_zip, tmp_path):
+    audio_a, audio_b = tmp_path / "a.wav", tmp_path / "b.wav"
+    write_speech(audio_a, "Bob bought a big map.")
+    write_speech(audio_b, "Father saw a pop art show.")
+    env = dict(os.environ, BLENDER_USER_RESOURCES=str(tmp_path / "blender_user"))
+    run = subprocess.run([sys.executable, str(ROOT / "tests" / "addon_takes_scenario.py"), str(addon_zip),
+                          str(audio_a), str(audio_b), str(tmp_path)], capture_output=True, text=True, timeout=600, env=env)
+    lines = [line for line in run.stdout.splitlines() if line.startswith("REPORT ")]
+    assert run.returncode == 0 and lines, run.stdout[-3000:] + run.stderr[-3000:]
+    report = json.loads(lines[-1][len("REPORT "):])
+
+    assert not report["running_flag_saved"]  # a file saved mid-generation never disables Generate
+    assert all(report["own"]) and report["own_kept_after_take"] == [True, True]
+    assert report["generate_a"] == report["generate_b"] == report["generate_b2"] == ["FINISHED"]
+    takes = report["takes"]
+    assert len(takes) == 3 and report["index_after_three"] == 2 and report["playing_after_three"] == takes[2]
+    strips = report["strips"]
+    assert strips[0] and strips[1] == strips[2] != strips[0]  # b.wav's strip is added once
+    assert report["unmuted_after_three"] == [strips[2]]  # a.wav's line no longer plays over b.wav's
+    assert report["playing_after_select"] == takes[0] and report["unmuted_after_select"] == [strips[0]]
+    assert report["delete_selected"] == ["FINISHED"] and report["after_delete_takes"] == takes[:2]
+    assert report["after_delete_playing"] == takes[1] and report["after_delete_index"] == 1
+    assert report["delete_other"] == ["FINISHED"]
+    assert report["after_delete_other_playing"] == report["own"][0]  # deleting another take left theirs playing
+    assert report["generate_missing"][0] == "ERROR" and report["poll_after_failure"]
+    assert report["own_after_reopen"] == [True, True] and report["poll_after_reopen"]
+    assert report["remote_url_added_scheme"] == "http://localhost:8765"
+    assert all(message and "not an address like http://host:8765" in message for message in report["remote_url_typos"])
+    assert report["check_remote_typo"][0] == "ERROR" and "not an address" in report["check_remote_typo"][1]
+    assert report["shares_files"] == [True, False]  # a remote URL on loopback (a tunnel) still gets uploads

@@ -1,0 +1,118 @@
+"""The take list and the animator's own animation, driven headless through the installed add-on.
+
+Run by test_addon.py in a subprocess (Blender's user folders in a temporary directory):
+    python addon_takes_scenario.py ADDON.zip AUDIO_A.wav AUDIO_B.wav OUT_DIR
+Prints one line "REPORT <json>" with what happened.
+"""
+
+import json
+import sys
+from pathlib import Path
+
+import bpy
+
+zip_path, audio_a, audio_b, out_dir = sys.argv[1:5]
+MODULE = "bl_ext.user_default.speech2flame"
+report = {}
+
+
+def call(operator, **kwargs):
+    """["FINISHED"] / ["CANCELLED"], or ["ERROR", message] when the operator reported an error."""
+    try:
+        return list(operator(**kwargs))
+    except RuntimeError as exc:
+        return ["ERROR", str(exc)]
+
+
+def playing(rig):
+    """(bone Action, shape-key Action) names the rig plays now."""
+    key = rig.children[0].data.shape_keys
+    return (rig.animation_data.action.name if rig.animation_data and rig.animation_data.action else None,
+            key.animation_data.action.name if key.animation_data and key.animation_data.action else None)
+
+
+def unmuted(scene):
+    return sorted(s.name for s in scene.sequence_editor.strips_all if s.type == "SOUND" and not s.mute)
+
+
+bpy.ops.wm.read_factory_settings(use_empty=True)
+bpy.ops.extensions.package_install_files(filepath=zip_path, repo="user_default", enable_on_install=True)
+operators = sys.modules[MODULE + ".operators"]
+backend = sys.modules[MODULE + ".backend"]
+prefs = bpy.context.preferences.addons[MODULE].preferences
+prefs.backend_mode = "IN_PROCESS"  # the backend inside this Python: fast, and what shares_files reports
+scene = bpy.context.scene
+scene.render.fps = 30
+settings = scene.speech2flame
+report["running_flag_saved"] = "is_running" in type(settings).bl_rna.properties.keys()
+bpy.ops.speech2flame.add_demo_head()
+rig = settings.rig
+
+# The animator's own animation on the rig before any take: a bone key and a shape-key key.
+rig.pose.bones[0].rotation_mode = "QUATERNION"
+rig.pose.bones[0].keyframe_insert("rotation_quaternion", frame=1)
+key = rig.children[0].data.shape_keys
+key.key_blocks[1].keyframe_insert("value", frame=1)
+own = playing(rig)
+report["own"] = own
+
+settings.engine = "baseline"
+settings.audio_source = "FILE"
+settings.audio_path = audio_a
+report["generate_a"] = call(bpy.ops.speech2flame.generate)
+report["own_kept_after_take"] = [bpy.data.actions[name].use_fake_user for name in own]
+settings.emotion = "happy"
+settings.audio_path = audio_b
+report["generate_b"] = call(bpy.ops.speech2flame.generate)
+settings.emotion = "sad"
+report["generate_b2"] = call(bpy.ops.speech2flame.generate)
+names = [t.name for t in rig.speech2flame_takes]
+report["takes"] = names
+report["index_after_three"] = rig.speech2flame_take_index
+report["playing_after_three"] = playing(rig)[0]
+report["strips"] = [t.sound_strip for t in rig.speech2flame_takes]
+report["unmuted_after_three"] = unmuted(scene)
+
+rig.speech2flame_take_index = 0  # pick the first take in the list
+report["playing_after_select"] = playing(rig)[0]
+report["unmuted_after_select"] = unmuted(scene)
+
+rig.speech2flame_take_index = 2
+report["delete_selected"] = call(bpy.ops.speech2flame.take_delete)  # the take that plays
+report["after_delete_takes"] = [t.name for t in rig.speech2flame_takes]
+report["after_delete_playing"] = playing(rig)[0]
+report["after_delete_index"] = rig.speech2flame_take_index
+
+# The animator assigns their own Action again by hand, then deletes a take that does not play.
+rig.animation_data.action = bpy.data.actions[own[0]]
+rig.speech2flame_take_index = 1
+rig.animation_data.action = bpy.data.actions[own[0]]  # selecting played take 1; put theirs back
+report["delete_other"] = call(bpy.ops.speech2flame.take_delete, index=0)
+report["after_delete_other_playing"] = playing(rig)[0]
+
+# The Generate button is available after a failed generation, and nothing is saved as "running".
+settings.audio_path = str(Path(out_dir) / "missing.wav")
+report["generate_missing"] = call(bpy.ops.speech2flame.generate)
+report["poll_after_failure"] = bpy.ops.speech2flame.generate.poll()
+
+path = str(Path(out_dir) / "takes.blend")
+bpy.ops.wm.save_as_mainfile(filepath=path)
+bpy.ops.wm.open_mainfile(filepath=path)
+report["own_after_reopen"] = [name in bpy.data.actions for name in own]
+report["poll_after_reopen"] = bpy.ops.speech2flame.generate.poll()
+
+# Backend addresses: remote means upload, whatever the URL looks like; typos get one sentence.
+report["remote_url_added_scheme"] = backend.remote_base_url("localhost:8765")
+for typo in ("gpu-box:port", "ftp://gpu-box", ""):
+    try:
+        backend.remote_base_url(typo)
+        report.setdefault("remote_url_typos", []).append(None)
+    except backend.BackendError as exc:
+        report.setdefault("remote_url_typos", []).append(str(exc))
+prefs = bpy.context.preferences.addons[MODULE].preferences
+prefs.backend_mode, prefs.remote_url = "REMOTE", "gpu-box:port"
+report["check_remote_typo"] = call(bpy.ops.speech2flame.check_backend)
+in_process = backend.get_client("IN_PROCESS")
+tunnel = backend.get_client("REMOTE", remote_url="http://127.0.0.1:8765")  # e.g. an SSH tunnel to a GPU box
+report["shares_files"] = [backend.shares_files(in_process), backend.shares_files(tunnel)]
+print("REPORT " + json.dumps(report))
