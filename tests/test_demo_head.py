@@ -1,10 +1,12 @@
 """The procedural demo head: shipped file, size, rig contract, lips, lids, symmetry."""
 
+import copy
+
 import numpy as np
 import pytest
 
 from speech2flame import demo_head
-from speech2flame.head_model import demo_head_path, load_head_model
+from speech2flame.head_model import HeadModelError, demo_head_path, load_head_model
 
 
 @pytest.fixture(scope="module")
@@ -182,3 +184,11 @@ def test_matches_the_torch_flame_layer(head):
     layer = flame.FlameLayer(head).double()
     theirs = layer(e[None], [jaw], [neck], [glob], [eyes])[0].detach().numpy()
     np.testing.assert_allclose(ours, theirs, atol=1e-6)
+
+
+def test_a_head_with_nan_vertices_is_refused(head, tmp_path):
+    broken = copy.deepcopy(head)
+    broken.v_template[10, 1] = np.nan
+    path = broken.save_npz(tmp_path / "nan_head.npz")
+    with pytest.raises(HeadModelError, match="v_template holds NaN or infinite values"):
+        load_head_model(path)

@@ -105,6 +105,9 @@ class HeadModel:
         for ok, message in checks:
             if not ok:
                 raise HeadModelError(f"{self.name}: {message}.")
+        for key in ("v_template", "shapedirs", "posedirs", "J_regressor", "weights"):
+            if not np.isfinite(getattr(self, key)).all():
+                raise HeadModelError(f"{self.name}: {key} holds NaN or infinite values.")
         if self.f.size and (self.f.min() < 0 or self.f.max() >= v):
             raise HeadModelError(f"{self.name}: triangle indices point outside the {v} vertices.")
         for key, idx in self.landmarks.items():
