@@ -81,3 +81,12 @@ def test_over_long_audio_is_refused(tmp_path):
     soundfile.write(str(path), np.zeros(8000 * 12, np.int16), 8000, subtype="PCM_16")
     with pytest.raises(AudioError, match="limit is 10 s"):
         load_audio(path, max_duration_s=10)
+
+
+def test_nan_samples_are_refused_naming_the_file(tmp_path):
+    samples = np.sin(np.linspace(0, 200, 16000)).astype(np.float32)
+    samples[500] = np.nan
+    path = tmp_path / "damaged.wav"
+    soundfile.write(str(path), samples, 16000, subtype="FLOAT")
+    with pytest.raises(AudioError, match=r"^damaged\.wav contains NaN or infinite samples"):
+        load_audio(path)

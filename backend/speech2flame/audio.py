@@ -80,7 +80,8 @@ def from_array(samples: np.ndarray, sample_rate: int, path: str = "", sha256: st
     if samples.ndim != 1:
         raise AudioError("Audio must be a 1-D signal or (samples, channels).")
     if not np.all(np.isfinite(samples)):
-        raise AudioError("Audio contains NaN or infinite samples.")
+        where = f"{Path(path).name} contains" if path else "Audio contains"
+        raise AudioError(f"{where} NaN or infinite samples (a damaged float WAV?).")
     if sample_rate != SAMPLE_RATE and len(samples):
         samples = soxr.resample(samples, sample_rate, SAMPLE_RATE, quality="HQ").astype(np.float32)
     if not sha256:
