@@ -215,3 +215,38 @@ def test_ctrl_c_stops_a_parallel_batch_and_its_workers(tmp_path):
     assert process.returncode == 130 and "cancelled" in err
     time.sleep(0.5)
     assert not [pid for pid in workers if Path(f"/proc/{pid}").exists()], "worker processes left running"
+
+
+@pytest.mark.parametrize("args,words", [
+    (["--seed", "-1"], "seed must be a whole number from 0 to 4294967295, got -1."),
+    (["--seed", str(2**32)], "seed must be a whole number from 0 to 4294967295, got 4294967296."),
+    (["--fps", "1e-9"], "--fps must be a number of frames per second from 1 to 240, got 1e-09."),
+    (["--fps", "0"], "--fps must be a number of frames per second from 1 to 240, got 0."),
+    (["--fps", "1000"], "--fps must be a number of frames per second from 1 to 240, got 1000."),
+    (["--fps", "nan"], "--fps must be a number of frames per second from 1 to 240, got nan."),
+])
+def test_out_of_range_seed_and_fps_are_refused_before_anything_runs(tmp_path, args, words):
+    result = cli("generate", EXAMPLE, "--engine", "baseline", "--out", tmp_path / "x", "--outputs", "take",
+                 "--quiet", *args)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert lines == [f"speech2flame: error: {words}"], result.stderr  # one sentence, no traceback
+    assert not (tmp_path / "x").exists()
+
+
+def test_the_edges_of_the_seed_and_fps_ranges_are_accepted(tmp_path):
+    clip = tmp_path / "short.wav"
+    soundfile.write(str(clip), _example_second(), 16000)
+    for args, fps in ((["--seed", str(2**32 - 1), "--fps", "240"], 240), (["--seed", "0", "--fps", "1"], 1)):
+        result = cli("generate", clip, "--engine", "baseline", "--out", tmp_path / f"fps{fps}", "--outputs", "take",
+                     "--quiet", *args)
+        assert result.returncode == 0, result.stderr
+        take = Take.load(tmp_path / f"fps{fps}" / "take.npz")
+        assert take.fps == fps and take.num_frames == max(1, round(1.0 * fps))
+
+
+def _example_second() -> np.ndarray:
+    """The first second of the bundled example clip, at 16 kHz mono."""
+    from speech2flame.audio import load_audio
+
+    return load_audio(EXAMPLE).samples[:16000]

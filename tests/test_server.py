@@ -11,6 +11,7 @@ import sys
 import threading
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -268,3 +269,127 @@ def test_find_project_python_honours_the_environment(monkeypatch, tmp_path):
     assert find_project_python() is not None and find_project_python().samefile(sys.executable)
     monkeypatch.setenv("SPEECH2FLAME_PYTHON", str(tmp_path / "missing-python"))
     assert find_project_python() is None
+
+
+def raw_http(server: LocalServer, head: str, body: bytes = b"") -> tuple[int, dict]:
+    """(HTTP status, parsed JSON) of a POST /v1/jobs whose headers are written by hand (``head``:
+    extra header lines), for requests no HTTP library would send."""
+    import http.client
+
+    connection = http.client.HTTPConnection("127.0.0.1", server.ready["port"], timeout=10)
+    try:
+        connection.putrequest("POST", "/v1/jobs", skip_accept_encoding=True)
+        connection.putheader("Authorization", f"Bearer {server.token}")
+        for line in head.splitlines():
+            name, _, value = line.partition(":")
+            connection.putheader(name.strip(), value.strip())
+        connection.endheaders(body or None)
+        response = connection.getresponse()
+        assert response.getheader("Content-Type") == "application/json"
+        return response.status, json.loads(response.read())
+    finally:
+        connection.close()
+
+
+@pytest.mark.parametrize("case", ["negative_content_length", "content_length_not_a_number", "deeply_nested_json",
+                                  "deeply_nested_object"])
+def test_malformed_http_gets_a_400_in_one_sentence_not_a_500(server, case):
+    if case == "negative_content_length":
+        status, body = raw_http(server, "Content-Length: -5")  # no body: unread bytes would reset the socket
+        expected = "Content-Length must be a whole number of bytes, 0 or more."
+    elif case == "content_length_not_a_number":
+        status, body = raw_http(server, "Content-Length: five")
+        expected = "Content-Length must be a whole number of bytes, 0 or more."
+    else:
+        nested = b"[" * 100_000 if case == "deeply_nested_json" else b'{"a": ' * 50_000
+        status, body = raw_request(server, "POST", "/v1/jobs", nested, token=server.token)
+        expected = "The request body's JSON is nested too deeply."
+    assert status == 400, body
+    assert body["error"] == {"code": body["error"]["code"], "message": expected}
+    assert_one_sentence(body)
+    assert server.client().health()["status"] == "ok"  # and the server goes on answering
+
+
+@pytest.mark.parametrize("fps", [1e-9, 0.5, 0, -30, 241, 1e12, "30", None, True])
+def test_job_fps_outside_1_to_240_is_refused_up_front(server, clip, fps):
+    body = {**job({"path": clip}), "fps": fps}
+    status, answer = raw_request(server, "POST", "/v1/jobs", json.dumps(body).encode(), token=server.token)
+    assert status == 400 and answer["error"]["code"] == "bad_fps", answer
+    assert answer["error"]["message"].startswith("fps must be a number of frames per second from 1 to 240, got ")
+    assert_one_sentence(answer)
+    with pytest.raises(BackendError) as info:  # the client surfaces the same sentence
+        server.client().submit(body)
+    assert str(info.value) == answer["error"]["message"] and info.value.status == 400
+
+
+@pytest.mark.parametrize("seed,accepted", [(-1, False), (2**32, False), (2**40, False), (1.5, False), ("7", False),
+                                           (True, False), (0, True), (2**32 - 1, True)])
+def test_seeds_outside_what_numpy_and_torch_accept_are_refused_up_front(server, clip, seed, accepted):
+    client = server.client()
+    if accepted:  # the edges of the range run to the end
+        state = client.wait(client.submit(job({"path": clip}, seed=seed)), timeout=20)
+        assert state["status"] == "done"
+        return
+    body = job({"path": clip}, seed=seed)
+    status, answer = raw_request(server, "POST", "/v1/jobs", json.dumps(body).encode(), token=server.token)
+    assert status == 400 and answer["error"]["code"] == "bad_controls", answer
+    assert answer["error"]["message"].startswith("seed must be a whole number from 0 to 4294967295, got ")
+    assert_one_sentence(answer)
+
+
+def test_emotion_schedule_in_the_command_line_form_is_accepted(server, clip, tmp_path):
+    client = server.client()
+    takes = {}
+    for form, schedule in (("text", "0:neutral, 2.5:happy@0.8,5:sad"),
+                           ("list", [[0, "neutral", 0.5], [2.5, "happy", 0.8], [5, "sad", 0.5]])):
+        state = client.wait(client.submit(job({"path": clip}, emotion_schedule=schedule, seed=4)), timeout=20)
+        assert state["status"] == "done", state
+        (tmp_path / f"{form}.npz").write_bytes(client.fetch_take(state["job_id"]))
+        takes[form] = Take.load(tmp_path / f"{form}.npz")
+    assert takes["text"].metadata["controls"]["emotion_schedule"] == [[0.0, "neutral", 0.5], [2.5, "happy", 0.8],
+                                                                      [5.0, "sad", 0.5]]
+    assert np.array_equal(takes["text"].expression, takes["list"].expression)  # the same take either way
+    assert np.abs(takes["text"].expression).max() > 0
+
+    for schedule, words in (("0:neutral,2.5:glee", "Unknown emotion 'glee'"),
+                            ("0:neutral;2.5:happy", "write TIME:EMOTION[@INTENSITY]"),
+                            ([[0, "happy"]], "need [time_s, emotion, intensity]"),
+                            (7, "emotion_schedule must be a list of [time_s, emotion, intensity] keys or text")):
+        status, answer = raw_request(server, "POST", "/v1/jobs",
+                                     json.dumps(job({"path": clip}, emotion_schedule=schedule)).encode(),
+                                     token=server.token)
+        assert status == 400 and answer["error"]["code"] == "bad_controls", answer
+        assert words in answer["error"]["message"]
+        assert_one_sentence(answer)
+
+
+def _peak_rss(pid: int) -> int:
+    """The highest resident memory of process ``pid`` so far, in bytes (Linux /proc)."""
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError("no VmHWM")
+
+
+def test_an_audio_path_over_the_size_limit_is_refused_without_reading_it(server, tmp_path):
+    from speech2flame.audio import AudioError, load_audio
+
+    huge = tmp_path / "huge.wav"
+    with open(huge, "wb") as fh:
+        fh.truncate(600 * 2**20)  # sparse: 600 MiB of size, no disk, no time
+    with pytest.raises(AudioError) as expected:  # what an oversized upload is told (load_audio stats first)
+        load_audio(huge)
+    linux = Path("/proc").is_dir()
+    peak_before = _peak_rss(server.process.pid) if linux else 0
+    status, answer = raw_request(server, "POST", "/v1/jobs", json.dumps(job({"path": str(huge)})).encode(),
+                                 token=server.token)
+    assert status == 400 and answer["error"] == {"code": "bad_audio", "message": str(expected.value)}, answer
+    assert answer["error"]["message"] == "Audio file huge.wav is 600 MiB; the limit is 512 MiB."
+    if linux:  # the server never held the file's 600 MiB
+        assert _peak_rss(server.process.pid) - peak_before < 100 * 2**20
+
+    status, answer = raw_request(server, "POST", "/v1/jobs", json.dumps(job({"path": str(tmp_path)})).encode(),
+                                 token=server.token)
+    assert status == 400 and answer["error"]["code"] == "bad_audio", answer
+    assert answer["error"]["message"].startswith("The audio path ") and answer["error"]["message"].endswith(
+        " is not a file.")

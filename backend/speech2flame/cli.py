@@ -43,7 +43,8 @@ def _add_control_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--head-motion", type=float, default=d.head_motion, help="head movement amount (0..2)")
     group.add_argument("--blink-rate", type=float, default=d.blink_rate, help="blink frequency multiplier (0..3)")
     group.add_argument("--smoothing", type=float, default=d.smoothing, help="extra temporal smoothing (0..1)")
-    group.add_argument("--seed", type=int, default=d.seed, help="seed of every random part (same seed, same take)")
+    group.add_argument("--seed", type=int, default=d.seed,
+                       help="seed of every random part, 0 to 4294967295 (same seed, same take)")
     group.add_argument("--temperature", type=float, default=d.temperature, help="sampling temperature of stochastic models")
     group.add_argument("--transcript", help="what is said (improves lip sync with the phonetic engine)")
     group.add_argument("--transcript-file", type=Path, help="read the transcript from a text file")
@@ -82,8 +83,10 @@ def _parse_outputs(text: str) -> list[str]:
 def cmd_generate(args) -> int:
     from .batch import GenerateJob, StageTimer, clip_folders
     from .head_model import load_head_model
+    from .take import check_fps
 
     outputs = _parse_outputs(args.outputs)
+    check_fps(args.fps, "--fps")
     controls = controls_from_args(args)
     if args.jobs < 1:
         raise UsageError(f"--jobs takes a number of worker processes, 1 or more; got {args.jobs}.")
@@ -254,7 +257,7 @@ def build_parser(selected: str | None = None) -> argparse.ArgumentParser:
     gen.add_argument("--out", required=True, help="output folder (one sub-folder per clip in batch)")
     gen.add_argument("--outputs", default=",".join(OUTPUTS), help=f"comma list of {', '.join(OUTPUTS)} (default: all)")
     gen.add_argument("--rig", default="demo", help="'demo' or a FLAME .pkl / speech2flame .npz head model")
-    gen.add_argument("--fps", type=float, default=30.0, help="animation frame rate (default 30)")
+    gen.add_argument("--fps", type=float, default=30.0, help="animation frame rate, 1 to 240 (default 30)")
     gen.add_argument("--start-frame", type=int, default=1, help="scene frame of the first animation frame")
     gen.add_argument("--engine", choices=[AUTO, *sorted(ENGINES)], default=DEFAULT_ENGINE,
                      help="animation engine; auto: phonetic with a transcript, else the trained neural model")

@@ -29,6 +29,21 @@ class ControlsError(ValueError):
     """A control value out of range or an unreadable emotion schedule."""
 
 
+MAX_SEED = 2**32 - 1  # the largest seed numpy and torch both accept
+SCHEDULE_EXAMPLE = "0:neutral,2.5:happy@0.8"
+
+
+def _is_number(value) -> bool:
+    """A real number (int or float, numpy's too), not a bool or a string."""
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+
+
+def _shown(value, limit: int = 40) -> str:
+    """``repr(value)``, shortened so that a message stays one short sentence."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 @dataclass
 class Controls:
     """Animator controls. Sliders are multipliers where 1.0 is the natural default.
@@ -41,7 +56,7 @@ class Controls:
     head_motion     head movement amplitude (1 = natural, 0 = still)
     blink_rate      blink frequency multiplier (1 = about 17 blinks per minute)
     smoothing       0..1 extra temporal smoothing of all curves
-    seed            seed of every stochastic part (same seed, same take)
+    seed            seed of every stochastic part (same seed, same take), 0..MAX_SEED
     temperature     sampling temperature of stochastic models (0 = deterministic)
     transcript      optional text of what is said
     recognise_words without a transcript, recognise the English words in the audio and close
@@ -66,17 +81,33 @@ class Controls:
 
     def validate(self) -> "Controls":
         if self.emotion not in EMOTIONS:
-            raise ControlsError(f"Unknown emotion {self.emotion!r}; choose one of {', '.join(EMOTIONS)}.")
+            raise ControlsError(f"Unknown emotion {_shown(self.emotion)}; choose one of {', '.join(EMOTIONS)}.")
         for name, (lo, hi) in SLIDER_RANGES.items():
-            value = float(getattr(self, name))
-            if not lo <= value <= hi:
-                raise ControlsError(f"{name} must be between {lo} and {hi}, got {value}.")
+            value = getattr(self, name)
+            if not _is_number(value):
+                raise ControlsError(f"{name} must be a number between {lo} and {hi}, got {_shown(value)}.")
+            if not lo <= float(value) <= hi:
+                raise ControlsError(f"{name} must be between {lo} and {hi}, got {float(value)}.")
+        seed = self.seed
+        if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or not 0 <= seed <= MAX_SEED:
+            raise ControlsError(f"seed must be a whole number from 0 to {MAX_SEED}, got {_shown(seed)}.")
         if not isinstance(self.recognise_words, (bool, np.bool_)):
-            raise ControlsError(f"recognise_words must be true or false, got {self.recognise_words!r}.")
+            raise ControlsError(f"recognise_words must be true or false, got {_shown(self.recognise_words)}.")
+        for name in ("transcript", "style_ref"):
+            if getattr(self, name) is not None and not isinstance(getattr(self, name), str):
+                raise ControlsError(f"{name} must be text or null, got {_shown(getattr(self, name))}.")
+        if not isinstance(self.emotion_schedule, (list, tuple)):
+            raise ControlsError(f"emotion_schedule must be a list of [time_s, emotion, intensity] keys or text "
+                                f"such as {SCHEDULE_EXAMPLE!r}.")
         for key in self.emotion_schedule:
-            t, emo, inten = key
-            if emo not in EMOTIONS or not 0.0 <= float(inten) <= 1.0 or float(t) < 0:
-                raise ControlsError(f"Bad emotion key {key!r}: need time >= 0, a known emotion, intensity 0..1.")
+            ok = isinstance(key, (list, tuple)) and len(key) == 3
+            if ok:
+                t, emo, inten = key
+                ok = (_is_number(t) and 0 <= float(t) < float("inf") and isinstance(emo, str) and emo in EMOTIONS
+                      and _is_number(inten) and 0.0 <= float(inten) <= 1.0)
+            if not ok:
+                raise ControlsError(f"Bad emotion key {_shown(key)}: need [time_s, emotion, intensity] with "
+                                    f"time >= 0, a known emotion and intensity 0..1.")
         return self
 
     def to_dict(self) -> dict:
@@ -84,13 +115,22 @@ class Controls:
 
     @classmethod
     def from_dict(cls, data: dict) -> "Controls":
-        """Build controls from a JSON-like dict, refusing unknown keys."""
+        """Build controls from a JSON-like dict, refusing unknown keys. ``emotion_schedule`` may be
+        a list of [time_s, emotion, intensity] keys or text in the command line's form
+        (:func:`parse_emotion_schedule`)."""
         known = set(cls.__dataclass_fields__)
         unknown = set(data) - known
         if unknown:
             raise ControlsError(f"Unknown control(s): {', '.join(sorted(unknown))}.")
         data = dict(data)
-        data["emotion_schedule"] = [tuple(k) for k in data.get("emotion_schedule", [])]
+        schedule = data.get("emotion_schedule", [])
+        if isinstance(schedule, str):  # the command line's form, "0:neutral,2.5:happy@0.8"
+            intensity = data.get("intensity", cls.intensity)
+            schedule = parse_emotion_schedule(schedule, intensity if _is_number(intensity) else cls.intensity) \
+                if schedule.strip() else []
+        if isinstance(schedule, (list, tuple)):
+            schedule = [tuple(k) if isinstance(k, list) else k for k in schedule]
+        data["emotion_schedule"] = schedule
         return cls(**data).validate()
 
     def emotion_curves(self, num_frames: int, fps: float, transition_s: float = 0.4) -> np.ndarray:

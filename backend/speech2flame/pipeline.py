@@ -13,7 +13,7 @@ from .audio import Audio
 from .controls import Controls
 from .engines import DEFAULT_ENGINE, Progress, get_engine, resolve_engine
 from .head_model import HeadModel
-from .take import Take
+from .take import Take, check_fps
 
 
 class AnalysisCache:
@@ -52,10 +52,11 @@ def generate_take(audio: Audio, head: HeadModel, engine: str = DEFAULT_ENGINE, c
     """Run ``engine`` (``auto``: see :func:`engines.resolve_engine`) on ``audio`` for ``head``
     and return a validated Take; its metadata names the engine that ran.
 
-    fps: animation frames per second. start_frame: scene frame of the take's first
+    fps: animation frames per second (take.FPS_RANGE). start_frame: scene frame of the take's first
     frame (stored as metadata ``frame_offset``). progress(fraction, message) may
     raise Cancelled. ``cache`` makes repeated calls on the same audio skip analysis.
     """
+    fps = check_fps(fps)  # before analysis: a tiny fps would allocate huge arrays
     controls = (controls or Controls()).validate()
     engine = resolve_engine(engine, controls.transcript)
     module = get_engine(engine)

@@ -49,20 +49,21 @@ import uuid
 from collections import OrderedDict
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from stat import S_ISREG
 
 from . import __version__
-from .audio import Audio, AudioError, load_audio
+from .audio import MAX_FILE_BYTES, Audio, AudioError, load_audio
 from .controls import Controls, ControlsError
 from .engines import DEFAULT_ENGINE, ENGINES, Cancelled, EngineError, get_engine, resolve_engine
 from .head_model import DEMO_RIG, HeadModel, HeadModelError, demo_head_path, load_head_model
 from .pipeline import AnalysisCache, generate_take
+from .take import TakeError, check_fps
 
 log = logging.getLogger("speech2flame.server")
 
 TOKEN_ENV = "SPEECH2FLAME_TOKEN"
 MODELS_ENV = "SPEECH2FLAME_MODELS"
 JOB_KEYS = {"audio", "engine", "model", "rig", "fps", "start_frame", "controls"}
-MAX_FPS = 240.0
 MAX_WAIT_S = 30.0  # longest long-poll of GET /v1/jobs/<id>?wait=SECONDS
 DRAIN_LIMIT_BYTES = 256 * 2**20  # read and discard oversized bodies up to this, so the client sees the 413
 
@@ -281,10 +282,7 @@ class ServerApp:
             path = spec["path"]
             if not isinstance(path, str) or not path:
                 raise ApiError(400, "bad_audio", "audio.path must be a non-empty string.")
-            try:
-                data = Path(path).read_bytes()
-            except OSError:
-                raise ApiError(400, "bad_audio", f"The server cannot read the audio file {path}.") from None
+            data = self._read_audio_file(path)
             name, label = str(Path(path).resolve()), path
         else:
             filename = spec.get("filename", "audio.wav")
@@ -301,6 +299,21 @@ class ServerApp:
             audio = self._decode(data, label)
             self.audio_cache.put(sha256, audio)
         return dataclasses.replace(audio, path=name, sha256=sha256)
+
+    @staticmethod
+    def _read_audio_file(path: str) -> bytes:
+        """The bytes of the audio file at ``path``, its size checked (stat) before anything is read."""
+        try:
+            info = os.stat(path)
+            if not S_ISREG(info.st_mode):  # a folder, a device or a FIFO (which could block or never end)
+                raise ApiError(400, "bad_audio", f"The audio path {_shown(path)} is not a file.")
+            _check_audio_size(info.st_size, path)
+            with open(path, "rb") as fh:
+                data = fh.read(MAX_FILE_BYTES + 1)  # no more than the limit, even if the file grew meanwhile
+        except OSError:
+            raise ApiError(400, "bad_audio", f"The server cannot read the audio file {_shown(path)}.") from None
+        _check_audio_size(len(data), path)
+        return data
 
     @staticmethod
     def _decode(data: bytes, label: str) -> Audio:
@@ -352,9 +365,10 @@ class ServerApp:
         model = body.get("model")
         if model is not None and not isinstance(model, str):
             raise ApiError(400, "bad_model", "model must be a string or null.")
-        fps = body.get("fps", 30)
-        if isinstance(fps, bool) or not isinstance(fps, (int, float)) or not 0 < fps <= MAX_FPS:
-            raise ApiError(400, "bad_fps", f"fps must be a number between 0 and {MAX_FPS:g}.")
+        try:
+            fps = check_fps(body.get("fps", 30))
+        except TakeError as exc:
+            raise ApiError(400, "bad_fps", str(exc)) from None
         start_frame = body.get("start_frame", 1)
         if isinstance(start_frame, bool) or not isinstance(start_frame, int):
             raise ApiError(400, "bad_start_frame", "start_frame must be an integer.")
@@ -366,11 +380,12 @@ class ServerApp:
         except ControlsError as exc:
             raise ApiError(400, "bad_controls", str(exc)) from None
         except (TypeError, ValueError):
-            raise ApiError(400, "bad_controls", "controls hold a value of the wrong type.") from None
+            raise ApiError(400, "bad_controls", "controls hold a value of the wrong type; see the controls in "
+                                                "docs/protocol.md.") from None
         rig = body.get("rig", DEMO_RIG)
         head = self.load_head(rig)
         audio = self.load_audio_spec(body["audio"])
-        return JobRequest(audio=audio, head=head, engine=engine, model=model, rig=rig, fps=float(fps),
+        return JobRequest(audio=audio, head=head, engine=engine, model=model, rig=rig, fps=fps,
                           start_frame=start_frame, controls=controls)
 
     # -- job lifecycle
@@ -556,8 +571,10 @@ class Handler(BaseHTTPRequestHandler):
         try:
             length = int(length)
         except ValueError:
-            self.close_connection = True
-            raise ApiError(400, "bad_request", "Content-Length is not a number.") from None
+            length = -1
+        if length < 0:
+            self.close_connection = True  # the body's end is unknown: do not read it, close after answering
+            raise ApiError(400, "bad_request", "Content-Length must be a whole number of bytes, 0 or more.")
         if length > self.app.max_upload_bytes:
             self._drain(length)
             raise ApiError(413, "too_large", f"The request is {length / 2**20:.1f} MiB; this server accepts "
@@ -569,6 +586,8 @@ class Handler(BaseHTTPRequestHandler):
             return json.loads(raw)
         except (UnicodeDecodeError, json.JSONDecodeError):
             raise ApiError(400, "bad_json", "The request body is not valid JSON.") from None
+        except RecursionError:
+            raise ApiError(400, "bad_json", "The request body's JSON is nested too deeply.") from None
 
     def _drain(self, length: int) -> None:
         """Discard an oversized body so the client can read our 413 (closing on unread data resets it)."""
@@ -616,6 +635,19 @@ class Handler(BaseHTTPRequestHandler):
         if parts and parts[0] in known:
             raise ApiError(405, "method_not_allowed", f"{method} is not allowed on {path}.")
         raise ApiError(404, "not_found", f"There is no endpoint {path}.")
+
+
+def _shown(text: str, limit: int = 120) -> str:
+    """``text`` shortened so that a message stays one short sentence."""
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _check_audio_size(size: int, path: str) -> None:
+    """ApiError(400) for an audio file over MAX_FILE_BYTES: the sentence an oversized upload gets
+    (from :func:`~speech2flame.audio.load_audio`)."""
+    if size > MAX_FILE_BYTES:
+        raise ApiError(400, "bad_audio", f"Audio file {_shown(Path(path).name)} is {size / 2**20:.0f} MiB; the "
+                                         f"limit is {MAX_FILE_BYTES // 2**20} MiB.")
 
 
 def _wait_seconds(query: dict) -> float:

@@ -29,9 +29,24 @@ TAKE_FORMAT_VERSION = 1
 
 POSE_CHANNELS = {"jaw": 3, "neck": 3, "global_rot": 3, "eyes": 6}
 
+FPS_RANGE = (1.0, 240.0)
+"""Frame rates a take may have, in frames per second (checked by :func:`check_fps` for the
+server's jobs, ``generate --fps``, :func:`~speech2flame.pipeline.generate_take` and Take.validate)."""
+
 
 class TakeError(ValueError):
     """A take file or array that breaks the Take contract."""
+
+
+def check_fps(fps, name: str = "fps") -> float:
+    """``fps`` as a float when it is a number of frames per second in FPS_RANGE; TakeError
+    with one sentence naming it ``name`` otherwise (a tiny fps would make huge takes)."""
+    lo, hi = FPS_RANGE
+    is_number = isinstance(fps, (int, float, np.integer, np.floating)) and not isinstance(fps, (bool, np.bool_))
+    if not is_number or not lo <= fps <= hi:
+        got = f"{float(fps):g}" if is_number else f"a {type(fps).__name__}"
+        raise TakeError(f"{name} must be a number of frames per second from {lo:g} to {hi:g}, got {got}.")
+    return float(fps)
 
 
 @dataclass
@@ -78,8 +93,7 @@ class Take:
 
     def validate(self) -> "Take":
         """Check shapes, dtypes and values; raise TakeError with one clear sentence."""
-        if not (np.isfinite(self.fps) and self.fps > 0):
-            raise TakeError(f"Take fps must be a positive number, got {self.fps!r}.")
+        check_fps(self.fps, "Take fps")
         t = self.expression.shape[0] if self.expression.ndim == 2 else -1
         if self.expression.ndim != 2 or self.expression.shape[1] != len(self.expression_names):
             raise TakeError(
