@@ -12,6 +12,7 @@ Every failure raises :class:`BackendError` with one sentence fit for the UI.
 from __future__ import annotations
 
 import base64
+import hashlib
 import http.client
 import json
 import os
@@ -25,6 +26,8 @@ import urllib.error
 import urllib.request
 from collections import deque
 from pathlib import Path
+
+_head_hashes: dict = {}  # (resolved path, mtime, size) -> sha256 of head model files sent to servers
 
 TOKEN_ENV = "SPEECH2FLAME_TOKEN"
 PYTHON_ENV = "SPEECH2FLAME_PYTHON"
@@ -119,6 +122,34 @@ class BackendClient:
             data = path.read_bytes()
         except OSError:
             raise BackendError(f"Cannot read the audio file {path}.") from None
+        return {"data_b64": base64.b64encode(data).decode("ascii"), "filename": path.name}
+
+    @staticmethod
+    def head_reference(path: str | os.PathLike) -> dict:
+        """The ``rig`` entry of a job naming a head model file by its sha256, for a server on
+        another machine (it answers ``unknown_rig`` until it got the file: :meth:`head_upload`)."""
+        path = Path(path)
+        try:
+            info = path.stat()
+            key = (str(path.resolve()), info.st_mtime_ns, info.st_size)
+            if key not in _head_hashes:
+                digest = hashlib.sha256()
+                with open(path, "rb") as fh:
+                    for block in iter(lambda: fh.read(1 << 20), b""):
+                        digest.update(block)
+                _head_hashes[key] = digest.hexdigest()
+        except OSError:
+            raise BackendError(f"Cannot read the head model file {path}.") from None
+        return {"sha256": _head_hashes[key], "filename": path.name}
+
+    @staticmethod
+    def head_upload(path: str | os.PathLike) -> dict:
+        """The ``rig`` entry of a job that uploads the head model file's bytes."""
+        path = Path(path)
+        try:
+            data = path.read_bytes()
+        except OSError:
+            raise BackendError(f"Cannot read the head model file {path}.") from None
         return {"data_b64": base64.b64encode(data).decode("ascii"), "filename": path.name}
 
     # -- HTTP

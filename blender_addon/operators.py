@@ -120,11 +120,13 @@ def _job(context, arm_obj, audio_path: str, start_frame: int, client: BackendCli
                 ("emotion", "intensity", "articulation", "expressiveness", "head_motion", "blink_rate",
                  "smoothing", "seed", "recognise_words")}
     controls["transcript"] = transcript.strip() or None
-    return {  # a backend on another machine (remote mode, even through a tunnel) gets the audio itself
-        "audio": {"path": audio_path} if backend.shares_files(client) else BackendClient.audio_upload(audio_path),
+    rig = arm_obj.get(HEAD_PROP, hm.DEMO_RIG)
+    same_machine = backend.shares_files(client)
+    return {  # a backend on another machine (remote mode, even through a tunnel) gets the files themselves
+        "audio": {"path": audio_path} if same_machine else BackendClient.audio_upload(audio_path),
         "engine": settings.engine,
         "model": bpy.path.abspath(settings.model) if settings.model and settings.engine == "neural" else None,
-        "rig": arm_obj.get(HEAD_PROP, hm.DEMO_RIG),
+        "rig": rig if same_machine or rig == hm.DEMO_RIG else BackendClient.head_reference(rig),
         "fps": context.scene.render.fps / context.scene.render.fps_base,
         "start_frame": start_frame,
         "controls": controls,
@@ -156,10 +158,13 @@ class SPEECH2FLAME_OT_generate(bpy.types.Operator):
         try:
             self.job_id = self.client.submit(job)
         except BackendError as exc:
-            if exc.status is not None or not backend.is_local(self.client):
+            if exc.code == "unknown_rig":  # a remote server that has not seen this head model yet
+                job["rig"] = BackendClient.head_upload(self.arm_obj[HEAD_PROP])
+            elif exc.status is not None or not backend.is_local(self.client):
                 raise
-            backend.stop_local()  # our server died (perhaps just now): start a fresh one and retry once
-            self.client = _client(context)
+            else:  # our server died (perhaps just now): start a fresh one and retry once
+                backend.stop_local()
+                self.client = _client(context)
             self.job_id = self.client.submit(job)
         self.started = time.perf_counter()
 

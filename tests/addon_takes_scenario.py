@@ -115,4 +115,18 @@ report["check_remote_typo"] = call(bpy.ops.speech2flame.check_backend)
 in_process = backend.get_client("IN_PROCESS")
 tunnel = backend.get_client("REMOTE", remote_url="http://127.0.0.1:8765")  # e.g. an SSH tunnel to a GPU box
 report["shares_files"] = [backend.shares_files(in_process), backend.shares_files(tunnel)]
+# A remote backend (another machine: it cannot read this one's files) and an imported head model:
+# the first job names the head by its hash, the server asks for it, the add-on uploads it once.
+import shutil  # noqa: E402
+
+head_copy = Path(out_dir) / "imported_head.npz"
+shutil.copy(sys.modules[MODULE + ".vendor.head_model"].demo_head_path(), head_copy)
+with sys.modules[MODULE + ".backend_client"].LocalServer(sys.executable, []) as remote:
+    prefs.backend_mode, prefs.remote_url, prefs.remote_token = "REMOTE", remote.url, remote.token
+    settings = bpy.context.scene.speech2flame
+    report["remote_import"] = call(bpy.ops.speech2flame.import_head_model, filepath=str(head_copy))
+    settings.audio_source, settings.audio_path, settings.engine = "FILE", audio_a, "baseline"
+    report["remote_generate"] = call(bpy.ops.speech2flame.generate)
+    report["remote_generate_again"] = call(bpy.ops.speech2flame.generate)
+    report["remote_head_cache"] = remote.client().stats()["head_cache"]
 print("REPORT " + json.dumps(report))

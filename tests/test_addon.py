@@ -133,3 +133,5 @@ def test_takes_keep_the_animators_own_animation(addon_zip, tmp_path):
     assert all(message and "not an address like http://host:8765" in message for message in report["remote_url_typos"])
     assert report["check_remote_typo"][0] == "ERROR" and "not an address" in report["check_remote_typo"][1]
     assert report["shares_files"] == [True, False]  # a remote URL on loopback (a tunnel) still gets uploads
+    assert report["remote_import"] == report["remote_generate"] == report["remote_generate_again"] == ["FINISHED"]
+    assert report["remote_head_cache"]["size"] == 1  # uploaded once, then named by its hash

@@ -393,3 +393,49 @@ def test_an_audio_path_over_the_size_limit_is_refused_without_reading_it(server,
     assert status == 400 and answer["error"]["code"] == "bad_audio", answer
     assert answer["error"]["message"].startswith("The audio path ") and answer["error"]["message"].endswith(
         " is not a file.")
+
+
+class _RunsCode:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_a_head_model_is_uploaded_once_then_named_by_its_hash(server, clip, tmp_path):
+    import pickle
+
+    from speech2flame.head_model import demo_head_path
+
+    head_file = tmp_path / "my_head.npz"
+    head_file.write_bytes(demo_head_path().read_bytes())
+    client = server.client()
+    body = job({"path": clip})
+    body["rig"] = BackendClient.head_reference(head_file)  # what a remote add-on sends first
+    with pytest.raises(BackendError) as unknown:
+        client.submit(body)
+    assert unknown.value.status == 400 and unknown.value.code == "unknown_rig" and "my_head.npz" in str(unknown.value)
+    body["rig"] = BackendClient.head_upload(head_file)
+    client.wait(client.submit(body), timeout=20)
+    body["rig"] = BackendClient.head_reference(head_file)  # now known: only the hash travels
+    done = client.submit(body)
+    assert client.wait(done, timeout=20)["status"] == "done"
+    (tmp_path / "take.npz").write_bytes(client.fetch_take(done))
+    assert Take.load(tmp_path / "take.npz").metadata["rig"] == "my_head.npz"
+
+    marker = tmp_path / "ran"
+    bad = {
+        "not base64": {"data_b64": "%%%", "filename": "x.npz"},
+        "not a head": {"data_b64": base64.b64encode(b"just some bytes").decode(), "filename": "x.npz"},
+        "wrong kind": {"data_b64": base64.b64encode(b"x").decode(), "filename": "x.obj"},
+        "runs code": {"data_b64": base64.b64encode(pickle.dumps(_RunsCode(marker))).decode(), "filename": "x.pkl"},
+        "extra key": {"data_b64": "", "filename": "x.npz", "path": "/etc/passwd"},
+    }
+    for case, rig in bad.items():
+        status, error = raw_request(server, "POST", "/v1/jobs", json.dumps({**job({"path": clip}), "rig": rig}).encode(),
+                                    token=server.token)
+        assert status == 400 and error["error"]["code"] == "bad_rig", (case, error)
+        assert_one_sentence(error)
+        assert "speech2flame-" not in error["error"]["message"], case  # no server temp paths
+    assert not marker.exists()  # the restricted unpickler ran nothing

@@ -327,9 +327,13 @@ class ServerApp:
                 raise ApiError(400, "bad_audio", str(exc).replace(path.name, Path(label).name)) from None
 
     def load_head(self, rig) -> HeadModel:
-        """The head model for ``rig`` ("demo" or a path), cached by resolved path and mtime."""
+        """The head model for ``rig``: "demo", a path on this machine (cached by resolved path
+        and mtime), or an uploaded head model (:meth:`load_uploaded_head`)."""
+        if isinstance(rig, dict):
+            return self.load_uploaded_head(rig)
         if not isinstance(rig, str) or not rig:
-            raise ApiError(400, "bad_rig", 'rig must be "demo" or the path of a head model file.')
+            raise ApiError(400, "bad_rig", 'rig must be "demo", the path of a head model file, or an upload '
+                                           '{"data_b64", "filename"}.')
         path = demo_head_path() if rig == DEMO_RIG else Path(rig)
         try:
             stat = path.stat()
@@ -342,6 +346,41 @@ class ServerApp:
                 head = load_head_model(path)
             except HeadModelError as exc:
                 raise ApiError(400, "bad_rig", str(exc)) from None
+            self.head_cache.put(key, head)
+        return head
+
+    def load_uploaded_head(self, spec: dict) -> HeadModel:
+        """A head model sent by a client on another machine: ``{"data_b64", "filename"}`` (a
+        speech2flame .npz or a FLAME .pkl, read through the restricted unpickler), kept by the
+        sha256 of its bytes, so that later jobs send only ``{"sha256", "filename"}``; an unknown
+        sha256 gets ``400 unknown_rig`` and the client sends the file."""
+        filename = spec.get("filename", "head.npz")
+        if not isinstance(filename, str) or Path(filename).suffix.lower() not in (".npz", ".pkl"):
+            raise ApiError(400, "bad_rig", "An uploaded head model needs a filename ending in .npz or .pkl.")
+        if set(spec) - {"data_b64", "sha256", "filename"}:
+            raise ApiError(400, "bad_rig", "An uploaded rig takes only data_b64, sha256 and filename.")
+        if "data_b64" not in spec:
+            sha256 = spec.get("sha256")
+            head = self.head_cache.get(("upload", sha256)) if isinstance(sha256, str) else None
+            if head is None:
+                raise ApiError(400, "unknown_rig", f"The server does not have the head model {_shown(filename)}; "
+                                                   "send its bytes as rig.data_b64.")
+            return head
+        try:
+            data = base64.b64decode(spec["data_b64"], validate=True)
+        except (TypeError, ValueError):
+            raise ApiError(400, "bad_rig", "rig.data_b64 is not valid base64.") from None
+        key = ("upload", hashlib.sha256(data).hexdigest())
+        head = self.head_cache.get(key)
+        if head is None:
+            with tempfile.TemporaryDirectory(prefix="speech2flame-") as folder:
+                path = Path(folder) / f"head{Path(filename).suffix.lower()}"
+                path.write_bytes(data)
+                try:
+                    head = load_head_model(path)
+                except HeadModelError as exc:
+                    raise ApiError(400, "bad_rig", str(exc).replace(str(path), Path(filename).name)
+                                   .replace(path.name, Path(filename).name)) from None
             self.head_cache.put(key, head)
         return head
 
@@ -384,6 +423,8 @@ class ServerApp:
                                                 "docs/protocol.md.") from None
         rig = body.get("rig", DEMO_RIG)
         head = self.load_head(rig)
+        if isinstance(rig, dict):  # an upload: the take names the file it came from
+            rig = Path(str(rig.get("filename", "head.npz"))).name
         audio = self.load_audio_spec(body["audio"])
         return JobRequest(audio=audio, head=head, engine=engine, model=model, rig=rig, fps=fps,
                           start_frame=start_frame, controls=controls)
