@@ -104,13 +104,29 @@ def _audio_source(context) -> tuple[str, int, bool]:
         strip = next((s for s in all_strips(context.scene) if s.name == settings.sound_strip), None)
         if strip is None or strip.type != "SOUND":
             raise BackendError("Choose a sound strip of the Video Sequencer, or switch the audio source to File.")
-        return os.path.abspath(bpy.path.abspath(strip.sound.filepath)), int(strip.frame_start), False
+        path = os.path.abspath(bpy.path.abspath(strip.sound.filepath))
+        if strip.sound.packed_file is not None and not os.path.isfile(path):
+            path = _unpacked_copy(strip.sound)  # audio packed in the .blend (scene.blend of the CLI does that)
+        return path, int(strip.frame_start), False
     if not settings.audio_path:
         raise BackendError("Choose an audio file first.")
     path = os.path.abspath(bpy.path.abspath(settings.audio_path))
     if not os.path.isfile(path):
         raise BackendError(f"Audio file not found: {path}.")
     return path, context.scene.frame_start, True
+
+
+def _unpacked_copy(sound) -> str:
+    """A file with the bytes of a sound packed in the .blend, in Blender's temporary folder
+    (named by their hash, so the backend's caches see the same audio each time)."""
+    import hashlib
+
+    data = sound.packed_file.data
+    name = Path(bpy.path.abspath(sound.filepath)).name or "sound.wav"
+    path = Path(bpy.app.tempdir or tempfile.gettempdir()) / f"speech2flame_{hashlib.sha256(data).hexdigest()[:16]}_{name}"
+    if not path.is_file():
+        path.write_bytes(data)
+    return str(path)
 
 
 def _job(context, arm_obj, audio_path: str, start_frame: int, client: BackendClient) -> dict:

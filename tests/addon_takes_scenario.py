@@ -101,6 +101,20 @@ bpy.ops.wm.open_mainfile(filepath=path)
 report["own_after_reopen"] = [name in bpy.data.actions for name in own]
 report["poll_after_reopen"] = bpy.ops.speech2flame.generate.poll()
 
+# A sound strip whose audio is packed in the .blend, its file gone (as in the CLI's scene.blend).
+import shutil  # noqa: E402
+
+gone = Path(out_dir) / "packed_line.wav"
+shutil.copy(audio_b, gone)
+scene = bpy.context.scene
+packed = scene.sequence_editor.strips.new_sound("packed_line", str(gone), 3, 40)
+packed.sound.pack()
+gone.unlink()
+settings = scene.speech2flame
+settings.audio_source, settings.sound_strip = "STRIP", "packed_line"
+report["generate_packed"] = call(bpy.ops.speech2flame.generate)
+report["packed_first_frame"] = scene.speech2flame.rig.speech2flame_takes[-1].armature_action.frame_range[0]
+
 # Backend addresses: remote means upload, whatever the URL looks like; typos get one sentence.
 report["remote_url_added_scheme"] = backend.remote_base_url("localhost:8765")
 for typo in ("gpu-box:port", "ftp://gpu-box", ""):
@@ -117,7 +131,6 @@ tunnel = backend.get_client("REMOTE", remote_url="http://127.0.0.1:8765")  # e.g
 report["shares_files"] = [backend.shares_files(in_process), backend.shares_files(tunnel)]
 # A remote backend (another machine: it cannot read this one's files) and an imported head model:
 # the first job names the head by its hash, the server asks for it, the add-on uploads it once.
-import shutil  # noqa: E402
 
 head_copy = Path(out_dir) / "imported_head.npz"
 shutil.copy(sys.modules[MODULE + ".vendor.head_model"].demo_head_path(), head_copy)

@@ -129,6 +129,7 @@ def test_takes_keep_the_animators_own_animation(addon_zip, tmp_path):
     assert report["after_delete_other_playing"] == report["own"][0]  # deleting another take left theirs playing
     assert report["generate_missing"][0] == "ERROR" and report["poll_after_failure"]
     assert report["own_after_reopen"] == [True, True] and report["poll_after_reopen"]
+    assert report["generate_packed"] == ["FINISHED"] and report["packed_first_frame"] == 40
     assert report["remote_url_added_scheme"] == "http://localhost:8765"
     assert all(message and "not an address like http://host:8765" in message for message in report["remote_url_typos"])
     assert report["check_remote_typo"][0] == "ERROR" and "not an address" in report["check_remote_typo"][1]
