@@ -201,6 +201,59 @@ def _http_error(exc: urllib.error.HTTPError) -> BackendError:
         return BackendError(f"The backend answered HTTP {exc.code} ({exc.reason}).", status=exc.code)
 
 
+class JobWatcher:
+    """Follows a backend job from a background thread, so that Blender's interface never waits
+    on the network (a backend that hangs only leaves the progress bar still).
+
+    :meth:`latest` gives the last status dict (raising the BackendError that ended the watch,
+    if any); :meth:`cancel` asks the backend to stop the job, also without waiting.
+    """
+
+    def __init__(self, client: "BackendClient", job_id: str, quiet_s: float = 5.0):
+        """quiet_s: after this long without an answer the status says the backend is waited for."""
+        self.client, self.job_id, self.quiet_s = client, job_id, quiet_s
+        self._state = {"status": "queued", "progress": 0.0}
+        self._error: BackendError | None = None
+        self._answered = time.monotonic()
+        self._stop = threading.Event()
+        threading.Thread(target=self._watch, daemon=True, name="speech2flame-job-watcher").start()
+
+    def _watch(self) -> None:
+        while not self._stop.is_set():
+            try:
+                state = self.client.status(self.job_id, wait=0.25)  # long poll: answers when the job moves on
+            except BackendError as exc:
+                self._error = exc
+                return
+            self._state, self._answered = state, time.monotonic()
+            if state.get("status") not in ("queued", "running"):
+                return
+
+    def latest(self) -> dict:
+        """The job's last known status; raises the BackendError that ended the watch."""
+        if self._error is not None:
+            raise self._error
+        if time.monotonic() - self._answered > self.quiet_s and self._state.get("status") in ("queued", "running"):
+            return {**self._state, "message": "Waiting for the backend to answer..."}
+        return self._state
+
+    def stop(self) -> None:
+        """Stop watching (the thread ends after its current request)."""
+        self._stop.set()
+
+    def cancel(self) -> None:
+        """Stop watching and ask the backend to cancel the job (in the background)."""
+        self._stop.set()
+
+        def ask():
+            try:
+                self.client.cancel(self.job_id)
+            except BackendError:
+                pass
+        threading.Thread(target=ask, daemon=True).start()
+
+
+
 # ----------------------------------------------------------------------------- local server
 
 

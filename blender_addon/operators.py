@@ -12,7 +12,7 @@ from bpy.props import IntProperty, StringProperty
 from bpy_extras.io_utils import ExportHelper, ImportHelper
 
 from . import backend, export, preferences, takes
-from .backend_client import BackendClient, BackendError
+from .backend_client import BackendClient, BackendError, JobWatcher
 from .core import head_model as hm
 from .core import take as take_module
 from .rig import RigError, build_rig, find_rig
@@ -239,6 +239,7 @@ class SPEECH2FLAME_OT_generate(bpy.types.Operator):
             return self._fail(context, str(exc))
         _job_running = True
         settings.progress, settings.status = 0.0, "Queued"
+        self.watcher = JobWatcher(self.client, self.job_id)
         self._timer = context.window_manager.event_timer_add(0.05, window=context.window)
         context.window_manager.progress_begin(0, 100)
         context.window_manager.modal_handler_add(self)
@@ -249,15 +250,12 @@ class SPEECH2FLAME_OT_generate(bpy.types.Operator):
         settings = _settings(context)
         if event.type == "ESC" or _cancel_requested:
             _cancel_requested = False
-            try:
-                self.client.cancel(self.job_id)
-            except BackendError:
-                pass
+            self.watcher.cancel()
             return self._end(context, self._fail(context, "Generation cancelled; the scene is unchanged."))
         if event.type != "TIMER":
             return {"PASS_THROUGH"}
         try:
-            state = self.client.status(self.job_id)
+            state = self.watcher.latest()  # never waits: the watcher's thread talks to the backend
             settings.progress = float(state.get("progress", 0.0))
             settings.status = state.get("message", "") or state.get("status", "")
             context.window_manager.progress_update(int(100 * settings.progress))
@@ -280,6 +278,8 @@ class SPEECH2FLAME_OT_generate(bpy.types.Operator):
     def _end(self, context, result: set) -> set:
         global _job_running
         _job_running = False
+        if getattr(self, "watcher", None) is not None:
+            self.watcher.stop()
         _settings(context).status = ""
         context.window_manager.progress_end()
         if self._timer is not None:

@@ -439,3 +439,47 @@ def test_a_head_model_is_uploaded_once_then_named_by_its_hash(server, clip, tmp_
         assert_one_sentence(error)
         assert "speech2flame-" not in error["error"]["message"], case  # no server temp paths
     assert not marker.exists()  # the restricted unpickler ran nothing
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGSTOP")
+def test_job_watcher_never_waits_on_a_stuck_backend(clip):
+    import signal
+    import time
+
+    from speech2flame_blender.backend_client import JobWatcher
+
+    with LocalServer(sys.executable, []) as local:
+        client = local.client()
+        watcher = JobWatcher(client, client.submit(job({"path": clip})), quiet_s=1.0)
+        deadline = time.monotonic() + 30
+        while watcher.latest()["status"] in ("queued", "running") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert watcher.latest()["status"] == "done"
+
+        # The backend hangs (stopped) while a job runs: asking for the status still answers at once.
+        job_id = client.submit(job({"path": clip}, seed=9))
+        local.process.send_signal(signal.SIGSTOP)
+        try:
+            watcher = JobWatcher(client, job_id, quiet_s=1.0)
+            slowest, states = 0.0, []
+            for _ in range(40):
+                start = time.monotonic()
+                states.append(watcher.latest())
+                slowest = max(slowest, time.monotonic() - start)
+                time.sleep(0.05)
+            assert slowest < 0.05  # the interface's timer never blocks on the network
+            assert states[-1]["message"] == "Waiting for the backend to answer..."
+        finally:
+            local.process.send_signal(signal.SIGCONT)
+        deadline = time.monotonic() + 30
+        while watcher.latest()["status"] in ("queued", "running") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert watcher.latest()["status"] == "done"  # it goes on when the backend does
+
+        slow = {**job({"path": vowel_clip(Path(clip).with_name("long.wav"), 60)}), "engine": "phonetic"}  # ~20 s
+        watcher = JobWatcher(client, client.submit(slow))
+        watcher.cancel()
+        deadline = time.monotonic() + 30
+        while client.status(watcher.job_id)["status"] in ("queued", "running") and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert client.status(watcher.job_id)["status"] == "cancelled"
