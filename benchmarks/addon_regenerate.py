@@ -10,6 +10,10 @@ a slider change (audio analysis cached by the server).
 
 from __future__ import annotations
 
+import os
+
+os.environ["SPEECH2FLAME_CACHE_DIR"] = "off"  # time the analysis itself, not a read of its disk cache
+
 import argparse
 import statistics
 import tempfile

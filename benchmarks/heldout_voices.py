@@ -16,6 +16,10 @@ are the item's; blinks are off so the comparison is of the mouth.
 
 from __future__ import annotations
 
+import os
+
+os.environ["SPEECH2FLAME_CACHE_DIR"] = "off"  # time the analysis itself, not a read of its disk cache
+
 import argparse
 import json
 import multiprocessing

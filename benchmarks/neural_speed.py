@@ -15,6 +15,10 @@ transformers config, offline: the speed does not depend on the weights' values).
 
 from __future__ import annotations
 
+import os
+
+os.environ["SPEECH2FLAME_CACHE_DIR"] = "off"  # time the analysis itself, not a read of its disk cache
+
 import argparse
 import tempfile
 import time

@@ -117,6 +117,16 @@ def test_take_for_another_rig_is_refused(scene_with_take):
         take_writer.apply_take(other, arm_obj)
 
 
+def test_take_past_blenders_last_frame_is_refused(scene_with_take, demo_head):
+    arm_obj, _take, _result = scene_with_take
+    late = smooth_take(demo_head, frames=100)
+    late.metadata["frame_offset"] = 1048500
+    actions = len(bpy.data.actions)
+    with pytest.raises(rig.RigError, match="outside Blender's frames"):
+        take_writer.apply_take(late, arm_obj)
+    assert len(bpy.data.actions) == actions  # nothing was made
+
+
 def test_fbx_read_back_with_ufbx(scene_with_take, demo_head, tmp_path):
     arm_obj, take, _result = scene_with_take
     path = export.export_fbx(str(tmp_path / "anim.fbx"), arm_obj)

@@ -114,6 +114,13 @@ def test_batch_and_selected_outputs(tmp_path):
     (["generate", str(EXAMPLE), "--out", "x", "--intensity", "3"], "intensity must be between"),
     (["generate", str(EXAMPLE), "--out", "x", "--emotion-schedule", "0:happy,zz"], "Cannot read emotion key"),
     (["mouth", "missing.npz"], "not found"),
+    (["generate", str(EXAMPLE), "--out", "x", "--start-frame", "-5"], "--start-frame must be a scene frame from 0"),
+    (["generate", str(EXAMPLE), "--out", "x", "--preview-resolution", "0"], "--preview-resolution must be"),
+    (["generate", str(EXAMPLE), "--out", "x", "--emotion", "sad", "--emotion-schedule", "0:happy"], "do not go together"),
+    (["generate", str(EXAMPLE), "other.wav", "--out", "x", "--transcript", "hi"], "fits one clip, not a batch"),
+    (["generate", str(EXAMPLE), "--out", str(ROOT / "README.md"), "--outputs", "take"], "is a file"),
+    (["generate", str(EXAMPLE), "--out", "x", "--transcript-file", str(ROOT / "examples")], "is a folder"),
+    (["generate", str(EXAMPLE), str(ROOT / "examples" / "...flac"), "--out", "x"], "only dots"),
 ])
 def test_user_errors_are_one_sentence(tmp_path, args, words):
     result = cli(*[a if a != "x" else str(tmp_path / "x") for a in args])
@@ -250,3 +257,56 @@ def _example_second() -> np.ndarray:
     from speech2flame.audio import load_audio
 
     return load_audio(EXAMPLE).samples[:16000]
+
+
+def test_more_mistakes_get_one_sentence_and_exit_code_2(tmp_path, full_run):
+    latin = tmp_path / "latin1.txt"
+    latin.write_bytes("café au lait".encode("latin-1"))
+    result = cli("generate", EXAMPLE, "--out", tmp_path / "x", "--transcript-file", latin)
+    assert result.returncode == 2 and "is not UTF-8 text" in result.stderr and "Traceback" not in result.stderr
+    out, _ = full_run
+    result = cli("mouth", out / "take.npz", "--phones", tmp_path / "none.txt")
+    assert result.returncode == 2 and "Cannot read the phones file" in result.stderr and "Traceback" not in result.stderr
+    result = cli("serve", "--port", "99999")
+    assert result.returncode == 2 and "--port must be from 0 to 65535" in result.stderr
+    assert not (tmp_path / "x").exists()
+
+
+def test_standard_output_carries_only_the_results(tmp_path):
+    result = cli("generate", EXAMPLE, "--out", tmp_path, "--outputs", "take,blend,fbx", "--quiet",
+                 "--no-word-recognition")
+    assert result.returncode == 0, result.stderr
+    assert [line.split()[0] for line in result.stdout.splitlines()] == ["take", "blend", "fbx"]  # Blender's chatter: stderr
+
+
+def test_skip_existing_redoes_a_folder_made_from_other_audio_or_settings(tmp_path):
+    other = tmp_path / "other.wav"
+    soundfile.write(str(other), np.zeros(16000, np.float32), 16000)
+    args = ("--out", tmp_path / "out", "--outputs", "take", "--no-word-recognition", "--quiet", "--skip-existing")
+    assert cli("generate", EXAMPLE, *args).returncode == 0
+    first = Take.load(tmp_path / "out" / "take.npz")
+    again = cli("generate", other, *args)  # another clip into the same folder: not "done before"
+    assert again.returncode == 0 and "skipped" not in again.stderr
+    assert Take.load(tmp_path / "out" / "take.npz").num_frames == 30 != first.num_frames
+    faster = cli("generate", other, *args, "--fps", "60")  # other settings: done again
+    assert faster.returncode == 0 and "skipped" not in faster.stderr
+    assert Take.load(tmp_path / "out" / "take.npz").fps == 60
+    same = cli("generate", other, *args, "--fps", "60")
+    assert same.returncode == 0 and "skipped" in same.stderr
+
+
+def test_sidecar_transcripts_and_warnings_that_name_their_clip(tmp_path):
+    clips = []
+    for name in ("hello", "elsewhere"):
+        clips.append(tmp_path / f"{name}.flac")
+        clips[-1].write_bytes(EXAMPLE.read_bytes())
+    (tmp_path / "hello.txt").write_text((ROOT / "examples" / "hello.txt").read_text())
+    (tmp_path / "elsewhere.txt").write_text("Seventeen elephants quietly crossed the frozen river at dawn.")
+    result = cli("generate", *clips, "--out", tmp_path / "out", "--outputs", "take", "--quiet", "--sidecar-transcripts")
+    assert result.returncode == 0, result.stderr
+    hello = Take.load(tmp_path / "out" / "hello" / "take.npz")
+    assert hello.metadata["controls"]["transcript"].startswith("Hello there!")
+    elsewhere = Take.load(tmp_path / "out" / "elsewhere" / "take.npz")
+    assert elsewhere.metadata["controls"]["transcript"].startswith("Seventeen elephants")
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("speech2flame: warning:")]
+    assert len(warnings) == 1 and "elsewhere.flac" in warnings[0] and "does not match" in warnings[0]

@@ -9,11 +9,13 @@ the same folder.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import pickle
 import queue
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import traceback
@@ -23,10 +25,18 @@ from pathlib import Path
 
 from .controls import Controls
 from .engines import DEFAULT_ENGINE
-from .errors import user_errors
+from .errors import UsageError, user_errors
+
+DONE_FILE = ".speech2flame-done.json"
+"""Written last into a clip's folder: which audio and settings its outputs are of (``--skip-existing``)."""
+
 
 class BatchError(ValueError):
-    """A batch that cannot run as asked (two clips into one folder)."""
+    """A batch that cannot run as asked (two clips into one folder, an output folder that cannot be written)."""
+
+
+class OutputError(ValueError):
+    """An output file that could not be written (full disk, no permission, ...)."""
 
 
 class StageTimer:
@@ -68,6 +78,7 @@ class ClipResult:
     times: dict[str, float] = field(default_factory=dict)
     error: str | None = None
     skipped: bool = False  # every output was already there (``skip_existing``)
+    warnings: list[str] = field(default_factory=list)  # e.g. a transcript that does not fit this clip
 
 
 @dataclass(frozen=True)
@@ -76,8 +87,9 @@ class GenerateJob:
 
     outputs: any of "take", "blend", "fbx", "abc", "mp4". fps: animation frames per second;
     start_frame: scene frame of the take's first frame. skip_existing: leave a clip whose
-    folder already has every output (an interrupted batch goes on where it stopped; files
-    are only ever complete, each is written under a ``.partial`` name and then renamed).
+    folder already has every output made from the same audio with the same settings (its
+    DONE_FILE, written last, says so): an interrupted batch goes on where it stopped. Files
+    are only ever complete: each is written under a ``.partial`` name and then renamed.
     """
 
     controls: Controls
@@ -90,6 +102,14 @@ class GenerateJob:
     device: str | None = None
     preview_resolution: int = 320
     skip_existing: bool = False
+    sidecar_transcripts: bool = False  # a clip's transcript from <audio name>.txt beside it, if there is one
+
+    def clip_controls(self, audio_path: str) -> Controls:
+        """The controls for one clip: the job's, with its sidecar transcript if asked for."""
+        sidecar = Path(audio_path).with_suffix(".txt")
+        if not self.sidecar_transcripts or not sidecar.is_file():
+            return self.controls
+        return dataclasses.replace(self.controls, transcript=read_transcript_file(sidecar) or None)
 
     def output_paths(self, out_dir: Path) -> dict[str, Path]:
         """{output: the file it is written to} in a clip's folder."""
@@ -107,31 +127,110 @@ class GenerateJob:
         """Generate one clip's take with ``head`` (a HeadModel) and write the outputs into
         ``out_dir``; ``stage(name)`` is called as each stage starts. Raises on failure."""
         from .audio import load_audio
-        from .blender_scene import OUTPUT_FILES, write_scene_outputs
+        from .blender_scene import OUTPUT_FILES, partial_path, write_scene_outputs
         from .pipeline import generate_take
 
         stage = stage or (lambda name: None)
         existing = self.output_paths(out_dir)
-        if self.skip_existing and all(path.is_file() for path in existing.values()):
-            return ClipResult(str(audio_path), {o: str(p) for o, p in existing.items()}, skipped=True)
+        if self.skip_existing and _done(out_dir) is not None and all(p.is_file() for p in existing.values()):
+            try:
+                done_before = _done(out_dir) == self.fingerprint(audio_path)
+            except OSError:  # unreadable audio: load_audio below says so in one sentence
+                done_before = False
+            if done_before:
+                return ClipResult(str(audio_path), {o: str(p) for o, p in existing.items()}, skipped=True)
+        _forget_done(out_dir)  # the folder's outputs are about to change
         stage("load audio")
         audio = load_audio(audio_path)
         stage(f"engine {self.engine}")
-        take = generate_take(audio, head, engine=self.engine, controls=self.controls, fps=self.fps,
+        take = generate_take(audio, head, engine=self.engine, controls=self.clip_controls(audio_path), fps=self.fps,
                              start_frame=self.start_frame, model=self.model, rig_path=self.rig)
         stage("write take.npz")
-        out_dir.mkdir(parents=True, exist_ok=True)  # only now: a clip that fails leaves no empty folder
         written = {}
-        if "take" in self.outputs:
-            path = existing["take"]
-            os.replace(take.save(path.with_name("take.partial.npz")), path)
-            written["take"] = str(path)
-        scene_outputs = [o for o in self.outputs if o in OUTPUT_FILES]
-        if scene_outputs:
-            files = write_scene_outputs(take, head, out_dir, scene_outputs, audio.path, stage=stage,
-                                        preview_resolution=self.preview_resolution)
-            written.update({kind: str(path) for kind, path in files.items()})
+        try:
+            out_dir.mkdir(parents=True, exist_ok=True)  # only now: a clip that fails early leaves no empty folder
+            if "take" in self.outputs:
+                path = existing["take"]
+                os.replace(take.save(partial_path(path)), path)
+                written["take"] = str(path)
+            scene_outputs = [o for o in self.outputs if o in OUTPUT_FILES]
+            if scene_outputs:
+                files = write_scene_outputs(take, head, out_dir, scene_outputs, audio.path, stage=stage,
+                                            preview_resolution=self.preview_resolution)
+                written.update({kind: str(path) for kind, path in files.items()})
+            _write_json(out_dir / DONE_FILE, {"fingerprint": self.fingerprint(audio_path), "outputs": sorted(written)})
+        except OSError as exc:
+            raise OutputError(f"Cannot write into {out_dir}: {exc.strerror or exc}.") from None
+        except RuntimeError as exc:  # Blender's exporters report write failures this way
+            reason = str(exc).strip().splitlines()[0].removeprefix("Error: ").rstrip(".")
+            raise OutputError(f"Blender could not write into {out_dir}: {reason}.") from None
         return ClipResult(str(audio_path), written, take.metadata.get("heard_words") or None)
+
+    def fingerprint(self, audio_path: str) -> str:
+        """sha256 of the audio file's bytes and of every setting that changes the outputs."""
+        import hashlib
+        import json
+
+        settings = {name: getattr(self, name) for name in
+                    ("outputs", "rig", "engine", "fps", "start_frame", "model", "preview_resolution")}
+        settings["controls"] = self.clip_controls(audio_path).to_dict()
+        digest = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode())
+        with open(audio_path, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+        return digest.hexdigest()
+
+
+def read_transcript_file(path: Path) -> str:
+    """The text of a transcript file (UTF-8), stripped; UsageError in one sentence otherwise."""
+    if path.is_dir():
+        raise UsageError(f"The transcript file {path} is a folder.")
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        raise UsageError(f"Transcript file not found: {path}.") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"The transcript file {path} is not UTF-8 text; save it as UTF-8.") from None
+    except OSError as exc:
+        raise UsageError(f"Cannot read the transcript file {path}: {exc.strerror or exc}.") from None
+
+
+def check_output_folder(out_root: Path) -> None:
+    """Make sure ``out_root`` is a folder this process can write into (created if missing);
+    BatchError in one sentence otherwise, before any clip runs."""
+    if out_root.exists() and not out_root.is_dir():
+        raise BatchError(f"The output folder {out_root} is a file.")
+    try:
+        out_root.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=out_root).close()
+    except OSError as exc:
+        raise BatchError(f"Cannot write into the output folder {out_root}: {exc.strerror or exc}.") from None
+
+
+def _done(out_dir: Path) -> str | None:
+    """The fingerprint in a clip folder's DONE_FILE, None if there is none (or it is damaged)."""
+    import json
+
+    try:
+        return json.loads((out_dir / DONE_FILE).read_text(encoding="utf-8"))["fingerprint"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _forget_done(out_dir: Path) -> None:
+    """Remove a clip folder's DONE_FILE and the ``.partial`` files an interrupted run left."""
+    from .blender_scene import OUTPUT_FILES, partial_path
+
+    for name in (DONE_FILE, "take.npz", *OUTPUT_FILES.values()):
+        (out_dir / name if name == DONE_FILE else partial_path(out_dir / name)).unlink(missing_ok=True)
+
+
+def _write_json(path: Path, value) -> None:
+    import json
+
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(json.dumps(value), encoding="utf-8")
+    os.replace(partial, path)
 
 
 def clip_folders(audio_paths: list[str], out_root: Path) -> list[tuple[str, Path]]:
@@ -142,6 +241,8 @@ def clip_folders(audio_paths: list[str], out_root: Path) -> list[tuple[str, Path
         return [(audio_paths[0], out_root)]
     seen: dict[str, str] = {}
     for path in audio_paths:
+        if not Path(path).stem.strip(". "):  # "...wav" would name the folder ".." (outside --out)
+            raise BatchError(f"The clip {path} cannot name its output folder (its name is only dots); rename it.")
         key = Path(path).stem.casefold()  # case-insensitive file systems (macOS, Windows) too
         if key in seen:
             raise BatchError(f"{seen[key]} and {path} would both write to {out_root / Path(path).stem}; "
@@ -155,7 +256,7 @@ def run_batch(job: GenerateJob, clips: list[tuple[str, Path]], jobs: int = 1, he
     finishes (in that order with one job, in finishing order with more). A user's error
     (:func:`errors.user_errors`) becomes the result's one-sentence ``error``; anything else too,
     with its traceback printed on stderr, so one bad clip never stops the others.
-    ``jobs`` > 1: that many worker processes, the CPU threads shared out between them;
+    ``jobs`` > 1: that many worker processes (at most one per core), the CPU threads shared out between them;
     Ctrl-C stops them all (KeyboardInterrupt is raised here). ``head``: the job's HeadModel
     if already loaded (one job runs here; workers load their own)."""
     if jobs <= 1 or len(clips) <= 1:
@@ -165,7 +266,7 @@ def run_batch(job: GenerateJob, clips: list[tuple[str, Path]], jobs: int = 1, he
         for audio_path, out_dir in clips:
             yield _run_clip(job, head, audio_path, out_dir)
         return
-    yield from _run_in_workers(job, clips, min(jobs, len(clips)))
+    yield from _run_in_workers(job, clips, min(jobs, len(clips), os.cpu_count() or 1))
 
 
 def _run_in_workers(job: GenerateJob, clips: list[tuple[str, Path]], jobs: int) -> Iterator[ClipResult]:
@@ -240,9 +341,14 @@ def _read_results(worker: subprocess.Popen, results: queue.Queue) -> None:
 
 
 def _run_clip(job: GenerateJob, head, audio_path: str, out_dir: Path) -> ClipResult:
+    import warnings
+
     timer = StageTimer(job.stage_count(), quiet=True)
     try:
-        result = job.run(audio_path, out_dir, head, stage=timer)
+        with warnings.catch_warnings(record=True) as caught:  # kept with the clip they are about
+            warnings.simplefilter("always")
+            result = job.run(audio_path, out_dir, head, stage=timer)
+        result.warnings = [str(w.message) for w in caught]
     except user_errors() as exc:
         result = ClipResult(str(audio_path), error=str(exc))
     except Exception as exc:  # a bug, not the user's: keep the traceback, go on with the batch

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -34,7 +35,8 @@ def _add_control_arguments(parser: argparse.ArgumentParser) -> None:
 
     d = Controls()
     group = parser.add_argument_group("controls")
-    group.add_argument("--emotion", choices=EMOTIONS, default=d.emotion, help="emotion for the whole clip")
+    group.add_argument("--emotion", choices=EMOTIONS, default=None,
+                       help=f"emotion for the whole clip (default {d.emotion}; not with --emotion-schedule)")
     group.add_argument("--intensity", type=float, default=d.intensity, help="emotion intensity 0..1")
     group.add_argument("--emotion-schedule", metavar="KEYS",
                        help='emotion keyed over time, e.g. "0:neutral,2.5:happy@0.8" (seconds:emotion@intensity)')
@@ -61,15 +63,18 @@ def controls_from_args(args) -> Controls:
 
     transcript = args.transcript
     if args.transcript_file is not None:
-        if not args.transcript_file.is_file():
-            raise UsageError(f"Transcript file not found: {args.transcript_file}.")
-        transcript = args.transcript_file.read_text(encoding="utf-8").strip()
+        from .batch import read_transcript_file
+
+        transcript = read_transcript_file(args.transcript_file.expanduser())
+    if args.emotion_schedule and args.emotion is not None:
+        raise UsageError("--emotion and --emotion-schedule do not go together: put every emotion in the schedule.")
     schedule = parse_emotion_schedule(args.emotion_schedule, args.intensity) if args.emotion_schedule else []
-    return Controls(emotion=args.emotion, intensity=args.intensity, emotion_schedule=schedule,
+    return Controls(emotion=args.emotion or Controls.emotion, intensity=args.intensity, emotion_schedule=schedule,
                     articulation=args.articulation, expressiveness=args.expressiveness,
                     head_motion=args.head_motion, blink_rate=args.blink_rate, smoothing=args.smoothing,
                     seed=args.seed, temperature=args.temperature, transcript=transcript or None,
-                    recognise_words=args.recognise_words, style_ref=args.style_ref).validate()
+                    recognise_words=args.recognise_words,
+                    style_ref=os.path.expanduser(args.style_ref) if args.style_ref else None).validate()
 
 
 def _parse_outputs(text: str) -> list[str]:
@@ -81,23 +86,35 @@ def _parse_outputs(text: str) -> list[str]:
 
 
 def cmd_generate(args) -> int:
-    from .batch import GenerateJob, StageTimer, clip_folders
+    from .batch import GenerateJob, StageTimer, check_output_folder, clip_folders
     from .head_model import load_head_model
-    from .take import check_fps
+    from .take import MAX_FRAME, check_fps
 
     outputs = _parse_outputs(args.outputs)
     check_fps(args.fps, "--fps")
     controls = controls_from_args(args)
     if args.jobs < 1:
         raise UsageError(f"--jobs takes a number of worker processes, 1 or more; got {args.jobs}.")
+    if not 0 <= args.start_frame <= MAX_FRAME:
+        raise UsageError(f"--start-frame must be a scene frame from 0 to {MAX_FRAME} (Blender's range), "
+                         f"got {args.start_frame}.")
+    if not 16 <= args.preview_resolution <= 4096:
+        raise UsageError(f"--preview-resolution must be from 16 to 4096 pixels, got {args.preview_resolution}.")
+    if len(args.audio) > 1 and (args.transcript or args.transcript_file):
+        raise UsageError("A transcript fits one clip, not a batch: put each clip's transcript beside it as "
+                         "<name>.txt and use --sidecar-transcripts.")
     if args.device:
         from .device import use_device
         use_device(args.device)
-    head = load_head_model(args.rig)  # a wrong rig fails here, before any clip runs
-    job = GenerateJob(controls=controls, outputs=tuple(outputs), rig=args.rig, engine=args.engine, fps=args.fps,
-                      start_frame=args.start_frame, model=args.model, device=args.device,
-                      preview_resolution=args.preview_resolution, skip_existing=args.skip_existing)
-    clips = clip_folders(args.audio, Path(args.out))
+    rig = args.rig if args.rig == "demo" else os.path.expanduser(args.rig)
+    head = load_head_model(rig)  # a wrong rig fails here, before any clip runs
+    job = GenerateJob(controls=controls, outputs=tuple(outputs), rig=rig, engine=args.engine, fps=args.fps,
+                      start_frame=args.start_frame, model=os.path.expanduser(args.model) if args.model else None,
+                      device=args.device, preview_resolution=args.preview_resolution,
+                      skip_existing=args.skip_existing, sidecar_transcripts=args.sidecar_transcripts)
+    out = Path(args.out).expanduser()
+    clips = clip_folders([os.path.expanduser(a) for a in args.audio], out)
+    check_output_folder(out)  # a folder that cannot be written fails here, not after the first analysis
     if len(clips) == 1:  # errors end the command (one sentence, exit code 2)
         timer = StageTimer(job.stage_count(), quiet=args.quiet)
         try:
@@ -123,6 +140,8 @@ def _generate_batch(job, clips: list, args, head) -> int:
               leave=False) as bar:
         for done, result in enumerate(run_batch(job, clips, args.jobs, head), 1):
             bar.update(1)
+            for warning in result.warnings:
+                tqdm.write(f"speech2flame: warning: {result.audio_path}: {warning}", file=sys.stderr)
             if result.error:
                 failed.append(result.audio_path)
                 tqdm.write(f"speech2flame: error: {result.audio_path}: {result.error}", file=sys.stderr)
@@ -145,6 +164,8 @@ def _print_clip(result, args, write=print) -> None:
     if result.heard_words:  # no transcript: what word recognition heard
         write(f"heard {result.heard_words}")
     if args.timings:
+        if len(args.audio) > 1:
+            print(f"  timings of {result.audio_path}:", file=sys.stderr)
         for name, seconds in result.times.items():
             print(f"  {name:<24s} {seconds * 1000:9.1f} ms", file=sys.stderr)
         print(f"  {'total':<24s} {sum(result.times.values()) * 1000:9.1f} ms", file=sys.stderr)
@@ -258,13 +279,15 @@ def build_parser(selected: str | None = None) -> argparse.ArgumentParser:
     gen.add_argument("--outputs", default=",".join(OUTPUTS), help=f"comma list of {', '.join(OUTPUTS)} (default: all)")
     gen.add_argument("--rig", default="demo", help="'demo' or a FLAME .pkl / speech2flame .npz head model")
     gen.add_argument("--fps", type=float, default=30.0, help="animation frame rate, 1 to 240 (default 30)")
-    gen.add_argument("--start-frame", type=int, default=1, help="scene frame of the first animation frame")
+    gen.add_argument("--start-frame", type=int, default=1, help="scene frame of the first animation frame (0 or more)")
     gen.add_argument("--engine", choices=[AUTO, *sorted(ENGINES)], default=DEFAULT_ENGINE,
                      help="animation engine; auto: phonetic with a transcript, else the trained neural model")
     gen.add_argument("--model", help="model checkpoint for the neural engine")
     gen.add_argument("--device", help="where the neural engine runs: auto, cpu, cuda, cuda:1, mps "
                                       "(default: $SPEECH2FLAME_DEVICE, else cpu)")
-    gen.add_argument("--preview-resolution", type=int, default=320, help="preview video size in pixels")
+    gen.add_argument("--preview-resolution", type=int, default=320, help="preview video size in pixels (16 to 4096)")
+    gen.add_argument("--sidecar-transcripts", action="store_true",
+                     help="each clip's transcript from a UTF-8 .txt of the same name beside it, where there is one")
     gen.add_argument("--skip-existing", action="store_true",
                      help="leave clips whose folder already has every requested output (go on with a stopped batch)")
     gen.add_argument("--jobs", type=int, default=1,

@@ -15,7 +15,7 @@ class UsageError(ValueError):
 def user_errors() -> tuple:
     """Exception types whose message is meant for the user (one clear sentence)."""
     from .audio import AudioError
-    from .batch import BatchError
+    from .batch import BatchError, OutputError
     from .controls import ControlsError
     from .device import DeviceError
     from .engines import Cancelled, EngineError
@@ -24,7 +24,7 @@ def user_errors() -> tuple:
     from .take import TakeError
 
     errors = [AudioError, AlignmentError, BatchError, ControlsError, DeviceError, EngineError, HeadModelError,
-              TakeError, UsageError, Cancelled]
+              TakeError, UsageError, OutputError, Cancelled]
     try:
         from speech2flame_blender.rig import RigError
         errors.append(RigError)

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from pathlib import Path
+
 import numpy as np
 
 from .engines.phonetic.phonemes import BILABIALS, OPEN_VOWELS, SILENCE
@@ -176,16 +178,20 @@ def read_phones(path) -> list:
     """Phones from a text file with one ``PHONE START_S END_S`` per line (whitespace-separated,
     ``#`` comments allowed), e.g. written by :func:`format_phones`."""
     phones = []
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, 1):
-            line = line.split("#", 1)[0].strip()
-            if not line:
-                continue
-            parts = line.split()
-            try:
-                phones.append((parts[0].upper(), float(parts[1]), float(parts[2])))
-            except (IndexError, ValueError):
-                raise AlignmentError(f"Line {number} of {path} is not 'PHONE START_S END_S'.") from None
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = "not UTF-8 text" if isinstance(exc, UnicodeDecodeError) else (exc.strerror or str(exc)).lower()
+        raise AlignmentError(f"Cannot read the phones file {path}: {reason}.") from None
+    for number, line in enumerate(lines, 1):
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        parts = line.split()
+        try:
+            phones.append((parts[0].upper(), float(parts[1]), float(parts[2])))
+        except (IndexError, ValueError):
+            raise AlignmentError(f"Line {number} of {path} is not 'PHONE START_S END_S'.") from None
     return phones
 
 

@@ -57,7 +57,7 @@ from .controls import Controls, ControlsError
 from .engines import DEFAULT_ENGINE, ENGINES, Cancelled, EngineError, get_engine, resolve_engine
 from .head_model import DEMO_RIG, HeadModel, HeadModelError, demo_head_path, load_head_model
 from .pipeline import AnalysisCache, generate_take
-from .take import TakeError, check_fps
+from .take import MAX_FRAME, TakeError, check_fps
 
 log = logging.getLogger("speech2flame.server")
 
@@ -409,8 +409,8 @@ class ServerApp:
         except TakeError as exc:
             raise ApiError(400, "bad_fps", str(exc)) from None
         start_frame = body.get("start_frame", 1)
-        if isinstance(start_frame, bool) or not isinstance(start_frame, int):
-            raise ApiError(400, "bad_start_frame", "start_frame must be an integer.")
+        if isinstance(start_frame, bool) or not isinstance(start_frame, int) or not -MAX_FRAME <= start_frame <= MAX_FRAME:
+            raise ApiError(400, "bad_start_frame", f"start_frame must be a whole number from {-MAX_FRAME} to {MAX_FRAME}.")
         controls = body.get("controls") or {}
         if not isinstance(controls, dict):
             raise ApiError(400, "bad_controls", "controls must be a JSON object.")
@@ -793,12 +793,15 @@ def run_serve(args: argparse.Namespace) -> int:
         log.warning("listening on %s: anyone who can reach this address and knows the token can use "
                     "this server (traffic is not encrypted)", args.host)
     models_dirs = args.models_dir or [p for p in os.environ.get(MODELS_ENV, "").split(os.pathsep) if p]
+    if not 0 <= args.port <= 65535:
+        print(f"speech2flame serve: --port must be from 0 to 65535, got {args.port}.", file=sys.stderr)
+        return 2
     try:
         server = make_server(args.host, args.port, token, workers=args.workers, max_upload_mb=args.max_upload_mb,
                              max_jobs=args.max_jobs, models_dirs=models_dirs)
     except OSError as exc:
         print(f"speech2flame serve: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}.", file=sys.stderr)
-        return 1
+        return 2
 
     def on_sigterm(signum, frame):
         threading.Thread(target=server.shutdown, daemon=True).start()

@@ -34,6 +34,10 @@ FPS_RANGE = (1.0, 240.0)
 server's jobs, ``generate --fps``, :func:`~speech2flame.pipeline.generate_take` and Take.validate)."""
 
 
+MAX_FRAME = 1048574
+"""Blender's last scene frame: a take's frames (its start frame + length) must fit 0..MAX_FRAME."""
+
+
 class TakeError(ValueError):
     """A take file or array that breaks the Take contract."""
 
