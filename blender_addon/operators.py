@@ -204,6 +204,8 @@ class SPEECH2FLAME_OT_generate(bpy.types.Operator):
         if result["kept_actions"]:
             message += f" Your Action {', '.join(result['kept_actions'])} is kept (fake user) in the file."
         self.report({"INFO"}, message)
+        for warning in take.metadata.get("warnings", []):  # e.g. a transcript that does not fit the audio
+            self.report({"WARNING"}, warning)
         return {"FINISHED"}
 
     def _fail(self, context, message: str) -> set:

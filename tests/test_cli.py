@@ -310,3 +310,15 @@ def test_sidecar_transcripts_and_warnings_that_name_their_clip(tmp_path):
     assert elsewhere.metadata["controls"]["transcript"].startswith("Seventeen elephants")
     warnings = [line for line in result.stderr.splitlines() if line.startswith("speech2flame: warning:")]
     assert len(warnings) == 1 and "elsewhere.flac" in warnings[0] and "does not match" in warnings[0]
+
+
+def test_a_rig_without_named_channels_gets_a_warning(tmp_path):
+    from speech2flame.head_model import load_head_model
+
+    head = load_head_model("demo")
+    head.expression_names = [f"exp{i:03d}" for i in range(len(head.expression_names))]  # as a FLAME head
+    rig = head.save_npz(tmp_path / "pca_head.npz")
+    result = cli("generate", EXAMPLE, "--rig", rig, "--engine", "baseline", "--out", tmp_path / "out",
+                 "--outputs", "take", "--quiet")
+    assert result.returncode == 0, result.stderr
+    assert "speech2flame: warning: The rig" in result.stderr and "moved only its jaw" in result.stderr

@@ -483,3 +483,23 @@ def test_job_watcher_never_waits_on_a_stuck_backend(clip):
         while client.status(watcher.job_id)["status"] in ("queued", "running") and time.monotonic() < deadline:
             time.sleep(0.1)
         assert client.status(watcher.job_id)["status"] == "cancelled"
+
+
+def test_notes_for_the_user_travel_in_the_take(server, clip, tmp_path):
+    """A rig without named expression channels (a FLAME head's exp000...) gets a note the add-on shows."""
+    from speech2flame.head_model import load_head_model
+
+    head = load_head_model("demo")
+    head.expression_names = [f"exp{i:03d}" for i in range(len(head.expression_names))]
+    path = head.save_npz(tmp_path / "pca_head.npz")
+    client = server.client()
+    body = {**job({"path": clip}), "rig": BackendClient.head_upload(path)}
+    done = client.submit(body)
+    assert client.wait(done, timeout=20)["status"] == "done"
+    (tmp_path / "take.npz").write_bytes(client.fetch_take(done))
+    notes = Take.load(tmp_path / "take.npz").metadata["warnings"]
+    assert len(notes) == 1 and "has no named expression channels" in notes[0]
+    plain = client.submit(job({"path": clip}))
+    client.wait(plain, timeout=20)
+    (tmp_path / "plain.npz").write_bytes(client.fetch_take(plain))
+    assert "warnings" not in Take.load(tmp_path / "plain.npz").metadata  # the demo head has them

@@ -5,6 +5,7 @@ Used by the CLI, the server and the in-process add-on backend alike.
 
 from __future__ import annotations
 
+import warnings
 from collections import OrderedDict
 from threading import Lock
 
@@ -14,6 +15,15 @@ from .controls import Controls
 from .engines import DEFAULT_ENGINE, Progress, get_engine, resolve_engine
 from .head_model import HeadModel
 from .take import Take, check_fps
+
+
+NAMED_CHANNEL_ENGINES = ("phonetic", "baseline")
+"""Engines that write expression channels by name (ARKit-style, as on the demo head)."""
+NAMED_CHANNELS = {"mouthClose", "mouthFunnel", "mouthPucker", "eyeBlinkLeft", "eyeBlinkRight"}
+
+
+class RigChannelsWarning(UserWarning):
+    """The rig lacks the named expression channels the engine drives (a FLAME rig's exp000...)."""
 
 
 class AnalysisCache:
@@ -85,5 +95,13 @@ def generate_take(audio: Audio, head: HeadModel, engine: str = DEFAULT_ENGINE, c
     })
     if getattr(analysis, "heard_words", None):
         take.metadata["heard_words"] = analysis.heard_words  # what word recognition heard, no transcript given
+    notes = list(getattr(analysis, "warnings", None) or [])  # already shown as warnings by the engine
+    if engine in NAMED_CHANNEL_ENGINES and not NAMED_CHANNELS & set(head.expression_names):
+        notes.append(f"The rig {head.name} has no named expression channels (mouthClose, eyeBlinkLeft, ... as on "
+                     f"the demo head), so the {engine} engine moved only its jaw, eyes and head; use a neural "
+                     f"model trained for this rig.")
+        warnings.warn(notes[-1], RigChannelsWarning, stacklevel=2)
+    if notes:
+        take.metadata["warnings"] = notes  # for the add-on, which shows them after the take is applied
     report(1.0, "done")
     return take.validate()
