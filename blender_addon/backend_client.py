@@ -115,14 +115,20 @@ class BackendClient:
                 raise BackendError(f"The job did not finish within {timeout:g} s.", code="timeout")
 
     @staticmethod
-    def audio_upload(path: str | os.PathLike) -> dict:
-        """The ``audio`` entry of a job that uploads the file's bytes (for a server on another machine)."""
+    def upload(path: str | os.PathLike, what: str = "audio file") -> dict:
+        """A file sent inside a job (for a server on another machine): ``{"data_b64", "filename"}``,
+        the ``audio`` or ``rig`` entry; BackendError naming ``what`` when it cannot be read."""
         path = Path(path)
         try:
             data = path.read_bytes()
         except OSError:
-            raise BackendError(f"Cannot read the audio file {path}.") from None
+            raise BackendError(f"Cannot read the {what} {path}.") from None
         return {"data_b64": base64.b64encode(data).decode("ascii"), "filename": path.name}
+
+    @staticmethod
+    def audio_upload(path: str | os.PathLike) -> dict:
+        """The ``audio`` entry of a job that uploads the file's bytes (for a server on another machine)."""
+        return BackendClient.upload(path, "audio file")
 
     @staticmethod
     def head_reference(path: str | os.PathLike) -> dict:
@@ -145,12 +151,7 @@ class BackendClient:
     @staticmethod
     def head_upload(path: str | os.PathLike) -> dict:
         """The ``rig`` entry of a job that uploads the head model file's bytes."""
-        path = Path(path)
-        try:
-            data = path.read_bytes()
-        except OSError:
-            raise BackendError(f"Cannot read the head model file {path}.") from None
-        return {"data_b64": base64.b64encode(data).decode("ascii"), "filename": path.name}
+        return BackendClient.upload(path, "head model file")
 
     # -- HTTP
 
