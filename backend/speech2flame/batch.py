@@ -132,13 +132,8 @@ class GenerateJob:
 
         stage = stage or (lambda name: None)
         existing = self.output_paths(out_dir)
-        if self.skip_existing and _done(out_dir) is not None and all(p.is_file() for p in existing.values()):
-            try:
-                done_before = _done(out_dir) == self.fingerprint(audio_path)
-            except OSError:  # unreadable audio: load_audio below says so in one sentence
-                done_before = False
-            if done_before:
-                return ClipResult(str(audio_path), {o: str(p) for o, p in existing.items()}, skipped=True)
+        if self.skip_existing and all(p.is_file() for p in existing.values()) and self.done_before(audio_path, out_dir):
+            return ClipResult(str(audio_path), {o: str(p) for o, p in existing.items()}, skipped=True)
         _forget_done(out_dir)  # the folder's outputs are about to change
         stage("load audio")
         audio = load_audio(audio_path)
@@ -165,6 +160,14 @@ class GenerateJob:
             reason = str(exc).strip().splitlines()[0].removeprefix("Error: ").rstrip(".")
             raise OutputError(f"Blender could not write into {out_dir}: {reason}.") from None
         return ClipResult(str(audio_path), written, take.metadata.get("heard_words") or None)
+
+    def done_before(self, audio_path: str, out_dir: Path) -> bool:
+        """Whether ``out_dir``'s DONE_FILE says its outputs were made from this audio with these settings."""
+        recorded = _done(out_dir)
+        try:
+            return recorded is not None and recorded == self.fingerprint(audio_path)
+        except OSError:  # unreadable audio: load_audio says so in one sentence
+            return False
 
     def fingerprint(self, audio_path: str) -> str:
         """sha256 of the audio file's bytes and of every setting that changes the outputs."""
