@@ -6,6 +6,8 @@ no leaf bones, no key simplification, and the scene frame range.
 
 from __future__ import annotations
 
+import os
+from contextlib import contextmanager
 from pathlib import Path
 
 import bpy
@@ -13,12 +15,35 @@ import bpy
 from .rig import find_rig
 
 
-def _select_only(objects) -> None:
-    for obj in bpy.context.view_layer.objects:
-        obj.select_set(False)
-    for obj in objects:
-        obj.select_set(True)
-    bpy.context.view_layer.objects.active = objects[0]
+@contextmanager
+def _exporting(objects, filepath):
+    """Select only ``objects`` (shown, even if the animator hid them: exporters skip hidden
+    objects) for an exporter writing ``filepath``; the selection, active object and hiding are
+    put back afterwards. RuntimeError in one sentence when the file's folder cannot be written."""
+    folder = Path(filepath).resolve().parent
+    if not folder.is_dir():
+        raise RuntimeError(f"The folder {folder} does not exist.")
+    if not os.access(folder, os.W_OK):
+        raise RuntimeError(f"The folder {folder} cannot be written.")
+    layer = bpy.context.view_layer
+    selected, active = [o for o in layer.objects if o.select_get()], layer.objects.active
+    hidden = [(o, o.hide_get(), o.hide_viewport) for o in objects]
+    try:
+        for obj in layer.objects:
+            obj.select_set(False)
+        for obj in objects:
+            obj.hide_viewport = False
+            obj.hide_set(False)
+            obj.select_set(True)
+        layer.objects.active = objects[0]
+        yield
+    finally:
+        for obj, hide, hide_viewport in hidden:
+            obj.hide_viewport = hide_viewport
+            obj.hide_set(hide)
+        for obj in layer.objects:
+            obj.select_set(obj in selected)
+        layer.objects.active = active
 
 
 def export_fbx(filepath: str, rig_object, frame_start: int | None = None, frame_end: int | None = None) -> Path:
@@ -32,16 +57,16 @@ def export_fbx(filepath: str, rig_object, frame_start: int | None = None, frame_
     start, end = scene.frame_start, scene.frame_end
     scene.frame_start = frame_start if frame_start is not None else start
     scene.frame_end = frame_end if frame_end is not None else end
-    _select_only([arm_obj, mesh_obj])
     try:
-        result = bpy.ops.export_scene.fbx(
-            filepath=str(filepath), use_selection=True, object_types={"ARMATURE", "MESH"},
-            use_mesh_modifiers=False,  # keep shape keys; the armature deforms in the target app
-            mesh_smooth_type="FACE", add_leaf_bones=False, use_armature_deform_only=True,
-            primary_bone_axis="Y", secondary_bone_axis="X", axis_forward="-Z", axis_up="Y",
-            apply_scale_options="FBX_SCALE_UNITS", bake_anim=True, bake_anim_use_all_bones=True,
-            bake_anim_use_nla_strips=False, bake_anim_use_all_actions=False,
-            bake_anim_force_startend_keying=True, bake_anim_step=1.0, bake_anim_simplify_factor=0.0)
+        with _exporting([arm_obj, mesh_obj], filepath):
+            result = bpy.ops.export_scene.fbx(
+                filepath=str(filepath), use_selection=True, object_types={"ARMATURE", "MESH"},
+                use_mesh_modifiers=False,  # keep shape keys; the armature deforms in the target app
+                mesh_smooth_type="FACE", add_leaf_bones=False, use_armature_deform_only=True,
+                primary_bone_axis="Y", secondary_bone_axis="X", axis_forward="-Z", axis_up="Y",
+                apply_scale_options="FBX_SCALE_UNITS", bake_anim=True, bake_anim_use_all_bones=True,
+                bake_anim_use_nla_strips=False, bake_anim_use_all_actions=False,
+                bake_anim_force_startend_keying=True, bake_anim_step=1.0, bake_anim_simplify_factor=0.0)
     finally:
         scene.frame_start, scene.frame_end = start, end
     if result != {"FINISHED"}:
@@ -53,13 +78,13 @@ def export_alembic(filepath: str, rig_object, frame_start: int | None = None, fr
     """Write the deformed head mesh, baked per frame, to ``filepath`` (.abc), Y-up, metres."""
     arm_obj, mesh_obj = find_rig(rig_object)
     scene = bpy.context.scene
-    _select_only([mesh_obj])
-    result = bpy.ops.wm.alembic_export(
-        filepath=str(filepath), selected=True, as_background_job=False, init_scene_frame_range=False,
-        start=frame_start if frame_start is not None else scene.frame_start,
-        end=frame_end if frame_end is not None else scene.frame_end,
-        uvs=False, normals=True, face_sets=False, apply_subdiv=False, flatten=True,
-        export_hair=False, export_particles=False, evaluation_mode="RENDER")
+    with _exporting([mesh_obj], filepath):
+        result = bpy.ops.wm.alembic_export(
+            filepath=str(filepath), selected=True, as_background_job=False, init_scene_frame_range=False,
+            start=frame_start if frame_start is not None else scene.frame_start,
+            end=frame_end if frame_end is not None else scene.frame_end,
+            uvs=False, normals=True, face_sets=False, apply_subdiv=False, flatten=True,
+            export_hair=False, export_particles=False, evaluation_mode="RENDER")
     if result != {"FINISHED"}:
         raise RuntimeError(f"Alembic export to {filepath} failed.")
     return Path(filepath)

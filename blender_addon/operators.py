@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 import time
 from pathlib import Path
@@ -129,9 +130,15 @@ def _unpacked_copy(sound) -> str:
     return str(path)
 
 
+def transcript_of(settings) -> str:
+    """The transcript the animator gave: the Text datablock's words, else the field's ("" if none)."""
+    text = settings.transcript_text.as_string().strip() if settings.transcript_text else ""
+    return text or settings.transcript.strip()
+
+
 def _job(context, arm_obj, audio_path: str, start_frame: int, client: BackendClient) -> dict:
     settings = _settings(context)
-    transcript = settings.transcript_text.as_string().strip() if settings.transcript_text else settings.transcript
+    transcript = transcript_of(settings)
     controls = {name: getattr(settings, name) for name in
                 ("emotion", "intensity", "articulation", "expressiveness", "head_motion", "blink_rate",
                  "smoothing", "seed", "recognise_words")}
@@ -323,7 +330,7 @@ class SPEECH2FLAME_OT_use_heard_words(bpy.types.Operator):
     @classmethod
     def poll(cls, context):
         settings = _settings(context)
-        return bool(settings.heard_words) and settings.transcript_text is None and not settings.transcript.strip()
+        return bool(settings.heard_words) and not transcript_of(settings)
 
     def execute(self, context):
         settings = _settings(context)
@@ -390,16 +397,25 @@ class _ExportOperator(ExportHelper):
     def execute(self, context):
         try:
             arm_obj, _mesh = _target_rig(context)
-            self.write(self.filepath, arm_obj)
+            frames = takes.playing_frame_range(arm_obj)  # the active take's frames, else the scene's
+            self.write(self.filepath, arm_obj, *(frames or (None, None)))
         except (RigError, RuntimeError) as exc:
-            self.report({"ERROR"}, str(exc))
+            self.report({"ERROR"}, _one_line(str(exc)))
             return {"CANCELLED"}
         self.report({"INFO"}, f"Exported {Path(self.filepath).name}.")
         return {"FINISHED"}
 
 
+def _one_line(message: str) -> str:
+    """A Blender operator error as one sentence: the exception line of a Python traceback it carries."""
+    if "Traceback" not in message:
+        return message.strip()
+    errors = [line.strip() for line in message.splitlines() if re.match(r"\s*\w+(Error|Exception): ", line)]
+    return f"Export failed: {errors[-1]}" if errors else "Export failed; see the system console."
+
+
 class SPEECH2FLAME_OT_export_fbx(_ExportOperator, bpy.types.Operator):
-    """Export the rig with its active take as FBX (bones + blend shapes, scene frame range)"""
+    """Export the rig with its active take as FBX (bones + blend shapes, the take's frames)"""
 
     bl_idname = "speech2flame.export_fbx"
     bl_label = "Export FBX"
@@ -409,7 +425,7 @@ class SPEECH2FLAME_OT_export_fbx(_ExportOperator, bpy.types.Operator):
 
 
 class SPEECH2FLAME_OT_export_alembic(_ExportOperator, bpy.types.Operator):
-    """Export the animated head mesh, baked per frame, as Alembic (scene frame range)"""
+    """Export the animated head mesh, baked per frame, as Alembic (the active take's frames)"""
 
     bl_idname = "speech2flame.export_alembic"
     bl_label = "Export Alembic"

@@ -49,7 +49,7 @@ class SPEECH2FLAME_PT_main(bpy.types.Panel):
         box.prop(settings, "transcript")
         box.prop(settings, "transcript_text", text="Text")
         row = box.row()
-        row.active = not (settings.transcript.strip() or settings.transcript_text)
+        row.active = not operators.transcript_of(settings)
         row.prop(settings, "recognise_words")
         if settings.heard_words:
             row = box.row(align=True)

@@ -43,6 +43,15 @@ def on_select(arm_obj, context) -> None:
         activate(arm_obj, arm_obj.speech2flame_take_index, getattr(context, "scene", None))
 
 
+def playing_frame_range(arm_obj) -> tuple[int, int] | None:
+    """(first, last) scene frame of the take the rig plays, None when it plays none."""
+    for item in arm_obj.speech2flame_takes:
+        if _is_active(arm_obj, item):
+            first, last = item.armature_action.frame_range
+            return int(round(first)), int(round(last))
+    return None
+
+
 def _is_active(arm_obj, item) -> bool:
     """Whether take ``item`` is what the rig plays now."""
     anim = arm_obj.animation_data
@@ -50,9 +59,16 @@ def _is_active(arm_obj, item) -> bool:
 
 
 def on_rename(item, _context) -> None:
-    """Keep the Action names in step with the take's name."""
-    if item.armature_action is not None:
-        item.armature_action.name = item.name
+    """Keep the Action names in step with the take's name; an empty name goes back to the
+    Action's, and a name another Action has gets Blender's unique variant (".001") on both."""
+    action = item.armature_action
+    if not item.name.strip():
+        item["name"] = action.name if action is not None else "take"  # bypass this callback
+        return
+    if action is not None:
+        action.name = item.name
+        if action.name != item.name:  # taken: Blender made it unique
+            item["name"] = action.name
     if item.shape_action is not None:
         item.shape_action.name = item.name + "_shapes"
 

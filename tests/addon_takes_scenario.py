@@ -77,6 +77,30 @@ rig.speech2flame_take_index = 0  # pick the first take in the list
 report["playing_after_select"] = playing(rig)[0]
 report["unmuted_after_select"] = unmuted(scene)
 
+# Export the first take (the scene's range is the last take's): the file holds the first take's frames,
+# also with the head hidden; the animator's selection comes back; a missing folder is one sentence.
+rig.speech2flame_take_index = 0
+rig.children[0].hide_set(True)
+bpy.ops.object.select_all(action="DESELECT")
+fbx_path = str(Path(out_dir) / "first_take.fbx")
+report["export_first"] = call(bpy.ops.speech2flame.export_fbx, filepath=fbx_path)  # read back by the test (ufbx)
+report["fps"] = scene.render.fps
+first_range = rig.speech2flame_takes[0].armature_action.frame_range
+report["first_take_frames"] = [round(first_range[0]), round(first_range[1])]
+report["export_scene_range"] = [scene.frame_start, scene.frame_end]
+report["export_left_hidden"] = rig.children[0].hide_get()
+report["export_left_selection"] = [o.name for o in bpy.context.view_layer.objects if o.select_get()]
+rig.children[0].hide_set(False)
+report["export_no_folder"] = call(bpy.ops.speech2flame.export_fbx, filepath=str(Path(out_dir) / "nofolder" / "x.fbx"))
+
+# Renaming a take: a name another Action has, and an empty name.
+bpy.data.actions.new("MyWalk")
+take = rig.speech2flame_takes[1]
+take.name = "MyWalk"
+report["rename_taken"] = [take.name, take.armature_action.name, take.shape_action.name]
+take.name = ""
+report["rename_empty"] = [take.name, take.armature_action.name]
+
 rig.speech2flame_take_index = 2
 report["delete_selected"] = call(bpy.ops.speech2flame.take_delete)  # the take that plays
 report["after_delete_takes"] = [t.name for t in rig.speech2flame_takes]
@@ -89,6 +113,15 @@ rig.speech2flame_take_index = 1
 rig.animation_data.action = bpy.data.actions[own[0]]  # selecting played take 1; put theirs back
 report["delete_other"] = call(bpy.ops.speech2flame.take_delete, index=0)
 report["after_delete_other_playing"] = playing(rig)[0]
+
+# A blank Text datablock does not hide the transcript typed in the field.
+settings.transcript_text = bpy.data.texts.new("empty transcript")
+settings.transcript = "Bob bought a big map."
+settings.audio_path = audio_a
+report["generate_blank_text"] = call(bpy.ops.speech2flame.generate)
+made = rig.speech2flame_takes[-1].armature_action
+report["blank_text_transcript"] = json.loads(made["speech2flame_take"])["controls"]["transcript"]
+settings.transcript_text, settings.transcript = None, ""
 
 # The Generate button is available after a failed generation, and nothing is saved as "running".
 settings.audio_path = str(Path(out_dir) / "missing.wav")

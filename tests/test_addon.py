@@ -123,8 +123,21 @@ def test_takes_keep_the_animators_own_animation(addon_zip, tmp_path):
     assert strips[0] and strips[1] == strips[2] != strips[0]  # b.wav's strip is added once
     assert report["unmuted_after_three"] == [strips[2]]  # a.wav's line no longer plays over b.wav's
     assert report["playing_after_select"] == takes[0] and report["unmuted_after_select"] == [strips[0]]
-    assert report["delete_selected"] == ["FINISHED"] and report["after_delete_takes"] == takes[:2]
-    assert report["after_delete_playing"] == takes[1] and report["after_delete_index"] == 1
+    import ufbx
+
+    with ufbx.load_file(str(tmp_path / "first_take.fbx")) as fbx:  # written by the add-on's Export FBX
+        stack, meshes = fbx.anim_stacks[0], len(fbx.meshes)
+        frames = [round(stack.time_begin * report["fps"]), round(stack.time_end * report["fps"])]
+    assert report["export_first"] == ["FINISHED"] and meshes == 1  # the hidden head too
+    assert frames == report["first_take_frames"] != report["export_scene_range"]  # the take's frames
+    assert report["export_left_hidden"] and report["export_left_selection"] == []
+    assert report["export_no_folder"][0] == "ERROR" and "does not exist" in report["export_no_folder"][1]
+    assert "Traceback" not in report["export_no_folder"][1]
+    assert report["rename_taken"] == ["MyWalk.001", "MyWalk.001", "MyWalk.001_shapes"]
+    assert report["rename_empty"][0] and report["rename_empty"][0] == report["rename_empty"][1]
+    assert report["delete_selected"] == ["FINISHED"] and report["after_delete_takes"] == [takes[0], "MyWalk.001"]
+    assert report["after_delete_playing"] == "MyWalk.001" and report["after_delete_index"] == 1
+    assert report["generate_blank_text"] == ["FINISHED"] and report["blank_text_transcript"] == "Bob bought a big map."
     assert report["delete_other"] == ["FINISHED"]
     assert report["after_delete_other_playing"] == report["own"][0]  # deleting another take left theirs playing
     assert report["generate_missing"][0] == "ERROR" and report["poll_after_failure"]
