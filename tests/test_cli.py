@@ -322,3 +322,13 @@ def test_a_rig_without_named_channels_gets_a_warning(tmp_path):
                  "--outputs", "take", "--quiet")
     assert result.returncode == 0, result.stderr
     assert "speech2flame: warning: The rig" in result.stderr and "moved only its jaw" in result.stderr
+
+
+def test_a_transcript_with_blank_lines_still_fits_its_espeak_audio(tmp_path):
+    text = (ROOT / "examples" / "hello.txt").read_text().replace("! ", "!\n\n")
+    assert "\n\n" in text
+    transcript = tmp_path / "hello.txt"
+    transcript.write_text(text)
+    result = cli("generate", EXAMPLE, "--transcript-file", transcript, "--engine", "phonetic", "--out", tmp_path / "out",
+                 "--outputs", "take", "--quiet")
+    assert result.returncode == 0 and "does not match" not in result.stderr, result.stderr

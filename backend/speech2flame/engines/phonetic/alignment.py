@@ -280,7 +280,7 @@ def espeak_phones(samples: np.ndarray, transcript: str) -> list | None:
     from .espeak import speak
 
     try:
-        speech = speak(transcript)
+        speech = speak(" ".join(transcript.split()))  # a blank line would make eSpeak pause for a paragraph
     except (ValueError, RuntimeError, OSError):
         return None
     ours = _envelope(from_array(speech.samples, speech.sample_rate).samples)
