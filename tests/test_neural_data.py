@@ -125,3 +125,23 @@ def test_detail_residual_is_learned_and_written_to_the_take(tmp_path):
     analysis = neural.analyse(from_array(toy_clip(1.0, rng)[0], 16000), 30.0, model=str(tmp_path / "run" / "last"))
     take = neural.synthesise(analysis, head, 30.0, Controls())
     assert take.detail_basis.shape == (2, head.num_vertices, 3) and take.detail_weights.shape == (30, 2)
+
+
+@pytest.mark.parametrize("text,words", [
+    ("- a\n- b\n", "must be keys with values"),
+    ("just a string\n", "must be keys with values"),
+    ("data: 3\n", "section data must be keys with values"),
+    ("output: null\n", "'output' must be text"),
+    ("head: 5\n", "'head' must be text"),
+    ("model: {audio: 3}\n", "section model.audio must be keys with values"),
+])
+def test_train_configs_of_the_wrong_shape_are_one_sentence(tmp_path, text, words):
+    import subprocess
+    import sys
+
+    config = tmp_path / "bad.yaml"
+    config.write_text(text)
+    result = subprocess.run([sys.executable, "-m", "speech2flame.cli", "train", str(config)],
+                            capture_output=True, text=True, timeout=300)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1 and words in lines[0], result.stderr

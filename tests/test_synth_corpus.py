@@ -287,3 +287,18 @@ def test_other_language_festival_voices_speak_with_bilabials_when_installed():
         assert names[0] == "SIL" and {"M", "P"} <= set(names) <= set(ARPABET) | {"SIL"}, (voice, names)
         assert abs(speech.phones[-1][2] - len(speech.samples) / speech.sample_rate) < 0.05, voice
 
+
+
+def test_frame_rate_hours_and_workers_out_of_range_are_one_clear_error(tmp_path, capsys):
+    cases = {("--fps", "0"): "--fps must be a number of frames per second from 1 to 240",
+             ("--fps", "1e6"): "--fps must be a number of frames per second from 1 to 240",
+             ("--hours", "inf"): "--hours must be a number of hours more than 0",
+             ("--workers", "0"): "--workers must be 1 or more"}
+    for (flag, value), message in cases.items():
+        parser = argparse.ArgumentParser()
+        synth_corpus.add_arguments(parser)
+        args = parser.parse_args([str(tmp_path / "c"), "--hours", "0.01", flag, value, "--quiet"])
+        assert synth_corpus.run(args) == 2
+        err = capsys.readouterr().err.strip()
+        assert message in err and "\n" not in err, (flag, value, err)
+    assert not (tmp_path / "c").exists()

@@ -579,8 +579,16 @@ def write_corpus(root: str | os.PathLike, hours: float, seed: int = 0, fps: floa
     from .head_model import load_head_model
     from .training.datasets import SyntheticCorpusWriter
 
-    if not hours > 0:
-        raise CorpusError("--hours must be more than 0.")
+    if not 0 < hours < float("inf"):
+        raise CorpusError("--hours must be a number of hours more than 0.")
+    from .take import TakeError, check_fps
+
+    try:
+        fps = check_fps(fps, "--fps")
+    except TakeError as exc:
+        raise CorpusError(str(exc)) from None
+    if workers < 1:
+        raise CorpusError(f"--workers must be 1 or more, got {workers}.")
     if not 0.0 <= tts_share <= 1.0:
         raise CorpusError("--tts-share must be between 0 and 1.")
     if not 0.0 <= voice_bar_share <= 1.0:

@@ -59,12 +59,17 @@ def merge_config(base: dict, update: dict, where: str = "") -> dict:
     """``base`` updated by ``update``, recursively. Unknown keys are an error, except under
     ``model`` (checked by :class:`speech2flame.models.config.ModelConfig`)."""
     out = copy.deepcopy(base)
+    if update is not None and not isinstance(update, dict):
+        raise TrainConfigError(f"The training config{' section ' + where.rstrip('.') if where else ''} must be "
+                               f"keys with values, not {type(update).__name__}.")
     for key, value in (update or {}).items():
         if key not in out and not where.startswith("model"):
             raise TrainConfigError(f"Unknown training config key {where + key!r}; "
                                    f"expected one of {', '.join(out)}.")
-        if isinstance(out.get(key), dict) and isinstance(value, dict):
+        if isinstance(out.get(key), dict):
             out[key] = merge_config(out[key], value, f"{where}{key}.")
+        elif isinstance(out.get(key), str) and not isinstance(value, str):
+            raise TrainConfigError(f"Training config key {where + key!r} must be text, got {value!r}.")
         else:
             out[key] = value
     return out
@@ -339,10 +344,14 @@ def run(args: argparse.Namespace) -> int:
             cfg["train"]["device"] = args.device
         if args.epochs:
             cfg["train"]["epochs"] = args.epochs
+        Path(cfg["output"]).mkdir(parents=True, exist_ok=True)  # an output that cannot be made fails now, not after an epoch
         summary = train(cfg, resume=args.resume, show_progress=not args.quiet,
                         log=lambda m: print(m, file=sys.stderr))
     except (TrainConfigError, DatasetError, CheckpointError, HeadModelError, AudioError, ValueError) as exc:
         print(f"speech2flame train: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"speech2flame train: cannot write {exc.filename or cfg['output']}: {exc.strerror or exc}.", file=sys.stderr)
         return 2
     print(json.dumps({"best": summary["best"], "last": summary["last"], "device": summary["device"],
                       "final": summary["history"][-1] if summary["history"] else None}))
