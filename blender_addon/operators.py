@@ -280,9 +280,9 @@ class SPEECH2FLAME_OT_generate(bpy.types.Operator):
             return self._end(context, self._fail(context, str(exc)))
         except ReferenceError:  # the rig was deleted while the backend worked
             return self._end(context, self._fail(context, _RIG_GONE))
-        except Exception as exc:  # never leave Generate disabled behind an unexpected error
+        except Exception:  # never leave Generate disabled behind an unexpected error
             self._end(context, set())
-            raise exc
+            raise
 
     def _end(self, context, result: set) -> set:
         global _job_running
