@@ -24,12 +24,16 @@ def record(arm_obj, result: dict, summary: str, sound_strip: str = "") -> None:
 
 
 def activate(arm_obj, index: int, scene=None) -> list[str]:
-    """Make take ``index`` the active animation of the rig (bones and shape keys), and its
-    sound strip the only one of this rig's takes that plays; returns the names of the
-    animator's own Actions it replaced (kept, see ``take_writer.assign_actions``)."""
+    """Make take ``index`` the active animation of the rig (bones and shape keys), the scene's
+    frame range its frames, and its sound strip the only one of this rig's takes that plays;
+    returns the names of the animator's own Actions it replaced (kept, see
+    ``take_writer.assign_actions``)."""
     item = arm_obj.speech2flame_takes[index]
     kept = assign_actions(arm_obj, item.armature_action, item.shape_action)
     scene = scene or bpy.context.scene
+    if scene is not None and item.armature_action is not None:  # the timeline plays the whole take
+        first, last = item.armature_action.frame_range
+        scene.frame_start, scene.frame_end = max(0, int(round(first))), max(0, int(round(last)))
     if item.sound_strip and scene is not None:
         ours = {take.sound_strip for take in arm_obj.speech2flame_takes if take.sound_strip}
         for strip in all_strips(scene):

@@ -129,7 +129,7 @@ def test_takes_keep_the_animators_own_animation(addon_zip, tmp_path):
         stack, meshes = fbx.anim_stacks[0], len(fbx.meshes)
         frames = [round(stack.time_begin * report["fps"]), round(stack.time_end * report["fps"])]
     assert report["export_first"] == ["FINISHED"] and meshes == 1  # the hidden head too
-    assert frames == report["first_take_frames"] != report["export_scene_range"]  # the take's frames
+    assert frames == report["first_take_frames"] == report["export_scene_range"]  # the take's frames, timeline too
     assert report["export_left_hidden"] and report["export_left_selection"] == []
     assert report["export_no_folder"][0] == "ERROR" and "does not exist" in report["export_no_folder"][1]
     assert "Traceback" not in report["export_no_folder"][1]
