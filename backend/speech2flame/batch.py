@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .controls import Controls
+from .disk_cache import write_json_atomically
 from .engines import DEFAULT_ENGINE
 from .errors import UsageError, user_errors
 
@@ -153,7 +154,8 @@ class GenerateJob:
                 files = write_scene_outputs(take, head, out_dir, scene_outputs, audio.path, stage=stage,
                                             preview_resolution=self.preview_resolution)
                 written.update({kind: str(path) for kind, path in files.items()})
-            _write_json(out_dir / DONE_FILE, {"fingerprint": self.fingerprint(audio_path), "outputs": sorted(written)})
+            write_json_atomically(out_dir / DONE_FILE, {"fingerprint": self.fingerprint(audio_path, audio.sha256),
+                                                        "outputs": sorted(written)})
         except OSError as exc:
             raise OutputError(f"Cannot write into {out_dir}: {exc.strerror or exc}.") from None
         except RuntimeError as exc:  # Blender's exporters report write failures this way
@@ -163,25 +165,27 @@ class GenerateJob:
 
     def done_before(self, audio_path: str, out_dir: Path) -> bool:
         """Whether ``out_dir``'s DONE_FILE says its outputs were made from this audio with these settings."""
+        import hashlib
+
         recorded = _done(out_dir)
+        if recorded is None:
+            return False
         try:
-            return recorded is not None and recorded == self.fingerprint(audio_path)
+            audio_sha256 = hashlib.sha256(Path(audio_path).read_bytes()).hexdigest()  # as load_audio hashes it
         except OSError:  # unreadable audio: load_audio says so in one sentence
             return False
+        return recorded == self.fingerprint(audio_path, audio_sha256)
 
-    def fingerprint(self, audio_path: str) -> str:
-        """sha256 of the audio file's bytes and of every setting that changes the outputs."""
+    def fingerprint(self, audio_path: str, audio_sha256: str) -> str:
+        """sha256 of the audio file's hash (``Audio.sha256``) and of every setting that changes the outputs."""
         import hashlib
         import json
 
         settings = {name: getattr(self, name) for name in
                     ("outputs", "rig", "engine", "fps", "start_frame", "model", "preview_resolution")}
         settings["controls"] = self.clip_controls(audio_path).to_dict()
-        digest = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode())
-        with open(audio_path, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(block)
-        return digest.hexdigest()
+        settings["audio_sha256"] = audio_sha256
+        return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def read_transcript_file(path: Path) -> str:
@@ -226,14 +230,6 @@ def _forget_done(out_dir: Path) -> None:
 
     for name in (DONE_FILE, "take.npz", *OUTPUT_FILES.values()):
         (out_dir / name if name == DONE_FILE else partial_path(out_dir / name)).unlink(missing_ok=True)
-
-
-def _write_json(path: Path, value) -> None:
-    import json
-
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(json.dumps(value), encoding="utf-8")
-    os.replace(partial, path)
 
 
 def clip_folders(audio_paths: list[str], out_root: Path) -> list[tuple[str, Path]]:

@@ -51,12 +51,19 @@ def cached_json(kind: str, key: bytes, compute: Callable[[], Any]) -> Any:
     value = compute()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=path.parent, suffix=".tmp", delete=False) as fh:
-            json.dump({"value": value}, fh)
+        write_json_atomically(path, {"value": value})
     except OSError:
-        return value
+        pass
+    return value
+
+
+def write_json_atomically(path: Path, value: Any) -> None:
+    """Write ``value`` as JSON to ``path`` whole or not at all (a temporary file in the same
+    folder, then renamed), also with several processes writing at once; raises OSError."""
+    with tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=path.parent, suffix=".tmp", delete=False) as fh:
+        json.dump(value, fh)
     try:
-        os.replace(fh.name, path)  # whole or not at all, also with several processes at once
+        os.replace(fh.name, path)
     except OSError:
         Path(fh.name).unlink(missing_ok=True)
-    return value
+        raise
