@@ -10,6 +10,7 @@ one untimed warm-up run per engine.
     .venv/bin/python benchmarks/lipsync_quality.py [--clips ../shared/speech] [--per-clip]
                                                    [--plots docs/img]   # plots need matplotlib
     .venv/bin/python benchmarks/lipsync_quality.py --espeak   # eSpeak NG sentences, exact timings
+    .venv/bin/python benchmarks/lipsync_quality.py --rig HEAD.npz   # another head (FLAME: retargeted takes)
 """
 
 from __future__ import annotations
@@ -77,6 +78,7 @@ def main() -> None:
     parser.add_argument("--espeak", action="store_true",
                         help="use built-in sentences spoken by eSpeak NG, with its exact phone timings as reference")
     parser.add_argument("--neural-model", help="neural checkpoint to measure (default: the shipped one, if any)")
+    parser.add_argument("--rig", default="demo", help="head model the takes are made for and measured on")
     parser.add_argument("--fps", type=float, default=30.0)
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
     parser.add_argument("--per-clip", action="store_true", help="also print one row per clip and engine")
@@ -93,7 +95,7 @@ def main() -> None:
     from speech2flame.lipsync_quality import quality_report, reference_phones
     from speech2flame.pipeline import generate_take
 
-    head = load_head_model("demo")
+    head = load_head_model(args.rig)
     clips = []
     if args.espeak:
         from speech2flame.engines.phonetic.espeak import speak
@@ -111,7 +113,7 @@ def main() -> None:
         clips.append((path, text, audio, phones))
     total_s = sum(a.duration for _, _, a, _ in clips)
     source = "eSpeak NG timings" if args.espeak else "forced alignment"
-    print(f"{len(clips)} clips, {total_s:.1f} s of audio, {args.fps:g} fps, demo head, reference: {source}\n")
+    print(f"{len(clips)} clips, {total_s:.1f} s of audio, {args.fps:g} fps, {head.name} ({args.rig}), reference: {source}\n")
 
     rows = []
     for label, engine, with_text, model, words in engine_runs(args.neural_model):

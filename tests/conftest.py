@@ -79,3 +79,12 @@ def alignable_speech(text: str, tries: int = len(ALIGNABLE_RATES)):
         if alignment.force_align(audio.samples, text, wide=True) is not None:
             return speech, audio
     pytest.fail(f"None of {tries} eSpeak renderings of {text!r} could be force-aligned.")
+
+
+
+def flame_like_head(columns: int = 96, scale=(1.08, 0.95, 1.03), seed: int = 0, open_mouth: bool = True):
+    """(FLAME stand-in, the same design with named channels, landmarks and regions): see
+    :func:`speech2flame.demo_head.build_flame_stand_in`."""
+    from speech2flame.demo_head import build_demo_head, build_flame_stand_in
+
+    return (build_flame_stand_in(columns, scale, seed, open_mouth), build_demo_head(columns))

@@ -312,16 +312,39 @@ def test_sidecar_transcripts_and_warnings_that_name_their_clip(tmp_path):
     assert len(warnings) == 1 and "elsewhere.flac" in warnings[0] and "does not match" in warnings[0]
 
 
-def test_a_rig_without_named_channels_gets_a_warning(tmp_path):
+def test_a_flame_head_is_animated_from_the_demo_heads_channels(tmp_path):
+    """A FLAME-style head (unnamed exp000... basis, open mouth, no landmarks) gets the default
+    engine's take carried over (retarget.py), and `mouth` measures it from its mouth opening."""
+    rig = tmp_path / "flame_like.npz"
+    built = cli("build-demo-head", "--flame-stand-in", rig)
+    assert built.returncode == 0 and rig.is_file(), built.stderr
+    result = cli("generate", EXAMPLE, "--rig", rig, "--no-word-recognition", "--out", tmp_path / "out",
+                 "--outputs", "take", "--quiet")
+    assert result.returncode == 0, result.stderr
+    assert "warning" not in result.stderr
+    take = Take.load(tmp_path / "out" / "take.npz")
+    assert take.expression_names[0] == "exp000" and take.metadata["retargeted_from"].startswith("demo_head-")
+    assert np.abs(take.expression).max() > 0.1
+    measured = cli("mouth", tmp_path / "out" / "take.npz", "--rig", rig, "--transcript",
+                   (ROOT / "examples" / "hello.txt").read_text())
+    assert measured.returncode == 0, measured.stderr
+    assert "bilabial closure" in measured.stdout and "open vowels >= 6 mm        5/5" in measured.stdout
+
+
+def test_a_rig_without_named_channels_or_a_mouth_to_match_gets_a_warning(tmp_path):
     from speech2flame.head_model import load_head_model
 
     head = load_head_model("demo")
     head.expression_names = [f"exp{i:03d}" for i in range(len(head.expression_names))]  # as a FLAME head
+    head.landmarks = {}  # and the demo head's mouth is closed by its bag: nothing to match the lips by
     rig = head.save_npz(tmp_path / "pca_head.npz")
     result = cli("generate", EXAMPLE, "--rig", rig, "--engine", "baseline", "--out", tmp_path / "out",
                  "--outputs", "take", "--quiet")
     assert result.returncode == 0, result.stderr
     assert "speech2flame: warning: The rig" in result.stderr and "moved only its jaw" in result.stderr
+    result = cli("generate", EXAMPLE, "--rig", rig, "--no-word-recognition", "--out", tmp_path / "out2",
+                 "--outputs", "take", "--quiet")
+    assert result.returncode == 2 and "pick a model made for this head" in result.stderr
 
 
 def test_a_transcript_with_blank_lines_still_fits_its_espeak_audio(tmp_path):

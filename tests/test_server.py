@@ -485,12 +485,29 @@ def test_job_watcher_never_waits_on_a_stuck_backend(clip):
         assert client.status(watcher.job_id)["status"] == "cancelled"
 
 
+def test_a_flame_head_from_the_add_on_gets_the_default_engines_take(server, clip, tmp_path):
+    """The add-on's first click on an imported FLAME-style head: the default engine (no engine
+    named) animates its unnamed basis through the demo head's channels (retarget.py)."""
+    from conftest import flame_like_head
+
+    path = flame_like_head()[0].save_npz(tmp_path / "flame_like.npz")
+    client = server.client()
+    body = {**job({"path": clip}, recognise_words=False), "engine": "auto", "rig": BackendClient.head_upload(path)}
+    done = client.submit(body)
+    assert client.wait(done, timeout=60)["status"] == "done", client.status(done)
+    (tmp_path / "take.npz").write_bytes(client.fetch_take(done))
+    take = Take.load(tmp_path / "take.npz")
+    assert take.metadata["engine"] == "neural" and take.metadata["retargeted_from"].startswith("demo_head-")
+    assert take.expression_names[0] == "exp000" and "warnings" not in take.metadata
+
+
 def test_notes_for_the_user_travel_in_the_take(server, clip, tmp_path):
     """A rig without named expression channels (a FLAME head's exp000...) gets a note the add-on shows."""
     from speech2flame.head_model import load_head_model
 
     head = load_head_model("demo")
     head.expression_names = [f"exp{i:03d}" for i in range(len(head.expression_names))]
+    head.landmarks = {}  # nothing to match it to the demo head by (retarget.py): jaw, eyes and head only
     path = head.save_npz(tmp_path / "pca_head.npz")
     client = server.client()
     body = {**job({"path": clip}), "rig": BackendClient.head_upload(path)}

@@ -7,6 +7,7 @@
     speech2flame train CONFIG.yaml / evaluate ...       the neural engine's training and evaluation
     speech2flame synth-corpus OUT --hours H --seed S    synthetic speech + teacher takes for training
     speech2flame build-demo-head [OUT.npz]              rebuild the procedural demo head
+    speech2flame build-demo-head --flame-stand-in OUT.npz   a head laid out like FLAME's (to try it without FLAME)
 
 Every failure a user can cause ends in one sentence on stderr and exit code 2.
 """
@@ -245,10 +246,15 @@ def _print_lipsync_quality(args, take, head, file) -> None:
 
 
 def cmd_build_demo_head(args) -> int:
-    from .demo_head import build_demo_head
+    from .demo_head import build_demo_head, build_flame_stand_in
     from .head_model import demo_head_path
 
-    path = build_demo_head().save_npz(args.out or demo_head_path())
+    if args.flame_stand_in:
+        if not args.out:
+            raise UsageError("build-demo-head --flame-stand-in needs an output path (OUT.npz).")
+        path = build_flame_stand_in().save_npz(os.path.expanduser(args.out))
+    else:
+        path = build_demo_head().save_npz(os.path.expanduser(args.out) if args.out else demo_head_path())
     print(path)
     return 0
 
@@ -316,6 +322,9 @@ def build_parser(selected: str | None = None) -> argparse.ArgumentParser:
 
     demo = sub.add_parser("build-demo-head", help="rebuild the procedural demo head .npz")
     demo.add_argument("out", nargs="?", help="output .npz (default: the packaged demo head)")
+    demo.add_argument("--flame-stand-in", action="store_true",
+                      help="write a head laid out like one from the FLAME release instead (unnamed exp000... "
+                           "basis, open mouth, another mesh), to try FLAME workflows without it")
     demo.set_defaults(func=cmd_build_demo_head)
 
     for name, (module, add, run, help_text) in SUBCOMMAND_MODULES.items():

@@ -21,7 +21,9 @@ numpy only, deterministic, builds in about a second.
 from __future__ import annotations
 
 import sys
+from contextlib import contextmanager
 from dataclasses import dataclass
+from threading import Lock
 
 import numpy as np
 
@@ -41,6 +43,8 @@ EXPRESSION_NAMES = (
     "eyeWideLeft", "eyeWideRight",
 )
 """The demo head's expression basis, ARKit names, subject's left = +x."""
+
+_build_lock = Lock()  # building with another column count changes NUM_COLUMNS for a moment
 
 ROOT_PARENT = 4294967295  # FLAME stores the root's parent as uint32(-1)
 
@@ -800,8 +804,59 @@ def _landmarks_and_regions(parts: _Parts) -> tuple[dict, dict]:
     return landmarks, regions
 
 
-def build_demo_head() -> HeadModel:
-    """Build the procedural demo head (FLAME format, 39 ARKit-style expressions). Deterministic."""
+@contextmanager
+def _columns(count: int):
+    """Build with ``count`` grid columns around the head instead of NUM_COLUMNS (another mesh)."""
+    global NUM_COLUMNS
+    with _build_lock:
+        old, NUM_COLUMNS = NUM_COLUMNS, int(count)
+        try:
+            yield
+        finally:
+            NUM_COLUMNS = old
+
+
+def build_demo_head(columns: int = NUM_COLUMNS) -> HeadModel:
+    """Build the procedural demo head (FLAME format, 39 ARKit-style expressions). Deterministic.
+
+    ``columns``: grid columns around the head (even; the shipped head has NUM_COLUMNS), for
+    another mesh of the same design.
+    """
+    with _columns(columns):
+        return _build_demo_head()
+
+
+def build_flame_stand_in(columns: int = 96, scale=(1.08, 0.95, 1.03), seed: int = 0,
+                         open_mouth: bool = True) -> HeadModel:
+    """A head laid out like one from the FLAME release, for trying FLAME workflows without it.
+
+    The demo head's design on another mesh (``columns``), stretched by ``scale`` (x, y, z), the
+    mouth an opening in the mesh (the bag behind the lips left out of the triangles; with
+    ``open_mouth``), no landmarks, and an unnamed expression basis ``exp000``...: a random
+    rotation (by ``seed``) of the ARKit shapes, so no channel means anything on its own, as
+    in FLAME's PCA basis.
+    """
+    with _columns(columns):
+        named = _build_demo_head()
+        bag = _assemble().bag
+    s = np.asarray(scale, np.float64)
+    faces = named.f
+    if open_mouth:
+        in_bag = np.zeros(named.num_vertices, bool)
+        in_bag[bag] = True
+        faces = faces[~in_bag[faces].any(axis=1)]
+    count = len(named.expression_names)
+    rotation, _ = np.linalg.qr(np.random.default_rng(seed).normal(size=(count, count)))
+    basis = np.einsum("vce,ef->vcf", named.expression_dirs * s[None, :, None], rotation)
+    head = HeadModel(
+        v_template=(named.v_template * s).astype(np.float32), f=faces, shapedirs=basis.astype(np.float32),
+        posedirs=(named.posedirs * s[None, :, None]).astype(np.float32), J_regressor=named.J_regressor,
+        kintree_table=named.kintree_table, weights=named.weights,
+        expression_names=[f"exp{i:03d}" for i in range(count)], num_shape=0, name="flame_stand_in")
+    return head.validate()
+
+
+def _build_demo_head() -> HeadModel:
     parts = _assemble()
     regressor = _joint_regressor(parts)
     weights = _skinning_weights(parts)

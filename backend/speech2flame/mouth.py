@@ -4,7 +4,8 @@ Per frame: inner-lip aperture at the midline, mouth-corner distance (width),
 and lip protrusion (forward movement of the outer lip midpoints relative to
 rest), all in millimetres, measured in the head's own frame (head and neck
 rotation removed, the jaw kept). The landmark vertices are defined once per rig
-in its head model file (``landmark_*`` keys, see :data:`head_model.MOUTH_LANDMARKS`).
+in its head model file (``landmark_*`` keys, see :data:`head_model.MOUTH_LANDMARKS`), or found
+on the rim of its mouth opening (a FLAME head, :func:`retarget.find_mouth_landmarks`).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from .head_model import MOUTH_LANDMARKS, HeadModel, HeadModelError
+from .retarget import mouth_landmarks
 from .take import Take
 
 COLUMNS = ("time_s", "aperture_mm", "width_mm", "protrusion_mm")
@@ -23,11 +25,11 @@ def mouth_measurements(head: HeadModel, take: Take) -> dict[str, np.ndarray]:
 
     from .flame import FlameLayer, take_expression_matrix  # torch, imported only when measuring
 
-    missing = [name for name in MOUTH_LANDMARKS if name not in head.landmarks]
-    if missing:
-        raise HeadModelError(f"Rig {head.name} has no mouth landmarks ({', '.join(missing)}); "
-                             f"add landmark_* vertex ids to its .npz to measure it.")
-    ids = [head.landmarks[name] for name in MOUTH_LANDMARKS]
+    landmarks = mouth_landmarks(head)
+    if landmarks is None:
+        raise HeadModelError(f"Rig {head.name} has no mouth landmarks and no mouth opening to find them on; "
+                             f"add landmark_* vertex ids ({', '.join(MOUTH_LANDMARKS)}) to its .npz to measure it.")
+    ids = [landmarks[name] for name in MOUTH_LANDMARKS]
     layer = FlameLayer(head, vertex_ids=ids)  # only the six landmarks are posed
     zeros = np.zeros((take.num_frames, 3), np.float32)
     with torch.no_grad():  # head and neck rotation left out: the head's own frame, jaw kept

@@ -12,8 +12,9 @@ from threading import Lock
 from . import __version__
 from .audio import Audio
 from .controls import Controls
-from .engines import DEFAULT_ENGINE, Progress, get_engine, resolve_engine
-from .head_model import HeadModel
+from .engines import DEFAULT_ENGINE, EngineError, Progress, get_engine, resolve_engine
+from .head_model import HeadModel, load_head_model
+from .retarget import RetargetError, channel_map, retarget_take
 from .take import Take, check_fps
 
 
@@ -23,7 +24,30 @@ NAMED_CHANNELS = {"mouthClose", "mouthFunnel", "mouthPucker", "eyeBlinkLeft", "e
 
 
 class RigChannelsWarning(UserWarning):
-    """The rig lacks the named expression channels the engine drives (a FLAME rig's exp000...)."""
+    """The rig lacks the named expression channels the engine drives (a FLAME rig's exp000...)
+    and cannot be matched to the demo head's (:mod:`.retarget`)."""
+
+
+_demo: list[HeadModel] = []
+
+
+def demo_head() -> HeadModel:
+    """The built-in demo head, loaded once per process."""
+    if not _demo:
+        _demo.append(load_head_model())
+    return _demo[0]
+
+
+def engine_head(engine: str, module, analysis, head: HeadModel) -> HeadModel:
+    """The head whose expression channels ``engine`` writes: ``head`` itself, or the demo head when
+    the engine drives the demo head's named channels (the phonetic and baseline engines, a neural
+    model trained on the demo head) and ``head`` lacks them, as a FLAME head's exp000... do."""
+    if engine in NAMED_CHANNEL_ENGINES:
+        return head if NAMED_CHANNELS & set(head.expression_names) else demo_head()
+    fits = getattr(module, "fits_head", None)
+    if fits is None or fits(analysis, head) or not fits(analysis, demo_head()):
+        return head  # the engine itself says why a head does not fit
+    return demo_head()
 
 
 class AnalysisCache:
@@ -79,7 +103,23 @@ def generate_take(audio: Audio, head: HeadModel, engine: str = DEFAULT_ENGINE, c
 
     key = (audio.sha256, engine, float(fps), controls.transcript, model, bool(controls.recognise_words))
     analysis = cache.get_or_compute(key, analyse) if cache is not None else analyse()
-    take = module.synthesise(analysis, head, fps, controls, progress=lambda f, m: report(0.8 + 0.2 * f, m))
+    notes = list(getattr(analysis, "warnings", None) or [])  # already shown as warnings by the engine
+    source, mapping = engine_head(engine, module, analysis, head), None
+    if source is not head:
+        try:
+            mapping = channel_map(source, head)
+        except RetargetError as exc:
+            if engine not in NAMED_CHANNEL_ENGINES:
+                raise EngineError(f"The model drives the demo head's expression channels and the rig {head.name} "
+                                  f"cannot take them: {exc}; pick a model made for this head.") from None
+            source = head
+            notes.append(f"The rig {head.name} has no named expression channels (mouthClose, eyeBlinkLeft, ... as "
+                         f"on the demo head) and cannot take the demo head's: {exc}; so the {engine} engine moved only its "
+                         f"jaw, eyes and head (use a neural model trained for this rig).")
+            warnings.warn(notes[-1], RigChannelsWarning, stacklevel=2)
+    take = module.synthesise(analysis, source, fps, controls, progress=lambda f, m: report(0.8 + 0.2 * f, m))
+    if mapping is not None:
+        take = retarget_take(take, mapping)
     take.metadata.update({
         "rig_id": head.rig_id(),
         "rig": str(rig_path),
@@ -95,12 +135,8 @@ def generate_take(audio: Audio, head: HeadModel, engine: str = DEFAULT_ENGINE, c
     })
     if getattr(analysis, "heard_words", None):
         take.metadata["heard_words"] = analysis.heard_words  # what word recognition heard, no transcript given
-    notes = list(getattr(analysis, "warnings", None) or [])  # already shown as warnings by the engine
-    if engine in NAMED_CHANNEL_ENGINES and not NAMED_CHANNELS & set(head.expression_names):
-        notes.append(f"The rig {head.name} has no named expression channels (mouthClose, eyeBlinkLeft, ... as on "
-                     f"the demo head), so the {engine} engine moved only its jaw, eyes and head; use a neural "
-                     f"model trained for this rig.")
-        warnings.warn(notes[-1], RigChannelsWarning, stacklevel=2)
+    if mapping is not None:
+        take.metadata["retargeted_from"] = source.rig_id()  # made for the demo head, carried over (retarget.py)
     if notes:
         take.metadata["warnings"] = notes  # for the add-on, which shows them after the take is applied
     report(1.0, "done")

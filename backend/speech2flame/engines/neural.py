@@ -205,6 +205,18 @@ def load_style_reference(path: str | os.PathLike, head: HeadModel, fps: float) -
     return resample_frames(motion, src_fps, fps)
 
 
+def fits_head(analysis: NeuralAnalysis, head: HeadModel) -> bool:
+    """Whether the analysis's model outputs ``head``'s expression channels (the pipeline retargets
+    a model made for the demo head onto other heads, :mod:`speech2flame.retarget`)."""
+    from ..models.checkpoint import CheckpointError, check_head
+
+    try:
+        check_head(get_model(analysis.model_path).config, head)
+    except CheckpointError:
+        return False
+    return True
+
+
 def _to_fps(x: np.ndarray, src_fps: float, dst_fps: float, num_frames: int) -> np.ndarray:
     """(T, C) at src_fps -> (num_frames, C) at dst_fps by linear interpolation."""
     t_dst = np.arange(num_frames) / dst_fps

@@ -1,0 +1,283 @@
+"""Retargeting: carry a take made for the demo head's named channels over to another FLAME head.
+
+A head from the FLAME release has an unnamed PCA expression basis (``exp000``...), while the
+phonetic and baseline engines and the shipped neural model drive the demo head's ARKit-style
+channels (mouthClose, mouthFunnel, eyeBlinkLeft, ...). Both rigs share FLAME's joints, so jaw,
+neck, global and eye rotations carry over as they are; the expression weights go through one
+linear map, fitted once per pair of heads from their geometry:
+
+1. Mouth landmarks of each head: its own ``landmark_*`` vertex ids, else found on the rim of
+   the mouth opening (:func:`find_mouth_landmarks`; FLAME's mouth is a hole in the mesh).
+2. Alignment: target -> source space by a per-axis scale and a shift fitted on the two eye
+   joints and four mouth landmarks (both heads use FLAME's axes, so there is no rotation).
+3. Correspondence: each target vertex takes the nearest source vertex on the same side of the
+   jaw (jaw skinning weight above or below 1/2, so an upper lip never copies a lower one),
+   within a tenth of the eye distance after alignment.
+4. Channel map: for every source channel, its displacement at those vertices (rescaled to
+   target units) is fitted by the target's expression basis: least squares, lip vertices
+   weighted 10x, a small ridge. Target weights (T, E_t) = source weights (T, E_s) @ map.
+
+numpy only; a pair of heads with ~10k vertices each takes well under a second.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import OrderedDict
+from dataclasses import dataclass
+from threading import Lock
+
+import numpy as np
+
+from .head_model import JOINT_NAMES, MOUTH_LANDMARKS, HeadModel
+from .take import Take
+
+JAW = JOINT_NAMES.index("jaw")
+LEFT_EYE, RIGHT_EYE = JOINT_NAMES.index("left_eye"), JOINT_NAMES.index("right_eye")
+LIP_WEIGHT = 10.0
+"""Weight of vertices around the mouth in the fit, against 1 for the rest of the face."""
+MATCH_DISTANCE = 0.1
+"""Farthest a target vertex may be from its source vertex after alignment, in eye distances."""
+RIDGE = 1e-4
+"""Ridge weight, relative to the mean squared norm of the target's expression directions."""
+
+
+class RetargetError(ValueError):
+    """Two heads that cannot be matched (no mouth found, nothing in common). The message is a
+    clause about the target head ("it has no mouth opening ..."), for callers to build a sentence."""
+
+
+@dataclass
+class ChannelMap:
+    """A fitted map from ``source_names`` weights to ``target_names`` weights.
+
+    matrix (E_source, E_target); fit_error: relative RMS error of the fit over the lips (0 = exact).
+    """
+
+    source_names: list[str]
+    target_names: list[str]
+    matrix: np.ndarray
+    fit_error: float
+
+    def apply(self, weights: np.ndarray) -> np.ndarray:
+        """(T, E_source) -> (T, E_target) float32."""
+        return (np.asarray(weights, np.float64) @ self.matrix).astype(np.float32)
+
+
+# --- mouth landmarks ---------------------------------------------------------------------------
+
+def boundary_loops(faces: np.ndarray) -> list[np.ndarray]:
+    """Vertex ids of each connected set of open edges (edges used by one triangle) of ``faces`` (F, 3)."""
+    edges = np.sort(np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]]), axis=1)
+    unique, counts = np.unique(edges, axis=0, return_counts=True)
+    open_edges = unique[counts == 1]
+    if not len(open_edges):
+        return []
+    parent = {int(v): int(v) for v in np.unique(open_edges)}
+
+    def root(v):
+        while parent[v] != v:
+            parent[v] = parent[parent[v]]
+            v = parent[v]
+        return v
+
+    for a, b in open_edges:
+        ra, rb = root(int(a)), root(int(b))
+        if ra != rb:
+            parent[ra] = rb
+    groups: dict[int, list[int]] = {}
+    for v in parent:
+        groups.setdefault(root(v), []).append(v)
+    return [np.array(sorted(g), np.int64) for g in groups.values()]
+
+
+def find_mouth_landmarks(head: HeadModel) -> dict[str, int] | None:
+    """MOUTH_LANDMARKS vertex ids found on the rim of the mouth opening, or None.
+
+    The mouth's rim is the open edge loop that is centred left-right, has vertices on both
+    sides of the jaw (jaw weight above and below 1/2: the lower and upper lip), is 0.5 to 2.5
+    eye distances wide, and lies furthest forward (+z). The inner lip points are its upper and
+    lower vertices nearest the midline, the corners its leftmost and rightmost vertices; the
+    outer lip points are the most forward vertices near the midline within 0.6 half mouth
+    widths above the upper and below the lower inner point.
+    """
+    p = head.v_template.astype(np.float64)
+    joints = head.joints()
+    eye_distance = float(np.linalg.norm(joints[LEFT_EYE] - joints[RIGHT_EYE]))
+    if eye_distance <= 0:
+        return None
+    jaw = head.weights[:, JAW] > 0.5
+    best = None
+    for loop in boundary_loops(np.asarray(head.f)):
+        x = p[loop, 0]
+        width = float(x.max() - x.min())
+        centred = abs(float(x.mean())) < 0.1 * width
+        if (len(loop) < 6 or not centred or not 0.5 * eye_distance <= width <= 2.5 * eye_distance
+                or jaw[loop].all() or not jaw[loop].any()):
+            continue
+        if best is None or p[loop, 2].mean() > p[best, 2].mean():
+            best = loop
+    if best is None:
+        return None
+    upper, lower = best[~jaw[best]], best[jaw[best]]
+    mid_x = 0.5 * (p[best, 0].max() + p[best, 0].min())
+    upper_inner = int(upper[np.argmin(np.abs(p[upper, 0] - mid_x))])
+    lower_inner = int(lower[np.argmin(np.abs(p[lower, 0] - mid_x))])
+    half_width = 0.5 * float(p[best, 0].max() - p[best, 0].min())
+    near_midline = np.abs(p[:, 0] - mid_x) < 0.15 * half_width
+
+    def most_forward(lo: float, hi: float, side: np.ndarray) -> int | None:
+        ids = np.flatnonzero(near_midline & side & (p[:, 1] > lo) & (p[:, 1] < hi))
+        return int(ids[np.argmax(p[ids, 2])]) if len(ids) else None
+
+    upper_outer = most_forward(p[upper_inner, 1], p[upper_inner, 1] + 0.6 * half_width, ~jaw)
+    lower_outer = most_forward(p[lower_inner, 1] - 0.6 * half_width, p[lower_inner, 1], jaw)
+    if upper_outer is None or lower_outer is None:
+        return None
+    return {
+        "upper_lip_inner": upper_inner,
+        "lower_lip_inner": lower_inner,
+        "mouth_corner_left": int(best[np.argmax(p[best, 0])]),  # subject's left = +x
+        "mouth_corner_right": int(best[np.argmin(p[best, 0])]),
+        "upper_lip_outer": upper_outer,
+        "lower_lip_outer": lower_outer,
+    }
+
+
+def mouth_landmarks(head: HeadModel) -> dict[str, int] | None:
+    """The head's own mouth landmarks if it has all of MOUTH_LANDMARKS, else those found on its mouth rim."""
+    if all(name in head.landmarks for name in MOUTH_LANDMARKS):
+        return {name: int(head.landmarks[name]) for name in MOUTH_LANDMARKS}
+    return find_mouth_landmarks(head)
+
+
+# --- the channel map ---------------------------------------------------------------------------
+
+def _anchors(head: HeadModel, landmarks: dict[str, int]) -> np.ndarray:
+    """(6, 3) eye joints and four mouth landmarks (corners, inner lips), metres."""
+    joints = head.joints()
+    ids = [landmarks[n] for n in ("mouth_corner_left", "mouth_corner_right", "upper_lip_inner", "lower_lip_inner")]
+    return np.concatenate([joints[[LEFT_EYE, RIGHT_EYE]], head.v_template[ids]]).astype(np.float64)
+
+
+def _alignment(source: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-axis scale (3,) and shift (3,) taking target anchors onto source anchors (see _anchors)."""
+    def spans(a):
+        eyes = np.linalg.norm(a[0] - a[1])
+        mouth = np.linalg.norm(a[2] - a[3])
+        height = abs(0.5 * (a[0, 1] + a[1, 1]) - a[2:, 1].mean())  # eye line to mouth centre
+        return eyes + mouth, height
+
+    (sw, sh), (tw, th) = spans(source), spans(target)
+    sx, sy = sw / tw, sh / th
+    scale = np.array([sx, sy, 0.5 * (sx + sy)])
+    shift = (source - scale * target).mean(axis=0)
+    return scale, shift
+
+
+def _nearest(queries: np.ndarray, points: np.ndarray, chunk: int = 2048) -> tuple[np.ndarray, np.ndarray]:
+    """For each of ``queries`` (N, 3): index of the nearest of ``points`` (M, 3) and its distance."""
+    index = np.zeros(len(queries), np.int64)
+    dist = np.full(len(queries), np.inf)
+    if not len(points):
+        return index, dist
+    norms = (points ** 2).sum(1)
+    for start in range(0, len(queries), chunk):
+        q = queries[start:start + chunk]
+        d2 = (q ** 2).sum(1)[:, None] + norms[None, :] - 2.0 * q @ points.T
+        i = np.argmin(d2, axis=1)
+        index[start:start + chunk] = i
+        dist[start:start + chunk] = np.sqrt(np.maximum(d2[np.arange(len(q)), i], 0.0))
+    return index, dist
+
+
+def fit_channel_map(source: HeadModel, target: HeadModel) -> ChannelMap:
+    """Fit the map from ``source``'s expression channels to ``target``'s (module docstring).
+
+    Raises RetargetError (a clause, see there) when either head has no mouth to match.
+    """
+    src_lm, tgt_lm = mouth_landmarks(source), mouth_landmarks(target)
+    if src_lm is None:
+        raise RetargetError(f"the source rig {source.name} has no mouth landmarks")
+    if tgt_lm is None:
+        raise RetargetError("it has neither mouth landmarks nor a mouth opening in its mesh to match them to")
+    src_anchor, tgt_anchor = _anchors(source, src_lm), _anchors(target, tgt_lm)
+    scale, shift = _alignment(src_anchor, tgt_anchor)
+    mapped = target.v_template.astype(np.float64) * scale + shift
+    src_points = source.v_template.astype(np.float64)
+    src_jaw, tgt_jaw = source.weights[:, JAW] > 0.5, target.weights[:, JAW] > 0.5
+    match = np.zeros(target.num_vertices, np.int64)
+    dist = np.zeros(target.num_vertices)
+    for side in (False, True):
+        t_ids, s_ids = np.flatnonzero(tgt_jaw == side), np.flatnonzero(src_jaw == side)
+        i, d = _nearest(mapped[t_ids], src_points[s_ids])
+        match[t_ids], dist[t_ids] = s_ids[i] if len(s_ids) else 0, d
+    eye_distance = float(np.linalg.norm(src_anchor[0] - src_anchor[1]))
+    matched = np.flatnonzero(dist < MATCH_DISTANCE * eye_distance)
+    if len(matched) < 10:
+        raise RetargetError("its face does not line up with the demo head's (too few vertices match)")
+
+    mouth_centre = src_anchor[2:].mean(axis=0)
+    half_width = 0.5 * float(np.linalg.norm(src_anchor[2] - src_anchor[3]))
+    near_mouth = np.linalg.norm((mapped[matched] - mouth_centre) / [1.2, 1.0, 1.5], axis=1) < 1.3 * half_width
+    weight = np.sqrt(np.where(near_mouth, LIP_WEIGHT, 1.0))[:, None, None]
+
+    basis = target.expression_dirs[matched].astype(np.float64) * weight           # (n, 3, E_t)
+    wanted = source.expression_dirs[match[matched]].astype(np.float64) / scale[None, :, None] * weight  # (n, 3, E_s)
+    a = basis.reshape(-1, basis.shape[2])
+    b = wanted.reshape(-1, wanted.shape[2])
+    gram = a.T @ a
+    ridge = RIDGE * np.trace(gram) / max(1, gram.shape[0])
+    matrix = np.linalg.solve(gram + ridge * np.eye(gram.shape[0]), a.T @ b)       # (E_t, E_s)
+
+    lips = np.repeat(near_mouth, 3)
+    residual = a[lips] @ matrix - b[lips]
+    fit_error = float(np.sqrt((residual ** 2).sum() / max((b[lips] ** 2).sum(), 1e-30)))
+    return ChannelMap(list(source.expression_names), list(target.expression_names), matrix.T, fit_error)
+
+
+_maps: OrderedDict = OrderedDict()
+_maps_lock = Lock()
+
+
+def _geometry_key(head: HeadModel) -> str:
+    """Hash of everything the fit reads from a head: template, triangles, basis, skinning, landmarks."""
+    digest = hashlib.sha256()
+    for array in (head.v_template, head.f, head.expression_dirs, head.weights, head.J_regressor):
+        digest.update(np.ascontiguousarray(array).tobytes())
+        digest.update(str(array.shape).encode())
+    digest.update(repr(sorted(head.landmarks.items())).encode())
+    digest.update(",".join(head.expression_names).encode())
+    return digest.hexdigest()
+
+
+def channel_map(source: HeadModel, target: HeadModel) -> ChannelMap:
+    """:func:`fit_channel_map`, kept for the last few pairs of heads (by their geometry)."""
+    key = (_geometry_key(source), _geometry_key(target))
+    with _maps_lock:
+        if key in _maps:
+            _maps.move_to_end(key)
+            return _maps[key]
+    fitted = fit_channel_map(source, target)
+    with _maps_lock:
+        _maps[key] = fitted
+        while len(_maps) > 8:
+            _maps.popitem(last=False)
+    return fitted
+
+
+def retarget_take(take: Take, mapping: ChannelMap) -> Take:
+    """The take with its expression weights carried over by ``mapping``; joint rotations unchanged.
+
+    The take's channels are looked up by name in ``mapping.source_names`` (missing ones count
+    as zero). Per-vertex detail belongs to the source mesh and is dropped.
+    """
+    index = {name: i for i, name in enumerate(take.expression_names)}
+    weights = np.zeros((take.num_frames, len(mapping.source_names)), np.float32)
+    for j, name in enumerate(mapping.source_names):
+        if name in index:
+            weights[:, j] = take.expression[:, index[name]]
+    return Take(fps=take.fps, expression=mapping.apply(weights), expression_names=list(mapping.target_names),
+                jaw=take.jaw.copy(), neck=take.neck.copy(), global_rot=take.global_rot.copy(),
+                eyes=take.eyes.copy(), global_trans=None if take.global_trans is None else take.global_trans.copy(),
+                metadata=dict(take.metadata))
