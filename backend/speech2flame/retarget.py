@@ -181,13 +181,15 @@ def _nearest(queries: np.ndarray, points: np.ndarray, chunk: int = 2048) -> tupl
     dist = np.full(len(queries), np.inf)
     if not len(points):
         return index, dist
-    norms = (points ** 2).sum(1)
+    centre = points.mean(axis=0)  # float32 distances, centred so that they keep their precision
+    p = (points - centre).astype(np.float32)
+    norms = (p ** 2).sum(1)
     for start in range(0, len(queries), chunk):
-        q = queries[start:start + chunk]
-        d2 = (q ** 2).sum(1)[:, None] + norms[None, :] - 2.0 * q @ points.T
+        q = (queries[start:start + chunk] - centre).astype(np.float32)
+        d2 = norms[None, :] - 2.0 * q @ p.T  # + |q|^2, the same along each row
         i = np.argmin(d2, axis=1)
         index[start:start + chunk] = i
-        dist[start:start + chunk] = np.sqrt(np.maximum(d2[np.arange(len(q)), i], 0.0))
+        dist[start:start + chunk] = np.linalg.norm(points[i] - queries[start:start + chunk], axis=1)
     return index, dist
 
 
@@ -206,10 +208,11 @@ def fit_channel_map(source: HeadModel, target: HeadModel) -> ChannelMap:
     mapped = target.v_template.astype(np.float64) * scale + shift
     src_points = source.v_template.astype(np.float64)
     src_jaw, tgt_jaw = source.weights[:, JAW] > 0.5, target.weights[:, JAW] > 0.5
+    moves = np.abs(target.expression_dirs).max(axis=(1, 2)) > 0  # the others leave the fit as it is
     match = np.zeros(target.num_vertices, np.int64)
-    dist = np.zeros(target.num_vertices)
+    dist = np.full(target.num_vertices, np.inf)
     for side in (False, True):
-        t_ids, s_ids = np.flatnonzero(tgt_jaw == side), np.flatnonzero(src_jaw == side)
+        t_ids, s_ids = np.flatnonzero((tgt_jaw == side) & moves), np.flatnonzero(src_jaw == side)
         i, d = _nearest(mapped[t_ids], src_points[s_ids])
         match[t_ids], dist[t_ids] = s_ids[i] if len(s_ids) else 0, d
     eye_distance = float(np.linalg.norm(src_anchor[0] - src_anchor[1]))
