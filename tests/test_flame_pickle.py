@@ -13,6 +13,7 @@ import pickle
 import subprocess
 import sys
 import types
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -252,3 +253,32 @@ def test_pickle_of_something_else_is_not_a_flame_model(tmp_path):
     path.write_bytes(pickle.dumps({"v_template": np.zeros((3, 3))}, protocol=2))
     with pytest.raises(HeadModelError, match="lacks f, shapedirs"):
         load_head_model(path)
+
+
+def test_a_flame_release_style_pickle_is_animated_by_the_default_engines(tmp_path, fake_modules):
+    """The whole way a FLAME user goes: their .pkl (chumpy-wrapped, CSC regressor, 300 identity
+    shapes then the expression PCs, no landmarks, open mouth) -> a retargeted take."""
+    from speech2flame.audio import load_audio
+    from speech2flame.controls import Controls
+    from speech2flame.demo_head import build_flame_stand_in
+    from speech2flame.mouth import mouth_measurements
+    from speech2flame.pipeline import generate_take
+
+    stand_in = build_flame_stand_in()
+    identity = np.random.default_rng(0).normal(size=(stand_in.num_vertices, 3, 300)) * 1e-4
+    arrays = {
+        "v_template": stand_in.v_template.astype(np.float64), "f": stand_in.f.astype(np.uint32),
+        "shapedirs": np.concatenate([identity, stand_in.expression_dirs], axis=2),
+        "posedirs": stand_in.posedirs.astype(np.float64), "J_regressor": stand_in.J_regressor.astype(np.float64),
+        "kintree_table": stand_in.kintree_table, "weights": stand_in.weights.astype(np.float64),
+        "J": stand_in.joints().astype(np.float64),
+    }
+    path = tmp_path / "generic_model.pkl"
+    write_official_like(path, arrays)
+    head = load_head_model(path)
+    assert head.num_shape == 300 and head.expression_names[0] == "exp000" and not head.landmarks
+    audio = load_audio(str(Path(__file__).resolve().parents[1] / "examples" / "hello.flac"))
+    take = generate_take(audio, head, "auto", Controls(recognise_words=False))
+    assert take.metadata["engine"] == "neural" and "retargeted_from" in take.metadata
+    aperture = mouth_measurements(head, take)["aperture_mm"]
+    assert aperture.max() > 8.0 and (aperture < 1.0).sum() > 5  # opens and closes the mouth

@@ -10,14 +10,16 @@ linear map, fitted once per pair of heads from their geometry:
    the mouth opening (:func:`find_mouth_landmarks`; FLAME's mouth is a hole in the mesh).
 2. Alignment: target -> source space by a per-axis scale and a shift fitted on the two eye
    joints and four mouth landmarks (both heads use FLAME's axes, so there is no rotation).
-3. Correspondence: each target vertex takes the nearest source vertex on the same side of the
-   jaw (jaw skinning weight above or below 1/2, so an upper lip never copies a lower one),
-   within a tenth of the eye distance after alignment.
+3. Correspondence: each target vertex takes the four nearest source vertices on the same side
+   of the jaw (jaw skinning weight above or below 1/2, so an upper lip never copies a lower
+   one), blended by inverse squared distance; vertices farther than a tenth of the eye
+   distance from any source vertex after alignment are left out of the fit.
 4. Channel map: for every source channel, its displacement at those vertices (rescaled to
    target units) is fitted by the target's expression basis: least squares, lip vertices
    weighted 10x, a small ridge. Target weights (T, E_t) = source weights (T, E_s) @ map.
 
-numpy only; a pair of heads with ~10k vertices each takes well under a second.
+numpy only; a pair of heads with ~10k vertices each takes 0.2 to 0.4 s, once per process
+(benchmarks/retarget_standins.py).
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ LIP_WEIGHT = 10.0
 """Weight of vertices around the mouth in the fit, against 1 for the rest of the face."""
 MATCH_DISTANCE = 0.1
 """Farthest a target vertex may be from its source vertex after alignment, in eye distances."""
+NEIGHBOURS = 4
+"""Source vertices whose displacements are blended (by inverse squared distance) for one target vertex."""
 RIDGE = 1e-4
 """Ridge weight, relative to the mean squared norm of the target's expression directions."""
 
@@ -175,10 +179,13 @@ def _alignment(source: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.n
     return scale, shift
 
 
-def _nearest(queries: np.ndarray, points: np.ndarray, chunk: int = 2048) -> tuple[np.ndarray, np.ndarray]:
-    """For each of ``queries`` (N, 3): index of the nearest of ``points`` (M, 3) and its distance."""
-    index = np.zeros(len(queries), np.int64)
-    dist = np.full(len(queries), np.inf)
+def _nearest(queries: np.ndarray, points: np.ndarray, k: int = NEIGHBOURS,
+             chunk: int = 2048) -> tuple[np.ndarray, np.ndarray]:
+    """For each of ``queries`` (N, 3): indices (N, k) of the ``k`` nearest of ``points`` (M, 3),
+    nearest first, and their distances (N, k)."""
+    k = max(1, min(k, len(points)))
+    index = np.zeros((len(queries), k), np.int64)
+    dist = np.full((len(queries), k), np.inf)
     if not len(points):
         return index, dist
     centre = points.mean(axis=0)  # float32 distances, centred so that they keep their precision
@@ -187,9 +194,11 @@ def _nearest(queries: np.ndarray, points: np.ndarray, chunk: int = 2048) -> tupl
     for start in range(0, len(queries), chunk):
         q = (queries[start:start + chunk] - centre).astype(np.float32)
         d2 = norms[None, :] - 2.0 * q @ p.T  # + |q|^2, the same along each row
-        i = np.argmin(d2, axis=1)
-        index[start:start + chunk] = i
-        dist[start:start + chunk] = np.linalg.norm(points[i] - queries[start:start + chunk], axis=1)
+        i = np.argpartition(d2, k - 1, axis=1)[:, :k] if k < len(points) else np.tile(np.arange(len(points)), (len(q), 1))
+        d = np.linalg.norm(points[i] - queries[start:start + chunk, None, :], axis=2)
+        order = np.argsort(d, axis=1)
+        index[start:start + chunk] = np.take_along_axis(i, order, axis=1)
+        dist[start:start + chunk] = np.take_along_axis(d, order, axis=1)
     return index, dist
 
 
@@ -209,14 +218,16 @@ def fit_channel_map(source: HeadModel, target: HeadModel) -> ChannelMap:
     src_points = source.v_template.astype(np.float64)
     src_jaw, tgt_jaw = source.weights[:, JAW] > 0.5, target.weights[:, JAW] > 0.5
     moves = np.abs(target.expression_dirs).max(axis=(1, 2)) > 0  # the others leave the fit as it is
-    match = np.zeros(target.num_vertices, np.int64)
-    dist = np.full(target.num_vertices, np.inf)
+    match = np.zeros((target.num_vertices, NEIGHBOURS), np.int64)
+    dist = np.full((target.num_vertices, NEIGHBOURS), np.inf)
     for side in (False, True):
         t_ids, s_ids = np.flatnonzero((tgt_jaw == side) & moves), np.flatnonzero(src_jaw == side)
+        if not len(t_ids) or not len(s_ids):
+            continue
         i, d = _nearest(mapped[t_ids], src_points[s_ids])
-        match[t_ids], dist[t_ids] = s_ids[i] if len(s_ids) else 0, d
+        match[t_ids, :i.shape[1]], dist[t_ids, :i.shape[1]] = s_ids[i], d
     eye_distance = float(np.linalg.norm(src_anchor[0] - src_anchor[1]))
-    matched = np.flatnonzero(dist < MATCH_DISTANCE * eye_distance)
+    matched = np.flatnonzero(dist[:, 0] < MATCH_DISTANCE * eye_distance)
     if len(matched) < 10:
         raise RetargetError("its face does not line up with the demo head's (too few vertices match)")
 
@@ -226,7 +237,10 @@ def fit_channel_map(source: HeadModel, target: HeadModel) -> ChannelMap:
     weight = np.sqrt(np.where(near_mouth, LIP_WEIGHT, 1.0))[:, None, None]
 
     basis = target.expression_dirs[matched].astype(np.float64) * weight           # (n, 3, E_t)
-    wanted = source.expression_dirs[match[matched]].astype(np.float64) / scale[None, :, None] * weight  # (n, 3, E_s)
+    blend = 1.0 / (dist[matched] + 1e-4 * eye_distance) ** 2                       # (n, k)
+    blend /= blend.sum(axis=1, keepdims=True)
+    source_dirs = np.einsum("nk,nkce->nce", blend, source.expression_dirs[match[matched]].astype(np.float64))
+    wanted = source_dirs / scale[None, :, None] * weight                           # (n, 3, E_s)
     a = basis.reshape(-1, basis.shape[2])
     b = wanted.reshape(-1, wanted.shape[2])
     gram = a.T @ a
