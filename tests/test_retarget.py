@@ -84,6 +84,13 @@ def test_a_take_looks_the_same_on_another_mesh(flame_like, demo_head, speech):
     closed = src["aperture_mm"] < 0.5
     assert closed.sum() > 10 and dst["aperture_mm"][closed].max() < 1.5  # /p b m/ still shut the lips
 
+    # given both heads, lips that touch on the demo head are made to touch (keep_lip_contact)
+    kept = mouth_measurements(head, retarget.retarget_take(take, mapping, demo_head, head))
+    assert kept["aperture_mm"][closed].max() < 0.6
+    assert dst["aperture_mm"][closed].max() > kept["aperture_mm"][closed].max()
+    apart = src["aperture_mm"] > 3.0  # elsewhere the map alone decides
+    np.testing.assert_allclose(kept["aperture_mm"][apart], dst["aperture_mm"][apart])
+
     for region, axis, s in (("eyelid_left", 1, SCALE[1]), ("eyelid_right", 1, SCALE[1])):
         top = lambda h: h.regions[region][h.v_template[h.regions[region], 1] > h.joints()[3, 1]]  # noqa: E731
         a = region_motion(demo_head, take, top(demo_head), axis) * s

@@ -19,8 +19,10 @@ from .take import Take
 COLUMNS = ("time_s", "aperture_mm", "width_mm", "protrusion_mm")
 
 
-def mouth_measurements(head: HeadModel, take: Take) -> dict[str, np.ndarray]:
-    """{column: (T,) array} for COLUMNS; raises HeadModelError if the rig lacks mouth landmarks."""
+def posed_landmarks(head: HeadModel, take: Take) -> np.ndarray:
+    """(T, 6, 3) positions in metres of the MOUTH_LANDMARKS, posed by the take in the head's own
+    frame (head and neck rotation left out, the jaw kept); raises HeadModelError if the rig
+    has no mouth landmarks."""
     import torch
 
     from .flame import FlameLayer, take_expression_matrix  # torch, imported only when measuring
@@ -29,12 +31,23 @@ def mouth_measurements(head: HeadModel, take: Take) -> dict[str, np.ndarray]:
     if landmarks is None:
         raise HeadModelError(f"Rig {head.name} has no mouth landmarks and no mouth opening to find them on; "
                              f"add landmark_* vertex ids ({', '.join(MOUTH_LANDMARKS)}) to its .npz to measure it.")
-    ids = [landmarks[name] for name in MOUTH_LANDMARKS]
-    layer = FlameLayer(head, vertex_ids=ids)  # only the six landmarks are posed
+    layer = FlameLayer(head, vertex_ids=[landmarks[name] for name in MOUTH_LANDMARKS])  # only these are posed
     zeros = np.zeros((take.num_frames, 3), np.float32)
-    with torch.no_grad():  # head and neck rotation left out: the head's own frame, jaw kept
-        verts = layer(take_expression_matrix(head, take), take.jaw, zeros, zeros, take.eyes).double().numpy()
-    rest = head.v_template[ids]
+    with torch.no_grad():
+        return layer(take_expression_matrix(head, take), take.jaw, zeros, zeros, take.eyes).double().numpy()
+
+
+def lip_gap_mm(head: HeadModel, take: Take) -> np.ndarray:
+    """(T,) signed height in mm of the inner upper lip midpoint above the inner lower one: the
+    aperture while the lips are apart, negative where they are pressed through each other."""
+    verts = posed_landmarks(head, take)
+    return 1000.0 * (verts[:, 0, 1] - verts[:, 1, 1])
+
+
+def mouth_measurements(head: HeadModel, take: Take) -> dict[str, np.ndarray]:
+    """{column: (T,) array} for COLUMNS; raises HeadModelError if the rig lacks mouth landmarks."""
+    verts = posed_landmarks(head, take)
+    rest = head.v_template[[mouth_landmarks(head)[name] for name in MOUTH_LANDMARKS]]
     upper_in, lower_in, corner_l, corner_r, upper_out, lower_out = (verts[:, i] for i in range(6))
     aperture = np.linalg.norm(upper_in - lower_in, axis=1)
     width = np.linalg.norm(corner_l - corner_r, axis=1)

@@ -119,7 +119,7 @@ def generate_take(audio: Audio, head: HeadModel, engine: str = DEFAULT_ENGINE, c
             warnings.warn(notes[-1], RigChannelsWarning, stacklevel=2)
     take = module.synthesise(analysis, source, fps, controls, progress=lambda f, m: report(0.8 + 0.2 * f, m))
     if mapping is not None:
-        take = retarget_take(take, mapping)
+        take = retarget_take(take, mapping, source, head)
     take.metadata.update({
         "rig_id": head.rig_id(),
         "rig": str(rig_path),

@@ -283,18 +283,56 @@ def channel_map(source: HeadModel, target: HeadModel) -> ChannelMap:
     return fitted
 
 
-def retarget_take(take: Take, mapping: ChannelMap) -> Take:
+def retarget_take(take: Take, mapping: ChannelMap, source: HeadModel | None = None,
+                  target: HeadModel | None = None) -> Take:
     """The take with its expression weights carried over by ``mapping``; joint rotations unchanged.
 
     The take's channels are looked up by name in ``mapping.source_names`` (missing ones count
-    as zero). Per-vertex detail belongs to the source mesh and is dropped.
+    as zero). Per-vertex detail belongs to the source mesh and is dropped. Given both heads,
+    lips that touch on ``source`` are made to touch on ``target`` too (:func:`keep_lip_contact`).
     """
     index = {name: i for i, name in enumerate(take.expression_names)}
     weights = np.zeros((take.num_frames, len(mapping.source_names)), np.float32)
     for j, name in enumerate(mapping.source_names):
         if name in index:
             weights[:, j] = take.expression[:, index[name]]
-    return Take(fps=take.fps, expression=mapping.apply(weights), expression_names=list(mapping.target_names),
-                jaw=take.jaw.copy(), neck=take.neck.copy(), global_rot=take.global_rot.copy(),
-                eyes=take.eyes.copy(), global_trans=None if take.global_trans is None else take.global_trans.copy(),
-                metadata=dict(take.metadata))
+    moved = Take(fps=take.fps, expression=mapping.apply(weights), expression_names=list(mapping.target_names),
+                 jaw=take.jaw.copy(), neck=take.neck.copy(), global_rot=take.global_rot.copy(),
+                 eyes=take.eyes.copy(), global_trans=None if take.global_trans is None else take.global_trans.copy(),
+                 metadata=dict(take.metadata))
+    if source is not None and target is not None:
+        keep_lip_contact(moved, take, source, target, mapping)
+    return moved
+
+
+CONTACT_MM = (0.5, 2.0)
+"""Source lip aperture (mm) up to which the target's lips are closed as far, and from which
+they are left as the map puts them (a linear fade between)."""
+
+
+def keep_lip_contact(moved: Take, take: Take, source: HeadModel, target: HeadModel, mapping: ChannelMap) -> None:
+    """Close ``moved``'s lips on ``target`` where ``take``'s touch on ``source``, in place.
+
+    The map reproduces shapes, not how they combine with the jaw: a closure that shuts a
+    slightly open jaw on the demo head can leave a gap of a few tenths of a millimetre on a head
+    with another jaw lever. Per frame where the source's lip gap is under CONTACT_MM, the mapped
+    ``mouthClose`` is added (0 to 1.5 more) until the target's lip gap is the source's (the gap
+    is linear in it; the aperture is not once the lips pass through each other).
+    """
+    from .mouth import lip_gap_mm  # torch, only when a take is carried over
+
+    if "mouthClose" not in mapping.source_names:
+        return
+    goal = lip_gap_mm(source, take)
+    full, none = CONTACT_MM
+    fade = np.clip((none - goal) / (none - full), 0.0, 1.0)
+    if not fade.any():
+        return
+    before = lip_gap_mm(target, moved)
+    close = mapping.matrix[mapping.source_names.index("mouthClose")].astype(np.float32)
+    pushed = Take(fps=moved.fps, expression=moved.expression + close, expression_names=moved.expression_names,
+                  jaw=moved.jaw, neck=moved.neck, global_rot=moved.global_rot, eyes=moved.eyes)
+    per_unit = before - lip_gap_mm(target, pushed)  # mm closed by one more mouthClose
+    amount = np.where(per_unit > 1e-3, (before - goal) / np.maximum(per_unit, 1e-3), 0.0)
+    amount = np.clip(amount, 0.0, 1.5) * fade
+    moved.expression += (amount[:, None] * close[None, :]).astype(np.float32)
