@@ -208,6 +208,8 @@ class SPEECH2FLAME_OT_generate(bpy.types.Operator):
         takes.record(self.arm_obj, result, summary, strip.name if strip is not None else self.strip_name)
         elapsed = time.perf_counter() - self.started
         message = f"Take {result['armature_action'].name}: {take.num_frames} frames in {elapsed:.2f} s."
+        if take.metadata.get("retargeted_from"):
+            message += " Carried over from the demo head's named channels onto this rig's expression basis."
         if result["kept_actions"]:
             message += f" Your Action {', '.join(result['kept_actions'])} is kept (fake user) in the file."
         self.report({"INFO"}, message)

@@ -2,7 +2,7 @@
 
 Run by test_addon.py in a subprocess whose environment points Blender's user
 folders at a temporary directory (so the user's own Blender is untouched):
-    python addon_scenario.py ADDON.zip AUDIO.wav LONG_AUDIO.wav OUT_DIR
+    python addon_scenario.py ADDON.zip AUDIO.wav LONG_AUDIO.wav OUT_DIR HEARD_AUDIO.wav FLAME_LIKE.npz
 """
 
 import json
@@ -15,7 +15,7 @@ import bpy
 import numpy as np
 import torch
 
-zip_path, audio_path, long_audio_path, out_dir, heard_audio_path = sys.argv[1:6]
+zip_path, audio_path, long_audio_path, out_dir, heard_audio_path, flame_path = sys.argv[1:7]
 MODULE = "bl_ext.user_default.speech2flame"
 report = {}
 
@@ -188,6 +188,21 @@ settings.recognise_words = False
 settings.transcript = ""
 report["generate_not_heard"] = call(bpy.ops.speech2flame.generate)
 report["generate_not_heard_words"] = settings.heard_words
+
+# A FLAME-style head (unnamed exp000... basis): imported, then the default engine animates it
+# through the demo head's channels (the backend retargets; the add-on just writes the take).
+objects_before = set(bpy.data.objects)
+report["import_flame"] = call(bpy.ops.speech2flame.import_head_model, filepath=flame_path)
+flame_rig = next(o for o in bpy.data.objects if o not in objects_before and o.type == "ARMATURE")
+settings.rig = flame_rig
+settings.engine = "auto"
+settings.audio_path = audio_path
+report["generate_flame"] = call(bpy.ops.speech2flame.generate)
+flame_curves = fcurve_values(flame_rig.speech2flame_takes[-1].shape_action, "key_blocks")
+exp_curves = {k: v for k, v in flame_curves.items() if k.startswith('key_blocks["exp')}
+report["flame_exp_curves"] = len(exp_curves)
+report["flame_exp_range"] = max(float(np.abs(v[:, 1]).max()) for v in exp_curves.values()) if exp_curves else 0.0
+report["flame_negative_keys"] = any(float(v[:, 1].min()) < -0.01 for v in exp_curves.values())
 
 pid = backend.local_server_pid()
 bpy.ops.preferences.addon_disable(module=MODULE)

@@ -59,8 +59,11 @@ def test_addon_drives_a_real_backend(addon_zip, tmp_path):
     write_speech(heard_audio, "Please bring the big blue map back to the boat.", voice="en-us+f2")
     env = dict(os.environ, BLENDER_USER_RESOURCES=str(tmp_path / "blender_user"),
                SPEECH2FLAME_PYTHON=sys.executable)
+    from conftest import flame_like_head
+
+    flame_like = flame_like_head()[0].save_npz(tmp_path / "flame_like.npz")
     run = subprocess.run([sys.executable, str(ROOT / "tests" / "addon_scenario.py"), str(addon_zip), str(audio),
-                          str(long_audio), str(tmp_path), str(heard_audio)], capture_output=True, text=True, timeout=600, env=env)
+                          str(long_audio), str(tmp_path), str(heard_audio), str(flame_like)], capture_output=True, text=True, timeout=600, env=env)
     lines = [l for l in run.stdout.splitlines() if l.startswith("REPORT ")]
     assert run.returncode == 0 and lines, run.stdout[-3000:] + run.stderr[-3000:]
     report = json.loads(lines[-1][len("REPORT "):])
@@ -88,6 +91,9 @@ def test_addon_drives_a_real_backend(addon_zip, tmp_path):
     assert "not a readable audio file" in report["generate_bad_audio"][1]
     assert report["generate_in_process"] == ["FINISHED"] and report["in_process_added_take"]
     assert report["in_process_check"] == ["FINISHED"]
+    assert report["import_flame"] == ["FINISHED"] and report["generate_flame"] == ["FINISHED"]
+    assert report["flame_exp_curves"] == 39 and report["flame_exp_range"] > 0.1
+    assert report["flame_negative_keys"]  # PCA-style weights go below zero and are keyed so
     assert report["check_backend"] == ["FINISHED"]
     if "check_backend_no_gpu" in report:
         assert report["check_backend_no_gpu"][0] == "ERROR" and "sees no CUDA GPU" in report["check_backend_no_gpu"][1]
