@@ -143,3 +143,55 @@ def test_a_head_without_a_mouth_to_match_keeps_the_old_behaviour(demo_head, spee
     with pytest.raises(EngineError, match="^The model drives the demo head's expression channels and the rig "
                                           "flame_stand_in cannot take them: it has neither"):
         generate_take(audio, head, "neural", Controls(recognise_words=False))
+
+
+def test_heads_placed_or_measured_otherwise_still_match(flame_like, demo_head):
+    """A head moved sideways, or stored in millimetres, finds its mouth and keeps its closures."""
+    import dataclasses
+
+    head, named = flame_like
+    shift = np.array([0.01, -0.3, 0.02], np.float32)
+    moved = dataclasses.replace(head, v_template=head.v_template + shift)
+    assert retarget.find_mouth_landmarks(moved) == retarget.find_mouth_landmarks(head)
+
+    in_mm = dataclasses.replace(head, v_template=head.v_template * 1000, shapedirs=head.shapedirs * 1000,
+                                posedirs=head.posedirs * 1000)
+    take = Take.rest(4, 30.0, demo_head.expression_names)
+    take.jaw[:, 0] = [0.0, 0.05, 0.1, 0.15]
+    take.expression[:, demo_head.expression_names.index("mouthClose")] = [0.0, 0.3, 0.6, 0.0]
+    gaps = [mouth_measurements(h, retarget.retarget_take(take, retarget.fit_channel_map(demo_head, h), demo_head, h))
+            ["aperture_mm"] for h in (head, in_mm)]
+    np.testing.assert_allclose(gaps[1] / 1000, gaps[0], atol=0.05)  # the same gaps, in the head's units
+
+
+def test_a_face_outline_or_no_expressions_is_not_taken_for_a_mouth(flame_like, demo_head, speech):
+    import dataclasses
+
+    head, _ = flame_like
+    # a face-only crop of a closed-mouth head: its outline is centred and spans both jaw sides
+    closed, _ = flame_like_head(columns=96, scale=SCALE, open_mouth=False)
+    front = closed.v_template[:, 2] > 0.03
+    crop = dataclasses.replace(closed, f=closed.f[front[closed.f].all(axis=1)])
+    assert retarget.find_mouth_landmarks(crop) is None
+
+    bare = dataclasses.replace(head, shapedirs=head.shapedirs[:, :, :0], expression_names=[])
+    audio, text = speech
+    with pytest.warns(RigChannelsWarning, match="it has no expression shapes"):
+        take = generate_take(audio, bare, "baseline", Controls())
+    assert take.expression.shape[1] == 0 and take.jaw.any()
+
+
+def test_a_take_for_the_flame_head_is_its_style_reference(flame_like, demo_head, speech, tmp_path):
+    head, _ = flame_like
+    audio, _ = speech
+    lively = generate_take(audio, head, "neural", Controls(recognise_words=False, articulation=1.8, seed=1))
+    lively.save(tmp_path / "lively.npz")
+    styled = generate_take(audio, head, "neural", Controls(recognise_words=False, style_ref=str(tmp_path / "lively.npz")))
+    assert styled.expression_names == head.expression_names
+    mapping = retarget.channel_map(demo_head, head)
+    back = mapping.invert(lively.expression)  # demo channels again: the map is (nearly) one to one here
+    np.testing.assert_allclose(back @ mapping.matrix, lively.expression, atol=1e-3)
+    clip = tmp_path / "params.npz"  # the same motion as FLAME parameters of this head
+    np.savez(clip, expression=lively.expression, jaw=lively.jaw, fps=np.float32(30.0))
+    from_params = generate_take(audio, head, "neural", Controls(recognise_words=False, style_ref=str(clip)))
+    np.testing.assert_allclose(from_params.expression, styled.expression, atol=1e-4)

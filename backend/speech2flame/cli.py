@@ -249,12 +249,14 @@ def cmd_build_demo_head(args) -> int:
     from .demo_head import build_demo_head, build_flame_stand_in
     from .head_model import demo_head_path
 
-    if args.flame_stand_in:
-        if not args.out:
-            raise UsageError("build-demo-head --flame-stand-in needs an output path (OUT.npz).")
-        path = build_flame_stand_in().save_npz(os.path.expanduser(args.out))
-    else:
-        path = build_demo_head().save_npz(os.path.expanduser(args.out) if args.out else demo_head_path())
+    if args.flame_stand_in and not args.out:
+        raise UsageError("build-demo-head --flame-stand-in needs an output path (OUT.npz).")
+    out = Path(os.path.expanduser(args.out)) if args.out else demo_head_path()
+    head = build_flame_stand_in() if args.flame_stand_in else build_demo_head()
+    try:
+        path = head.save_npz(out)
+    except OSError as exc:
+        raise UsageError(f"Cannot write {out}: {exc.strerror or exc}.") from None
     print(path)
     return 0
 

@@ -117,7 +117,8 @@ def generate_take(audio: Audio, head: HeadModel, engine: str = DEFAULT_ENGINE, c
                          f"on the demo head) and cannot take the demo head's: {exc}; so the {engine} engine moved only its "
                          f"jaw, eyes and head (use a neural model trained for this rig).")
             warnings.warn(notes[-1], RigChannelsWarning, stacklevel=2)
-    take = module.synthesise(analysis, source, fps, controls, progress=lambda f, m: report(0.8 + 0.2 * f, m))
+    extra = {"style_mapping": mapping} if mapping is not None and controls.style_ref and engine == "neural" else {}
+    take = module.synthesise(analysis, source, fps, controls, progress=lambda f, m: report(0.8 + 0.2 * f, m), **extra)
     if mapping is not None:
         take = retarget_take(take, mapping, source, head)
     take.metadata.update({

@@ -55,17 +55,24 @@ class RetargetError(ValueError):
 class ChannelMap:
     """A fitted map from ``source_names`` weights to ``target_names`` weights.
 
-    matrix (E_source, E_target); fit_error: relative RMS error of the fit over the lips (0 = exact).
+    matrix (E_source, E_target); fit_error: relative RMS error of the fit over the lips (0 = exact);
+    scale (3,): per-axis factor from target lengths to source lengths (x, y, z).
     """
 
     source_names: list[str]
     target_names: list[str]
     matrix: np.ndarray
     fit_error: float
+    scale: np.ndarray
 
     def apply(self, weights: np.ndarray) -> np.ndarray:
         """(T, E_source) -> (T, E_target) float32."""
         return (np.asarray(weights, np.float64) @ self.matrix).astype(np.float32)
+
+    def invert(self, weights: np.ndarray) -> np.ndarray:
+        """(T, E_target) -> (T, E_source) float32: the least-norm source weights that map closest
+        to ``weights`` (e.g. a take made for the target head, used as a style reference)."""
+        return (np.asarray(weights, np.float64) @ np.linalg.pinv(self.matrix)).astype(np.float32)
 
 
 # --- mouth landmarks ---------------------------------------------------------------------------
@@ -98,9 +105,9 @@ def boundary_loops(faces: np.ndarray) -> list[np.ndarray]:
 def find_mouth_landmarks(head: HeadModel) -> dict[str, int] | None:
     """MOUTH_LANDMARKS vertex ids found on the rim of the mouth opening, or None.
 
-    The mouth's rim is the open edge loop that is centred left-right, has vertices on both
-    sides of the jaw (jaw weight above and below 1/2: the lower and upper lip), is 0.5 to 2.5
-    eye distances wide, and lies furthest forward (+z). The inner lip points are its upper and
+    The mouth's rim is the open edge loop that is centred between the eyes left-right, lies
+    wholly below them, has vertices on both sides of the jaw (jaw weight above and below 1/2:
+    the lower and upper lip), is 0.5 to 2.5 eye distances wide, and lies furthest forward (+z). The inner lip points are its upper and
     lower vertices nearest the midline, the corners its leftmost and rightmost vertices; the
     outer lip points are the most forward vertices near the midline within 0.6 half mouth
     widths above the upper and below the lower inner point.
@@ -111,13 +118,15 @@ def find_mouth_landmarks(head: HeadModel) -> dict[str, int] | None:
     if eye_distance <= 0:
         return None
     jaw = head.weights[:, JAW] > 0.5
+    midline = 0.5 * float(joints[LEFT_EYE, 0] + joints[RIGHT_EYE, 0])
+    eye_height = min(float(joints[LEFT_EYE, 1]), float(joints[RIGHT_EYE, 1]))
     best = None
     for loop in boundary_loops(np.asarray(head.f)):
         x = p[loop, 0]
         width = float(x.max() - x.min())
-        centred = abs(float(x.mean())) < 0.1 * width
+        centred = abs(float(x.mean()) - midline) < 0.1 * width
         if (len(loop) < 6 or not centred or not 0.5 * eye_distance <= width <= 2.5 * eye_distance
-                or jaw[loop].all() or not jaw[loop].any()):
+                or p[loop, 1].max() >= eye_height or jaw[loop].all() or not jaw[loop].any()):
             continue
         if best is None or p[loop, 2].mean() > p[best, 2].mean():
             best = loop
@@ -224,6 +233,8 @@ def fit_channel_map(source: HeadModel, target: HeadModel) -> ChannelMap:
 
     Raises RetargetError (a clause, see there) when either head has no mouth to match.
     """
+    if not target.expression_dirs.shape[2]:
+        raise RetargetError("it has no expression shapes")
     src_lm, tgt_lm = mouth_landmarks(source), mouth_landmarks(target)
     if src_lm is None:
         raise RetargetError(f"the source rig {source.name} has no mouth landmarks")
@@ -267,7 +278,7 @@ def fit_channel_map(source: HeadModel, target: HeadModel) -> ChannelMap:
     lips = np.repeat(near_mouth, 3)
     residual = a[lips] @ matrix - b[lips]
     fit_error = float(np.sqrt((residual ** 2).sum() / max((b[lips] ** 2).sum(), 1e-30)))
-    return ChannelMap(list(source.expression_names), list(target.expression_names), matrix.T, fit_error)
+    return ChannelMap(list(source.expression_names), list(target.expression_names), matrix.T, fit_error, scale)
 
 
 _maps: OrderedDict = OrderedDict()
@@ -339,11 +350,12 @@ def keep_lip_contact(moved: Take, take: Take, source: HeadModel, target: HeadMod
 
     if "mouthClose" not in mapping.source_names:
         return
-    goal = lip_gap_mm(source, take)
+    source_gap = lip_gap_mm(source, take)
     full, none = CONTACT_MM
-    fade = np.clip((none - goal) / (none - full), 0.0, 1.0)
+    fade = np.clip((none - source_gap) / (none - full), 0.0, 1.0)
     if not fade.any():
         return
+    goal = source_gap / mapping.scale[1]  # in the target's units (a head in other units or proportions)
     before = lip_gap_mm(target, moved)
     close = mapping.matrix[mapping.source_names.index("mouthClose")].astype(np.float32)
     pushed = Take(fps=moved.fps, expression=moved.expression + close, expression_names=moved.expression_names,

@@ -167,9 +167,13 @@ def _add_phones(analysis: NeuralAnalysis, audio: Audio, transcript: str | None, 
             analysis.phones, analysis.heard_words = heard
 
 
-def load_style_reference(path: str | os.PathLike, head: HeadModel, fps: float) -> np.ndarray:
+def load_style_reference(path: str | os.PathLike, head: HeadModel, fps: float, mapping=None) -> np.ndarray:
     """(T, E+3) expressions + jaw of a style reference at ``fps``: a take ``.npz``, or a
-    FLAME-parameter ``.npz`` with ``expression``/``exp`` and ``jaw``/``jaw_pose``/``pose`` (global, jaw)."""
+    FLAME-parameter ``.npz`` with ``expression``/``exp`` and ``jaw``/``jaw_pose``/``pose`` (global, jaw).
+
+    ``mapping`` (:class:`..retarget.ChannelMap` from ``head`` to the rig animated): a take for
+    that rig, or a parameter clip in its basis, is carried back to ``head``'s channels first.
+    """
     from ..training.datasets import _fit_to, resample_frames
 
     path = Path(path)
@@ -179,6 +183,9 @@ def load_style_reference(path: str | os.PathLike, head: HeadModel, fps: float) -
         take = Take.load(path)
     except TakeError:
         take = None
+    if take is not None and mapping is not None and take.expression_names == mapping.target_names:
+        take.expression = np.clip(mapping.invert(take.expression), -1.0, 1.5)  # a take for the rig animated
+        take.expression_names = list(mapping.source_names)
     if take is not None:
         index = {n: i for i, n in enumerate(take.expression_names)}
         expression = np.zeros((take.num_frames, len(head.expression_names)), np.float32)
@@ -198,6 +205,8 @@ def load_style_reference(path: str | os.PathLike, head: HeadModel, fps: float) -
         jaw = p.get("jaw", p.get("jaw_pose", p["pose"][:, 3:6] if "pose" in p else None))
         if exp is None or jaw is None or exp.ndim != 2 or len(jaw) != len(exp):
             raise EngineError(f"Style reference {path.name} needs 'expression' (T, E) and 'jaw' (T, 3) arrays.")
+        if mapping is not None:  # coefficients of the rig animated (its FLAME basis)
+            exp = np.clip(mapping.invert(_fit_to(exp, len(mapping.target_names))), -1.0, 1.5)
         motion = np.concatenate([_fit_to(exp, len(head.expression_names)), jaw], axis=1)
         src_fps = float(p.get("fps", np.float32(fps)))
     if len(motion) < 2:
@@ -255,8 +264,10 @@ def apply_lip_contact(expression: np.ndarray, names: list[str], jaw: np.ndarray,
 
 
 def synthesise(analysis: NeuralAnalysis, head: HeadModel, fps: float, controls: Controls,
-               progress: Progress | None = None) -> Take:
-    """Features + controls -> Take for ``head`` (see module docstring)."""
+               progress: Progress | None = None, style_mapping=None) -> Take:
+    """Features + controls -> Take for ``head`` (see module docstring). ``style_mapping``: the
+    take will be carried over by this map (:mod:`..retarget`), so a style reference made for the
+    rig it goes to is read through it."""
     from ..models.checkpoint import CheckpointError, check_head
     from ..procedural import blink_curves, gaze_curves, smooth
 
@@ -266,7 +277,7 @@ def synthesise(analysis: NeuralAnalysis, head: HeadModel, fps: float, controls: 
     except CheckpointError as exc:
         raise EngineError(str(exc)) from None
     mfps, t_model = analysis.model_fps, len(analysis.features)
-    style = load_style_reference(controls.style_ref, head, mfps) if controls.style_ref else None
+    style = load_style_reference(controls.style_ref, head, mfps, style_mapping) if controls.style_ref else None
     emotion = controls.emotion_curves(t_model, mfps)
     out = net.generate(analysis.features, emotion, style, seed=controls.seed, temperature=controls.temperature)
     if progress:
