@@ -109,7 +109,7 @@ def find_mouth_landmarks(head: HeadModel) -> dict[str, int] | None:
     wholly below them, has vertices on both sides of the jaw (jaw weight above and below 1/2:
     the lower and upper lip), is 0.5 to 2.5 eye distances wide, and lies furthest forward (+z). The inner lip points are its upper and
     lower vertices nearest the midline, the corners its leftmost and rightmost vertices; the
-    outer lip points are the most forward vertices near the midline within 0.6 half mouth
+    outer lip points are the most forward vertices near the midline within 0.4 half mouth
     widths above the upper and below the lower inner point.
     """
     p = head.v_template.astype(np.float64)
@@ -143,8 +143,8 @@ def find_mouth_landmarks(head: HeadModel) -> dict[str, int] | None:
         ids = np.flatnonzero(near_midline & side & (p[:, 1] > lo) & (p[:, 1] < hi))
         return int(ids[np.argmax(p[ids, 2])]) if len(ids) else None
 
-    upper_outer = most_forward(p[upper_inner, 1], p[upper_inner, 1] + 0.6 * half_width, ~jaw)
-    lower_outer = most_forward(p[lower_inner, 1] - 0.6 * half_width, p[lower_inner, 1], jaw)
+    upper_outer = most_forward(p[upper_inner, 1], p[upper_inner, 1] + 0.4 * half_width, ~jaw)
+    lower_outer = most_forward(p[lower_inner, 1] - 0.4 * half_width, p[lower_inner, 1], jaw)
     if upper_outer is None or lower_outer is None:
         return None
     return {
