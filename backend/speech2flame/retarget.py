@@ -107,8 +107,9 @@ def find_mouth_landmarks(head: HeadModel) -> dict[str, int] | None:
 
     The mouth's rim is the open edge loop that is centred between the eyes left-right, lies
     wholly below them, has vertices on both sides of the jaw (jaw weight above and below 1/2:
-    the lower and upper lip), is 0.5 to 2.5 eye distances wide, and lies furthest forward (+z). The inner lip points are its upper and
-    lower vertices nearest the midline, the corners its leftmost and rightmost vertices; the
+    the lower and upper lip), is 0.5 to 2.5 eye distances wide, and lies furthest forward (+z).
+    The inner lip points are its upper and lower vertices nearest the midline, the corners its
+    leftmost and rightmost vertices; the
     outer lip points are the most forward vertices near the midline within 0.4 half mouth
     widths above the upper and below the lower inner point.
     """
