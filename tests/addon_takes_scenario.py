@@ -148,6 +148,29 @@ settings.audio_source, settings.sound_strip = "STRIP", "packed_line"
 report["generate_packed"] = call(bpy.ops.speech2flame.generate)
 report["packed_first_frame"] = scene.speech2flame.rig.speech2flame_takes[-1].armature_action.frame_range[0]
 
+# Undo: Blender pushes an undo step after each click on Generate (the UI does that for operators
+# with the UNDO flag; a script must push it itself). Ctrl-Z takes the last take away whole,
+# redo brings it back, and Generate works on after either.
+def take_state():
+    rig = bpy.context.scene.speech2flame.rig  # undo reloads every datablock: look them up again
+    return {"takes": [t.name for t in rig.speech2flame_takes], "playing": list(playing(rig)),
+            "actions": sorted(a.name for a in bpy.data.actions)}
+
+
+bpy.ops.ed.undo_push(message="before generate")
+report["undo_before"] = take_state()
+bpy.context.scene.speech2flame.audio_source, bpy.context.scene.speech2flame.audio_path = "FILE", audio_a
+report["undo_generate"] = call(bpy.ops.speech2flame.generate)
+bpy.ops.ed.undo_push(message="Generate from Audio")
+report["undo_after_generate"] = take_state()
+bpy.ops.ed.undo()
+report["undo_undone"] = take_state()
+bpy.ops.ed.redo()
+report["undo_redone"] = take_state()
+bpy.ops.ed.undo()
+report["undo_generate_again"] = call(bpy.ops.speech2flame.generate)
+report["undo_after_again"] = take_state()
+
 # Backend addresses: remote means upload, whatever the URL looks like; typos get one sentence.
 report["remote_url_added_scheme"] = backend.remote_base_url("localhost:8765")
 for typo in ("gpu-box:port", "ftp://gpu-box", ""):

@@ -149,6 +149,11 @@ def test_takes_keep_the_animators_own_animation(addon_zip, tmp_path):
     assert report["generate_missing"][0] == "ERROR" and report["poll_after_failure"]
     assert report["own_after_reopen"] == [True, True] and report["poll_after_reopen"]
     assert report["generate_packed"] == ["FINISHED"] and report["packed_first_frame"] == 40
+    before, after = report["undo_before"], report["undo_after_generate"]
+    assert report["undo_generate"] == report["undo_generate_again"] == ["FINISHED"]
+    assert len(after["takes"]) == len(before["takes"]) + 1 and after["playing"] != before["playing"]
+    assert report["undo_undone"] == before and report["undo_redone"] == after  # Ctrl-Z / Shift-Ctrl-Z
+    assert len(report["undo_after_again"]["takes"]) == len(before["takes"]) + 1
     assert report["remote_url_added_scheme"] == "http://localhost:8765"
     assert all(message and "not an address like http://host:8765" in message for message in report["remote_url_typos"])
     assert report["check_remote_typo"][0] == "ERROR" and "not an address" in report["check_remote_typo"][1]
