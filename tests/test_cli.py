@@ -325,10 +325,18 @@ def test_a_flame_head_is_animated_from_the_demo_heads_channels(tmp_path):
     take = Take.load(tmp_path / "out" / "take.npz")
     assert take.expression_names[0] == "exp000" and take.metadata["retargeted_from"].startswith("demo_head-")
     assert np.abs(take.expression).max() > 0.1
-    measured = cli("mouth", tmp_path / "out" / "take.npz", "--rig", rig, "--transcript",
-                   (ROOT / "examples" / "hello.txt").read_text())
+    measured = cli("mouth", tmp_path / "out" / "take.npz", "--rig", rig, "--transcript-file",
+                   ROOT / "examples" / "hello.txt")
     assert measured.returncode == 0, measured.stderr
     assert "bilabial closure" in measured.stdout and "open vowels >= 6 mm        5/5" in measured.stdout
+
+
+def test_transcript_given_twice_is_refused(tmp_path):
+    text = ROOT / "examples" / "hello.txt"
+    for command in (("generate", EXAMPLE, "--out", tmp_path / "out"), ("mouth", tmp_path / "take.npz")):
+        result = cli(*command, "--transcript", "Hello.", "--transcript-file", text)
+        assert result.returncode == 2 and "do not go together" in result.stderr, result.stderr
+        assert not (tmp_path / "out").exists()
 
 
 def test_a_rig_without_named_channels_or_a_mouth_to_match_gets_a_warning(tmp_path):

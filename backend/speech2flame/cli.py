@@ -58,15 +58,22 @@ def _add_control_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--style-ref", help="a take (.npz) whose speaking style the neural engine imitates")
 
 
+def _transcript_from_args(args) -> str | None:
+    """--transcript TEXT or the text of --transcript-file PATH (not both)."""
+    if args.transcript_file is None:
+        return args.transcript
+    if args.transcript is not None:
+        raise UsageError("--transcript and --transcript-file do not go together: give the text one way.")
+    from .batch import read_transcript_file
+
+    return read_transcript_file(args.transcript_file.expanduser())
+
+
 def controls_from_args(args) -> Controls:
     """Build validated Controls from parsed generate arguments."""
     from .controls import Controls, parse_emotion_schedule
 
-    transcript = args.transcript
-    if args.transcript_file is not None:
-        from .batch import read_transcript_file
-
-        transcript = read_transcript_file(args.transcript_file.expanduser())
+    transcript = _transcript_from_args(args)
     if args.emotion_schedule and args.emotion is not None:
         raise UsageError("--emotion and --emotion-schedule do not go together: put every emotion in the schedule.")
     schedule = parse_emotion_schedule(args.emotion_schedule, args.intensity) if args.emotion_schedule else []
@@ -202,6 +209,7 @@ def cmd_mouth(args) -> int:
     from .mouth import mouth_measurements, to_csv
     from .take import Take
 
+    args.transcript = _transcript_from_args(args)
     take = Take.load(args.take)
     head = load_head_model(args.rig or take.metadata.get("rig", "demo"))
     if take.metadata.get("rig_id") and take.metadata["rig_id"] != head.rig_id():
@@ -310,6 +318,7 @@ def build_parser(selected: str | None = None) -> argparse.ArgumentParser:
     mouth.add_argument("--rig", help="head model (default: the rig named in the take, else demo)")
     mouth.add_argument("--csv", action="store_true", help="print time_s,aperture_mm,width_mm,protrusion_mm per frame")
     mouth.add_argument("--transcript", help="also score lip sync against a forced alignment of this transcript")
+    mouth.add_argument("--transcript-file", type=Path, help="the same, with the transcript read from a text file")
     mouth.add_argument("--audio", help="audio of the take for --transcript (default: the path stored in the take)")
     mouth.add_argument("--phones", type=Path, help="also score lip sync against phones in a file (PHONE START_S END_S)")
     mouth.set_defaults(func=cmd_mouth)
