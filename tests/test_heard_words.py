@@ -83,7 +83,20 @@ def test_long_audio_is_cut_into_pieces_at_pauses():
         assert end - first <= 20 * 16000 and (end / 16000.0) % 3.0 >= 2.89  # cut inside a pause
 
 
-def test_word_recognition_can_be_cancelled_and_runs_again(audio, heard):
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_word_recognition_can_be_cancelled_and_runs_again(audio, heard, monkeypatch, workers):
+    """In this process or in worker programs: cancelling stops (and the workers end)."""
+    import subprocess as subprocess_module
+
+    monkeypatch.setenv(alignment.WORKERS_ENV, workers)
+    started = []
+
+    class RecordedPopen(subprocess_module.Popen):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            started.append(self)
+
+    monkeypatch.setattr(subprocess_module, "Popen", RecordedPopen)
     long = np.concatenate([audio.samples] * 8)  # about 22 s: two pieces
 
     def cancel_second_piece(fraction, message):
@@ -92,7 +105,25 @@ def test_word_recognition_can_be_cancelled_and_runs_again(audio, heard):
 
     with pytest.raises(Cancelled):
         alignment.recognise_words(long, cancel_second_piece)
+    assert len(started) == (2 if workers == "2" else 0)
+    assert all(proc.poll() is not None for proc in started)  # no worker left running
     assert alignment.recognise_words(audio.samples) == heard[1]  # the decoder is left usable
+
+
+def test_pieces_recognised_in_worker_programs_are_the_same(audio, monkeypatch):
+    """A long clip's pieces go to worker programs at once; every piece starts from a fresh
+    decoder, so the words and phones are those of one process."""
+    long = np.concatenate([audio.samples] * 8)  # two pieces
+    monkeypatch.setenv(alignment.WORKERS_ENV, "1")
+    alone = alignment.recognise_and_align(long)
+    calls = []
+    in_workers = alignment._in_workers
+    monkeypatch.setattr(alignment, "_in_workers", lambda *a: calls.append(in_workers(*a)) or calls[-1])
+    monkeypatch.setenv(alignment.WORKERS_ENV, "2")
+    assert alignment.recognise_and_align(long) == alone
+    assert len(calls) == 1 and calls[0] is not None and len(calls[0]) == 2  # two pieces, done by workers
+    assert alignment.recognise_words(audio.samples)  # a single piece is recognised in this process
+    assert len(calls) == 1
 
 
 def test_phonetic_engine_uses_heard_words_when_asked(audio, heard):

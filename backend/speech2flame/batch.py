@@ -278,6 +278,7 @@ def _run_in_workers(job: GenerateJob, clips: list[tuple[str, Path]], jobs: int) 
     workers, todo, running = [], list(clips), {}
 
     env = dict(os.environ)  # the worker imports this package from where this process did
+    env.setdefault("SPEECH2FLAME_RECOGNITION_WORKERS", "1")  # clips run side by side already
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path(__file__).resolve().parents[1]), env.get("PYTHONPATH")]))
 
     def start_worker() -> subprocess.Popen:

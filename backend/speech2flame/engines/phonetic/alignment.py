@@ -12,7 +12,9 @@ Phones are lists of (ARPAbet phone, start_s, end_s), contiguous, "SIL" for pause
 
 from __future__ import annotations
 
+import os
 import re
+import sys
 import threading
 import warnings
 
@@ -37,6 +39,10 @@ _words_lock = threading.Lock()  # word recognition is slow: it does not hold up 
 _decoders: dict = {}
 WORDS_PIECE_S = 20.0  # longest piece of audio recognised as one utterance (progress, cancelling)
 HEARD_VERSION = 1  # raise when a change here changes what heard_phones returns (its disk cache)
+WORKERS_ENV = "SPEECH2FLAME_RECOGNITION_WORKERS"
+"""Environment variable: how many processes recognise the pieces of a long clip at once
+(default: the CPU count, at most MAX_WORKERS; 1 = in this process only)."""
+MAX_WORKERS = 4  # each holds PocketSphinx's language model (~100 MB)
 
 
 def _decoder(kind: str):
@@ -201,24 +207,113 @@ def _recognise_piece(samples: np.ndarray) -> list[str]:
     return [re.sub(r"\(\d+\)$", "", w) for w in words if not w.startswith(("<", "["))]
 
 
+def recognition_workers(num_pieces: int) -> int:
+    """Processes to recognise ``num_pieces`` pieces with: 1 (this process) for a single piece,
+    inside Blender (its Python cannot start workers) or when WORKERS_ENV says 1."""
+    text = os.environ.get(WORKERS_ENV, "").strip()
+    try:
+        wanted = int(text) if text else min(os.cpu_count() or 1, MAX_WORKERS)
+    except ValueError:
+        wanted = 1
+    if num_pieces < 2 or "bpy" in sys.modules:
+        return 1
+    return max(1, wanted)
+
+
+PIECE_FUNCTIONS = {"words": "_recognise_piece", "heard": "_recognise_and_align_piece"}
+"""What a worker program (:mod:`.recognition_worker`) can do to a piece, by name."""
+
+
+def _each_piece(kind: str, samples: np.ndarray, pieces: list, progress, message: str) -> list:
+    """[PIECE_FUNCTIONS[kind](samples[first:end]) for each piece], in order; run by
+    recognition_workers(...) worker programs at once where that is more than one. Every piece is
+    decoded from a fresh decoder state, so the results are the same either way.
+    progress(fraction, message) is called while pieces are done and may raise to cancel (the
+    workers are then stopped)."""
+    function = globals()[PIECE_FUNCTIONS[kind]]
+    workers = min(recognition_workers(len(pieces)), len(pieces))
+    if workers > 1:
+        results = _in_workers(kind, [samples[first:end] for first, end in pieces], workers, progress, message)
+        if results is not None:
+            return results
+    out = []
+    for i, (first, end) in enumerate(pieces):
+        if progress:
+            progress(i / len(pieces), message)
+        out.append(function(samples[first:end]))
+    return out
+
+
+def _in_workers(kind: str, pieces: list, workers: int, progress, message: str) -> list | None:
+    """Results of ``kind`` for ``pieces`` from ``workers`` worker programs (fresh interpreters,
+    ``python -m speech2flame.engines.phonetic.recognition_worker``, each in its own session:
+    not multiprocessing children, which would re-run the caller's script), or None when a
+    worker could not start or failed (the caller then does the work itself)."""
+    import pickle
+    import subprocess
+    import time
+    from pathlib import Path
+
+    env = dict(os.environ, **{WORKERS_ENV: "1"})
+    package_root = str(Path(__file__).resolve().parents[3])
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
+    shares = [list(range(k, len(pieces), workers)) for k in range(workers)]  # piece numbers per worker
+    procs = []
+    try:
+        for share in shares:
+            proc = subprocess.Popen([sys.executable, "-m", "speech2flame.engines.phonetic.recognition_worker"],
+                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                    start_new_session=True, env=env)
+            procs.append(proc)
+            pickle.dump((kind, [pieces[i] for i in share]), proc.stdin)
+            proc.stdin.close()
+        outputs: list = [None] * len(procs)
+
+        def read(k: int) -> None:
+            try:
+                outputs[k] = pickle.load(procs[k].stdout)
+            except Exception:  # the worker died or wrote something unreadable
+                outputs[k] = None
+
+        readers = [threading.Thread(target=read, args=(k,), daemon=True) for k in range(len(procs))]
+        for reader in readers:
+            reader.start()
+        while any(reader.is_alive() for reader in readers):
+            if progress:
+                done = sum(len(shares[k]) for k in range(len(procs)) if not readers[k].is_alive())
+                progress(done / len(pieces), message)
+            time.sleep(0.1)
+        if any(output is None or len(output) != len(share) for output, share in zip(outputs, shares)):
+            return None
+        results: list = [None] * len(pieces)
+        for share, output in zip(shares, outputs):
+            for i, result in zip(share, output):
+                results[i] = result
+        return results
+    except OSError:
+        return None
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
+
+
 def recognised_pieces(samples: np.ndarray, progress=None) -> list[tuple[int, int, list[str]]]:
     """[(first, end, words)]: the English words heard in each piece of 16 kHz ``samples``
     (:func:`speech_pieces`), first and end in samples.
 
     Large-vocabulary recognition with PocketSphinx's shipped US English model, about 0.3 x
-    real time on one core of the build machine. Words may be wrong where the phones are
-    right ("prudently" heard as "prickly"): what matters for the lips is where the /p b m/ are.
-    Each piece is decoded as one utterance (its cepstral mean comes from the whole piece, which
-    recognises more words than streaming); progress(fraction 0..1, message) is called before
-    each piece and may raise to cancel.
+    real time on one core of the build machine; the pieces of a clip longer than one piece
+    (WORDS_PIECE_S) are recognised in several processes at once (:func:`recognition_workers`).
+    Words may be wrong where the phones are right ("prudently" heard as "prickly"): what
+    matters for the lips is where the /p b m/ are. Each piece is decoded as one utterance (its
+    cepstral mean comes from the whole piece, which recognises more words than streaming);
+    progress(fraction 0..1, message) may raise to cancel.
     """
     pieces = speech_pieces(samples)
-    out = []
-    for i, (first, end) in enumerate(pieces):
-        if progress:
-            progress(i / len(pieces), "recognising words")
-        out.append((first, end, _recognise_piece(samples[first:end])))
-    return out
+    words = _each_piece("words", samples, pieces, progress, "recognising words")
+    return [(first, end, heard) for (first, end), heard in zip(pieces, words)]
 
 
 def recognise_words(samples: np.ndarray, progress=None) -> str:
@@ -247,18 +342,27 @@ def heard_phones(samples: np.ndarray, progress=None) -> tuple[list, str] | None:
     return [(str(name), float(start), float(end)) for name, start, end in phones], words
 
 
+def _recognise_and_align_piece(piece: np.ndarray) -> tuple[list[str], list | None]:
+    """(words heard in one piece of 16 kHz audio, their phones aligned in it or None)."""
+    words = _recognise_piece(piece)
+    if not words:
+        return words, None
+    text = " ".join(words)
+    result = force_align(piece, text) or force_align(piece, text, wide=True)
+    return words, None if result is None else result[0]
+
+
 def recognise_and_align(samples: np.ndarray, progress=None) -> tuple[list, str] | None:
-    """:func:`heard_phones` without its disk cache: always recognises and aligns."""
+    """:func:`heard_phones` without its disk cache: always recognises and aligns (the pieces of
+    a long clip in several processes at once, as :func:`recognised_pieces`)."""
+    pieces = speech_pieces(samples)
+    results = _each_piece("heard", samples, pieces, progress, "recognising words")
     phones: list = []
     heard: list[str] = []
-    for first, end, words in recognised_pieces(samples, progress):
-        if not words:
-            continue
+    for (first, _), (words, aligned) in zip(pieces, results):
         heard += words
-        piece, text = samples[first:end], " ".join(words)
-        result = force_align(piece, text) or force_align(piece, text, wide=True)
-        if result is not None:
-            phones += [(name, start + first / 16000.0, stop + first / 16000.0) for name, start, stop in result[0]]
+        if aligned is not None:
+            phones += [(name, start + first / 16000.0, stop + first / 16000.0) for name, start, stop in aligned]
     if not heard:
         return None
     return _contiguous(phones, len(samples) / 16000.0), " ".join(heard)

@@ -1,0 +1,30 @@
+"""A worker program that recognises pieces of audio for :func:`.alignment._each_piece`.
+
+    python -m speech2flame.engines.phonetic.recognition_worker
+
+reads one pickle (kind, [pieces: (N,) float32 16 kHz arrays]) on stdin and writes one pickle,
+the list of results of ``alignment.PIECE_FUNCTIONS[kind]`` for them in order, on stdout.
+Anything else written to standard output goes to stderr, clear of the result.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import sys
+
+
+def main() -> None:
+    results = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    from speech2flame.engines.phonetic import alignment
+
+    kind, pieces = pickle.load(sys.stdin.buffer)
+    function = getattr(alignment, alignment.PIECE_FUNCTIONS[kind])
+    pickle.dump([function(piece) for piece in pieces], results)
+    results.flush()
+
+
+if __name__ == "__main__":
+    main()
