@@ -17,9 +17,9 @@ ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "hello.flac"
 
 
-def cli(*args, timeout: float = 600) -> subprocess.CompletedProcess:
+def cli(*args, timeout: float = 600, cwd=ROOT) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "speech2flame.cli", *map(str, args)], capture_output=True,
-                          text=True, timeout=timeout, cwd=ROOT)
+                          text=True, timeout=timeout, cwd=cwd)
 
 
 @pytest.fixture(scope="module")
@@ -329,6 +329,29 @@ def test_a_flame_head_is_animated_from_the_demo_heads_channels(tmp_path):
                    ROOT / "examples" / "hello.txt")
     assert measured.returncode == 0, measured.stderr
     assert "bilabial closure" in measured.stdout and "open vowels >= 6 mm        5/5" in measured.stdout
+
+
+def test_typos_and_missing_audio_are_one_line_and_leave_nothing(tmp_path):
+    for args in (("generate", EXAMPLE, "--engine", "foo"), ("generate", EXAMPLE, "--smoothing", "abc"),
+                 ("genrate", EXAMPLE), ("generate", tmp_path / "missing.wav")):
+        result = cli(*args, "--out", tmp_path / "new")
+        assert result.returncode == 2 and result.stderr.startswith("speech2flame: error: "), result.stderr
+        assert result.stderr.count("\n") == 1 and "usage:" not in result.stderr, result.stderr
+        assert not (tmp_path / "new").exists()  # no empty output folder left behind
+
+
+def test_a_take_names_its_rig_by_full_path_and_mouth_checks_its_inputs_first(tmp_path):
+    assert cli("build-demo-head", "--flame-stand-in", "head.npz", cwd=tmp_path).returncode == 0
+    made = cli("generate", EXAMPLE, "--rig", "head.npz", "--no-word-recognition", "--out", "out",
+               "--outputs", "take", "--quiet", cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    take = tmp_path / "out" / "take.npz"
+    assert Take.load(take).metadata["rig"] == str(tmp_path / "head.npz")
+    measured = cli("mouth", take)  # from another folder, the rig named in the take
+    assert measured.returncode == 0 and "aperture_mm" in measured.stdout, measured.stderr
+    (tmp_path / "notes.txt").write_text("not phones\n")
+    bad = cli("mouth", take, "--phones", tmp_path / "notes.txt")
+    assert bad.returncode == 2 and bad.stdout == "" and "is not 'PHONE START_S END_S'" in bad.stderr
 
 
 def test_transcript_given_twice_is_refused(tmp_path):

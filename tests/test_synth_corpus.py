@@ -240,7 +240,7 @@ def test_shares_out_of_range_are_one_clear_error(tmp_path, sentences, capsys):
         args = parser.parse_args([str(tmp_path / "c"), "--hours", "0.01", flag, "1.5", "--quiet"])
         assert synth_corpus.run(args) == 2
         err = capsys.readouterr().err.strip()
-        assert err == f"speech2flame synth-corpus: {flag} must be between 0 and 1." and "\n" not in err
+        assert err == f"speech2flame: error: {flag} must be between 0 and 1." and "\n" not in err
     assert not (tmp_path / "c").exists()  # nothing written
 
 

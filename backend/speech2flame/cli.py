@@ -114,7 +114,7 @@ def cmd_generate(args) -> int:
     if args.device:
         from .device import use_device
         use_device(args.device)
-    rig = args.rig if args.rig == "demo" else os.path.expanduser(args.rig)
+    rig = args.rig if args.rig == "demo" else os.path.abspath(os.path.expanduser(args.rig))  # the take names it: any folder
     head = load_head_model(rig)  # a wrong rig fails here, before any clip runs
     job = GenerateJob(controls=controls, outputs=tuple(outputs), rig=rig, engine=args.engine, fps=args.fps,
                       start_frame=args.start_frame, model=os.path.expanduser(args.model) if args.model else None,
@@ -122,11 +122,16 @@ def cmd_generate(args) -> int:
                       skip_existing=args.skip_existing, sidecar_transcripts=args.sidecar_transcripts)
     out = Path(args.out).expanduser()
     clips = clip_folders([os.path.expanduser(a) for a in args.audio], out)
+    made = not out.exists()
     check_output_folder(out)  # a folder that cannot be written fails here, not after the first analysis
     if len(clips) == 1:  # errors end the command (one sentence, exit code 2)
         timer = StageTimer(job.stage_count(), quiet=args.quiet)
         try:
             result = job.run(*clips[0], head, stage=timer)
+        except BaseException:
+            if made and out.is_dir() and not any(out.iterdir()):
+                out.rmdir()  # made for this clip, which failed before writing anything
+            raise
         finally:
             timer.close()
         result.times = timer.times
@@ -216,19 +221,21 @@ def cmd_mouth(args) -> int:
         print(f"warning: {Path(args.take).name} was made for rig {take.metadata['rig_id']}, measuring on "
               f"{head.rig_id()}.", file=sys.stderr)
     measurements = mouth_measurements(head, take)
+    report = _lipsync_report(args, take, head) if args.phones or args.transcript else None  # may fail: first
     if args.csv:
         sys.stdout.write(to_csv(measurements))
     else:
         for column in ("aperture_mm", "width_mm", "protrusion_mm"):
             values = measurements[column]
             print(f"{column:14s} min {values.min():7.2f}  mean {values.mean():7.2f}  max {values.max():7.2f}")
-    if args.phones or args.transcript:
-        _print_lipsync_quality(args, take, head, file=sys.stderr if args.csv else sys.stdout)
+    if report is not None:
+        _print_lipsync_quality(report, file=sys.stderr if args.csv else sys.stdout)
     return 0
 
 
-def _print_lipsync_quality(args, take, head, file) -> None:
-    """Closure / opening / rest / lag figures of ``take`` against reference phones."""
+def _lipsync_report(args, take, head) -> dict:
+    """Closure / opening / rest / lag figures of ``take`` against reference phones (--phones, or
+    --transcript aligned to --audio or the take's audio)."""
     from .audio import load_audio
     from .lipsync_quality import quality_report, read_phones, reference_phones
 
@@ -239,8 +246,10 @@ def _print_lipsync_quality(args, take, head, file) -> None:
         if not audio_path:
             raise UsageError("The take names no audio file; pass --audio with --transcript.")
         phones = reference_phones(load_audio(audio_path), args.transcript)
-    report = quality_report(take, head, phones)
+    return quality_report(take, head, phones)
 
+
+def _print_lipsync_quality(report: dict, file) -> None:
     def rate(value) -> str:
         return "n/a" if value is None else f"{100 * value:.0f}%"
 
@@ -281,11 +290,18 @@ SUBCOMMAND_MODULES = {
 """Subcommands defined in their own modules: (module, add-arguments function, run function, help)."""
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with its errors in one line (no usage block), as every other user error."""
+
+    def error(self, message: str):
+        self.exit(2, f"speech2flame: error: {message} (see: {self.prog} --help).\n")
+
+
 def build_parser(selected: str | None = None) -> argparse.ArgumentParser:
     """The argument parser; ``selected`` is the subcommand about to run (its module gets imported)."""
     from .engines import AUTO, DEFAULT_ENGINE, ENGINES
 
-    parser = argparse.ArgumentParser(prog="speech2flame", description=__doc__.split("\n\n")[0])
+    parser = _Parser(prog="speech2flame", description=__doc__.split("\n\n")[0])
     parser.add_argument("--version", action="version", version=f"speech2flame {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 

@@ -211,9 +211,8 @@ def load_flame_pickle(path: str | os.PathLike) -> dict[str, np.ndarray]:
         raise
     except OSError as exc:
         raise HeadModelError(f"Cannot read {path.name}: {exc.strerror or exc}.") from None
-    except Exception as exc:  # EOFError, UnpicklingError, ValueError, ... on truncated/corrupt data
-        raise HeadModelError(f"{path.name} is not a readable FLAME .pkl model (truncated or corrupt: "
-                             f"{exc.__class__.__name__}).") from None
+    except Exception:  # EOFError, UnpicklingError, ValueError, ... on truncated/corrupt data
+        raise HeadModelError(f"{path.name} is not a readable FLAME .pkl model (truncated or corrupt).") from None
     if not isinstance(raw, dict):
         raise HeadModelError(f"{path.name} is not a FLAME model: it holds a {type(raw).__name__}, not a dict.")
 

@@ -186,8 +186,8 @@ def load_head_model(path: str | os.PathLike = DEMO_RIG) -> HeadModel:
         try:
             with np.load(path, allow_pickle=False) as data:
                 arrays = {key: data[key] for key in data.files}
-        except Exception as exc:
-            raise HeadModelError(f"{path.name} is not a readable .npz head model ({exc.__class__.__name__}).") from None
+        except Exception:
+            raise HeadModelError(f"{path.name} is not a readable .npz head model (not a NumPy .npz archive, or a damaged one).") from None
         return _from_arrays(arrays, path.stem)
     if suffix == ".pkl":
         from .flame_pickle import load_flame_pickle

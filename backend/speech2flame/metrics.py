@@ -281,7 +281,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         result = evaluate_model(args.model, args.data, head, args.format, args.split, args.seeds, args.masks,
                                 args.temperature, args.device)
     except (MetricsError, CheckpointError, DatasetError, HeadModelError, ValueError) as exc:
-        print(f"speech2flame evaluate: {exc}", file=sys.stderr)
+        print(f"speech2flame: error: {exc}", file=sys.stderr)
         return 2
     text = json.dumps(result, indent=2)
     if args.output:

@@ -692,7 +692,7 @@ def run(args: argparse.Namespace) -> int:
                                festival=args.festival, flite=args.flite, tts_share=args.tts_share,
                                voice_bar_share=args.voice_bar_share)
     except (CorpusError, HeadModelError, ValueError, OSError) as exc:
-        print(f"speech2flame synth-corpus: {exc}", file=sys.stderr)
+        print(f"speech2flame: error: {exc}", file=sys.stderr)
         return 2
     print(json.dumps(summary))
     return 0

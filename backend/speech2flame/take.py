@@ -151,8 +151,8 @@ class Take:
         try:
             with np.load(path, allow_pickle=False) as data:
                 arrays = {key: data[key] for key in data.files}
-        except Exception as exc:  # zipfile/format errors
-            raise TakeError(f"{path.name} is not a take file ({exc.__class__.__name__}).") from None
+        except Exception:  # zipfile/format errors
+            raise TakeError(f"{path.name} is not a take file (not a NumPy .npz archive, or a damaged one).") from None
         version = int(arrays.get("format_version", -1))
         if version < 1:
             raise TakeError(f"{path.name} is not a speech2flame take (no format_version).")

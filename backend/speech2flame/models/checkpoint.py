@@ -72,8 +72,8 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu")
     weights, _ = checkpoint_files(path)
     try:
         missing, unexpected = load_model(model, str(weights), strict=False, device=str(device))
-    except Exception as exc:
-        raise CheckpointError(f"Cannot read the weights in {weights} ({exc.__class__.__name__}).") from None
+    except Exception:
+        raise CheckpointError(f"Cannot read the weights in {weights}: not a safetensors file, or a damaged one.") from None
     if missing or unexpected:
         raise CheckpointError(f"The weights in {weights} do not match their config "
                               f"({len(missing)} missing, {len(unexpected)} unexpected tensors).")

@@ -201,8 +201,8 @@ def _load_flame_params(root: Path, entry: dict, head, fps: float) -> Clip:
     try:
         with np.load(path, allow_pickle=False) as data:
             p = {k: np.asarray(data[k], np.float32) for k in data.files}
-    except Exception as exc:
-        raise DatasetError(f"Cannot read FLAME parameters {path} ({exc.__class__.__name__}).") from None
+    except Exception:
+        raise DatasetError(f"Cannot read FLAME parameters {path}: not a NumPy .npz archive, or a damaged one.") from None
     expression = p.get("expression", p.get("exp"))
     if expression is None:
         raise DatasetError(f"{path.name} has no 'expression' (or 'exp') array.")

@@ -85,7 +85,10 @@ def load_train_config(path: str | Path) -> dict:
     try:
         user = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
-        raise TrainConfigError(f"{path.name} is not valid YAML ({exc.__class__.__name__}).") from None
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or "unreadable"
+        raise TrainConfigError(f"{path.name} is not valid YAML{where}: {problem}.") from None
     cfg = merge_config(DEFAULTS, user)
     base = path.resolve().parent
     cfg["output"] = str((base / cfg["output"]).resolve())
@@ -348,10 +351,10 @@ def run(args: argparse.Namespace) -> int:
         summary = train(cfg, resume=args.resume, show_progress=not args.quiet,
                         log=lambda m: print(m, file=sys.stderr))
     except (TrainConfigError, DatasetError, CheckpointError, HeadModelError, AudioError, ValueError) as exc:
-        print(f"speech2flame train: {exc}", file=sys.stderr)
+        print(f"speech2flame: error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:
-        print(f"speech2flame train: cannot write {exc.filename or cfg['output']}: {exc.strerror or exc}.", file=sys.stderr)
+        print(f"speech2flame: error: cannot write {exc.filename or cfg['output']}: {exc.strerror or exc}.", file=sys.stderr)
         return 2
     print(json.dumps({"best": summary["best"], "last": summary["last"], "device": summary["device"],
                       "final": summary["history"][-1] if summary["history"] else None}))
