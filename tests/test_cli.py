@@ -43,6 +43,8 @@ def test_generate_writes_every_output(full_run):
     assert take.metadata["audio_sha256"] and take.metadata["frame_offset"] == 1
     assert take.jaw[:, 0].max() > 0.1  # the mouth opens while speaking
     assert "total" in result.stderr  # --timings
+    assert "Video append" not in result.stderr and "Saved" not in result.stderr  # Blender's chatter kept quiet
+    assert result.stdout.count("\n") == 6  # one line per file written, and the words heard
 
 
 def test_preview_video_has_picture_and_sound(full_run):

@@ -49,7 +49,12 @@ class StageTimer:
         self.times: dict[str, float] = {}
         self._current: str | None = None
         self._start = 0.0
-        self._bar = tqdm(total=total, unit="stage", file=sys.stderr, disable=quiet or not sys.stderr.isatty(), leave=False,
+        try:  # its own handle on the terminal: Blender's messages are sent elsewhere while it works
+            self._stream = os.fdopen(os.dup(sys.stderr.fileno()), "w", buffering=1)
+        except (AttributeError, OSError, ValueError):  # no file behind stderr
+            self._stream = None
+        stream = self._stream or sys.stderr
+        self._bar = tqdm(total=total, unit="stage", file=stream, disable=quiet or not stream.isatty(), leave=False,
                          bar_format="{desc:<28} {bar} {n_fmt}/{total_fmt} [{elapsed}]")
 
     def __call__(self, name: str) -> None:
@@ -66,6 +71,9 @@ class StageTimer:
     def close(self) -> None:
         self.stop()
         self._bar.close()
+        if self._stream is not None:
+            self._stream.close()
+            self._stream = None
 
 
 @dataclass
@@ -122,7 +130,7 @@ class GenerateJob:
         from .blender_scene import OUTPUT_FILES
 
         scene = [o for o in self.outputs if o in OUTPUT_FILES]
-        return 3 + len(scene) + (1 if scene else 0)
+        return 3 + len(scene) + (2 if scene else 0)  # + build scene, apply take
 
     def run(self, audio_path: str, out_dir: Path, head, stage=None) -> ClipResult:
         """Generate one clip's take with ``head`` (a HeadModel) and write the outputs into

@@ -32,23 +32,57 @@ def write_scene_outputs(take: Take, head: HeadModel, out_dir: Path, outputs: lis
     """
     stage = stage or (lambda name: None)
     stage("build scene")
-    with _blender_messages_to_stderr():
+    with _blender_messages_quiet():
         return _write(take, head, Path(out_dir), outputs, audio_path, stage, preview_resolution)
 
 
+BLENDER_LOG_ENV = "SPEECH2FLAME_BLENDER_LOG"
+"""``stderr``: show Blender's own messages on stderr as they come instead of keeping them quiet."""
+
+
 @contextmanager
-def _blender_messages_to_stderr():
-    """Blender's own messages (saved, export started, a line per video frame) go to stderr while
-    it works, so that standard output carries only the command's results."""
+def _blender_messages_quiet():
+    """Blender's own messages (saved, export started, a line per video frame, graphics driver
+    notes) go to a log file while it works, so that the terminal shows only the command's
+    progress, warnings and results; if writing fails, the log's last lines go to stderr.
+    Python's own stderr (warnings) stays on the terminal. With BLENDER_LOG_ENV=stderr the
+    messages go to stderr as they come; standard output never gets them."""
+    import tempfile
+
     sys.stdout.flush()
-    saved = os.dup(1)
-    os.dup2(2, 1)
+    sys.stderr.flush()
+    show = os.environ.get(BLENDER_LOG_ENV, "").lower() == "stderr"
+    log = None if show else tempfile.TemporaryFile()
+    saved_out, saved_err = os.dup(1), os.dup(2)
+    python_stderr = sys.stderr
+    if log is not None:
+        sys.stderr = os.fdopen(os.dup(saved_err), "w", buffering=1)
+    os.dup2(2 if log is None else log.fileno(), 1)
+    if log is not None:
+        os.dup2(log.fileno(), 2)
+    failed = False
     try:
         yield
+    except BaseException:
+        failed = True
+        raise
     finally:
         sys.stdout.flush()
-        os.dup2(saved, 1)
-        os.close(saved)
+        if sys.stderr is not python_stderr:
+            sys.stderr.flush()
+            sys.stderr.close()
+            sys.stderr = python_stderr
+        os.dup2(saved_out, 1)
+        os.dup2(saved_err, 2)
+        os.close(saved_out)
+        os.close(saved_err)
+        if log is not None:
+            if failed:
+                log.seek(0)
+                tail = log.read().decode("utf-8", "replace").splitlines()[-20:]
+                if tail:
+                    print("Blender's last messages:\n  " + "\n  ".join(tail), file=sys.stderr)
+            log.close()
 
 
 def _write(take: Take, head: HeadModel, out_dir: Path, outputs: list[str], audio_path: str | None, stage,
