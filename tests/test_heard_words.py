@@ -241,7 +241,7 @@ def test_cli_transcribe_prints_the_heard_words_and_their_phones(tmp_path, audio)
     soundfile.write(str(silent), np.zeros(16000, np.float32), 16000)
     quiet = subprocess.run([sys.executable, "-m", "speech2flame.cli", "transcribe", str(silent)],
                            capture_output=True, text=True, timeout=300)
-    assert quiet.returncode == 0 and quiet.stdout.strip() == ""
+    assert quiet.returncode == 0 and quiet.stdout == "" and "no words heard in silent.wav" in quiet.stderr
 
 
 def test_heard_phones_are_kept_on_disk_between_runs(tmp_path, monkeypatch, audio, heard):

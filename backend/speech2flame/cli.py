@@ -198,10 +198,14 @@ def cmd_transcribe(args) -> int:
 
         if not args.phones:
             words = alignment.recognise_words(audio.samples, progress)
-            print(words)
-            return 0
-        heard = alignment.heard_phones(audio.samples, progress)
-    if heard is None:
+        else:
+            heard = alignment.heard_phones(audio.samples, progress)
+            words = heard[1] if heard is not None else ""
+    if not words:
+        print(f"speech2flame: no words heard in {Path(args.audio).name}.", file=sys.stderr)
+        return 0
+    if not args.phones:
+        print(words)
         return 0
     from .lipsync_quality import format_phones
 

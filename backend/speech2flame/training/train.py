@@ -264,6 +264,9 @@ def train(cfg: dict, resume: bool = False, show_progress: bool = True, log=print
     val_set = MotionDataset(data["format"], data["root"], head, fps, data["val_split"], data["split_subjects"])
     if len(train_set) == 0:
         raise TrainConfigError(f"The dataset at {data['root']} has no clips in split {data['train_split']!r}.")
+    if len(val_set) == 0:
+        log(f"warning: the dataset has no clips in split {data['val_split']!r}: 'val' below is the training "
+            f"loss, and 'best' is chosen by it.")
 
     if resume and (last / "training_state.json").is_file():
         model = load_checkpoint(last, device).train()
