@@ -7,7 +7,7 @@ alignment with the transcript; each engine's take is posed on the demo head and 
 = median of the clips' lags); real-time factor = generation time / audio duration, after
 one untimed warm-up run per engine.
 
-    .venv/bin/python benchmarks/lipsync_quality.py [--clips ../shared/speech] [--per-clip]
+    .venv/bin/python benchmarks/lipsync_quality.py --clips /tmp/clips/pocketsphinx [--per-clip]
                                                    [--plots docs/img]   # plots need matplotlib
     .venv/bin/python benchmarks/lipsync_quality.py --espeak   # eSpeak NG sentences, exact timings
     .venv/bin/python benchmarks/lipsync_quality.py --rig HEAD.npz   # another head (FLAME: retargeted takes)
@@ -73,8 +73,9 @@ def percent(hits: int, total: int) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--clips", type=Path, default=REPO.parent / "shared" / "speech",
-                        help="folder with audio files and transcripts.tsv")
+    parser.add_argument("--clips", type=Path,
+                        help="folder with audio files and transcripts.tsv (benchmarks/get_real_clips.py OUT "
+                             "makes OUT/pocketsphinx, OUT/librivox, OUT/sonnet)")
     parser.add_argument("--espeak", action="store_true",
                         help="use built-in sentences spoken by eSpeak NG, with its exact phone timings as reference")
     parser.add_argument("--neural-model", help="neural checkpoint to measure (default: the shipped one, if any)")
@@ -85,6 +86,8 @@ def main() -> None:
     parser.add_argument("--plots", type=Path, help="write PNG plots into this folder (needs matplotlib)")
     parser.add_argument("--plot-clip", default="goforward.wav", help="clip shown in the plots")
     args = parser.parse_args()
+    if args.clips is None and not args.espeak:
+        parser.error("give --clips DIR (benchmarks/get_real_clips.py makes them) or --espeak")
 
     import torch
 

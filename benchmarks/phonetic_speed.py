@@ -6,7 +6,7 @@ scales to 10 s. One warm-up pass first (decoder creation); then the best of ``--
 Without such a folder it falls back to eSpeak NG speech (benchmarks/speech_clip.py), where
 forced alignment scores too low and the engine also runs phone recognition (a worst case).
 
-    .venv/bin/python benchmarks/phonetic_speed.py [--clips ../shared/speech] [--repeats 3]
+    .venv/bin/python benchmarks/phonetic_speed.py --clips /tmp/clips/pocketsphinx [--repeats 3]
 """
 
 from __future__ import annotations
@@ -46,7 +46,8 @@ def load_clips(folder: Path, scratch: str) -> list:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--clips", type=Path, default=ROOT.parent / "shared" / "speech")
+    parser.add_argument("--clips", type=Path, required=True, help="folder with real clips and transcripts.tsv "
+                        "(benchmarks/get_real_clips.py OUT makes OUT/pocketsphinx)")
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     torch.set_num_threads(1)
