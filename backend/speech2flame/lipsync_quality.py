@@ -155,7 +155,8 @@ def reference_phones(audio, transcript: str) -> list:
 
     Raises AlignmentError when no alignment exists. A poor fit (mean phone score below the
     engine's mismatch threshold) gives a TranscriptMismatchWarning but still returns the
-    alignment: synthetic voices score low even with the right words.
+    alignment: synthetic voices score low even with the right words (for audio that is eSpeak
+    NG's own rendering of the transcript, as the README's example, the warning says so).
     """
     import warnings
 
@@ -168,7 +169,11 @@ def reference_phones(audio, transcript: str) -> list:
             result = wide
     if result is None:
         raise AlignmentError("The transcript could not be aligned to the audio, so there is no reference to measure against.")
-    if result[1] < alignment.MIN_ALIGN_SCORE:
+    if result[1] < alignment.MIN_ALIGN_SCORE and alignment.espeak_phones(audio.samples, transcript) is not None:
+        warnings.warn(f"The audio is eSpeak NG's rendering of the transcript, which PocketSphinx aligns loosely "
+                      f"(score {result[1]:.0f}), so the reference phones are approximate.",
+                      alignment.TranscriptMismatchWarning, stacklevel=2)
+    elif result[1] < alignment.MIN_ALIGN_SCORE:
         warnings.warn(f"The transcript fits the audio poorly (alignment score {result[1]:.0f}), so the reference "
                       f"phones may be wrong.", alignment.TranscriptMismatchWarning, stacklevel=2)
     return result[0]
