@@ -209,13 +209,15 @@ def _recognise_piece(samples: np.ndarray) -> list[str]:
 
 def recognition_workers(num_pieces: int) -> int:
     """Processes to recognise ``num_pieces`` pieces with: 1 (this process) for a single piece,
-    inside Blender (its Python cannot start workers) or when WORKERS_ENV says 1."""
+    inside the Blender application (its Python lacks our dependencies; bpy as a module is fine)
+    or when WORKERS_ENV says 1."""
     text = os.environ.get(WORKERS_ENV, "").strip()
     try:
         wanted = int(text) if text else min(os.cpu_count() or 1, MAX_WORKERS)
     except ValueError:
         wanted = 1
-    if num_pieces < 2 or "bpy" in sys.modules:
+    in_blender = "bpy" in sys.modules and bool(getattr(getattr(sys.modules["bpy"], "app", None), "binary_path", ""))
+    if num_pieces < 2 or in_blender:
         return 1
     return max(1, wanted)
 
