@@ -15,9 +15,12 @@ fi
 stamp=.venv/.speech2flame-installed
 torch_choice="${TORCH_SPEC:-torch==2.13.0} ${TORCH_INDEX_URL:-}"
 recorded=$(cat "$stamp" 2>/dev/null || true)
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || { [ -n "$recorded" ] && [ "$recorded" != "$torch_choice" ]; }; then
+if [ -f "$stamp" ] && [ -z "$recorded" ]; then  # a stamp from an older setup: which torch is unknown
+    if [ -n "${TORCH_SPEC:-}${TORCH_INDEX_URL:-}" ]; then recorded="unknown"; else recorded=$torch_choice; fi
+fi
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ "$recorded" != "$torch_choice" ]; then
     replace=()
-    if [ -n "$recorded" ] && [ "$recorded" != "$torch_choice" ]; then
+    if [ -f "$stamp" ] && [ "$recorded" != "$torch_choice" ]; then
         echo "setup: switching torch to: $torch_choice" >&2
         replace=(--force-reinstall --no-deps)  # the same version from another index is "already satisfied"
     fi

@@ -290,7 +290,7 @@ def _run_in_workers(job: GenerateJob, clips: list[tuple[str, Path]], jobs: int) 
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path(__file__).resolve().parents[1]), env.get("PYTHONPATH")]))
 
     def start_worker() -> subprocess.Popen:
-        worker = subprocess.Popen([sys.executable, "-m", "speech2flame.batch"], stdin=subprocess.PIPE,
+        worker = subprocess.Popen([sys.executable, "-P", "-m", "speech2flame.batch"], stdin=subprocess.PIPE,
                                   stdout=subprocess.PIPE, start_new_session=True, env=env)
         workers.append(worker)
         try:
@@ -372,6 +372,9 @@ def _worker_main() -> None:
     """A worker program: reads (job, threads) then (audio path, folder) pickles
     on stdin until it closes, writes a ClipResult pickle per clip. Anything else written to
     standard output (Blender's exporters print) goes to stderr, clear of the results."""
+    from .worker_process import exit_with_parent
+
+    exit_with_parent()  # the command was killed (not Ctrl-C, which it handles): stop too
     results = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)
     sys.stdout = sys.stderr

@@ -56,7 +56,8 @@ def _blender_messages_quiet():
     saved_out, saved_err = os.dup(1), os.dup(2)
     python_stderr = sys.stderr
     if log is not None:
-        sys.stderr = os.fdopen(os.dup(saved_err), "w", buffering=1)
+        sys.stderr = os.fdopen(os.dup(saved_err), "w", buffering=1, errors="backslashreplace",
+                               encoding=getattr(python_stderr, "encoding", None) or "utf-8")
     os.dup2(2 if log is None else log.fileno(), 1)
     if log is not None:
         os.dup2(log.fileno(), 2)

@@ -212,8 +212,8 @@ def recognition_workers(num_pieces: int) -> int:
     inside the Blender application (its Python lacks our dependencies; bpy as a module is fine)
     or when WORKERS_ENV says 1."""
     text = os.environ.get(WORKERS_ENV, "").strip()
-    try:
-        wanted = int(text) if text else min(os.cpu_count() or 1, MAX_WORKERS)
+    try:  # at most one per CPU, whatever was asked
+        wanted = min(int(text), os.cpu_count() or 1) if text else min(os.cpu_count() or 1, MAX_WORKERS)
     except ValueError:
         wanted = 1
     in_blender = "bpy" in sys.modules and bool(getattr(getattr(sys.modules["bpy"], "app", None), "binary_path", ""))
@@ -263,7 +263,7 @@ def _in_workers(kind: str, pieces: list, workers: int, progress, message: str) -
     procs = []
     try:
         for share in shares:
-            proc = subprocess.Popen([sys.executable, "-m", "speech2flame.engines.phonetic.recognition_worker"],
+            proc = subprocess.Popen([sys.executable, "-P", "-m", "speech2flame.engines.phonetic.recognition_worker"],
                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                                     start_new_session=True, env=env)
             procs.append(proc)
@@ -299,6 +299,7 @@ def _in_workers(kind: str, pieces: list, workers: int, progress, message: str) -
             if proc.poll() is None:
                 proc.kill()
             proc.wait()
+            proc.stdout.close()
 
 
 def recognised_pieces(samples: np.ndarray, progress=None) -> list[tuple[int, int, list[str]]]:

@@ -15,6 +15,9 @@ import sys
 
 
 def main() -> None:
+    from speech2flame.worker_process import exit_with_parent
+
+    exit_with_parent()  # the command was killed: stop, do not recognise for nobody
     results = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)
     sys.stdout = sys.stderr
