@@ -356,6 +356,16 @@ def test_a_take_names_its_rig_by_full_path_and_mouth_checks_its_inputs_first(tmp
     assert bad.returncode == 2 and bad.stdout == "" and "is not 'PHONE START_S END_S'" in bad.stderr
 
 
+def test_an_output_that_cannot_be_written_names_the_file_and_leaves_no_part(tmp_path):
+    (tmp_path / "out" / "anim.fbx").mkdir(parents=True)  # in the way of the FBX file
+    result = cli("generate", EXAMPLE, "--transcript-file", ROOT / "examples" / "hello.txt", "--out", tmp_path / "out",
+                 "--outputs", "take,fbx", "--quiet")
+    assert result.returncode == 2, result.stderr
+    assert f"speech2flame: error: Cannot write {tmp_path / 'out' / 'anim.fbx'}: Is a directory." in result.stderr
+    assert "Blender's last messages" in result.stderr  # what Blender said before it failed
+    assert not list((tmp_path / "out").glob("*.partial*"))
+
+
 def test_transcript_given_twice_is_refused(tmp_path):
     text = ROOT / "examples" / "hello.txt"
     for command in (("generate", EXAMPLE, "--out", tmp_path / "out"), ("mouth", tmp_path / "take.npz")):

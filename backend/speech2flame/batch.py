@@ -165,7 +165,8 @@ class GenerateJob:
             write_json_atomically(out_dir / DONE_FILE, {"fingerprint": self.fingerprint(audio_path, audio.sha256),
                                                         "outputs": sorted(written)})
         except OSError as exc:
-            raise OutputError(f"Cannot write into {out_dir}: {exc.strerror or exc}.") from None
+            target = exc.filename2 or exc.filename or out_dir  # the file, where the error names one
+            raise OutputError(f"Cannot write {target}: {exc.strerror or exc}.") from None
         except RuntimeError as exc:  # Blender's exporters report write failures this way
             reason = str(exc).strip().splitlines()[0].removeprefix("Error: ").rstrip(".")
             raise OutputError(f"Blender could not write into {out_dir}: {reason}.") from None

@@ -106,14 +106,19 @@ def _write(take: Take, head: HeadModel, out_dir: Path, outputs: list[str], audio
         path = out_dir / OUTPUT_FILES[output]
         stage(f"write {path.name}")
         partial = partial_path(path)  # an interrupted write leaves no whole-looking file
-        if output == "blend":
-            bpy.ops.wm.save_as_mainfile(filepath=str(partial.resolve()), check_existing=False)
-        elif output == "fbx":
-            export.export_fbx(str(partial), rig_object)
-        elif output == "abc":
-            export.export_alembic(str(partial), rig_object)
-        elif output == "mp4":
-            preview.render_preview(str(partial), rig_object, resolution=preview_resolution)
-        os.replace(partial, path)
+        try:
+            if output == "blend":
+                bpy.ops.wm.save_as_mainfile(filepath=str(partial.resolve()), check_existing=False)
+            elif output == "fbx":
+                export.export_fbx(str(partial), rig_object)
+            elif output == "abc":
+                export.export_alembic(str(partial), rig_object)
+            elif output == "mp4":
+                preview.render_preview(str(partial), rig_object, resolution=preview_resolution)
+            os.replace(partial, path)
+        except BaseException:
+            if partial.is_file():
+                partial.unlink()  # a failed write leaves no part file behind
+            raise
         written[output] = path
     return written
