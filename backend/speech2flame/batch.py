@@ -27,6 +27,7 @@ from .controls import Controls
 from .disk_cache import write_json_atomically
 from .engines import DEFAULT_ENGINE
 from .errors import UsageError, user_errors
+from .worker_process import stop_workers
 
 DONE_FILE = ".speech2flame-done.json"
 """Written last into a clip's folder: which audio and settings its outputs are of (``--skip-existing``)."""
@@ -321,10 +322,7 @@ def _run_in_workers(job: GenerateJob, clips: list[tuple[str, Path]], jobs: int) 
                 _hand_out(worker, todo, running)
             yield result
     finally:
-        for worker in workers:
-            if worker.poll() is None:
-                worker.kill()
-            worker.wait()
+        stop_workers(workers)
 
 
 def _hand_out(worker: subprocess.Popen, todo: list, running: dict) -> None:

@@ -19,19 +19,24 @@ from .take import Take
 COLUMNS = ("time_s", "aperture_mm", "width_mm", "protrusion_mm")
 
 
-def posed_landmarks(head: HeadModel, take: Take) -> np.ndarray:
-    """(T, 6, 3) positions in metres of the MOUTH_LANDMARKS, posed by the take in the head's own
-    frame (head and neck rotation left out, the jaw kept); raises HeadModelError if the rig
-    has no mouth landmarks."""
-    import torch
-
-    from .flame import FlameLayer, take_expression_matrix  # torch, imported only when measuring
-
+def _landmark_ids(head: HeadModel) -> list[int]:
+    """Vertex ids of the MOUTH_LANDMARKS, in that order; HeadModelError if the rig has none."""
     landmarks = mouth_landmarks(head)
     if landmarks is None:
         raise HeadModelError(f"Rig {head.name} has no mouth landmarks and no mouth opening to find them on; "
                              f"add landmark_* vertex ids ({', '.join(MOUTH_LANDMARKS)}) to its .npz to measure it.")
-    layer = FlameLayer(head, vertex_ids=[landmarks[name] for name in MOUTH_LANDMARKS])  # only these are posed
+    return [landmarks[name] for name in MOUTH_LANDMARKS]
+
+
+def posed_landmarks(head: HeadModel, take: Take, ids: list[int] | None = None) -> np.ndarray:
+    """(T, 6, 3) positions in metres of the MOUTH_LANDMARKS (vertex ``ids``, found if not given),
+    posed by the take in the head's own frame (head and neck rotation left out, the jaw kept);
+    raises HeadModelError if the rig has no mouth landmarks."""
+    import torch
+
+    from .flame import FlameLayer, take_expression_matrix  # torch, imported only when measuring
+
+    layer = FlameLayer(head, vertex_ids=ids if ids is not None else _landmark_ids(head))  # only these are posed
     zeros = np.zeros((take.num_frames, 3), np.float32)
     with torch.no_grad():
         return layer(take_expression_matrix(head, take), take.jaw, zeros, zeros, take.eyes).double().numpy()
@@ -46,8 +51,9 @@ def lip_gap_mm(head: HeadModel, take: Take) -> np.ndarray:
 
 def mouth_measurements(head: HeadModel, take: Take) -> dict[str, np.ndarray]:
     """{column: (T,) array} for COLUMNS; raises HeadModelError if the rig lacks mouth landmarks."""
-    verts = posed_landmarks(head, take)
-    rest = head.v_template[[mouth_landmarks(head)[name] for name in MOUTH_LANDMARKS]]
+    ids = _landmark_ids(head)
+    verts = posed_landmarks(head, take, ids)
+    rest = head.v_template[ids]
     upper_in, lower_in, corner_l, corner_r, upper_out, lower_out = (verts[:, i] for i in range(6))
     aperture = np.linalg.norm(upper_in - lower_in, axis=1)
     width = np.linalg.norm(corner_l - corner_r, axis=1)

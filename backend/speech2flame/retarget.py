@@ -159,7 +159,36 @@ def find_mouth_landmarks(head: HeadModel) -> dict[str, int] | None:
 
 
 _found: OrderedDict = OrderedDict()
-_maps_lock = Lock()  # guards _found and _maps
+_maps: OrderedDict = OrderedDict()
+_cache_lock = Lock()  # guards _found and _maps
+
+
+def _remembered(store: OrderedDict, key, compute):
+    """``store[key]``, computed by ``compute()`` the first time; ``store`` keeps the last 8 keys used."""
+    with _cache_lock:
+        if key in store:
+            store.move_to_end(key)
+            return store[key]
+    value = compute()
+    with _cache_lock:
+        store[key] = value
+        while len(store) > 8:
+            store.popitem(last=False)
+    return value
+
+
+def _geometry_key(head: HeadModel, with_basis: bool = True) -> str:
+    """Hash of what is read from a head: template, triangles, skinning, joint regressor and, with
+    ``with_basis``, its expression basis, names and landmarks (all a channel map depends on)."""
+    arrays = [head.v_template, head.f, head.weights, head.J_regressor]
+    digest = hashlib.sha256()
+    for array in arrays + ([head.expression_dirs] if with_basis else []):
+        digest.update(np.ascontiguousarray(array).tobytes())
+        digest.update(str(array.shape).encode())
+    if with_basis:
+        digest.update(repr(sorted(head.landmarks.items())).encode())
+        digest.update(",".join(head.expression_names).encode())
+    return digest.hexdigest()
 
 
 def mouth_landmarks(head: HeadModel) -> dict[str, int] | None:
@@ -167,19 +196,7 @@ def mouth_landmarks(head: HeadModel) -> dict[str, int] | None:
     mouth rim (kept for the last few meshes: finding them takes ~0.1 s, measuring a take is often)."""
     if all(name in head.landmarks for name in MOUTH_LANDMARKS):
         return {name: int(head.landmarks[name]) for name in MOUTH_LANDMARKS}
-    digest = hashlib.sha256()
-    for array in (head.v_template, head.f, head.weights, head.J_regressor):
-        digest.update(np.ascontiguousarray(array).tobytes())
-    key = digest.hexdigest()
-    with _maps_lock:
-        if key in _found:
-            return _found[key]
-    found = find_mouth_landmarks(head)
-    with _maps_lock:
-        _found[key] = found
-        while len(_found) > 8:
-            _found.popitem(last=False)
-    return found
+    return _remembered(_found, _geometry_key(head, with_basis=False), lambda: find_mouth_landmarks(head))
 
 
 # --- the channel map ---------------------------------------------------------------------------
@@ -282,33 +299,10 @@ def fit_channel_map(source: HeadModel, target: HeadModel) -> ChannelMap:
     return ChannelMap(list(source.expression_names), list(target.expression_names), matrix.T, fit_error, scale)
 
 
-_maps: OrderedDict = OrderedDict()
-
-
-def _geometry_key(head: HeadModel) -> str:
-    """Hash of everything the fit reads from a head: template, triangles, basis, skinning, landmarks."""
-    digest = hashlib.sha256()
-    for array in (head.v_template, head.f, head.expression_dirs, head.weights, head.J_regressor):
-        digest.update(np.ascontiguousarray(array).tobytes())
-        digest.update(str(array.shape).encode())
-    digest.update(repr(sorted(head.landmarks.items())).encode())
-    digest.update(",".join(head.expression_names).encode())
-    return digest.hexdigest()
-
-
 def channel_map(source: HeadModel, target: HeadModel) -> ChannelMap:
     """:func:`fit_channel_map`, kept for the last few pairs of heads (by their geometry)."""
     key = (_geometry_key(source), _geometry_key(target))
-    with _maps_lock:
-        if key in _maps:
-            _maps.move_to_end(key)
-            return _maps[key]
-    fitted = fit_channel_map(source, target)
-    with _maps_lock:
-        _maps[key] = fitted
-        while len(_maps) > 8:
-            _maps.popitem(last=False)
-    return fitted
+    return _remembered(_maps, key, lambda: fit_channel_map(source, target))
 
 
 def retarget_take(take: Take, mapping: ChannelMap, source: HeadModel | None = None,

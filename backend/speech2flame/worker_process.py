@@ -1,4 +1,4 @@
-"""What every worker program of ours does first: end when the program that started it ends.
+"""Worker programs of ours: each ends when the program that started it ends, which stops them.
 
 Worker programs (:mod:`.batch`, :mod:`.engines.phonetic.recognition_worker`) run in their own
 session, so that Ctrl-C reaches only the command, which then stops them. If the command is
@@ -24,3 +24,11 @@ def exit_with_parent(interval_s: float = 0.5) -> None:
         os._exit(1)
 
     threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
+def stop_workers(procs) -> None:
+    """Kill those of ``procs`` (subprocess.Popen) still running and wait for every one to end."""
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()

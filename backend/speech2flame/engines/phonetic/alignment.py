@@ -295,10 +295,10 @@ def _in_workers(kind: str, pieces: list, workers: int, progress, message: str) -
     except OSError:
         return None
     finally:
+        from ...worker_process import stop_workers
+
+        stop_workers(procs)
         for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
-            proc.wait()
             proc.stdout.close()
 
 
