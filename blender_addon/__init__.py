@@ -4,12 +4,13 @@ Modules: ``properties`` (settings saved in the .blend), ``operators``
 (everything under ``speech2flame.``), ``panels`` (the sidebar tab),
 ``preferences`` (how to reach the backend), ``rig`` / ``take_writer`` /
 ``export`` / ``preview`` (shared with the headless CLI), ``backend`` and
-``backend_client`` (the job server connection). Never imports torch.
+``backend_client`` (the job server connection), ``analyse_ahead`` (the chosen
+clip analysed before Generate is clicked). Never imports torch.
 """
 
 import bpy
 
-from . import backend, operators, panels, preferences, properties
+from . import analyse_ahead, backend, operators, panels, preferences, properties
 
 _CLASSES = (preferences.Speech2FlamePreferences, *operators.CLASSES, *panels.CLASSES)
 
@@ -21,6 +22,7 @@ def register():
 
 
 def unregister():
+    analyse_ahead.stop()
     backend.stop_local()
     for cls in reversed(_CLASSES):
         bpy.utils.unregister_class(cls)

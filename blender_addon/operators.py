@@ -12,7 +12,7 @@ import bpy
 from bpy.props import IntProperty, StringProperty
 from bpy_extras.io_utils import ExportHelper, ImportHelper
 
-from . import backend, export, preferences, takes
+from . import analyse_ahead, backend, export, preferences, takes
 from .backend_client import BackendClient, BackendError, JobWatcher
 from .core import head_model as hm
 from .core import take as take_module
@@ -38,12 +38,18 @@ def _settings(context):
     return context.scene.speech2flame
 
 
-def _client(context) -> BackendClient:
+def client_settings(context) -> tuple:
+    """The backend the preferences choose, as arguments of :func:`backend.get_client` (read on
+    Blender's main thread; the client itself may be made on another)."""
     prefs = preferences.get(context)
     if prefs is None:
-        return backend.get_client()
-    return backend.get_client(prefs.backend_mode, bpy.path.abspath(prefs.python_path), prefs.remote_url,
-                              prefs.remote_token, prefs.device)
+        return ()
+    return (prefs.backend_mode, bpy.path.abspath(prefs.python_path), prefs.remote_url, prefs.remote_token,
+            prefs.device)
+
+
+def _client(context) -> BackendClient:
+    return backend.get_client(*client_settings(context))
 
 
 def _target_rig(context):
@@ -98,7 +104,7 @@ class SPEECH2FLAME_OT_import_head_model(bpy.types.Operator, ImportHelper):
         return {"FINISHED"}
 
 
-def _audio_source(context) -> tuple[str, int, bool]:
+def audio_source(context) -> tuple[str, int, bool]:
     """(audio file path, start frame, whether a sound strip must be added) from the settings."""
     settings = _settings(context)
     if settings.audio_source == "STRIP":
@@ -136,15 +142,15 @@ def transcript_of(settings) -> str:
     return text or settings.transcript.strip()
 
 
-def _job(context, arm_obj, audio_path: str, start_frame: int, client: BackendClient) -> dict:
+def job_request(context, rig: str, audio_path: str, start_frame: int, same_machine: bool) -> dict:
+    """The backend job (docs/protocol.md) for the panel's settings: ``rig`` is "demo" or a head
+    model path; a backend on another machine (``same_machine`` False) gets the audio itself."""
     settings = _settings(context)
     transcript = transcript_of(settings)
     controls = {name: getattr(settings, name) for name in
                 ("emotion", "intensity", "articulation", "expressiveness", "head_motion", "blink_rate",
                  "smoothing", "seed", "recognise_words")}
     controls["transcript"] = transcript.strip() or None
-    rig = arm_obj.get(HEAD_PROP, hm.DEMO_RIG)
-    same_machine = backend.shares_files(client)
     return {  # a backend on another machine (remote mode, even through a tunnel) gets the files themselves
         "audio": {"path": audio_path} if same_machine else BackendClient.audio_upload(audio_path),
         "engine": settings.engine,
@@ -173,11 +179,13 @@ class SPEECH2FLAME_OT_generate(bpy.types.Operator):
         global _cancel_requested
         _cancel_requested = False
         self.arm_obj, _mesh = _target_rig(context)
-        self.audio_path, self.start_frame, self.add_sound = _audio_source(context)
+        self.audio_path, self.start_frame, self.add_sound = audio_source(context)
         settings = _settings(context)
         self.strip_name = settings.sound_strip if settings.audio_source == "STRIP" else ""
         self.client = _client(context)
-        job = _job(context, self.arm_obj, self.audio_path, self.start_frame, self.client)
+        analyse_ahead.before_generate(self.audio_path)
+        job = job_request(context, self.arm_obj.get(HEAD_PROP, hm.DEMO_RIG), self.audio_path, self.start_frame,
+                          backend.shares_files(self.client))
         try:
             self.job_id = self.client.submit(job)
         except BackendError as exc:

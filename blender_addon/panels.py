@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import bpy
 
-from . import operators
+from . import analyse_ahead, operators
 from .rig import RIG_PROP
 
 
@@ -46,6 +46,9 @@ class SPEECH2FLAME_PT_main(bpy.types.Panel):
                             "strips_all" if hasattr(editor, "strips_all") else "sequences_all", text="")
         else:
             box.label(text="No sound strips in the Sequencer", icon="INFO")
+        line = analyse_ahead.panel_line(settings)
+        if line is not None:
+            box.label(text=line[0], icon=line[1])
         box.prop(settings, "transcript")
         box.prop(settings, "transcript_text", text="Text")
         row = box.row()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import bpy
-from bpy.props import EnumProperty, StringProperty
+from bpy.props import BoolProperty, EnumProperty, StringProperty
 
 
 class Speech2FlamePreferences(bpy.types.AddonPreferences):
@@ -21,6 +21,10 @@ class Speech2FlamePreferences(bpy.types.AddonPreferences):
         ("cuda", "GPU (CUDA)", "Run the neural engine on the first NVIDIA GPU (for wav2vec 2.0 / HuBERT models)"),
         ("auto", "Auto", "A GPU when the backend's torch sees one, else the CPU"),
     ], description="Where the local server runs the neural engine")
+    analyse_ahead: BoolProperty(
+        name="Analyse Clips Ahead", default=True,
+        description="When you choose an audio file or sound strip, the local server starts analysing it at once "
+                    "(word recognition), so Generate is quick when you click it")
     remote_url: StringProperty(name="URL", default="http://127.0.0.1:8765",
                                description="Address of a running `speech2flame serve`")
     remote_token: StringProperty(name="Token", subtype="PASSWORD",
@@ -32,6 +36,7 @@ class Speech2FlamePreferences(bpy.types.AddonPreferences):
         if self.backend_mode == "LOCAL":
             layout.prop(self, "python_path")
             layout.prop(self, "device")
+            layout.prop(self, "analyse_ahead")
         elif self.backend_mode == "REMOTE":
             layout.prop(self, "remote_url")
             layout.prop(self, "remote_token")

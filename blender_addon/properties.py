@@ -6,7 +6,7 @@ import bpy
 from bpy.props import (BoolProperty, CollectionProperty, EnumProperty, FloatProperty, IntProperty,
                        PointerProperty, StringProperty)
 
-from . import takes
+from . import analyse_ahead, takes
 from .rig import RIG_PROP
 
 EMOTION_ITEMS = [(e, e.capitalize(), f"Speak with a {e} expression" if e != "neutral" else "No emotion")
@@ -41,23 +41,24 @@ class Speech2FlameSettings(bpy.types.PropertyGroup):
     audio_source: EnumProperty(name="Audio", items=[
         ("FILE", "File", "Use an audio file on disk"),
         ("STRIP", "Sound Strip", "Use a sound strip of the Video Sequencer; the take starts where the strip starts"),
-    ], default="FILE")
-    audio_path: StringProperty(name="Audio File", subtype="FILE_PATH",
+    ], default="FILE", update=analyse_ahead.on_setting_changed)
+    audio_path: StringProperty(name="Audio File", subtype="FILE_PATH", update=analyse_ahead.on_setting_changed,
                                description="Dialogue recording: WAV, FLAC, OGG or MP3")
-    sound_strip: StringProperty(name="Sound Strip", description="Name of a sound strip in the Video Sequencer")
+    sound_strip: StringProperty(name="Sound Strip", description="Name of a sound strip in the Video Sequencer",
+                                update=analyse_ahead.on_setting_changed)
     transcript: StringProperty(name="Transcript", description="What is said (optional; sharpens lip sync)")
     transcript_text: PointerProperty(type=bpy.types.Text, name="Transcript Text",
                                      description="A text datablock holding the transcript (used when set)")
     recognise_words: BoolProperty(
-        name="Hear Words", default=True,
+        name="Hear Words", default=True, update=analyse_ahead.on_setting_changed,
         description="Without a transcript, recognise the English words in the audio so the lips close on their "
                     "P, B and M (the first generation on a clip takes about a third of its length). Off: phones "
                     "are recognised instead, much faster, with fewer closures")
     heard_words: StringProperty(name="Heard Words",
                                 description="The words recognised in the last take's audio (no transcript given)")
-    engine: EnumProperty(name="Engine", items=ENGINE_ITEMS, default="auto",
+    engine: EnumProperty(name="Engine", items=ENGINE_ITEMS, default="auto", update=analyse_ahead.on_setting_changed,
                          description="How the audio becomes animation")
-    model: StringProperty(name="Model", subtype="FILE_PATH",
+    model: StringProperty(name="Model", subtype="FILE_PATH", update=analyse_ahead.on_setting_changed,
                           description="Checkpoint of the neural engine (empty: the default model)")
     emotion: EnumProperty(name="Emotion", items=EMOTION_ITEMS, default="neutral",
                           description="Emotion shown while speaking")

@@ -177,9 +177,31 @@ report["nla_tracks"] = len(rig.animation_data.nla_tracks)
 settings.engine = "auto"
 settings.transcript = ""
 settings.audio_source = "FILE"
+# Analysis ahead: a clip chosen is sent to the local server at once (the panel's timer does it in
+# the interface; here it is called directly); a clip chosen next replaces it, and Generate finds
+# the analysis in the server's cache.
+ahead = sys.modules[MODULE + ".analyse_ahead"]
+settings.audio_path = long_audio_path
+report["ahead_timer_armed"] = bpy.app.timers.is_registered(ahead._start_from_timer)
+report["ahead_long_started"] = ahead.start(bpy.context)
+long_job_id = None
+for _ in range(600):  # until its job is submitted (the thread may be starting the server)
+    long_job_id = ahead.state().get("job_id")
+    if long_job_id:
+        break
+    time.sleep(0.05)
 settings.audio_path = heard_audio_path
+report["ahead_started"] = ahead.start(bpy.context)
+report["ahead_status"] = ahead.wait(300).get("status")
+report["ahead_not_repeated"] = not ahead.start(bpy.context)  # same clip and settings: not sent again
+report["ahead_panel_line"] = ahead.panel_line(settings)
+client = sys.modules[MODULE + ".operators"]._client(bpy.context)  # the server the panel uses
+report["ahead_long_job"] = client.status(long_job_id, wait=10.0)["status"] if long_job_id else None
+cache_before = client.stats()["analysis_cache"]
 report["use_heard_words_before"] = bpy.ops.speech2flame.use_heard_words.poll()
 report["generate_heard"] = call(bpy.ops.speech2flame.generate)
+cache_after = client.stats()["analysis_cache"]
+report["generate_heard_cache"] = [cache_after["hits"] - cache_before["hits"], cache_after["misses"] - cache_before["misses"]]
 report["heard_words"] = settings.heard_words
 report["use_heard_words"] = call(bpy.ops.speech2flame.use_heard_words)
 report["transcript_after_use"] = settings.transcript

@@ -100,6 +100,11 @@ def test_addon_drives_a_real_backend(addon_zip, tmp_path):
         assert report["check_backend_cpu_again"] == ["FINISHED"]
     assert report["delete_take"] == ["FINISHED"] and report["takes_after_delete"] == 3
     assert report["push_to_nla"] == ["FINISHED"] and report["nla_tracks"] == 1
+    assert report["ahead_timer_armed"] and report["ahead_long_started"] and report["ahead_started"]
+    assert report["ahead_long_job"] == "cancelled"  # replaced by the clip chosen next
+    assert report["ahead_status"] == "ready" and report["ahead_not_repeated"]
+    assert report["ahead_panel_line"] == ["Clip analysed: Generate is quick", "CHECKMARK"]
+    assert report["generate_heard_cache"] == [1, 0]  # Generate found the clip analysed ahead
     assert not report["use_heard_words_before"] and report["generate_heard"] == ["FINISHED"]
     heard = report["heard_words"].split()
     assert heard and heard == report["transcript_after_use"].split(), report["heard_words"]
