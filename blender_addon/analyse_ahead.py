@@ -87,9 +87,9 @@ def start(context) -> bool:
 
 def _run(client_settings: tuple, job: dict, previous: dict) -> None:
     """Thread: cancel the previous clip's job, start the server if needed, submit and follow the job."""
+    if previous.get("job_id") and previous.get("status") == "analysing":
+        _cancel_quietly(previous["client"], previous["job_id"])
     try:
-        if previous.get("job_id") and previous.get("status") == "analysing":
-            previous["client"].cancel(previous["job_id"])
         client = backend.get_client(*client_settings)
         job_id = client.submit(job)
     except BackendError:
