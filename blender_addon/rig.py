@@ -19,6 +19,10 @@ FLAME_TO_BLENDER = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]]
 
 RIG_PROP = "speech2flame_rig_id"
 EXPRESSIONS_PROP = "speech2flame_expressions"
+JOINT_SHIFTS_PROP = "speech2flame_joint_shifts"
+"""Custom property on a rig whose joints move with its expressions (FLAME regresses joints from
+the expressed mesh): per expression, the five joints' shift per unit weight, Blender space,
+flattened (E x 5 x 3 metres). Absent when no expression moves a joint (the demo head)."""
 POSE_JOINTS = ("neck", "jaw", "left_eye", "right_eye")
 POSE_CORRECTIVE_NAMES = tuple(f"pose_{joint}_{row}{col}" for joint in POSE_JOINTS
                               for row in range(3) for col in range(3))
@@ -87,9 +91,19 @@ def build_rig(head: hm.HeadModel, name: str = "FLAME_head", collection=None) -> 
     for obj in (arm_obj, mesh_obj):
         obj[RIG_PROP] = head.rig_id()
     arm_obj[EXPRESSIONS_PROP] = list(head.expression_names)
+    shifts = joint_shifts(head)
+    if np.abs(shifts).max(initial=0.0) > 1e-7:
+        arm_obj[JOINT_SHIFTS_PROP] = shifts.ravel().tolist()
     for pose_bone in arm_obj.pose.bones:
         pose_bone.rotation_mode = "QUATERNION"
     return arm_obj
+
+
+def joint_shifts(head: hm.HeadModel) -> np.ndarray:
+    """(E, 5, 3) Blender-space shift of each joint per unit weight of each expression (metres):
+    the joint regressor applied to the expression blend shapes."""
+    shifts = np.einsum("jv,vce->ejc", head.J_regressor, head.expression_dirs)
+    return to_blender(shifts)
 
 
 def _build_bones(arm_obj, joints: np.ndarray, parents: np.ndarray) -> None:

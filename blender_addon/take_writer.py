@@ -7,6 +7,7 @@ works on 4.5 LTS and 5.0 where ``action.fcurves`` is gone.
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import bpy
@@ -14,8 +15,8 @@ import numpy as np
 
 from .core import rotations
 from .core import take as take_module
-from .rig import (FLAME_TO_BLENDER, POSE_CORRECTIVE_NAMES, RigError,
-                  find_rig)
+from .rig import (EXPRESSIONS_PROP, FLAME_TO_BLENDER, JOINT_SHIFTS_PROP, POSE_CORRECTIVE_NAMES, RigError,
+                  find_rig, to_blender)
 
 TAKE_PROP = "speech2flame_take"
 """Custom property on each Action holding the take's metadata as JSON."""
@@ -36,6 +37,30 @@ def take_bone_quaternions(take: "take_module.Take", bone_rest: dict[str, np.ndar
         basis = FLAME_TO_BLENDER.T @ bone_rest[bone]  # FLAME axes -> bone axes
         local = basis.T @ rotations.axis_angle_to_matrix(rotvec) @ basis
         out[bone] = rotations.make_continuous(rotations.matrix_to_quaternion(local))
+    return out
+
+
+def take_bone_locations(take: "take_module.Take", bone_rest: dict[str, np.ndarray],
+                        joint_shift: np.ndarray | None) -> dict[str, np.ndarray]:
+    """Per bone, (T, 3) local pose locations (metres, bone axes) that reproduce FLAME's skinning.
+
+    FLAME regresses its joints from the expressed mesh, so an expression can move a joint; the
+    rig's bones stay at the rest joints. Bone k rotating by R (Blender axes, about its rest head)
+    and moving by B^T (I - R) dJ (B its rest rotation, dJ the joint's shift) turns about the shifted
+    joint instead, as FLAME does; the root also carries ``global_trans``.
+    joint_shift: (T, 5, 3) Blender-space joint shifts in BONE_NAMES order, or None (no shift).
+    """
+    rotvecs = {"root": take.global_rot, "neck": take.neck, "jaw": take.jaw,
+               "left_eye": take.eyes[:, :3], "right_eye": take.eyes[:, 3:]}
+    out = {}
+    for index, (bone, rotvec) in enumerate(rotvecs.items()):
+        world = np.zeros((take.num_frames, 3))
+        if joint_shift is not None:
+            rotation = FLAME_TO_BLENDER @ rotations.axis_angle_to_matrix(rotvec) @ FLAME_TO_BLENDER.T
+            world += joint_shift[:, index] - np.einsum("tab,tb->ta", rotation, joint_shift[:, index])
+        if bone == "root" and take.global_trans is not None:
+            world += to_blender(take.global_trans)
+        out[bone] = world @ bone_rest[bone]  # B^T v for each row v
     return out
 
 
@@ -103,14 +128,17 @@ def assign_actions(rig_object, armature_action, shape_action) -> list[str]:
         anim.action = action
         if len(action.slots):
             anim.action_slot = action.slots[0]
+    return kept
 
 
 def apply_take(take: "take_module.Take", rig_object, name: str | None = None, scene=None, set_frame_range: bool = True,
                sound_path: str | None = None) -> dict:
     """Apply ``take`` to the rig that ``rig_object`` belongs to, as new Actions.
 
-    Creates one Action for the armature (bone quaternions, root location) and one
-    for the shape keys (expressions + pose correctives); earlier Actions are kept
+    Creates one Action for the armature (bone quaternions; locations: root translation, and
+    joints the expressions move, :func:`take_bone_locations`) and one for the shape keys (every
+    expression of the rig, pose correctives, per-vertex detail as shape keys made on first use);
+    earlier Actions are kept
     (fake user) and untouched. Keys land at scene frames ``take.frame_offset + t``.
     With ``set_frame_range`` the scene fps and frame range follow the take; with
     ``sound_path`` a sound strip is added at the take's first frame.
@@ -135,9 +163,11 @@ def apply_take(take: "take_module.Take", rig_object, name: str | None = None, sc
     base = name or f"{arm_obj.name}_take"
     meta = json.dumps(take.metadata, sort_keys=True)
 
-    # Shape keys: expressions and pose correctives; slider ranges widened to admit the values.
+    # Shape keys: every expression of the rig (zero where the take has none, so nothing of an
+    # earlier take lingers), pose correctives, per-vertex detail; slider ranges widened to admit the values.
+    weights = _rig_expression_weights(take, arm_obj, key)
     shape = _ActionBuilder(unique_action_name(base + "_shapes"), "KEY", key)
-    for channel, values in zip(take.expression_names, take.expression.T):
+    for channel, values in weights.items():
         _widen_slider(key.key_blocks[channel], values)
         shape.add_curves(f'key_blocks["{channel}"].value', frames, values, "Expressions")
     correctives = pose_corrective_weights(take)
@@ -145,16 +175,21 @@ def apply_take(take: "take_module.Take", rig_object, name: str | None = None, sc
         if channel in key.key_blocks:
             _widen_slider(key.key_blocks[channel], values)
             shape.add_curves(f'key_blocks["{channel}"].value', frames, values, "Pose correctives")
+    for channel, values in _detail_weights(take, mesh_obj).items():
+        _widen_slider(key.key_blocks[channel], values)
+        shape.add_curves(f'key_blocks["{channel}"].value', frames, values, "Detail")
 
-    # Bones: quaternions in each bone's local frame, root translation.
+    # Bones: quaternions in each bone's local frame; locations for the root translation and for
+    # joints the expressions move (every take keys them, zeros included).
     rest = {bone.name: np.array(bone.matrix_local.to_3x3()) for bone in arm_obj.data.bones}
     bones = _ActionBuilder(unique_action_name(base), "OBJECT", arm_obj)
     for bone_name, quats in take_bone_quaternions(take, rest).items():
         arm_obj.pose.bones[bone_name].rotation_mode = "QUATERNION"
         bones.add_curves(f'pose.bones["{bone_name}"].rotation_quaternion', frames, quats, bone_name)
-    if take.global_trans is not None:
-        local = take.global_trans @ (FLAME_TO_BLENDER.T @ rest["root"])
-        bones.add_curves('pose.bones["root"].location', frames, local, "root")
+    shift = _joint_shift(arm_obj, weights)
+    for bone_name, location in take_bone_locations(take, rest, shift).items():
+        if bone_name == "root" or shift is not None:
+            bones.add_curves(f'pose.bones["{bone_name}"].location', frames, location, bone_name)
 
     for builder in (bones, shape):
         builder.action[TAKE_PROP] = meta
@@ -170,6 +205,52 @@ def apply_take(take: "take_module.Take", rig_object, name: str | None = None, sc
     strip = add_sound_strip(scene, sound_path, frame_start) if sound_path else None
     return {"armature_action": bones.action, "shape_action": shape.action,
             "frame_start": frame_start, "frame_end": frame_end, "sound_strip": strip, "kept_actions": kept}
+
+
+def _rig_expression_weights(take: "take_module.Take", arm_obj, key) -> dict[str, np.ndarray]:
+    """{shape key: (T,) weights}: the take's channels, then the rig's other expressions at zero."""
+    weights = dict(zip(take.expression_names, take.expression.T))
+    for channel in arm_obj.get(EXPRESSIONS_PROP, ()):
+        if channel not in weights and channel in key.key_blocks:
+            weights[channel] = np.zeros(take.num_frames, np.float32)
+    return weights
+
+
+def _joint_shift(arm_obj, weights: dict[str, np.ndarray]) -> np.ndarray | None:
+    """(T, 5, 3) Blender-space joint shifts from the expression ``weights``, None when the rig's
+    expressions move no joint (see rig.JOINT_SHIFTS_PROP)."""
+    if JOINT_SHIFTS_PROP not in arm_obj:
+        return None
+    names = list(arm_obj[EXPRESSIONS_PROP])
+    per_unit = np.array(list(arm_obj[JOINT_SHIFTS_PROP]), np.float64).reshape(len(names), 5, 3)
+    matrix = np.stack([weights[name] for name in names], axis=1).astype(np.float64)
+    return np.einsum("te,ejc->tjc", matrix, per_unit)
+
+
+def _detail_weights(take: "take_module.Take", mesh_obj) -> dict[str, np.ndarray]:
+    """{shape key: (T,) weights} of the take's per-vertex detail (``detail_basis``): one shape key
+    per basis vector, named after the basis (``detail_<hash>_<k>``, made on first use), and every
+    other detail key of the mesh keyed at zero (another model's detail does not show in this take)."""
+    key_blocks = mesh_obj.data.shape_keys.key_blocks
+    weights = {}
+    if take.detail_basis is not None:
+        basis = np.ascontiguousarray(take.detail_basis, np.float32)
+        if basis.shape[1] != len(mesh_obj.data.vertices):
+            raise RigError(f"The take's per-vertex detail has {basis.shape[1]} vertices; the rig's mesh has "
+                           f"{len(mesh_obj.data.vertices)}.")
+        tag = hashlib.sha256(basis.tobytes()).hexdigest()[:8]
+        rest = np.empty(basis.shape[1] * 3, np.float32)
+        key_blocks[0].data.foreach_get("co", rest)
+        for k, offsets in enumerate(basis):
+            name = f"detail_{tag}_{k:02d}"
+            if name not in key_blocks:
+                block = mesh_obj.shape_key_add(name=name, from_mix=False)
+                block.data.foreach_set("co", rest + to_blender(offsets).astype(np.float32).ravel())
+            weights[name] = take.detail_weights[:, k]
+    for block in key_blocks:
+        if block.name.startswith("detail_") and block.name not in weights:
+            weights[block.name] = np.zeros(take.num_frames, np.float32)
+    return weights
 
 
 def _widen_slider(key_block, values: np.ndarray) -> None:

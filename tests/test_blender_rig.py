@@ -170,3 +170,60 @@ def test_alembic_reimport_moves_like_flame(scene_with_take, demo_head, tmp_path)
         got = evaluated_vertices(imported[0], START + frame)
         error = np.abs(got - rig.to_blender(expected[i])).max()
         assert error < 1e-4, f"frame {frame}: Alembic vertex error {error * 1000:.3f} mm"
+
+
+def head_with_moving_joints(head):
+    """``head`` with each joint regressed from vertices its expressions move (as in FLAME, whose
+    joints follow the expressed mesh; the demo head's joints average only vertices at rest)."""
+    import dataclasses
+
+    rng = np.random.default_rng(3)
+    most_moved = np.argsort(-np.linalg.norm(head.expression_dirs, axis=1).max(axis=1))[:200]
+    regressor = 0.5 * head.J_regressor
+    for joint in range(len(regressor)):
+        regressor[joint, rng.choice(most_moved, 50, replace=False)] += 0.5 / 50
+    return dataclasses.replace(head, J_regressor=regressor, name="moving_joints").validate()
+
+
+def test_joints_that_expressions_move_and_detail_match_the_flame_layer(demo_head):
+    """A rig whose joints move with its expressions (FLAME) turns each bone about the moved joint,
+    the take's per-vertex detail becomes shape keys, and a later take that drives fewer channels
+    leaves nothing of the earlier one behind: all match the FLAME layer's vertices."""
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    head = head_with_moving_joints(demo_head)
+    arm_obj = rig.build_rig(head, name="moving")
+    _arm, mesh_obj = rig.find_rig(arm_obj)
+    shifts = rig.joint_shifts(head)
+    assert rig.JOINT_SHIFTS_PROP in arm_obj and np.abs(shifts).max() > 1e-3  # mm-scale joint motion per unit weight
+
+    take = smooth_take(head)
+    take.global_trans = np.linspace(0, 1, FRAMES)[:, None] * np.array([0.01, -0.02, 0.03], np.float32)
+    rng = np.random.default_rng(5)
+    take.detail_basis = rng.normal(0, 0.002, (3, head.num_vertices, 3)).astype(np.float32)
+    take.detail_weights = np.sin(np.linspace(0, 3, FRAMES))[:, None] * np.array([1.0, -0.5, 0.8], np.float32)
+    take.validate()
+    take_writer.apply_take(take, arm_obj)
+    expected = take_vertices(head, take, frames=np.array(SAMPLES))
+    for i, frame in enumerate(SAMPLES):
+        error = np.abs(evaluated_vertices(mesh_obj, START + frame) - rig.to_blender(expected[i])).max()
+        assert error < 2e-5, f"frame {frame}: max vertex error {error * 1000:.3f} mm"
+
+    # A later take with one channel, no translation and no detail: the rest are zero, as in FLAME.
+    lean = Take.rest(FRAMES, FPS, head.expression_names[:1], frame_offset=START)
+    lean.expression[:, 0] = np.linspace(0, 1, FRAMES)
+    lean.jaw[:] = np.linspace(0, 0.2, FRAMES)[:, None] * np.array([1.0, 0.0, 0.0])
+    take_writer.apply_take(lean.validate(), arm_obj)
+    expected = take_vertices(head, lean, frames=np.array(SAMPLES))
+    for i, frame in enumerate(SAMPLES):
+        error = np.abs(evaluated_vertices(mesh_obj, START + frame) - rig.to_blender(expected[i])).max()
+        assert error < 2e-5, f"lean take, frame {frame}: max vertex error {error * 1000:.3f} mm"
+
+
+def test_the_animators_own_action_is_kept_and_named(demo_head):
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    arm_obj = rig.build_rig(demo_head, name="own")
+    own = bpy.data.actions.new("my_blocking")
+    arm_obj.animation_data_create().action = own
+    result = take_writer.apply_take(smooth_take(demo_head), arm_obj, set_frame_range=False)
+    assert result["kept_actions"] == ["my_blocking"] and own.use_fake_user
+    assert arm_obj.animation_data.action == result["armature_action"]
