@@ -287,7 +287,7 @@ SUBCOMMAND_MODULES = {
               "run the job server the Blender add-on talks to"),
     "train": ("speech2flame.training.train", "add_arguments", "run", "train the neural engine from a YAML config"),
     "evaluate": ("speech2flame.metrics", "add_evaluate_arguments", "run_evaluate",
-                 "score a model or takes with LVE, FDD and more"),
+                 "score a neural checkpoint on a dataset split: LVE, FDD and more"),
     "synth-corpus": ("speech2flame.synth_corpus", "add_arguments", "run",
                      "make a synthetic training corpus (TTS speech + phonetic-teacher takes)"),
 }

@@ -5,7 +5,7 @@ field's published evaluation code computes them (FaceFormer / CodeTalker /
 EmoTalk / UniTalker, VOCASET and BIWI protocols):
 
 * :func:`lve` lip vertex error: per frame, the maximum over lip vertices of the
-  squared L2 distance, then the mean over frames.
+  squared L2 distance, then the mean over frames (over a dataset: all frames of all clips).
 * :func:`fdd` upper-face dynamics deviation (CodeTalker's ``cal_fdd``):
   per upper-face vertex, the standard deviation over time of the squared
   displacement from the template; mean over vertices; ground truth minus prediction.
@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import pickle
 import sys
 import time
 from pathlib import Path
@@ -152,18 +151,6 @@ def real_time_factor(compute_seconds: float, audio_seconds: float) -> float:
 
 # ---------------------------------------------------------------- region sets
 
-class _MaskUnpickler(pickle.Unpickler):
-    """FLAME_masks.pkl holds a dict of numpy index arrays; nothing else is accepted."""
-
-    ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-               ("numpy", "ndarray"), ("numpy", "dtype")}
-
-    def find_class(self, module, name):
-        if (module, name) in self.ALLOWED:
-            return super().find_class(module, name)
-        raise MetricsError(f"The masks file contains a {module}.{name} object; only numpy arrays are accepted.")
-
-
 def region_indices(head, masks_path: str | None = None) -> dict[str, np.ndarray]:
     """``{"lips": idx, "upper_face": idx}`` vertex ids for LVE and FDD.
 
@@ -171,11 +158,7 @@ def region_indices(head, masks_path: str | None = None) -> dict[str, np.ndarray]
     ``eye_region``), else from the head's own ``regions`` (the demo head carries both).
     """
     if masks_path:
-        try:
-            with open(masks_path, "rb") as fh:
-                masks = _MaskUnpickler(fh, encoding="latin1").load()
-        except OSError:
-            raise MetricsError(f"Cannot read the masks file {masks_path}.") from None
+        masks = _read_masks(Path(masks_path))
         missing = [k for k in ("lips", "forehead", "eye_region") if k not in masks]
         if missing:
             raise MetricsError(f"{Path(masks_path).name} lacks the FLAME masks {', '.join(missing)}.")
@@ -187,40 +170,73 @@ def region_indices(head, masks_path: str | None = None) -> dict[str, np.ndarray]
     return {"lips": np.asarray(regions["lips"], np.int64), "upper_face": np.asarray(regions["upper_face"], np.int64)}
 
 
+def _read_masks(path: Path) -> dict:
+    """FLAME_masks.pkl (a dict of vertex-id arrays; Python 2 or 3 pickles) through the FLAME
+    files' restricted unpickler: only numpy arrays are rebuilt, nothing else is imported."""
+    from .flame_pickle import RestrictedUnpickler
+    from .head_model import HeadModelError
+
+    try:
+        with open(path, "rb") as fh:
+            masks = RestrictedUnpickler(fh, display_name=path.name).load()
+    except OSError:
+        raise MetricsError(f"Cannot read the masks file {path}.") from None
+    except HeadModelError as exc:
+        raise MetricsError(str(exc)) from None
+    except Exception:  # truncated or not a pickle: EOFError, UnpicklingError, ValueError, ...
+        raise MetricsError(f"{path.name} is not a readable FLAME_masks.pkl.") from None
+    if not isinstance(masks, dict):
+        raise MetricsError(f"{path.name} is not a FLAME_masks.pkl (a dict of vertex ids).")
+    return masks
+
+
 # ---------------------------------------------------------------- speech2flame evaluate
 
 def evaluate_model(model_path: str, data_root: str, head, data_format: str = "synthetic", split: str = "val",
                    seeds: int = 3, masks_path: str | None = None, temperature: float = 1.0,
-                   device: str = "cpu") -> dict:
-    """Run a checkpoint over a dataset split and return the metrics (means over clips).
+                   device: str = "cpu", split_subjects: dict | None = None, progress: bool = False) -> dict:
+    """Run a checkpoint over a dataset split and return the metrics.
 
-    ``device`` (auto, cpu, cuda, ...) is where the model runs; the metrics are computed in numpy.
+    LVE and MVE pool all frames of all clips (as FaceFormer's / CodeTalker's evaluation code);
+    FDD, pose diversity and beat alignment are means over clips; ``per_clip`` lists each clip's. ``device`` (auto, cpu, cuda,
+    ...) is where the model runs; the metrics are computed in numpy. ``split_subjects``
+    ({split: [subject, ...]}) assigns VOCASET subjects to splits (others are "train").
+    ``progress`` shows a bar on stderr.
 
-    Vertices are posed with :func:`speech2flame.flame.take_vertices` (lips closed where a lip-contact
-    model says they touch, as in the engine); eyes are left at rest
-    in both prediction and ground truth so that only the model's output is compared.
+    Ground truth is the dataset's own geometry: the target's FLAME parameters posed on the head
+    plus the per-vertex detail they leave over (VOCASET: on each subject's template, so the
+    ground truth is the captured mesh itself); the prediction is posed the same way with the
+    model's own detail, if it has any. Lips are closed where a lip-contact model says they touch,
+    as in the engine; eyes are left at rest in both, so only the model's output is compared.
     """
+    import dataclasses
+
     import torch
+    from tqdm import tqdm
 
     from .device import resolve_device
     from .engines.neural import apply_lip_contact, contact_closure
     from .flame import FlameLayer, take_vertices
     from .models.checkpoint import check_head, load_checkpoint
     from .take import Take
-    from .training.datasets import MotionDataset
+    from .training.datasets import MotionDataset, read_templates
 
     target = resolve_device(device)
     model = load_checkpoint(model_path, target)
     check_head(model.config, head)
     fps = float(model.config.fps)
-    data = MotionDataset(data_format, data_root, head, fps, split)
+    data = MotionDataset(data_format, data_root, head, fps, split, split_subjects)
     if len(data) == 0:
-        raise MetricsError(f"The dataset at {data_root} has no clips in split {split!r}.")
+        raise MetricsError(f"The dataset at {data_root} has no clips in split {split!r}"
+                           + (" (VOCASET subjects go to splits with --split-subjects)." if data_format == "vocaset"
+                              and not split_subjects else "."))
     regions = region_indices(head, masks_path)
-    layer = FlameLayer(head)
+    templates = read_templates(Path(data_root)) if data_format == "vocaset" else {}
+    layers: dict[str, tuple] = {}  # template key -> (head posed on it, its FlameLayer)
     names = list(head.expression_names)
-    rows, compute, duration = [], 0.0, 0.0
-    for i in range(len(data)):
+    detail_basis = getattr(getattr(model, "face", None), "detail_basis", None)
+    rows, frames, compute, duration = [], [], 0.0, 0.0
+    for i in tqdm(range(len(data)), desc="evaluate", unit="clip", disable=not progress, file=sys.stderr):
         clip = data[i]
         started = time.perf_counter()
         with torch.inference_mode():
@@ -230,29 +246,66 @@ def evaluate_model(model_path: str, data_root: str, head, data_format: str = "sy
         compute += (time.perf_counter() - started) / max(1, seeds)
         duration += len(clip.audio) / SAMPLE_RATE
 
-        def as_take(expression, jaw, neck, global_rot):
-            t = len(expression)
-            return Take(fps, expression, names, jaw, neck, global_rot, np.zeros((t, 6), np.float32))
+        key = clip.style if templates else ""
+        if key not in layers:
+            posed = dataclasses.replace(head, v_template=templates[key]) if templates else head
+            layers[key] = (posed, FlameLayer(posed))
+        posed, layer = layers[key]
 
-        gt_take = as_take(clip.expression, clip.jaw, clip.neck, clip.global_rot)
         expression, jaw = outs[0]["expression"].copy(), outs[0]["jaw"].copy()
         if "lip_contact" in outs[0]:  # as the engine does: lips closed where the model says they touch
             apply_lip_contact(expression, names, jaw, contact_closure(outs[0]["lip_contact"]))
-        pred_take = as_take(expression, jaw, clip.neck, clip.global_rot)
-        gt_v, pred_v = take_vertices(head, gt_take, layer=layer), take_vertices(head, pred_take, layer=layer)
+        pred_take = Take(fps, expression, names, jaw, clip.neck, clip.global_rot,
+                         np.zeros((len(expression), 6), np.float32))  # the ground truth's head pose, eyes at rest
+        if "detail_weights" in outs[0] and detail_basis is not None:
+            pred_take.detail_basis = detail_basis.detach().float().cpu().numpy() / 1000.0  # mm -> metres
+            pred_take.detail_weights = np.asarray(outs[0]["detail_weights"], np.float32)
+        gt_v, pred_v = ground_truth_vertices(posed, clip, fps, layer), take_vertices(posed, pred_take, layer=layer)
         poses = [np.concatenate([o["neck"], o["global_rot"]], axis=1) for o in outs]
         onsets = audio_onsets(clip.audio)
+        frames.append(len(gt_v))
         rows.append({
+            "id": clip.id,
+            "frames": len(gt_v),
             "lve": lve(pred_v, gt_v, regions["lips"]),
-            "fdd": fdd(pred_v, gt_v, head.v_template, regions["upper_face"]),
+            "fdd": fdd(pred_v, gt_v, posed.v_template, regions["upper_face"]),
             "mve": mve(pred_v, gt_v),
             "pose_diversity": pose_diversity(poses) if len(poses) > 1 else 0.0,
             "beat_alignment": beat_alignment(motion_beats(poses[0], fps), onsets),
             "beat_alignment_gt": beat_alignment(motion_beats(clip.head_pose(), fps), onsets),
         })
-    result = {key: float(np.mean([r[key] for r in rows])) for key in rows[0]}
-    result.update({"clips": len(rows), "seeds": seeds, "real_time_factor": real_time_factor(compute, duration),
-                   "model": str(model_path), "split": split})
+    pooled = {"lve", "mve"}  # means over all frames: each clip weighs by its length
+    result = {key: float(np.average([r[key] for r in rows], weights=frames if key in pooled else None))
+              for key in rows[0] if key not in ("id", "frames")}
+    result.update({"clips": len(rows), "frames": int(sum(frames)), "seeds": seeds,
+                   "real_time_factor": real_time_factor(compute, duration), "model": str(model_path), "split": split,
+                   "per_clip": rows})
+    return result
+
+
+def ground_truth_vertices(head, clip, fps: float, layer=None) -> np.ndarray:
+    """(T, V, 3) metres: ``clip``'s FLAME parameters posed on ``head`` (eyes at rest) plus the
+    per-vertex detail they leave over; for a VOCASET clip on its subject's template, the
+    captured mesh itself."""
+    from .flame import take_vertices
+    from .take import Take
+
+    t = clip.num_frames
+    take = Take(fps, clip.expression, list(head.expression_names), clip.jaw, clip.neck, clip.global_rot,
+                np.zeros((t, 6), np.float32))
+    vertices = take_vertices(head, take, layer=layer)
+    return vertices + clip.detail if clip.detail is not None else vertices
+
+
+def parse_split_subjects(text: str) -> dict[str, list[str]]:
+    """"val=FaceTalk_A,FaceTalk_B;test=FaceTalk_C" -> {"val": [...], "test": [...]}."""
+    result: dict[str, list[str]] = {}
+    for part in filter(None, (p.strip() for p in text.split(";"))):
+        split, sep, subjects = part.partition("=")
+        names = [n.strip() for n in subjects.split(",") if n.strip()]
+        if not sep or not split.strip() or not names:
+            raise MetricsError(f"--split-subjects takes SPLIT=SUBJECT,SUBJECT;SPLIT=...; got {part!r}.")
+        result.setdefault(split.strip(), []).extend(names)
     return result
 
 
@@ -262,11 +315,15 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", required=True, help="dataset folder")
     parser.add_argument("--format", default="synthetic", choices=("synthetic", "flame_params", "vocaset"))
     parser.add_argument("--split", default="val", help="dataset split to evaluate (default val)")
+    parser.add_argument("--split-subjects", help="VOCASET: subjects of each split, e.g. "
+                                                 "'val=FaceTalk_170811_03274_TA;test=FaceTalk_170809_00138_TA' "
+                                                 "(the training config's data.split_subjects); others are train")
     parser.add_argument("--head", default="demo", help="head model: demo, a .npz or a FLAME .pkl")
     parser.add_argument("--masks", help="FLAME_masks.pkl for the lip / upper-face regions (FLAME heads)")
     parser.add_argument("--seeds", type=int, default=3, help="samples per clip for pose diversity")
     parser.add_argument("--temperature", type=float, default=1.0, help="head-pose sampling temperature")
     parser.add_argument("--output", help="also write the metrics JSON here")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument("--device", default="cpu", help="auto, cpu, cuda, cuda:1, mps (default cpu)")
 
 
@@ -276,15 +333,24 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from .models.checkpoint import CheckpointError
     from .training.datasets import DatasetError
 
+    output = Path(args.output).expanduser() if args.output else None
     try:
+        if output is not None and not output.parent.is_dir():
+            raise MetricsError(f"The folder of --output {output} does not exist.")
+        split_subjects = parse_split_subjects(args.split_subjects) if args.split_subjects else None
         head = load_head_model(args.head)
         result = evaluate_model(args.model, args.data, head, args.format, args.split, args.seeds, args.masks,
-                                args.temperature, args.device)
+                                args.temperature, args.device, split_subjects, progress=not args.quiet)
     except (MetricsError, CheckpointError, DatasetError, HeadModelError, ValueError) as exc:
         print(f"speech2flame: error: {exc}", file=sys.stderr)
         return 2
     text = json.dumps(result, indent=2)
-    if args.output:
-        Path(args.output).write_text(text)
     print(text)
+    if output is not None:
+        try:
+            output.write_text(text + "\n")
+        except OSError as exc:
+            print(f"speech2flame: error: cannot write {output} ({exc.strerror or exc}); the metrics are above.",
+                  file=sys.stderr)
+            return 2
     return 0
