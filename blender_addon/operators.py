@@ -111,6 +111,9 @@ def audio_source(context) -> tuple[str, int, bool]:
         strip = next((s for s in all_strips(context.scene) if s.name == settings.sound_strip), None)
         if strip is None or strip.type != "SOUND":
             raise BackendError("Choose a sound strip of the Video Sequencer, or switch the audio source to File.")
+        if strip.frame_start < 0:
+            raise BackendError(f"The sound strip {strip.name} starts at frame {int(strip.frame_start)}, before "
+                               "Blender's first frame 0; move it to frame 0 or later.")
         path = os.path.abspath(bpy.path.abspath(strip.sound.filepath))
         if strip.sound.packed_file is not None and not os.path.isfile(path):
             path = _unpacked_copy(strip.sound)  # audio packed in the .blend (scene.blend of the CLI does that)

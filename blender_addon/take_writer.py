@@ -156,7 +156,10 @@ def apply_take(take: "take_module.Take", rig_object, name: str | None = None, sc
         raise RigError(f"This take drives {len(missing)} expression channel(s) the rig {arm_obj.name} lacks "
                        f"(e.g. {missing[0]}); generate it for this rig.")
     last = take.frame_offset + take.num_frames - 1
-    if abs(take.frame_offset) > take_module.MAX_FRAME or last > take_module.MAX_FRAME:
+    if take.frame_offset < 0:
+        raise RigError(f"The take would start at frame {take.frame_offset}, before Blender's first frame 0; "
+                       "start it at frame 0 or later.")
+    if last > take_module.MAX_FRAME:
         raise RigError(f"The take would run from frame {take.frame_offset} to {last}, outside Blender's frames "
                        f"(up to {take_module.MAX_FRAME}); start it earlier.")
     frames = take.frame_offset + np.arange(take.num_frames, dtype=np.float32)

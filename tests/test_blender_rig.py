@@ -127,6 +127,16 @@ def test_take_past_blenders_last_frame_is_refused(scene_with_take, demo_head):
     assert len(bpy.data.actions) == actions  # nothing was made
 
 
+def test_take_before_frame_zero_is_refused(scene_with_take, demo_head):
+    arm_obj, _take, _result = scene_with_take
+    early = smooth_take(demo_head, frames=10)
+    early.metadata["frame_offset"] = -5  # Blender's scene frames start at 0: keys before it never play
+    actions = len(bpy.data.actions)
+    with pytest.raises(rig.RigError, match="before Blender's first frame"):
+        take_writer.apply_take(early, arm_obj)
+    assert len(bpy.data.actions) == actions
+
+
 def test_fbx_read_back_with_ufbx(scene_with_take, demo_head, tmp_path):
     arm_obj, take, _result = scene_with_take
     path = export.export_fbx(str(tmp_path / "anim.fbx"), arm_obj)
