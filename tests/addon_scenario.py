@@ -75,6 +75,9 @@ settings.emotion = "happy"
 settings.intensity = 0.3
 settings.seed = 1
 
+strips["line"].frame_start = -5  # a strip before frame 0: refused before anything is generated
+report["generate_strip_before_zero"] = call(bpy.ops.speech2flame.generate)
+strips["line"].frame_start = 10
 start = time.perf_counter()
 report["generate_1"] = call(bpy.ops.speech2flame.generate)
 report["generate_1_s"] = time.perf_counter() - start

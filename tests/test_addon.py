@@ -73,6 +73,8 @@ def test_addon_drives_a_real_backend(addon_zip, tmp_path):
     assert report["import_head"] == ["FINISHED"] and report["import_head_objects"] == 2
     assert report["import_wrong_file"][0] == "ERROR" and "head model" in report["import_wrong_file"][1]
     assert report["add_demo_head"] == ["FINISHED"] and report["rig"]
+    assert report["generate_strip_before_zero"][0] == "ERROR"
+    assert "before Blender's first frame" in report["generate_strip_before_zero"][1]
     assert report["generate_1"] == ["FINISHED"]
     first, second = report["first"], report["second"]
     assert first["num_takes"] == 1 and first["shape_curves"] >= 39 + 36 and first["bone_curves"] == 20 + 3  # 5 quaternions, root location
