@@ -12,7 +12,9 @@ import torch
 from speech2flame.flame import FlameLayer
 from speech2flame.training import train as train_cli
 from speech2flame.training.datasets import DatasetError, MotionDataset, resample_frames
-from speech2flame.training.toy import toy_clip, toy_head, write_toy_corpus
+from speech2flame.training.toy import TOY_EXPRESSIONS, toy_clip, toy_head, write_toy_corpus
+
+FLAME_NAMES = [f"exp{i:03d}" for i in range(len(TOY_EXPRESSIONS))]  # a FLAME head's unnamed channels
 
 
 def write_wav(path, seconds, seed=0):
@@ -20,8 +22,29 @@ def write_wav(path, seconds, seed=0):
     soundfile.write(path, samples, 16000)
 
 
+def write_vocaset(root, head, subjects=("FaceTalk_A",), frames=40, vertices=None):
+    """A VOCASET folder: one sentence per subject, meshes (frames at 60 fps) posed on ``head``
+    (with ``vertices`` given, meshes of that many vertices instead)."""
+    (root / "wav").mkdir(parents=True)
+    (root / "vertices_npy").mkdir()
+    expression = np.zeros((frames, len(head.expression_names)), np.float32)
+    expression[:, 0] = np.sin(np.linspace(0, 3, frames))
+    zeros = np.zeros((frames, 3), np.float32)
+    jaw = zeros.copy()
+    jaw[:, 0] = 0.1
+    verts = FlameLayer(head)(expression, jaw, zeros, zeros, np.zeros((frames, 6))).detach().numpy()
+    if vertices is not None:
+        verts = verts[:, :vertices]
+    for subject in subjects:
+        np.save(root / "vertices_npy" / f"{subject}_sentence01.npy", verts.reshape(frames, -1))
+        write_wav(root / "wav" / f"{subject}_sentence01.wav", frames / 60)
+    with open(root / "templates.pkl", "wb") as fh:
+        pickle.dump({subject: head.v_template.copy() for subject in subjects}, fh)
+    return expression
+
+
 def test_flame_params_layout_with_emotion_labels(tmp_path):
-    head = toy_head()
+    head = toy_head(expression_names=FLAME_NAMES)
     t = 50  # 2 s at 25 fps
     exp = np.random.default_rng(0).normal(size=(t, 10)).astype(np.float32)   # more channels than the rig
     pose = np.zeros((t, 6), np.float32)
@@ -36,30 +59,73 @@ def test_flame_params_layout_with_emotion_labels(tmp_path):
     assert np.allclose(clip.expression[0], exp[0, :len(head.expression_names)])
     assert clip.jaw[-1, 0] == pytest.approx(0.2, abs=1e-3) and clip.global_rot.shape == (60, 3)
     assert clip.emotion[0, 1] == pytest.approx(0.66) and clip.style == "M003"
+    # FLAME coefficients are not ARKit weights: a rig with named channels is refused
+    with pytest.raises(DatasetError, match="head 'toy' has named expression channels"):
+        MotionDataset("flame_params", tmp_path, toy_head(), 30.0)
+
+
+@pytest.mark.parametrize("kind,line,key", [
+    ("synthetic", {"id": "a", "audio": "a.wav", "split": "train"}, "take"),
+    ("flame_params", {"audio": "a.wav", "emotion": "happy"}, "params"),
+])
+def test_manifest_line_without_a_path_names_the_line(tmp_path, kind, line, key):
+    good = {"audio": "b.wav", "take": "b.npz", "params": "b.npz"}
+    (tmp_path / "manifest.jsonl").write_text(json.dumps(good) + "\n\n" + json.dumps(line) + "\n")
+    with pytest.raises(DatasetError, match=f"manifest.jsonl line 3 lacks the '{key}' path"):
+        MotionDataset(kind, tmp_path, toy_head(expression_names=FLAME_NAMES), 30.0)
 
 
 def test_vocaset_layout_is_downsampled_and_fitted(tmp_path):
     torch.set_num_threads(1)
     head = toy_head()
-    (tmp_path / "wav").mkdir()
-    (tmp_path / "vertices_npy").mkdir()
-    t60 = 40
-    expression = np.zeros((t60, len(head.expression_names)), np.float32)
-    expression[:, 0] = np.sin(np.linspace(0, 3, t60))
-    zeros = np.zeros((t60, 3), np.float32)
-    jaw = zeros.copy()
-    jaw[:, 0] = 0.1
-    verts = FlameLayer(head)(expression, jaw, zeros, zeros, np.zeros((t60, 6))).detach().numpy()
-    np.save(tmp_path / "vertices_npy" / "FaceTalk_A_sentence01.npy", verts.reshape(t60, -1))
-    write_wav(tmp_path / "wav" / "FaceTalk_A_sentence01.wav", t60 / 60)
-    with open(tmp_path / "templates.pkl", "wb") as fh:
-        pickle.dump({"FaceTalk_A": head.v_template.copy()}, fh)
+    expression = write_vocaset(tmp_path, head)
     data = MotionDataset("vocaset", tmp_path, head, 30.0)
     clip = data[0]
     assert clip.num_frames == 20 and clip.style == "FaceTalk_A"          # 60 fps -> 30 fps
     assert np.abs(clip.expression[:, 0] - expression[::2, 0]).max() < 0.05
     assert (tmp_path / "flame_fits").is_dir()                            # fitted once, cached
     assert clip.detail.shape == (20, head.num_vertices, 3) and np.abs(clip.detail).max() < 0.002
+
+
+def test_vocaset_fits_are_cached_per_frame_rate_and_a_damaged_cache_is_fitted_again(tmp_path):
+    torch.set_num_threads(1)
+    head = toy_head()
+    write_vocaset(tmp_path, head)
+    at30 = MotionDataset("vocaset", tmp_path, head, 30.0)[0]
+    at20 = MotionDataset("vocaset", tmp_path, head, 20.0)[0]
+    fits = sorted((tmp_path / "flame_fits").iterdir())
+    assert at30.num_frames == 20 and at20.num_frames == 14                # 40 frames at 60 fps
+    assert len(fits) == 2 and {"30fps" in f.name for f in fits} == {True, False}
+    cache = next(f for f in fits if "30fps" in f.name)
+    cache.write_bytes(cache.read_bytes()[:100])                           # a run stopped while writing it
+    again = MotionDataset("vocaset", tmp_path, head, 30.0)[0]
+    assert np.allclose(again.expression, at30.expression, atol=1e-5)
+    with np.load(cache) as data:                                          # written again, whole
+        assert data["expression"].shape == at30.expression.shape
+    assert not list((tmp_path / "flame_fits").glob(".*"))                # no temporary files left
+
+
+def test_vocaset_for_another_head_names_the_vertex_counts(tmp_path):
+    write_vocaset(tmp_path, toy_head(), vertices=40)
+    with pytest.raises(DatasetError, match="has meshes of 40 vertices but the head 'toy' has 48"):
+        MotionDataset("vocaset", tmp_path, toy_head(), 30.0)[0]
+
+
+def test_vocaset_training_with_a_validation_subject(tmp_path):
+    """The validation clips are fitted inside the no-grad validation: with gradients on all the same."""
+    from speech2flame.training.train import DEFAULTS, merge_config, train
+
+    torch.set_num_threads(1)
+    head = toy_head()
+    head.save_npz(tmp_path / "toy.npz")
+    write_vocaset(tmp_path / "voca", head, subjects=("FaceTalk_A", "FaceTalk_B"))
+    cfg = merge_config(DEFAULTS, {
+        "head": str(tmp_path / "toy.npz"), "output": str(tmp_path / "run"),
+        "data": {"format": "vocaset", "root": str(tmp_path / "voca"), "split_subjects": {"val": ["FaceTalk_B"]}},
+        "model": {"hidden": 16, "num_blocks": 1, "audio": {"dim": 16}},
+        "train": {"epochs": 1, "batch_size": 2, "clip_seconds": 0.5}})
+    history = train(cfg, show_progress=False, log=lambda m: None)["history"]
+    assert len(history) == 1 and np.isfinite(history[0]["val_loss"])
 
 
 def test_templates_pickle_with_code_is_refused(tmp_path):

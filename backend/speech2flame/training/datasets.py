@@ -5,13 +5,14 @@
         ROOT/vertices_npy/SUBJECT_SENTENCE.npy   (T, V*3) metres at 60 fps
         ROOT/templates.npz (SUBJECT -> (V, 3)) or templates.pkl (read with a numpy-only unpickler)
     60 fps is downsampled to 30. With a head model given, FLAME expression + jaw
-    parameters are fitted to the vertices once and cached in ROOT/flame_fits/.
+    parameters are fitted to the vertices once and cached in ROOT/flame_fits/ (one file per
+    clip, head, frame rate and data; :meth:`MotionDataset.preload` fits them with a progress bar).
 (b) ``flame_params`` -- per-frame FLAME parameters with emotion labels (MEAD / EMOCA style):
         ROOT/manifest.jsonl  lines {"audio": "a.wav", "params": "a.npz", "emotion": "happy",
                                     "intensity": 0.66, "style": "M003", "split": "train", "fps": 30}
     each npz holding ``expression``/``exp`` (T, E'), and ``jaw``/``jaw_pose`` (T, 3) or
     ``pose`` (T, 6) = global + jaw; optional ``neck``, ``global_rot``. E' is cut or
-    zero-padded to the head's E.
+    zero-padded to the head's E; the head must be a FLAME head (unnamed ``exp000``... channels).
 (c) ``synthetic`` -- this project's format (see :class:`SyntheticCorpusWriter`):
         ROOT/manifest.jsonl  lines {"id", "audio", "take", "split", "emotion", "intensity", "style"}
         ROOT/audio/ID.wav    16-bit PCM mono 16 kHz
@@ -20,6 +21,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import pickle
@@ -105,17 +107,27 @@ def _fit_to(x: np.ndarray, width: int) -> np.ndarray:
     return out
 
 
-def _read_manifest(root: Path) -> list[dict]:
+def _read_manifest(root: Path, kind: str = "", required: tuple[str, ...] = ()) -> list[dict]:
+    """The manifest's lines as dicts; DatasetError (naming the line) when one is not a JSON
+    object or lacks one of the ``required`` keys (text values)."""
     path = root / MANIFEST
     if not path.is_file():
         raise DatasetError(f"{root} has no {MANIFEST}; see docs/neural.md for the dataset layouts.")
     items = []
     for number, line in enumerate(path.read_text().splitlines(), 1):
-        if line.strip():
-            try:
-                items.append(json.loads(line))
-            except json.JSONDecodeError:
-                raise DatasetError(f"{path} line {number} is not JSON.") from None
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+        except json.JSONDecodeError:
+            raise DatasetError(f"{path} line {number} is not JSON.") from None
+        if not isinstance(item, dict):
+            raise DatasetError(f"{path} line {number} is not a JSON object with keys.")
+        for key in required:
+            if not isinstance(item.get(key), str):
+                raise DatasetError(f"{path} line {number} lacks the {key!r} path that every {kind} manifest "
+                                   f"line needs ({', '.join(required)}).")
+        items.append(item)
     return items
 
 
@@ -196,6 +208,11 @@ def _load_synthetic(root: Path, entry: dict, head, fps: float) -> Clip:
 
 # ---------------------------------------------------------------- (b) flame_params
 
+def is_flame_rig(head) -> bool:
+    """True when ``head``'s expression channels are FLAME's unnamed PCA basis (exp000, exp001, ...)."""
+    return list(head.expression_names) == [f"exp{i:03d}" for i in range(len(head.expression_names))]
+
+
 def _load_flame_params(root: Path, entry: dict, head, fps: float) -> Clip:
     path = root / entry["params"]
     try:
@@ -254,7 +271,8 @@ def read_templates(root: Path) -> dict[str, np.ndarray]:
 def fit_flame_parameters(head, vertices: np.ndarray, template: np.ndarray, steps: int = 200) -> dict:
     """Fit expression (T, E) and jaw (T, 3) so the head, with ``template`` as its identity,
     matches ``vertices`` (T, V, 3) metres; ``detail`` (T, V, 3) is what the fit leaves over.
-    Needs :mod:`speech2flame.flame`; Adam on all frames at once."""
+    Needs :mod:`speech2flame.flame`; Adam on all frames at once, with gradients on whatever
+    the caller's mode (``torch.no_grad`` or ``inference_mode``)."""
     import torch
 
     try:
@@ -267,21 +285,22 @@ def fit_flame_parameters(head, vertices: np.ndarray, template: np.ndarray, steps
                            f"{head.num_vertices}; use the FLAME head the data was registered to.")
     from dataclasses import replace
 
-    layer = FlameLayer(replace(head, v_template=np.asarray(template, np.float32)))
-    target = torch.as_tensor(vertices, dtype=torch.float32)
-    t, e = len(vertices), len(head.expression_names)
-    expression = torch.zeros(t, e, requires_grad=True)
-    jaw = torch.zeros(t, 3, requires_grad=True)
-    still, eyes = torch.zeros(t, 3), torch.zeros(t, 6)
-    optimiser = torch.optim.Adam([expression, jaw], lr=0.05)
-    for _ in range(steps):
-        optimiser.zero_grad()
-        verts = layer(expression, jaw, still, still, eyes)
-        loss = (verts - target).pow(2).sum(-1).mean() + 1e-6 * expression.pow(2).mean()
-        loss.backward()
-        optimiser.step()
-    with torch.no_grad():
-        detail = (target - layer(expression, jaw, still, still, eyes)).numpy()
+    with torch.inference_mode(False), torch.enable_grad():
+        layer = FlameLayer(replace(head, v_template=np.asarray(template, np.float32)))
+        target = torch.as_tensor(vertices, dtype=torch.float32)
+        t, e = len(vertices), len(head.expression_names)
+        expression = torch.zeros(t, e, requires_grad=True)
+        jaw = torch.zeros(t, 3, requires_grad=True)
+        still, eyes = torch.zeros(t, 3), torch.zeros(t, 6)
+        optimiser = torch.optim.Adam([expression, jaw], lr=0.05)
+        for _ in range(steps):
+            optimiser.zero_grad()
+            verts = layer(expression, jaw, still, still, eyes)
+            loss = (verts - target).pow(2).sum(-1).mean() + 1e-6 * expression.pow(2).mean()
+            loss.backward()
+            optimiser.step()
+        with torch.no_grad():
+            detail = (target - layer(expression, jaw, still, still, eyes)).numpy()
     return {"expression": expression.detach().numpy(), "jaw": jaw.detach().numpy(), "detail": detail}
 
 
@@ -302,25 +321,91 @@ def _vocaset_entries(root: Path, split_subjects: dict | None) -> list[dict]:
     return entries
 
 
-def _load_vocaset(root: Path, entry: dict, head, fps: float, templates: dict) -> Clip:
-    verts = np.load(root / entry["vertices"], allow_pickle=False).astype(np.float32)
-    verts = resample_frames(verts.reshape(len(verts), -1), entry["fps"], fps).reshape(-1, head.num_vertices, 3)
+def _vocaset_vertices(root: Path, entry: dict, head, fps: float, templates: dict) -> np.ndarray:
+    """A clip's meshes (T, V, 3) metres at ``fps``, after checking them and the template against the head."""
     if entry["style"] not in templates:
         raise DatasetError(f"No template for VOCASET subject {entry['style']}.")
-    cache = root / "flame_fits" / f"{entry['id']}_{head.rig_id()}.npz"
-    if cache.is_file():
+    path = root / entry["vertices"]
+    try:
+        verts = np.load(path, allow_pickle=False).astype(np.float32)
+    except Exception:
+        raise DatasetError(f"Cannot read VOCASET meshes {path}: not a NumPy .npy array, or a damaged one.") from None
+    if verts.ndim < 2:
+        raise DatasetError(f"VOCASET meshes {path} must be a (frames, vertices x 3) array, not {verts.shape}.")
+    verts = verts.reshape(len(verts), -1)
+    count = verts.shape[1] / 3
+    if count != head.num_vertices or templates[entry["style"]].shape[0] != head.num_vertices:
+        what = f"{path.name} has meshes of {count:g}" if count != head.num_vertices else \
+            f"the template of {entry['style']} has {templates[entry['style']].shape[0]}"
+        raise DatasetError(f"VOCASET {what} vertices but the head {head.name!r} has {head.num_vertices}; "
+                           f"use the FLAME head the data was registered to.")
+    return resample_frames(verts, entry["fps"], fps).reshape(-1, head.num_vertices, 3)
+
+
+FIT_STEPS = 200
+"""Adam steps of :func:`fit_flame_parameters` for a VOCASET clip (part of the cache key)."""
+
+
+def _head_fit_key(head) -> str:
+    """RIG-HASH naming what a fit takes from the head: its expression basis, correctives and joints."""
+    digest = hashlib.sha256(str(FIT_STEPS).encode())
+    for array in (head.shapedirs, head.posedirs, head.J_regressor, head.weights):
+        digest.update(np.ascontiguousarray(array, np.float32).tobytes())
+    return f"{head.rig_id()}-{digest.hexdigest()[:8]}"
+
+
+def _fit_cache_path(root: Path, entry: dict, head_key: str, fps: float, verts: np.ndarray,
+                    template: np.ndarray) -> Path:
+    """ROOT/flame_fits/ID_HEAD_FPSfps_HASH.npz, HASH of the meshes at ``fps`` and the subject template:
+    a fit is reused only for the same data, head (:func:`_head_fit_key`), frame rate and fit steps."""
+    digest = hashlib.sha256(np.ascontiguousarray(verts, np.float32).tobytes())
+    digest.update(np.ascontiguousarray(template, np.float32).tobytes())
+    return root / "flame_fits" / f"{entry['id']}_{head_key}_{fps:g}fps_{digest.hexdigest()[:12]}.npz"
+
+
+def _read_fit(cache: Path) -> dict | None:
+    """A cached fit, or None when there is none or it cannot be read (a damaged file is fitted again)."""
+    if not cache.is_file():
+        return None
+    try:
         with np.load(cache, allow_pickle=False) as data:
-            fit = {k: data[k] for k in data.files}
-    else:
-        fit = fit_flame_parameters(head, verts, templates[entry["style"]])
-        cache.parent.mkdir(exist_ok=True)
-        np.savez(cache, **fit)
-    t = len(fit["expression"])
+            fit = {k: data[k] for k in ("expression", "jaw", "detail")}
+    except Exception:  # truncated or damaged: BadZipFile, EOFError, KeyError, ValueError ...
+        return None
+    return fit if len(fit["expression"]) == len(fit["jaw"]) == len(fit["detail"]) else None
+
+
+def _write_fit(cache: Path, fit: dict) -> None:
+    """Write a fit under a temporary name and rename it, so an interrupted run leaves no half file."""
+    cache.parent.mkdir(exist_ok=True)
+    partial = cache.with_name(f".{cache.name}.partial")
+    try:
+        with open(partial, "wb") as fh:
+            np.savez(fh, **fit)
+        os.replace(partial, cache)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+
+
+def _load_vocaset(root: Path, entry: dict, head, fps: float, templates: dict, head_key: str,
+                  fit: bool = True) -> Clip | None:
+    """The clip, its FLAME parameters from the cache or fitted now (then cached);
+    with ``fit`` False, None when that fit is not cached yet. head_key: :func:`_head_fit_key`."""
+    verts = _vocaset_vertices(root, entry, head, fps, templates)
+    cache = _fit_cache_path(root, entry, head_key, fps, verts, templates[entry["style"]])
+    params = _read_fit(cache)
+    if params is None:
+        if not fit:
+            return None
+        params = fit_flame_parameters(head, verts, templates[entry["style"]], FIT_STEPS)
+        _write_fit(cache, params)
+    t = len(params["expression"])
     zeros = np.zeros((t, 3), np.float32)
     audio = load_audio(root / entry["audio"]).samples
-    return Clip(id=entry["id"], audio=_trim_audio(audio, t, fps), expression=fit["expression"], jaw=fit["jaw"],
-                neck=zeros, global_rot=zeros, emotion=emotion_weights(t, fps), style=entry["style"],
-                detail=np.asarray(fit["detail"], np.float32))
+    return Clip(id=entry["id"], audio=_trim_audio(audio, t, fps), expression=params["expression"],
+                jaw=params["jaw"], neck=zeros, global_rot=zeros, emotion=emotion_weights(t, fps),
+                style=entry["style"], detail=np.asarray(params["detail"], np.float32))
 
 
 # ---------------------------------------------------------------- one entry point
@@ -342,27 +427,53 @@ class MotionDataset:
         if kind == "vocaset":
             entries = _vocaset_entries(self.root, split_subjects)
         else:
-            entries = _read_manifest(self.root)
+            entries = _read_manifest(self.root, kind, ("audio", "take") if kind == "synthetic" else ("audio", "params"))
+        if kind == "flame_params" and head is not None and not is_flame_rig(head):
+            raise DatasetError(f"flame_params data holds FLAME expression coefficients, but the head {head.name!r} "
+                               f"has named expression channels ({', '.join(head.expression_names[:3])}, ...); "
+                               f"train on the FLAME head the parameters belong to.")
         self.entries = [e for e in entries if e.get("split", "train") == split]
         self._clips: dict[int, Clip] = {}
         self._templates = None
+        self._head_key = ""
 
     def __len__(self) -> int:
         return len(self.entries)
 
     def __getitem__(self, index: int) -> Clip:
         if index not in self._clips:
-            entry = self.entries[index]
-            if self.kind == "synthetic":
-                clip = _load_synthetic(self.root, entry, self.head, self.fps)
-            elif self.kind == "flame_params":
-                clip = _load_flame_params(self.root, entry, self.head, self.fps)
-            else:
-                if self._templates is None:
-                    self._templates = read_templates(self.root)
-                clip = _load_vocaset(self.root, entry, self.head, self.fps, self._templates)
-            self._clips[index] = clip
+            self._clips[index] = self._load(index)
         return self._clips[index]
+
+    def _load(self, index: int, fit: bool = True) -> Clip | None:
+        entry = self.entries[index]
+        if self.kind == "synthetic":
+            return _load_synthetic(self.root, entry, self.head, self.fps)
+        if self.kind == "flame_params":
+            return _load_flame_params(self.root, entry, self.head, self.fps)
+        if self._templates is None:
+            self._templates = read_templates(self.root)
+            self._head_key = _head_fit_key(self.head)
+        return _load_vocaset(self.root, entry, self.head, self.fps, self._templates, self._head_key, fit)
+
+    def preload(self, show_progress: bool = False, log=print) -> None:
+        """Load every clip now. VOCASET clips whose FLAME fit is not cached yet are fitted here
+        (one ``log`` line, then a progress bar): a one-off cost per clip, head and frame rate."""
+        pending = []
+        for index in range(len(self)):
+            if index not in self._clips:
+                clip = self._load(index, fit=False)
+                if clip is None:
+                    pending.append(index)
+                else:
+                    self._clips[index] = clip
+        if pending:
+            from tqdm import tqdm
+
+            log(f"fitting FLAME parameters to {len(pending)} VOCASET clips of split {self.split!r} "
+                f"(once, cached in {self.root / 'flame_fits'})...")
+            for index in tqdm(pending, desc="FLAME fit", unit="clip", disable=not show_progress, leave=False):
+                self[index]
 
     def style_partners(self, index: int) -> list[int]:
         """Indices of the other clips sharing clip ``index``'s style key (itself if none)."""
