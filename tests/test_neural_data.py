@@ -112,7 +112,7 @@ def test_vocaset_for_another_head_names_the_vertex_counts(tmp_path):
 
 
 def test_vocaset_training_with_a_validation_subject(tmp_path):
-    """The validation clips are fitted inside the no-grad validation: with gradients on all the same."""
+    """The validation clips are fitted before the first epoch (not inside the no-grad validation)."""
     from speech2flame.training.train import DEFAULTS, merge_config, train
 
     torch.set_num_threads(1)
@@ -124,8 +124,15 @@ def test_vocaset_training_with_a_validation_subject(tmp_path):
         "data": {"format": "vocaset", "root": str(tmp_path / "voca"), "split_subjects": {"val": ["FaceTalk_B"]}},
         "model": {"hidden": 16, "num_blocks": 1, "audio": {"dim": 16}},
         "train": {"epochs": 1, "batch_size": 2, "clip_seconds": 0.5}})
-    history = train(cfg, show_progress=False, log=lambda m: None)["history"]
+    lines = []
+    history = train(cfg, show_progress=False, log=lines.append)["history"]
     assert len(history) == 1 and np.isfinite(history[0]["val_loss"])
+    assert [line.split(" (")[0] for line in lines if line.startswith("fitting")] == [
+        "fitting FLAME parameters to 1 VOCASET clips of split 'train'",
+        "fitting FLAME parameters to 1 VOCASET clips of split 'val'"]
+    lines.clear()
+    train(cfg, show_progress=False, log=lines.append)                     # fitted once: cached
+    assert not [line for line in lines if line.startswith("fitting")]
 
 
 def test_templates_pickle_with_code_is_refused(tmp_path):
@@ -200,6 +207,9 @@ def test_detail_residual_is_learned_and_written_to_the_take(tmp_path):
     ("output: null\n", "'output' must be text"),
     ("head: 5\n", "'head' must be text"),
     ("model: {audio: 3}\n", "section model.audio must be keys with values"),
+    ("model: {hiden: 16}\n", "Unknown training config key 'model.hiden'; expected one of fps, audio, hidden"),
+    ("model: {audio: {dimm: 16}}\n", "Unknown training config key 'model.audio.dimm'; expected one of kind"),
+    ("model: {hidden: big}\n", "'model.hidden' must be a whole number, got 'big'"),
 ])
 def test_train_configs_of_the_wrong_shape_are_one_sentence(tmp_path, text, words):
     import subprocess

@@ -1,6 +1,7 @@
 """Neural engine end to end on a toy corpus: training, checkpoints, seeds, style, rig checks."""
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -14,7 +15,7 @@ from speech2flame.pipeline import generate_take
 from speech2flame.take import Take
 from speech2flame.training.datasets import MotionDataset
 from speech2flame.training.toy import TOY_EXPRESSIONS, toy_clip, toy_head, write_toy_corpus
-from speech2flame.training.train import DEFAULTS, merge_config, train
+from speech2flame.training.train import DEFAULTS, TrainConfigError, merge_config, train
 
 SMALL = {"hidden": 32, "num_blocks": 2, "num_regions": 8, "pose_codebook": 32, "pose_code_dim": 16,
          "pose_layers": 1, "audio": {"dim": 32}}
@@ -79,6 +80,104 @@ def test_resume_gives_the_same_weights_as_one_run(tmp_path):
     w_resumed = load_checkpoint(resumed["last"]).state_dict()
     assert len(resumed["history"]) == 2
     assert all(torch.equal(w_straight[k], w_resumed[k]) for k in w_straight)
+
+
+def test_resume_with_a_pretrained_encoder_gives_the_same_weights_as_one_run(tmp_path, monkeypatch):
+    """wav2vec 2.0's SpecAugment masks draw from numpy's global generator: its state is resumed too."""
+    from test_neural_encoders import TINY
+    from transformers import Wav2Vec2Config, Wav2Vec2Model
+
+    torch.set_num_threads(1)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    torch.manual_seed(0)
+    Wav2Vec2Model(Wav2Vec2Config(**TINY, mask_time_prob=0.2)).save_pretrained(tmp_path / "tiny")
+    toy_head().save_npz(tmp_path / "toy.npz")
+    write_toy_corpus(tmp_path / "corpus", num_clips=2, seconds=1.0, seed=1, val_clips=1)
+
+    def config(epochs, output):
+        cfg = small_config(tmp_path, epochs, batch_size=2, clip_seconds=1.0)
+        cfg["model"] = {**cfg["model"], "hidden": 16, "num_blocks": 1,
+                        "audio": {"kind": "wav2vec2", "source": str(tmp_path / "tiny"), "dim": 8, "freeze_epochs": 1}}
+        cfg["output"] = str(tmp_path / output)
+        return cfg
+
+    straight = train(config(3, "straight"), show_progress=False, log=lambda m: None)
+    train(config(2, "resumed"), show_progress=False, log=lambda m: None)
+    resumed = train(config(3, "resumed"), resume=True, show_progress=False, log=lambda m: None)
+    a, b = load_checkpoint(straight["last"]).state_dict(), load_checkpoint(resumed["last"]).state_dict()
+    assert [h["train_loss"] for h in straight["history"]] == [h["train_loss"] for h in resumed["history"]]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_an_interrupted_run_resumes_or_says_why_not(tmp_path):
+    torch.set_num_threads(1)
+    toy_head().save_npz(tmp_path / "toy.npz")
+    write_toy_corpus(tmp_path / "corpus", num_clips=2, seconds=1.0, seed=1, val_clips=1)
+    last = tmp_path / "run" / "last"
+    train(small_config(tmp_path, 1), show_progress=False, log=lambda m: None)
+    shutil.copytree(last, tmp_path / "epoch1")
+
+    def stop_at_epoch_3(message):                 # Ctrl-C after epoch 3's training, before its save
+        if message.startswith("epoch 3:"):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(small_config(tmp_path, 4), resume=True, show_progress=False, log=stop_at_epoch_3)
+    history = json.loads((tmp_path / "run" / "history.json").read_text())
+    assert [h["epoch"] for h in history] == [1, 2]  # written after every epoch
+    assert not list(last.glob(".*"))              # no temporary files left
+    shutil.copytree(last, tmp_path / "epoch2")
+
+    def resume_fails(match):
+        with pytest.raises(TrainConfigError, match=match) as error:
+            train(small_config(tmp_path, 3), resume=True, show_progress=False, log=lambda m: None)
+        assert "\n" not in str(error.value) and "train again without --resume" in str(error.value)
+
+    # stopped between the training state (epoch 2) and the weights (still epoch 1)
+    for name in ("model.safetensors", "config.json"):
+        shutil.copy(tmp_path / "epoch1" / name, last / name)
+    resume_fails(r"files are from different epochs \(training_state.safetensors from epoch 2, .*"
+                 r"model.safetensors from epoch 1")
+    for name in ("training_state.safetensors", "training_state.json", "model.safetensors"):
+        shutil.rmtree(last)
+        shutil.copytree(tmp_path / "epoch2", last)
+        (last / name).write_bytes((last / name).read_bytes()[:200])   # stopped while writing it
+        resume_fails(f"{name} is damaged")
+    shutil.rmtree(last)
+    shutil.copytree(tmp_path / "epoch2", last)
+    lines = []
+    summary = train(small_config(tmp_path, 4), resume=True, show_progress=False, log=lines.append)
+    assert lines[0].startswith("Resuming from epoch 2") and len(summary["history"]) == 4
+
+
+def test_resume_refuses_another_model_and_names_changed_settings(tmp_path):
+    torch.set_num_threads(1)
+    toy_head().save_npz(tmp_path / "toy.npz")
+    write_toy_corpus(tmp_path / "corpus", num_clips=2, seconds=1.0, seed=1, val_clips=0)
+    train(small_config(tmp_path, 1), show_progress=False, log=lambda m: None)
+    bigger = small_config(tmp_path, 2)
+    bigger["model"]["hidden"] = 48
+    with pytest.raises(TrainConfigError, match=r"other model settings \(model.hidden: 32 there, 48 here\)"):
+        train(bigger, resume=True, show_progress=False, log=lambda m: None)
+    lines = []
+    train(small_config(tmp_path, 2, lr=0.01, batch_size=2), resume=True, show_progress=False, log=lines.append)
+    warning = [line for line in lines if line.startswith("warning: settings differ")]
+    assert len(warning) == 1 and "train.batch_size 4 -> 2; train.lr 0.003 -> 0.01." in warning[0]
+    assert "epochs" not in warning[0]             # more epochs is what resuming is for
+    state = json.loads((tmp_path / "run" / "last" / "training_state.json").read_text())
+    assert state["param_groups"][0]["lr"] == 0.01  # the new value is used
+
+
+def test_progress_bar_shows_the_running_mean_loss(tmp_path, capsys):
+    import re
+
+    torch.set_num_threads(1)
+    toy_head().save_npz(tmp_path / "toy.npz")
+    write_toy_corpus(tmp_path / "corpus", num_clips=6, seconds=1.0, seed=1, val_clips=0)
+    history = train(small_config(tmp_path, 1, batch_size=1), show_progress=True, log=lambda m: None)["history"]
+    shown = [float(v) for v in re.findall(r"loss=([0-9.]+)", capsys.readouterr().err)]
+    assert len(shown) >= 6 and shown[-1] == pytest.approx(history[0]["train_loss"], abs=1e-4)
+    assert min(shown) > 0.4 * history[0]["train_loss"], shown    # a mean, not a sum that climbs from 0
 
 
 def test_same_seed_same_head_pose_different_seeds_differ(trained):

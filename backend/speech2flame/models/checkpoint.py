@@ -35,16 +35,36 @@ def checkpoint_files(path: str | os.PathLike) -> tuple[Path, Path]:
     return path / WEIGHTS_NAME, path / CONFIG_NAME
 
 
+def write_atomically(path: str | os.PathLike, write) -> Path:
+    """Call ``write(partial_path)`` to write a file next to ``path`` under a temporary name, then
+    rename it to ``path``: an interrupted write (Ctrl-C, a full disk) leaves the old file whole."""
+    path = Path(path)
+    partial = path.with_name(f".{path.name}.partial")
+    try:
+        write(partial)
+        os.replace(partial, path)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    return path
+
+
 def save_checkpoint(model: TalkingHeadModel, path: str | os.PathLike, extra: dict | None = None) -> Path:
-    """Write ``model`` as safetensors + JSON at ``path`` (a directory, or a .safetensors file)."""
+    """Write ``model`` as safetensors + JSON at ``path`` (a directory, or a .safetensors file).
+
+    Each file is written under a temporary name and then renamed. ``extra`` (e.g. epoch, val_loss)
+    goes into the JSON, and its numbers and texts also into the weights' safetensors metadata,
+    so a weights file can be matched with its JSON."""
     from .. import __version__
 
     weights, config = checkpoint_files(path)
     weights.parent.mkdir(parents=True, exist_ok=True)
-    save_model(model, str(weights), metadata={"format": "pt", "architecture": ARCHITECTURE})
+    metadata = {"format": "pt", "architecture": ARCHITECTURE,
+                **{k: str(v) for k, v in (extra or {}).items() if isinstance(v, (int, float, str))}}
+    write_atomically(weights, lambda p: save_model(model, str(p), metadata=metadata))
     doc = {"format_version": CHECKPOINT_FORMAT, "architecture": model.config.architecture,
            "software_version": __version__, "config": model.config.to_dict(), **(extra or {})}
-    config.write_text(json.dumps(doc, indent=2))
+    write_atomically(config, lambda p: p.write_text(json.dumps(doc, indent=2)))
     return Path(path)
 
 

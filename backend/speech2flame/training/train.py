@@ -10,8 +10,10 @@ the YAML file. Defaults are in :data:`DEFAULTS`; a minimal file::
 
 Each epoch ends with validation (split ``data.val_split`` when it has clips) and
 writes ``OUTPUT/last`` (model + optimiser + RNG state: ``--resume`` continues from
-it) and ``OUTPUT/best`` (lowest validation loss). Checkpoints are safetensors + JSON.
-On CUDA the forward pass runs in bfloat16 autocast (mixed precision).
+it), ``OUTPUT/best`` (lowest validation loss) and ``OUTPUT/history.json``. Checkpoints
+are safetensors + JSON; every file is written under a temporary name and renamed, and
+the four files of ``last`` carry the epoch, so a resume from a half-written ``last`` is
+refused in one sentence. On CUDA the forward pass runs in bfloat16 autocast (mixed precision).
 """
 
 from __future__ import annotations
@@ -22,17 +24,19 @@ import json
 import random
 import sys
 import time
+from dataclasses import MISSING, fields
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from ..device import resolve_device
 from ..head_model import HeadModelError, load_head_model
-from ..models.checkpoint import load_checkpoint, save_checkpoint
-from ..models.config import config_for_head
+from ..models.checkpoint import load_checkpoint, read_config, save_checkpoint, write_atomically
+from ..models.config import AudioEncoderConfig, ModelConfig, config_for_head
 from ..models.lip_contact import LipAperture, contact_labels
 from ..models.talking_head import TalkingHeadModel
 from .datasets import MotionDataset
@@ -55,22 +59,49 @@ class TrainConfigError(ValueError):
     """A training config that cannot be used."""
 
 
+DERIVED_MODEL_KEYS = ("expression_names", "rig_name", "expression_basis_hash", "num_vertices", "architecture")
+"""ModelConfig fields taken from the head (or fixed), not from the training config."""
+MODEL_KEYS = {f.name: f for f in fields(ModelConfig) if f.name not in DERIVED_MODEL_KEYS}
+AUDIO_KEYS = {f.name: f for f in fields(AudioEncoderConfig) if f.name != "hf_config"}
+
+
+def _check_model_value(name: str, value, default) -> None:
+    """TrainConfigError unless ``value`` has the type of the ModelConfig field's ``default``."""
+    if isinstance(default, bool):
+        ok, kind = isinstance(value, bool), "true or false"
+    elif isinstance(default, int):
+        ok, kind = isinstance(value, int) and not isinstance(value, bool), "a whole number"
+    elif isinstance(default, float):
+        ok, kind = isinstance(value, (int, float)) and not isinstance(value, bool), "a number"
+    elif isinstance(default, str) or default is None:
+        ok, kind = isinstance(value, str) or (default is None and value is None), "text"
+    else:
+        return
+    if not ok:
+        raise TrainConfigError(f"Training config key {name!r} must be {kind}, got {value!r}.")
+
+
 def merge_config(base: dict, update: dict, where: str = "") -> dict:
-    """``base`` updated by ``update``, recursively. Unknown keys are an error, except under
-    ``model`` (checked by :class:`speech2flame.models.config.ModelConfig`)."""
+    """``base`` updated by ``update``, recursively. Unknown keys are an error; under ``model`` and
+    ``model.audio`` the known keys are the fields of :class:`speech2flame.models.config.ModelConfig`
+    and ``AudioEncoderConfig`` (less those taken from the head), whose values must have the field's type."""
     out = copy.deepcopy(base)
     if update is not None and not isinstance(update, dict):
         raise TrainConfigError(f"The training config{' section ' + where.rstrip('.') if where else ''} must be "
                                f"keys with values, not {type(update).__name__}.")
+    model_fields = {"model.": MODEL_KEYS, "model.audio.": AUDIO_KEYS}.get(where)
     for key, value in (update or {}).items():
-        if key not in out and not where.startswith("model"):
+        known = model_fields if model_fields is not None else out
+        if key not in known:
             raise TrainConfigError(f"Unknown training config key {where + key!r}; "
-                                   f"expected one of {', '.join(out)}.")
+                                   f"expected one of {', '.join(known)}.")
         if isinstance(out.get(key), dict):
             out[key] = merge_config(out[key], value, f"{where}{key}.")
         elif isinstance(out.get(key), str) and not isinstance(value, str):
             raise TrainConfigError(f"Training config key {where + key!r} must be text, got {value!r}.")
         else:
+            if model_fields is not None and model_fields[key].default is not MISSING:
+                _check_model_value(where + key, value, model_fields[key].default)
             out[key] = value
     return out
 
@@ -193,12 +224,51 @@ def compute_losses(model: TalkingHeadModel, batch: dict, weights: dict, use_styl
     return losses
 
 
-# ---------------------------------------------------------------- optimiser state without pickles
+# ---------------------------------------------------------------- training state without pickles
+
+STATE_TENSORS, STATE_JSON = "training_state.safetensors", "training_state.json"
+RESUME_FILES = (STATE_TENSORS, STATE_JSON, "model.safetensors", "config.json")
+"""The files of OUTPUT/last, in the order they are written; each records the epoch."""
+HEAD_MODEL_KEYS = {"expression_names", "rig_name", "expression_basis_hash", "num_vertices"}
+AGAIN = "train again without --resume, or into another output folder"
+
+
+def rng_state() -> tuple[dict, dict]:
+    """(tensors, JSON) state of every random generator training draws from: torch's (CPU, and
+    each CUDA device once CUDA is in use), numpy's global one (transformers' SpecAugment masks
+    and layer drop) and Python's."""
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    tensors = {"rng.torch": torch.get_rng_state(), "rng.numpy": torch.from_numpy(keys.astype(np.int64))}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        for index, state in enumerate(torch.cuda.get_rng_state_all()):
+            tensors[f"rng.cuda.{index}"] = state
+    version, internal, gauss_next = random.getstate()
+    doc = {"numpy": {"kind": kind, "pos": int(pos), "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
+           "python": {"version": version, "state": list(internal), "gauss_next": gauss_next}}
+    return tensors, doc
+
+
+def set_rng_state(tensors: dict, doc: dict) -> None:
+    """Restore what :func:`rng_state` returned (states missing from an older checkpoint are left as they are;
+    CUDA states only where this machine has as many CUDA devices)."""
+    torch.set_rng_state(tensors["rng.torch"])
+    if "rng.numpy" in tensors and "numpy" in doc:
+        n = doc["numpy"]
+        np.random.set_state((n["kind"], tensors["rng.numpy"].numpy().astype(np.uint32), n["pos"], n["has_gauss"],
+                             n["cached_gaussian"]))
+    if "python" in doc:
+        p = doc["python"]
+        random.setstate((p["version"], tuple(p["state"]), p["gauss_next"]))
+    cuda = [tensors[f"rng.cuda.{i}"] for i in range(sum(k.startswith("rng.cuda.") for k in tensors))]
+    if cuda and torch.cuda.is_available() and torch.cuda.device_count() == len(cuda):
+        torch.cuda.set_rng_state_all(cuda)
+
 
 def save_training_state(folder: Path, optimiser: torch.optim.Optimizer, info: dict) -> None:
-    """Optimiser tensors + torch RNG state in safetensors; the rest in JSON."""
+    """Optimiser tensors + RNG states in safetensors; the rest (``info``, with its ``epoch``) in JSON.
+    Each file is written under a temporary name and renamed; both record the epoch."""
     state = optimiser.state_dict()
-    tensors = {"rng.torch": torch.get_rng_state()}
+    tensors, rng = rng_state()
     scalars = {}
     for index, entry in state["state"].items():
         for key, value in entry.items():
@@ -206,26 +276,108 @@ def save_training_state(folder: Path, optimiser: torch.optim.Optimizer, info: di
                 tensors[f"state.{index}.{key}"] = value.detach().cpu().contiguous()
             else:
                 scalars[f"{index}.{key}"] = value
-    save_file(tensors, str(folder / "training_state.safetensors"))
-    doc = {**info, "param_groups": state["param_groups"], "scalars": scalars}
-    (folder / "training_state.json").write_text(json.dumps(doc, indent=2))
+    folder.mkdir(parents=True, exist_ok=True)
+    write_atomically(folder / STATE_TENSORS, lambda p: save_file(tensors, str(p), metadata={"epoch": str(info["epoch"])}))
+    doc = {**info, "rng": rng, "param_groups": state["param_groups"], "scalars": scalars}
+    write_atomically(folder / STATE_JSON, lambda p: p.write_text(json.dumps(doc, indent=2)))
 
 
 def load_training_state(folder: Path, optimiser: torch.optim.Optimizer) -> dict:
-    """Restore what :func:`save_training_state` wrote; returns the JSON info."""
-    doc = json.loads((folder / "training_state.json").read_text())
-    tensors = load_file(str(folder / "training_state.safetensors"))
-    state: dict = {}
-    for name, value in tensors.items():
-        if name.startswith("state."):
-            _, index, key = name.split(".", 2)
+    """Restore what :func:`save_training_state` wrote (optimiser and RNG states); returns the JSON info.
+    TrainConfigError (one sentence) when the files are damaged."""
+    try:
+        doc = json.loads((folder / STATE_JSON).read_text())
+        tensors = load_file(str(folder / STATE_TENSORS))
+        state: dict = {}
+        for name, value in tensors.items():
+            if name.startswith("state."):
+                _, index, key = name.split(".", 2)
+                state.setdefault(int(index), {})[key] = value
+        for name, value in doc.pop("scalars").items():
+            index, key = name.split(".", 1)
             state.setdefault(int(index), {})[key] = value
-    for name, value in doc.pop("scalars").items():
-        index, key = name.split(".", 1)
-        state.setdefault(int(index), {})[key] = value
-    optimiser.load_state_dict({"state": state, "param_groups": doc.pop("param_groups")})
-    torch.set_rng_state(tensors["rng.torch"])
+        optimiser.load_state_dict({"state": state, "param_groups": doc.pop("param_groups")})
+        set_rng_state(tensors, doc.pop("rng", {}))
+    except Exception as exc:
+        raise TrainConfigError(f"Cannot resume from {folder}: its training state cannot be read "
+                               f"({type(exc).__name__}; training stopped while writing it?); {AGAIN}.") from None
     return doc
+
+
+def check_resumable(folder: Path) -> int:
+    """The epoch OUTPUT/last was saved at. TrainConfigError (one sentence) when one of its four files is
+    missing, unreadable, or from another epoch than the rest (training stopped while saving)."""
+    missing = [name for name in RESUME_FILES if not (folder / name).is_file()]
+    if missing:
+        raise TrainConfigError(f"Cannot resume from {folder}: {', '.join(missing)} "
+                               f"{'is' if len(missing) == 1 else 'are'} missing (training stopped while saving?); "
+                               f"{AGAIN}.")
+    epochs = {}
+    for name in RESUME_FILES:
+        try:
+            if name.endswith(".safetensors"):
+                with safe_open(str(folder / name), "pt") as fh:
+                    epoch = (fh.metadata() or {}).get("epoch")
+            else:
+                epoch = json.loads((folder / name).read_text())["epoch"]
+            if epoch is not None:  # older checkpoints: no epoch in the safetensors files
+                epochs[name] = int(epoch)
+        except Exception:
+            raise TrainConfigError(f"Cannot resume from {folder}: {name} is damaged "
+                                   f"(training stopped while writing it?); {AGAIN}.") from None
+    if len(set(epochs.values())) > 1:
+        found = ", ".join(f"{name} from epoch {epoch}" for name, epoch in epochs.items())
+        raise TrainConfigError(f"Cannot resume from {folder}: its files are from different epochs ({found}) "
+                               f"because training stopped while saving; {AGAIN}.")
+    return max(epochs.values(), default=0)
+
+
+def _flat(tree: dict, prefix: str = "") -> dict:
+    """Nested dicts as one dict of dotted keys."""
+    out = {}
+    for key, value in tree.items():
+        if isinstance(value, dict) and key != "hf_config":
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[prefix + key] = value
+    return out
+
+
+def resume_differences(folder: Path, saved_model: ModelConfig, wanted_model: ModelConfig,
+                       saved_settings: dict | None, cfg: dict) -> list[str]:
+    """Compare the run being resumed with ``cfg``. A different model (architecture, sizes, head,
+    fps, encoder settings) is a TrainConfigError in one sentence; the returned notes name the other
+    settings that differ ("train.lr 0.001 -> 0.01"), where the new values are used."""
+    old, new = _flat(saved_model.to_dict()), _flat(wanted_model.to_dict())
+    notes = []
+    for tree in (old, new):
+        tree.pop("audio.hf_config", None)  # filled in from the source when the encoder is built
+    old_source, new_source = old.pop("audio.source", None), new.pop("audio.source", None)
+    if old_source != new_source:  # the checkpoint carries its encoder
+        notes.append(f"model.audio.source {old_source!r} -> {new_source!r} (the checkpoint's encoder weights are used)")
+    changed = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
+    problems = [f"model.{k}: {old.get(k)!r} there, {new.get(k)!r} here" for k in changed if k not in HEAD_MODEL_KEYS]
+    if any(k in HEAD_MODEL_KEYS for k in changed):
+        problems.insert(0, f"another head: rig {saved_model.rig_name!r} there, {wanted_model.rig_name!r} here, "
+                           f"with different expression channels")
+    if problems:
+        raise TrainConfigError(f"Cannot resume from {folder}: it was trained with other model settings "
+                               f"({'; '.join(problems)}); use the config it was trained with, or train into "
+                               f"another output folder.")
+    if saved_settings is not None:
+        old, new = _flat(saved_settings), _flat(training_settings(cfg))
+        for key in sorted(old.keys() | new.keys()):
+            if key == "train.device" or old.get(key) == new.get(key):
+                continue
+            if key == "train.epochs" and isinstance(old.get(key), int) and int(new.get(key)) >= old[key]:
+                continue
+            notes.append(f"{key} {old.get(key)!r} -> {new.get(key)!r}")
+    return notes
+
+
+def training_settings(cfg: dict) -> dict:
+    """The parts of a training config besides the model that a resumed run should keep (stored with the state)."""
+    return copy.deepcopy({"seed": cfg["seed"], "head": cfg["head"], "data": cfg["data"], "train": cfg["train"]})
 
 
 # ---------------------------------------------------------------- the loop
@@ -268,10 +420,18 @@ def train(cfg: dict, resume: bool = False, show_progress: bool = True, log=print
         log(f"warning: the dataset has no clips in split {data['val_split']!r}: 'val' below is the training "
             f"loss, and 'best' is chosen by it.")
 
-    if resume and (last / "training_state.json").is_file():
+    if resume and any((last / name).exists() for name in RESUME_FILES):
+        check_resumable(last)
+        saved_model, _ = read_config(last)
+        notes = resume_differences(last, saved_model, config_for_head(head, **copy.deepcopy(cfg["model"])),
+                                   json.loads((last / STATE_JSON).read_text()).get("settings"), cfg)
+        if notes:
+            log(f"warning: settings differ from the run being resumed, the new values are used: {'; '.join(notes)}.")
         model = load_checkpoint(last, device).train()
         model_cfg = model.config
     else:
+        if resume:
+            log(f"Nothing to resume in {last}: training starts at epoch 1.")
         resume = False
         model_cfg = config_for_head(head, **copy.deepcopy(cfg["model"]))
         model = TalkingHeadModel(model_cfg).to(device)
@@ -279,8 +439,12 @@ def train(cfg: dict, resume: bool = False, show_progress: bool = True, log=print
     start_epoch, history, best_val = 0, [], float("inf")
     if resume:
         info = load_training_state(last, optimiser)
+        for group in optimiser.param_groups:  # the config's values, not the saved ones
+            group["lr"], group["weight_decay"] = float(tc["lr"]), float(tc["weight_decay"])
         start_epoch, history, best_val = info["epoch"], info["history"], info["best_val"]
         log(f"Resuming from epoch {start_epoch} in {last}.")
+    for dataset in (train_set, val_set):  # VOCASET: fits FLAME parameters to clips not fitted yet
+        dataset.preload(show_progress, log)
 
     frames = max(model_cfg.pose_block, int(round(float(tc["clip_seconds"]) * fps)))
     weights = {k: float(v) for k, v in tc["loss"].items()}
@@ -296,9 +460,9 @@ def train(cfg: dict, resume: bool = False, show_progress: bool = True, log=print
         model.audio_encoder.set_frozen(epoch < model_cfg.audio.freeze_epochs)
         order = rng.permutation(len(train_set)).tolist()
         batches = [order[s:s + batch_size] for s in range(0, len(order), batch_size)]
-        parts, started = {}, time.perf_counter()
+        sums, started = {}, time.perf_counter()
         bar = tqdm(batches, desc=f"epoch {epoch + 1}/{tc['epochs']}", disable=not show_progress, leave=False)
-        for idx in bar:
+        for done, idx in enumerate(bar, 1):
             batch = {k: v.to(device) for k, v in make_batch(train_set, idx, frames, fps, rng).items()}
             use_style = bool(rng.random() >= float(tc["style_drop"]))
             with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp):
@@ -309,8 +473,9 @@ def train(cfg: dict, resume: bool = False, show_progress: bool = True, log=print
                 torch.nn.utils.clip_grad_norm_(model.parameters(), float(tc["grad_clip"]))
             optimiser.step()
             for key, value in losses.items():
-                parts[key] = parts.get(key, 0.0) + float(value.detach()) / len(batches)
-            bar.set_postfix(loss=f"{parts['total']:.4f}")
+                sums[key] = sums.get(key, 0.0) + float(value.detach())
+            bar.set_postfix(loss=f"{sums['total'] / done:.4f}")  # mean over the epoch's batches so far
+        parts = {key: value / len(batches) for key, value in sums.items()}
         train_loss = parts["total"]
         val_parts = evaluate_loss(model, val_set, frames, fps, weights, device, batch_size, lips) if len(val_set) else parts
         val_loss = val_parts["total"]
@@ -321,10 +486,11 @@ def train(cfg: dict, resume: bool = False, show_progress: bool = True, log=print
         if val_loss < best_val:
             best_val = val_loss
             save_checkpoint(model, best, extra={"epoch": epoch + 1, "val_loss": val_loss})
-        save_checkpoint(model, last, extra={"epoch": epoch + 1, "val_loss": val_loss})
+        # training state first, then the weights: each file records the epoch (see check_resumable)
         save_training_state(last, optimiser, {"epoch": epoch + 1, "history": history, "best_val": best_val,
-                                              "seed": int(cfg["seed"])})
-    (output / "history.json").write_text(json.dumps(history, indent=2))
+                                              "seed": int(cfg["seed"]), "settings": training_settings(cfg)})
+        save_checkpoint(model, last, extra={"epoch": epoch + 1, "val_loss": val_loss})
+        write_atomically(output / "history.json", lambda p: p.write_text(json.dumps(history, indent=2)))
     return {"best": str(best), "last": str(last), "history": history, "device": str(device)}
 
 
