@@ -142,7 +142,7 @@ def test_templates_pickle_with_code_is_refused(tmp_path):
     write_wav(tmp_path / "wav" / "S_x.wav", 0.1)
     with open(tmp_path / "templates.pkl", "wb") as fh:
         pickle.dump({"S": argparse.Namespace()}, fh)
-    with pytest.raises(DatasetError, match="only numpy arrays"):
+    with pytest.raises(DatasetError, match="forbidden object"):
         MotionDataset("vocaset", tmp_path, toy_head(), 30.0)[0]
 
 
@@ -221,3 +221,38 @@ def test_train_configs_of_the_wrong_shape_are_one_sentence(tmp_path, text, words
                             capture_output=True, text=True, timeout=300)
     lines = result.stderr.strip().splitlines()
     assert result.returncode == 2 and len(lines) == 1 and words in lines[0], result.stderr
+
+
+def test_the_official_vocaset_release_is_read_as_it_is(tmp_path):
+    """data_verts.npy + subj_seq_to_idx.pkl + raw_audio_fixed.pkl + templates.pkl, as VOCA
+    publishes them (Python 2 style pickles; audio at 22 kHz int16): the same clips as the
+    FaceFormer layout made from them, without a conversion step."""
+    torch.set_num_threads(1)
+    head = toy_head()
+    expression = write_vocaset(tmp_path / "processed", head, subjects=("FaceTalk_A", "FaceTalk_B"))
+    release = tmp_path / "release"
+    release.mkdir()
+    meshes = np.load(tmp_path / "processed" / "vertices_npy" / "FaceTalk_A_sentence01.npy").reshape(-1, 48, 3)
+    rows = np.random.default_rng(1).permutation(2 * len(meshes))  # clips' frames interleaved in the big array
+    data_verts = np.zeros((2 * len(meshes), 48, 3), np.float32)
+    index = {}
+    for k, subject in enumerate(("FaceTalk_A", "FaceTalk_B")):
+        mine = rows[k * len(meshes):(k + 1) * len(meshes)]
+        data_verts[mine] = meshes
+        index[subject] = {"sentence01": {frame: int(row) for frame, row in enumerate(mine)}}
+    np.save(release / "data_verts.npy", data_verts)
+    speech = (toy_clip(len(meshes) / 60, np.random.default_rng(2))[0] * 20000).astype(np.int16)
+    raw_audio = {s: {"sentence01": {"audio": speech, "sample_rate": 16000}} for s in index}
+    for name, value in (("subj_seq_to_idx.pkl", index), ("raw_audio_fixed.pkl", raw_audio),
+                        ("templates.pkl", {s: head.v_template.copy() for s in index})):
+        (release / name).write_bytes(pickle.dumps(value, protocol=2))
+
+    data = MotionDataset("vocaset", release, head, 30.0, "val", {"val": ["FaceTalk_B"]})
+    assert [e["id"] for e in data.entries] == ["FaceTalk_B_sentence01"]
+    clip = data[0]
+    assert clip.num_frames == 20 and clip.style == "FaceTalk_B"
+    assert np.abs(clip.expression[:, 0] - expression[::2, 0]).max() < 0.05
+    assert len(clip.audio) == pytest.approx(16000 * 20 / 30, abs=2)
+    (release / "raw_audio_fixed.pkl").write_bytes(pickle.dumps({"x": argparse.Namespace()}, protocol=2))
+    with pytest.raises(DatasetError, match="forbidden object"):
+        MotionDataset("vocaset", release, head, 30.0, "train")[0]

@@ -1,9 +1,14 @@
 """Training data: three on-disk layouts read into one kind of :class:`Clip`.
 
-(a) ``vocaset``  -- VOCASET as processed by FaceFormer and followers:
+(a) ``vocaset``  -- the official VOCASET training-data release, read as it is:
+        ROOT/data_verts.npy (frames, V, 3) metres at 60 fps (memory-mapped), ROOT/subj_seq_to_idx.pkl
+        (subject -> sentence -> {frame: row}), ROOT/raw_audio_fixed.pkl (subject -> sentence ->
+        {"audio", "sample_rate"}), ROOT/templates.pkl (subject -> (V, 3));
+    or as processed by FaceFormer and followers:
         ROOT/wav/SUBJECT_SENTENCE.wav
         ROOT/vertices_npy/SUBJECT_SENTENCE.npy   (T, V*3) metres at 60 fps
-        ROOT/templates.npz (SUBJECT -> (V, 3)) or templates.pkl (read with a numpy-only unpickler)
+        ROOT/templates.npz (SUBJECT -> (V, 3)) or templates.pkl
+    (pickles through the FLAME files' restricted unpickler: numpy arrays only, no code).
     60 fps is downsampled to 30. With a head model given, FLAME expression + jaw
     parameters are fitted to the vertices once and cached in ROOT/flame_fits/ (one file per
     clip, head, frame rate and data; :meth:`MotionDataset.preload` fits them with a progress bar).
@@ -24,13 +29,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import pickle
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from ..audio import SAMPLE_RATE, load_audio
+from ..audio import SAMPLE_RATE, from_array, load_audio
 from ..controls import EMOTIONS, Controls
 from ..take import Take
 
@@ -243,17 +247,19 @@ def _load_flame_params(root: Path, entry: dict, head, fps: float) -> Clip:
 
 # ---------------------------------------------------------------- (a) vocaset
 
-class _NumpyOnlyUnpickler(pickle.Unpickler):
-    """Reads pickled dicts of numpy arrays (VOCASET templates.pkl) and refuses anything else."""
+def _read_pickle(path: Path):
+    """A pickle of dicts, numbers and numpy arrays (VOCASET's, Python 2 or 3) through the FLAME
+    files' restricted unpickler: numpy arrays are rebuilt, no other code is imported or run."""
+    from ..flame_pickle import RestrictedUnpickler
+    from ..head_model import HeadModelError
 
-    ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-               ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "scalar"),
-               ("numpy._core.multiarray", "scalar"), ("_codecs", "encode")}
-
-    def find_class(self, module, name):
-        if (module, name) in self.ALLOWED:
-            return super().find_class(module, name)
-        raise DatasetError(f"templates.pkl contains a {module}.{name} object; only numpy arrays are accepted.")
+    try:
+        with open(path, "rb") as fh:
+            return RestrictedUnpickler(fh, display_name=path.name).load()
+    except HeadModelError as exc:
+        raise DatasetError(str(exc)) from None
+    except Exception:  # unreadable, truncated or not a pickle
+        raise DatasetError(f"Cannot read {path}: not a VOCASET pickle, or a damaged one.") from None
 
 
 def read_templates(root: Path) -> dict[str, np.ndarray]:
@@ -262,8 +268,7 @@ def read_templates(root: Path) -> dict[str, np.ndarray]:
         with np.load(root / "templates.npz", allow_pickle=False) as data:
             return {k: np.asarray(data[k], np.float32).reshape(-1, 3) for k in data.files}
     if (root / "templates.pkl").is_file():
-        with open(root / "templates.pkl", "rb") as fh:
-            data = _NumpyOnlyUnpickler(fh, encoding="latin1").load()
+        data = _read_pickle(root / "templates.pkl")
         return {str(k): np.asarray(v, np.float32).reshape(-1, 3) for k, v in data.items()}
     raise DatasetError(f"{root} has neither templates.npz nor templates.pkl.")
 
@@ -304,20 +309,47 @@ def fit_flame_parameters(head, vertices: np.ndarray, template: np.ndarray, steps
     return {"expression": expression.detach().numpy(), "jaw": jaw.detach().numpy(), "detail": detail}
 
 
+VOCASET_RELEASE = ("data_verts.npy", "raw_audio_fixed.pkl", "subj_seq_to_idx.pkl", "templates.pkl")
+"""The files of the official VOCASET training-data release (read as they are, no conversion)."""
+
+
+
+
+def _split_of(subject: str, split_subjects: dict | None) -> str:
+    split = "train"
+    for name, subjects in (split_subjects or {}).items():
+        if subject in subjects:
+            split = name
+    return split
+
+
+def _vocaset_release_entries(root: Path, split_subjects: dict | None) -> list[dict]:
+    """Entries of the official release: each subject's sentences with their rows of data_verts.npy
+    (``subj_seq_to_idx.pkl``: subject -> sentence -> {frame: row}, frames in order)."""
+    index = _read_pickle(root / "subj_seq_to_idx.pkl")
+    entries = []
+    for subject, sentences in sorted(index.items()):
+        for sentence, frames in sorted(sentences.items()):
+            rows = [int(row) for _, row in sorted(frames.items())]
+            entries.append({"id": f"{subject}_{sentence}", "rows": rows, "subject": str(subject),
+                            "sentence": str(sentence), "style": str(subject),
+                            "split": _split_of(str(subject), split_subjects), "fps": 60.0})
+    return entries
+
+
 def _vocaset_entries(root: Path, split_subjects: dict | None) -> list[dict]:
+    if all((root / name).is_file() for name in VOCASET_RELEASE):
+        return _vocaset_release_entries(root, split_subjects)
     if not (root / "wav").is_dir() or not (root / "vertices_npy").is_dir():
-        raise DatasetError(f"{root} is not a VOCASET folder: it needs wav/ and vertices_npy/.")
+        raise DatasetError(f"{root} is not a VOCASET folder: it needs the official release's "
+                           f"{', '.join(VOCASET_RELEASE)}, or FaceFormer's wav/ and vertices_npy/.")
     entries = []
     for wav in sorted((root / "wav").glob("*.wav")):
         verts = root / "vertices_npy" / f"{wav.stem}.npy"
         if verts.is_file():
             subject = wav.stem.rsplit("_", 1)[0]
-            split = "train"
-            for name, subjects in (split_subjects or {}).items():
-                if subject in subjects:
-                    split = name
             entries.append({"id": wav.stem, "audio": f"wav/{wav.name}", "vertices": f"vertices_npy/{verts.name}",
-                            "style": subject, "split": split, "fps": 60.0})
+                            "style": subject, "split": _split_of(subject, split_subjects), "fps": 60.0})
     return entries
 
 
@@ -325,9 +357,12 @@ def _vocaset_vertices(root: Path, entry: dict, head, fps: float, templates: dict
     """A clip's meshes (T, V, 3) metres at ``fps``, after checking them and the template against the head."""
     if entry["style"] not in templates:
         raise DatasetError(f"No template for VOCASET subject {entry['style']}.")
-    path = root / entry["vertices"]
+    path = root / entry.get("vertices", "data_verts.npy")
     try:
-        verts = np.load(path, allow_pickle=False).astype(np.float32)
+        if "rows" in entry:  # the release: one memory-mapped array of every frame of every clip
+            verts = np.asarray(np.load(path, mmap_mode="r", allow_pickle=False)[entry["rows"]], np.float32)
+        else:
+            verts = np.load(path, allow_pickle=False).astype(np.float32)
     except Exception:
         raise DatasetError(f"Cannot read VOCASET meshes {path}: not a NumPy .npy array, or a damaged one.") from None
     if verts.ndim < 2:
@@ -388,10 +423,24 @@ def _write_fit(cache: Path, fit: dict) -> None:
         raise
 
 
+def _release_audio(raw_audio: dict, entry: dict) -> np.ndarray:
+    """(N,) float32 16 kHz speech of a release entry from raw_audio_fixed.pkl
+    (subject -> sentence -> {"audio": samples, "sample_rate": Hz})."""
+    try:
+        item = raw_audio[entry["subject"]][entry["sentence"]]
+        samples, rate = np.asarray(item["audio"]), int(item["sample_rate"])
+    except (KeyError, TypeError, ValueError):
+        raise DatasetError(f"raw_audio_fixed.pkl has no audio for {entry['subject']} {entry['sentence']}.") from None
+    if np.issubdtype(samples.dtype, np.integer):
+        samples = samples.astype(np.float32) / float(np.iinfo(samples.dtype).max + 1)
+    return from_array(samples, rate).samples
+
+
 def _load_vocaset(root: Path, entry: dict, head, fps: float, templates: dict, head_key: str,
-                  fit: bool = True) -> Clip | None:
+                  fit: bool = True, raw_audio=None) -> Clip | None:
     """The clip, its FLAME parameters from the cache or fitted now (then cached);
-    with ``fit`` False, None when that fit is not cached yet. head_key: :func:`_head_fit_key`."""
+    with ``fit`` False, None when that fit is not cached yet. head_key: :func:`_head_fit_key`.
+    raw_audio: a callable giving the release's raw_audio_fixed.pkl dict (release entries)."""
     verts = _vocaset_vertices(root, entry, head, fps, templates)
     cache = _fit_cache_path(root, entry, head_key, fps, verts, templates[entry["style"]])
     params = _read_fit(cache)
@@ -402,7 +451,7 @@ def _load_vocaset(root: Path, entry: dict, head, fps: float, templates: dict, he
         _write_fit(cache, params)
     t = len(params["expression"])
     zeros = np.zeros((t, 3), np.float32)
-    audio = load_audio(root / entry["audio"]).samples
+    audio = _release_audio(raw_audio(), entry) if "rows" in entry else load_audio(root / entry["audio"]).samples
     return Clip(id=entry["id"], audio=_trim_audio(audio, t, fps), expression=params["expression"],
                 jaw=params["jaw"], neck=zeros, global_rot=zeros, emotion=emotion_weights(t, fps),
                 style=entry["style"], detail=np.asarray(params["detail"], np.float32))
@@ -436,6 +485,7 @@ class MotionDataset:
         self._clips: dict[int, Clip] = {}
         self._templates = None
         self._head_key = ""
+        self._release_audio = None
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -454,7 +504,14 @@ class MotionDataset:
         if self._templates is None:
             self._templates = read_templates(self.root)
             self._head_key = _head_fit_key(self.head)
-        return _load_vocaset(self.root, entry, self.head, self.fps, self._templates, self._head_key, fit)
+        return _load_vocaset(self.root, entry, self.head, self.fps, self._templates, self._head_key, fit,
+                             self._raw_audio)
+
+    def _raw_audio(self) -> dict:
+        """The VOCASET release's raw_audio_fixed.pkl, read once (every clip's speech)."""
+        if self._release_audio is None:
+            self._release_audio = _read_pickle(self.root / "raw_audio_fixed.pkl")
+        return self._release_audio
 
     def preload(self, show_progress: bool = False, log=print) -> None:
         """Load every clip now. VOCASET clips whose FLAME fit is not cached yet are fitted here
