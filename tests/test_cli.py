@@ -84,11 +84,12 @@ def test_mouth_csv(full_run):
     result = cli("mouth", out / "take.npz", "--csv")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.strip().splitlines()
-    assert lines[0] == "time_s,aperture_mm,width_mm,protrusion_mm"
+    assert lines[0] == "time_s,aperture_mm,width_mm,protrusion_mm,lip_gap_mm"
     rows = np.array([[float(v) for v in line.split(",")] for line in lines[1:]])
     take = Take.load(out / "take.npz")
-    assert rows.shape == (take.num_frames, 4)
+    assert rows.shape == (take.num_frames, 5)
     assert rows[:, 1].min() < 1.0 < 8.0 < rows[:, 1].max()  # closed at rest, open while speaking
+    assert rows[:, 4].min() > -0.1 and rows[:, 4].max() > 8.0  # signed lip gap: the lips never cross
     open_frames = take.jaw[:, 0] > 0.1
     assert rows[open_frames, 1].mean() > rows[~open_frames, 1].mean() + 5
 

@@ -69,3 +69,55 @@ def test_head_motion_is_seeded_scaled_and_follows_energy():
     loud = procedural.head_motion(n, FPS, np.random.default_rng(1), energy=np.ones(n))
     assert loud[0].std() > 1.5 * quiet[0].std()
     assert 0.005 < np.abs(a[0]).max() + np.abs(a[1]).max() < 0.25  # a few degrees, not a spin
+
+
+def test_blink_rate_holds_with_frequent_pauses():
+    """One blink per pause: a fast rate keeps its blinks between pauses (it used to fall to about
+    one blink per pause)."""
+    n = int(120 * FPS)
+    pause = np.zeros(n, bool)
+    for start in range(45, n, 75):  # a 0.6 s pause every 2.5 s
+        pause[start:start + 18] = True
+    for rate in (17.0, 51.0):
+        counts = [len(onsets(procedural.blink_curves(n, FPS, rate, np.random.default_rng(s), pause_mask=pause)))
+                  for s in range(4)]
+        assert 0.8 * 2 * rate < np.mean(counts) < 1.2 * 2 * rate, (rate, counts)
+
+
+def test_motion_is_the_same_in_seconds_at_any_frame_rate():
+    streams = {fps: procedural.random_streams(7) for fps in (24.0, 30.0, 60.0)}
+    curves = {}
+    for fps, rng in streams.items():
+        n = int(round(12 * fps))
+        neck, root = procedural.head_motion(n, fps, rng["head"])
+        eyes = procedural.gaze_curves(n, fps, rng["gaze"])
+        curves[fps] = (np.arange(n) / fps, neck[:, 1] + root[:, 1], eyes[:, 1])
+    t30, head30, eyes30 = curves[30.0]
+    for fps in (24.0, 60.0):
+        t, head, eyes = curves[fps]
+        assert np.abs(np.interp(t30, t, head) - head30).max() < np.radians(0.3)
+        assert np.median(np.abs(np.interp(t30, t, eyes) - eyes30)) < np.radians(0.2)
+    a, b = procedural.random_streams(7), procedural.random_streams(7)
+    assert a["head"].random() == b["head"].random() and a["blinks"].random() != a["gaze"].random()
+
+
+def test_blinks_close_the_lids_whatever_the_emotion():
+    names = ["eyeBlinkLeft", "eyeWideLeft", "eyeSquintLeft", "cheekSquintLeft", "mouthSmileLeft"]
+    expression = np.tile(np.array([0.2, 0.8, 0.6, 0.5, 0.7], np.float32), (3, 1))
+    procedural.close_lids(expression, names, np.array([0.0, 0.5, 1.0]))
+    np.testing.assert_allclose(expression[0], [0.2, 0.8, 0.6, 0.5, 0.7])
+    np.testing.assert_allclose(expression[1], [0.5, 0.4, 0.3, 0.25, 0.7])
+    np.testing.assert_allclose(expression[2], [1.0, 0.0, 0.0, 0.0, 0.7])  # shut; the smile stays
+
+
+def test_head_eases_from_and_to_rest_and_the_eyes_hold_their_target():
+    window = procedural.ease_ends(int(3 * FPS), FPS)
+    assert window[0] == window[-1] == 0.0 and window[int(1.5 * FPS)] == 1.0
+    assert np.all(np.diff(window[: int(0.4 * FPS)]) >= 0)
+    assert procedural.ease_ends(5, FPS).max() <= 1.0  # a clip shorter than the ramps
+    n = int(4 * FPS)
+    neck, root = procedural.head_motion(n, FPS, np.random.default_rng(1), amount=2.0)
+    still = np.zeros((n, 6), np.float32)
+    eyes = procedural.steady_gaze(still, neck, root, gain=1.0)
+    np.testing.assert_allclose(eyes[:, 1] + neck[:, 1] + root[:, 1], 0.0, atol=1e-6)  # the gaze stays put
+    np.testing.assert_allclose(eyes[:, 0] + neck[:, 0] + root[:, 0], 0.0, atol=1e-6)

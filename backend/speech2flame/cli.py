@@ -229,7 +229,7 @@ def cmd_mouth(args) -> int:
     if args.csv:
         sys.stdout.write(to_csv(measurements))
     else:
-        for column in ("aperture_mm", "width_mm", "protrusion_mm"):
+        for column in ("aperture_mm", "width_mm", "protrusion_mm", "lip_gap_mm"):
             values = measurements[column]
             print(f"{column:14s} min {values.min():7.2f}  mean {values.mean():7.2f}  max {values.max():7.2f}")
     if report is not None:
@@ -336,7 +336,8 @@ def build_parser(selected: str | None = None) -> argparse.ArgumentParser:
     mouth = sub.add_parser("mouth", help="measure lip aperture, width and protrusion (mm) per frame of a take")
     mouth.add_argument("take", help="take .npz")
     mouth.add_argument("--rig", help="head model (default: the rig named in the take, else demo)")
-    mouth.add_argument("--csv", action="store_true", help="print time_s,aperture_mm,width_mm,protrusion_mm per frame")
+    mouth.add_argument("--csv", action="store_true", help="print time_s,aperture_mm,width_mm,protrusion_mm,lip_gap_mm per frame "
+                            "(lip_gap_mm signed: below 0 where the lips pass through each other)")
     mouth.add_argument("--transcript", help="also score lip sync against a forced alignment of this transcript")
     mouth.add_argument("--transcript-file", type=Path, help="the same, with the transcript read from a text file")
     mouth.add_argument("--audio", help="audio of the take for --transcript (default: the path stored in the take)")

@@ -16,7 +16,7 @@ from .head_model import MOUTH_LANDMARKS, HeadModel, HeadModelError
 from .retarget import mouth_landmarks
 from .take import Take
 
-COLUMNS = ("time_s", "aperture_mm", "width_mm", "protrusion_mm")
+COLUMNS = ("time_s", "aperture_mm", "width_mm", "protrusion_mm", "lip_gap_mm")
 
 
 def _landmark_ids(head: HeadModel) -> list[int]:
@@ -63,6 +63,7 @@ def mouth_measurements(head: HeadModel, take: Take) -> dict[str, np.ndarray]:
         "aperture_mm": 1000.0 * aperture,
         "width_mm": 1000.0 * width,
         "protrusion_mm": 1000.0 * forward,
+        "lip_gap_mm": 1000.0 * (upper_in[:, 1] - lower_in[:, 1]),  # signed: below 0 where the lips cross
     }
 
 

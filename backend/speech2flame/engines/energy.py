@@ -70,14 +70,15 @@ def analyse(audio: Audio, fps: float, transcript: str | None = None, model: str 
 def synthesise(features: EnergyFeatures, head: HeadModel, fps: float, controls: Controls,
                progress=None) -> Take:
     """Controls + features -> a Take for ``head`` (channels it lacks are skipped)."""
-    rng = np.random.default_rng(controls.seed)
+    streams = procedural.random_streams(controls.seed)
     t = len(features.loudness)
     take = Take.rest(t, fps, head.expression_names)
-    sigma = 0.6 + 3.0 * controls.smoothing
+    per_frame = fps / 30.0  # Gaussian sigmas below are frames at 30 fps
+    sigma = (0.6 + 3.0 * controls.smoothing) * per_frame
     loud = procedural.smooth(features.loudness, sigma)
     dark = np.clip((1800.0 - features.centroid) / 1200.0, 0.0, 1.0) * features.voiced
     bright = np.clip((features.centroid - 2500.0) / 2000.0, 0.0, 1.0) * features.voiced
-    dark, bright = procedural.smooth(dark, sigma + 0.5), procedural.smooth(bright, sigma + 0.5)
+    dark, bright = (procedural.smooth(x, sigma + 0.5 * per_frame) for x in (dark, bright))
 
     take.jaw[:, 0] = controls.articulation * MAX_JAW_RAD * loud ** 0.8
     channels = {
@@ -85,17 +86,19 @@ def synthesise(features: EnergyFeatures, head: HeadModel, fps: float, controls: 
         "mouthPucker": 0.4 * controls.articulation * dark * (1 - loud),
         "mouthStretchLeft": 0.35 * controls.articulation * bright,
         "mouthStretchRight": 0.35 * controls.articulation * bright,
-        "browInnerUp": 0.25 * controls.expressiveness * procedural.smooth(loud, 6.0),
+        "browInnerUp": 0.25 * controls.expressiveness * procedural.smooth(loud, 6.0 * per_frame),
     }
     for name, value in emotion.overlay_channels(controls.emotion_curves(t, fps)).items():
         scale = controls.expressiveness if name.startswith(emotion.UPPER_FACE) else 1.0
         channels[name] = channels.get(name, 0.0) + scale * value
-    blink = procedural.blink_curves(t, fps, 17.0 * controls.blink_rate, rng, pause_mask=~features.voiced)
-    channels["eyeBlinkLeft"] = channels["eyeBlinkRight"] = blink
+    blink = procedural.blink_curves(t, fps, 17.0 * controls.blink_rate, streams["blinks"], pause_mask=~features.voiced)
     for name, curve in channels.items():
         if name in head.expression_names:
             take.expression[:, head.expression_names.index(name)] = curve
-    take.eyes[:] = procedural.gaze_curves(t, fps, rng)
-    take.neck[:], take.global_rot[:] = procedural.head_motion(t, fps, rng, amount=controls.head_motion,
-                                                              energy=loud)
+    procedural.close_lids(take.expression, head.expression_names, blink)
+    neck, global_rot = procedural.head_motion(t, fps, streams["head"], amount=controls.head_motion, energy=loud)
+    ease = procedural.ease_ends(t, fps)[:, None]  # from rest and back to it at the take's ends
+    take.neck[:], take.global_rot[:] = neck * ease, global_rot * ease
+    eyes = procedural.steady_gaze(procedural.gaze_curves(t, fps, streams["gaze"]), take.neck, take.global_rot)
+    take.eyes[:] = procedural.roll_eyes_down(eyes, blink)
     return take

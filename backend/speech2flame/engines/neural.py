@@ -35,6 +35,7 @@ from . import EngineError, Progress
 
 MOUTH_PREFIXES = ("jaw", "mouth", "lip", "cheek", "tongue")
 NATURAL_BLINKS_PER_MIN = 17.0
+HEAD_SMOOTHING_S = 0.05     # Gaussian sigma (seconds) on the pose sampler's head rotations
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "data" / "neural_default"
 
 _models: dict = {}
@@ -263,13 +264,42 @@ def apply_lip_contact(expression: np.ndarray, names: list[str], jaw: np.ndarray,
         expression[:, i] = channels[name]
 
 
+def keep_lips_apart(expression: np.ndarray, names: list[str], jaw: np.ndarray, head: HeadModel) -> None:
+    """Lower ``mouthClose`` in place where it would press the lips through each other (signed lip
+    gap under 0 on ``head``, :func:`..mouth.lip_gap_mm`), e.g. the model's own closing weight
+    over a jaw the silence gate shut, or raised by articulation. The gap is linear in the weight
+    for a given jaw, so two measurements per frame give the largest weight that keeps it >= 0.
+    expression (T, E) weights of channels ``names``, jaw (T, 3) radians; heads without
+    ``mouthClose`` or mouth landmarks are left as they are."""
+    from ..mouth import lip_gap_mm
+    from ..retarget import mouth_landmarks
+
+    if "mouthClose" not in names or mouth_landmarks(head) is None:
+        return
+    i = names.index("mouthClose")
+    n = len(expression)
+    rest = np.zeros((n, 3), np.float32)
+
+    def gap(weight: float) -> np.ndarray:
+        trial = expression.astype(np.float32, copy=True)
+        trial[:, i] = weight
+        return lip_gap_mm(head, Take(1.0, trial, names, jaw, rest, rest, np.zeros((n, 6), np.float32)))
+
+    open_gap, closed_gap = gap(0.0), gap(1.0)
+    per_unit = closed_gap - open_gap  # mm per unit of mouthClose (negative: it closes)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        most = np.where(per_unit < -1e-6, -open_gap / per_unit, np.inf)
+    expression[:, i] = np.minimum(expression[:, i], np.maximum(most, 0.0))
+
+
 def synthesise(analysis: NeuralAnalysis, head: HeadModel, fps: float, controls: Controls,
                progress: Progress | None = None, style_mapping=None) -> Take:
     """Features + controls -> Take for ``head`` (see module docstring). ``style_mapping``: the
     take will be carried over by this map (:mod:`..retarget`), so a style reference made for the
     rig it goes to is read through it."""
     from ..models.checkpoint import CheckpointError, check_head
-    from ..procedural import blink_curves, gaze_curves, smooth
+    from ..procedural import (blink_curves, close_lids, ease_ends, gaze_curves, random_streams, roll_eyes_down, smooth,
+                              steady_gaze)
 
     net = get_model(analysis.model_path)
     try:
@@ -297,8 +327,11 @@ def synthesise(analysis: NeuralAnalysis, head: HeadModel, fps: float, controls: 
     if analysis.sound is not None:  # the jaw rests where the audio is silent, whatever the model says
         gate = smooth(_to_fps(analysis.sound[:, None].astype(np.float32), mfps, fps, n), 0.05 * fps)
         jaw *= np.clip(gate, 0.0, 1.0)
-    neck *= controls.head_motion
-    global_rot *= controls.head_motion
+    # The pose sampler's windows can meet with a one-frame step: a light smoothing (50 ms) takes it
+    # out; the head then eases in from rest and back to it at the take's ends.
+    ease = ease_ends(n, fps)[:, None]
+    neck = smooth(neck, HEAD_SMOOTHING_S * fps) * controls.head_motion * ease
+    global_rot = smooth(global_rot, HEAD_SMOOTHING_S * fps) * controls.head_motion * ease
     if controls.smoothing > 0:
         sigma = controls.smoothing * 0.1 * fps
         expression, jaw, neck, global_rot = (smooth(a, sigma) for a in (expression, jaw, neck, global_rot))
@@ -312,14 +345,13 @@ def synthesise(analysis: NeuralAnalysis, head: HeadModel, fps: float, controls: 
             close = np.maximum(close, closure_curve(phones, fps, n))
     apply_lip_contact(expression, names, jaw, close)
 
-    rng = np.random.default_rng(controls.seed)
+    keep_lips_apart(expression, names, jaw, head)
+
+    streams = random_streams(controls.seed)
     pauses = _to_fps(analysis.energy[:, None], mfps, fps, n)[:, 0] < 0.1
-    blinks = blink_curves(n, fps, NATURAL_BLINKS_PER_MIN * controls.blink_rate, rng, pauses)
-    for side in ("eyeBlinkLeft", "eyeBlinkRight"):
-        if side in names:
-            i = names.index(side)
-            expression[:, i] = np.maximum(expression[:, i], blinks)
-    eyes = gaze_curves(n, fps, rng)
+    blinks = blink_curves(n, fps, NATURAL_BLINKS_PER_MIN * controls.blink_rate, streams["blinks"], pauses)
+    close_lids(expression, names, blinks)
+    eyes = roll_eyes_down(steady_gaze(gaze_curves(n, fps, streams["gaze"]), neck, global_rot), blinks)
 
     take = Take(fps=float(fps), expression=expression, expression_names=names, jaw=jaw, neck=neck,
                 global_rot=global_rot, eyes=eyes)

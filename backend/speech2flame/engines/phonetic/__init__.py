@@ -127,11 +127,12 @@ def synthesise(analysis: PhoneticAnalysis, head: HeadModel, fps: float, controls
     """
     controls.validate()
     num_frames = max(1, int(round(analysis.duration_s * fps)))
-    rng = np.random.default_rng(controls.seed)
+    streams = procedural.random_streams(controls.seed)
     phones = analysis.phones
     weights = controls.emotion_curves(num_frames, fps)
     style = emotion.style_curves(weights)
-    smoothing, expr = float(controls.smoothing), float(controls.expressiveness)
+    expr = float(controls.expressiveness)
+    smoothing = float(controls.smoothing) * fps / 30.0  # Gaussian sigmas below are frames at 30 fps
 
     # mouth: phones -> coarticulated articulation -> jaw and lip channels
     jaw_scale = prosody.jaw_stress_scale(phones, analysis.prominence)
@@ -158,16 +159,15 @@ def synthesise(analysis: PhoneticAnalysis, head: HeadModel, fps: float, controls
     for name, start, end in phones:
         if name == SILENCE and end - start >= PAUSE_S:
             pause |= (t >= start) & (t < end)
-    blink = procedural.blink_curves(num_frames, fps, BLINKS_PER_MIN * controls.blink_rate, rng, pause_mask=pause)
-    add("eyeBlinkLeft", blink)
-    add("eyeBlinkRight", blink)
-    eyes = procedural.gaze_curves(num_frames, fps, rng)
-    eyes[:, [0, 3]] += 0.12 * blink[:, None]  # the eyes roll down a little while the lids close
+    blink = procedural.blink_curves(num_frames, fps, BLINKS_PER_MIN * controls.blink_rate, streams["blinks"],
+                                    pause_mask=pause)
+    eyes = procedural.gaze_curves(num_frames, fps, streams["gaze"])
 
     # head: stochastic sway (more while speaking loudly), nods on accents, lift on high pitch
     energy = _resample(analysis.energy, num_frames, fps)
     loud = np.clip((energy - (energy.max() - 45.0)) / 35.0, 0, 1)
-    neck, global_rot = procedural.head_motion(num_frames, fps, rng, amount=controls.head_motion, energy=loud)
+    neck, global_rot = procedural.head_motion(num_frames, fps, streams["head"], amount=controls.head_motion,
+                                              energy=loud)
     neck = neck * style["head_gain"][:, None]
     neck[:, 0] += controls.head_motion * NOD_RAD * nod
     f0 = _resample(analysis.f0, num_frames, fps)
@@ -176,6 +176,9 @@ def synthesise(analysis: PhoneticAnalysis, head: HeadModel, fps: float, controls
         semitones = np.where(f0 > 0, 12 * np.log2(np.maximum(f0, 1.0) / np.median(voiced)), 0.0)
         lift = procedural.smooth(np.clip(semitones / 6, -1, 1), 0.1 * fps)
         neck[:, 0] -= controls.head_motion * PITCH_TILT_RAD * lift
+    ease = procedural.ease_ends(num_frames, fps)[:, None]  # from rest and back to it at the take's ends
+    neck, global_rot = neck * ease, global_rot * ease
+    eyes = procedural.roll_eyes_down(procedural.steady_gaze(eyes, neck, global_rot), blink)
 
     take = Take.rest(num_frames, fps, head.expression_names)
     take.jaw[:, 0] = jaw
@@ -183,6 +186,7 @@ def synthesise(analysis: PhoneticAnalysis, head: HeadModel, fps: float, controls
         if name in head.expression_names:
             value = np.broadcast_to(np.asarray(curve, np.float64), (num_frames,))
             take.expression[:, head.expression_names.index(name)] = np.clip(value, 0.0, 1.0)
+    procedural.close_lids(take.expression, head.expression_names, blink)
     take.eyes[:] = procedural.smooth(eyes, 1.5 * smoothing)
     take.neck[:] = procedural.smooth(neck, 3.0 * smoothing)
     take.global_rot[:] = procedural.smooth(global_rot, 3.0 * smoothing)
