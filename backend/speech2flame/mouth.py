@@ -28,24 +28,34 @@ def _landmark_ids(head: HeadModel) -> list[int]:
     return [landmarks[name] for name in MOUTH_LANDMARKS]
 
 
-def posed_landmarks(head: HeadModel, take: Take, ids: list[int] | None = None) -> np.ndarray:
+def landmark_layer(head: HeadModel, ids: list[int] | None = None):
+    """A FlameLayer posing only the MOUTH_LANDMARKS of ``head`` (vertex ``ids``, found if not
+    given), to reuse over several measurements; HeadModelError if the rig has no mouth landmarks."""
+    from .flame import FlameLayer  # torch, imported only when measuring
+
+    return FlameLayer(head, vertex_ids=ids if ids is not None else _landmark_ids(head))
+
+
+def posed_landmarks(head: HeadModel, take: Take, ids: list[int] | None = None, layer=None) -> np.ndarray:
     """(T, 6, 3) positions in metres of the MOUTH_LANDMARKS (vertex ``ids``, found if not given),
     posed by the take in the head's own frame (head and neck rotation left out, the jaw kept);
-    raises HeadModelError if the rig has no mouth landmarks."""
+    ``layer``: a :func:`landmark_layer` of this head. Raises HeadModelError if the rig has no
+    mouth landmarks."""
     import torch
 
-    from .flame import FlameLayer, take_expression_matrix  # torch, imported only when measuring
+    from .flame import take_expression_matrix
 
-    layer = FlameLayer(head, vertex_ids=ids if ids is not None else _landmark_ids(head))  # only these are posed
+    layer = layer or landmark_layer(head, ids)
     zeros = np.zeros((take.num_frames, 3), np.float32)
     with torch.no_grad():
         return layer(take_expression_matrix(head, take), take.jaw, zeros, zeros, take.eyes).double().numpy()
 
 
-def lip_gap_mm(head: HeadModel, take: Take) -> np.ndarray:
+def lip_gap_mm(head: HeadModel, take: Take, layer=None) -> np.ndarray:
     """(T,) signed height in mm of the inner upper lip midpoint above the inner lower one: the
-    aperture while the lips are apart, negative where they are pressed through each other."""
-    verts = posed_landmarks(head, take)
+    aperture while the lips are apart, negative where they are pressed through each other.
+    ``layer``: a :func:`landmark_layer` of this head, to reuse."""
+    verts = posed_landmarks(head, take, layer=layer)
     return 1000.0 * (verts[:, 0, 1] - verts[:, 1, 1])
 
 

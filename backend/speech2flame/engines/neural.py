@@ -271,21 +271,20 @@ def keep_lips_apart(expression: np.ndarray, names: list[str], jaw: np.ndarray, h
     for a given jaw, so two measurements per frame give the largest weight that keeps it >= 0.
     expression (T, E) weights of channels ``names``, jaw (T, 3) radians; heads without
     ``mouthClose`` or mouth landmarks are left as they are."""
-    from ..mouth import lip_gap_mm
+    from ..mouth import landmark_layer, lip_gap_mm
     from ..retarget import mouth_landmarks
 
     if "mouthClose" not in names or mouth_landmarks(head) is None:
         return
     i = names.index("mouthClose")
     n = len(expression)
-    rest = np.zeros((n, 3), np.float32)
-
-    def gap(weight: float) -> np.ndarray:
-        trial = expression.astype(np.float32, copy=True)
-        trial[:, i] = weight
-        return lip_gap_mm(head, Take(1.0, trial, names, jaw, rest, rest, np.zeros((n, 6), np.float32)))
-
-    open_gap, closed_gap = gap(0.0), gap(1.0)
+    trials = np.concatenate([expression, expression]).astype(np.float32)  # mouthClose 0, then 1
+    trials[:n, i], trials[n:, i] = 0.0, 1.0
+    rest = np.zeros((2 * n, 3), np.float32)
+    trial_take = Take(1.0, trials, names, np.concatenate([jaw, jaw]).astype(np.float32), rest, rest,
+                      np.zeros((2 * n, 6), np.float32))
+    gaps = lip_gap_mm(head, trial_take, landmark_layer(head))
+    open_gap, closed_gap = gaps[:n], gaps[n:]
     per_unit = closed_gap - open_gap  # mm per unit of mouthClose (negative: it closes)
     with np.errstate(divide="ignore", invalid="ignore"):
         most = np.where(per_unit < -1e-6, -open_gap / per_unit, np.inf)
