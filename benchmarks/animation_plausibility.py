@@ -12,6 +12,7 @@ engine when present) and each engine, on the demo head:
 * smoothing: fastest jaw motion at smoothing 1, 60 fps against 30 fps (1 = the same in seconds).
 
     .venv/bin/python benchmarks/animation_plausibility.py CLIP.wav [--seeds 3]
+    .venv/bin/python benchmarks/animation_plausibility.py espeak   # 60 s of eSpeak NG sentences with pauses
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import numpy as np  # noqa: E402
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("clip", type=Path)
+    parser.add_argument("clip", type=Path, help="audio file, or 'espeak' for a 60 s eSpeak NG clip with pauses")
     parser.add_argument("--seeds", type=int, default=3)
     args = parser.parse_args()
 
@@ -43,7 +44,11 @@ def main() -> None:
     from speech2flame.rotations import axis_angle_to_matrix, matrix_to_axis_angle
 
     head = load_head_model("demo")
-    audio = load_audio(str(args.clip))
+    if str(args.clip) == "espeak":
+        audio = espeak_clip()
+        args.clip = Path("espeak-60s.wav")
+    else:
+        audio = load_audio(str(args.clip))
     text_file = args.clip.with_suffix(".txt")
     transcript = text_file.read_text(encoding="utf-8").strip() if text_file.is_file() else None
     lid_ids = _lid_vertices(head)
@@ -90,6 +95,23 @@ def main() -> None:
         print(f"  head: {angle[0]:.2f} deg first frame, {angle[-1]:.2f} deg last, fastest turn {turn.max() * t.fps:.0f} deg/s")
         print(f"  head yaw, same seed, 24 vs 30 fps: {fps_diff[0]:.2f} deg, 60 vs 30 fps: {fps_diff[1]:.2f} deg")
         print(f"  smoothing 1, fastest jaw at 60 / 30 fps: {speed[1] / max(speed[0], 1e-9):.2f}\n")
+
+
+def espeak_clip(seconds: float = 60.0):
+    """An Audio of eSpeak NG sentences (default voice) with 0.8 s pauses between them and 1 s of
+    silence at both ends, about ``seconds`` long."""
+    from speech2flame.audio import from_array
+    from speech2flame.engines.phonetic.espeak import speak
+
+    sentences = ("Bob bought a big map.", "Father saw a pop art show.", "We will meet at the museum on Monday morning.",
+                 "Please move the blue box over by the window.", "I think maybe we should have walked home instead.")
+    rate = speak(sentences[0]).sample_rate
+    parts, i = [np.zeros(rate, np.float32)], 0
+    while sum(len(p) for p in parts) < (seconds - 2) * rate:
+        parts += [speak(sentences[i % len(sentences)]).samples.astype(np.float32), np.zeros(int(0.8 * rate), np.float32)]
+        i += 1
+    samples = np.concatenate(parts)[: int((seconds - 1) * rate)]
+    return from_array(np.concatenate([samples, np.zeros(rate, np.float32)]), rate)
 
 
 def _lid_vertices(head) -> list[int]:
