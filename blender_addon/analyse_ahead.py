@@ -67,7 +67,7 @@ def start(context) -> bool:
     except BackendError:
         return False
     try:
-        arm_obj = operators.find_rig(context.scene.speech2flame.rig or context.active_object)[0]
+        arm_obj = operators.find_rig(context.scene.speech2flame.rig or getattr(context, "active_object", None))[0]
         rig = arm_obj.get(operators.HEAD_PROP, "demo")
     except operators.RigError:
         rig = "demo"  # the analysis does not depend on the rig
