@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import json
 import re
 import shutil
 import subprocess
@@ -59,6 +60,9 @@ def stage(folder: Path, version: str) -> Path:
         if not (BACKEND / name).is_file():
             sys.exit(f"build_addon: missing {BACKEND / name}")
         shutil.copy2(BACKEND / name, vendor / name)
+    # The checkout the zip is built from: once installed (under Blender's extensions folder) the
+    # add-on finds this checkout's .venv through it (backend_client.find_project_python).
+    (vendor / "project.json").write_text(json.dumps({"project": str(ROOT)}) + "\n")
     manifest = source / "blender_manifest.toml"
     text, count = re.subn(r'^version = "[^"]*"', f'version = "{version}"', manifest.read_text(), flags=re.M)
     if count != 1:

@@ -260,14 +260,20 @@ class JobWatcher:
 
 def find_project_python() -> Path | None:
     """The Python that runs the backend: ``$SPEECH2FLAME_PYTHON``, else the ``.venv`` of the
-    repository checkout this add-on lives in (``.venv/bin/python`` or ``.venv\\Scripts\\python.exe``);
-    None when neither exists."""
+    repository checkout this add-on lives in, else that of the checkout the installed zip was
+    built from (``vendor/project.json``, written by build_addon.py); ``.venv/bin/python`` or
+    ``.venv\\Scripts\\python.exe``. None when none exists."""
     override = os.environ.get(PYTHON_ENV)
     if override:
         return Path(override) if Path(override).is_file() else None
     relative = Path("Scripts", "python.exe") if sys.platform == "win32" else Path("bin", "python")
     here = Path(__file__).resolve().parent
-    for folder in (here, *here.parents[:3]):
+    folders = [here, *here.parents[:3]]
+    try:
+        folders.append(Path(json.loads((here / "vendor" / "project.json").read_text())["project"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        pass  # a source checkout, or a zip from elsewhere
+    for folder in folders:
         candidate = folder / ".venv" / relative
         if candidate.is_file():
             return candidate

@@ -38,6 +38,27 @@ def test_build_validates_and_versions_match(addon_zip):
         assert "import torch" not in module.read_text(), module.name
 
 
+def test_installed_addon_finds_the_checkouts_venv(addon_zip, tmp_path, monkeypatch):
+    """Installed from the zip (under Blender's extensions folder, far from the checkout), the
+    add-on still finds the .venv of the checkout the zip was built from."""
+    import importlib.util
+    import zipfile
+
+    installed = tmp_path / "extensions" / "user_default" / "speech2flame"
+    with zipfile.ZipFile(addon_zip) as zf:
+        zf.extractall(installed)
+    spec = importlib.util.spec_from_file_location("installed_backend_client", installed / "backend_client.py")
+    client = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(client)
+    monkeypatch.delenv("SPEECH2FLAME_PYTHON", raising=False)
+    venv = ROOT / ".venv"
+    found = client.find_project_python()
+    if venv.is_dir():  # the test command's setup made it
+        assert found is not None and found.parent.parent.resolve() == venv.resolve()
+    (installed / "vendor" / "project.json").write_text('{"project": "/nowhere"}')
+    assert client.find_project_python() is None  # nothing to find: the preferences ask for a Python
+
+
 def test_invalid_manifest_fails_the_build(tmp_path, monkeypatch):
     broken = tmp_path / "addon"
     import shutil
