@@ -83,3 +83,9 @@ def test_smoothing_is_measured_in_seconds(line, demo_head):
         take = take_of(line, demo_head, "baseline", fps=fps, smoothing=1.0)
         speeds[fps] = np.abs(np.diff(take.jaw[:, 0])).max() * fps  # rad/s
     assert speeds[60.0] == pytest.approx(speeds[30.0], rel=0.25)
+
+
+def test_a_take_names_the_shipped_model_that_made_it(line, demo_head):
+    take = take_of(line, demo_head, "neural")
+    assert take.metadata["model"].endswith("neural_default") and take.metadata["engine"] == "neural"
+    assert take_of(line, demo_head, "baseline").metadata["model"] is None

@@ -125,7 +125,7 @@ def generate_take(audio: Audio, head: HeadModel, engine: str = DEFAULT_ENGINE, c
         "rig_id": head.rig_id(),
         "rig": str(rig_path),
         "engine": engine,
-        "model": model,
+        "model": model or getattr(analysis, "model_path", None),  # the checkpoint that ran (the shipped one too)
         "controls": controls.to_dict(),
         "seed": controls.seed,
         "audio_path": audio.path,
