@@ -3,6 +3,7 @@
 Makes 10 s of speech with eSpeak NG, then runs the CLI in-process with --timings.
 
     .venv/bin/python benchmarks/generate_stages.py [--engine phonetic] [--outputs take,blend,fbx,abc,mp4]
+                                                   [--no-word-recognition]
 """
 
 from __future__ import annotations
@@ -25,13 +26,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--engine", default=DEFAULT_ENGINE)
     parser.add_argument("--outputs", default="take,blend,fbx,abc,mp4")
+    parser.add_argument("--no-word-recognition", action="store_true", help="recognise phones, not words")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         audio = ten_second_clip(folder)
         print(f"clip: 10 s, engine {args.engine}, outputs {args.outputs}")
         start = time.perf_counter()
         cli.main(["generate", str(audio), "--out", str(Path(folder) / "out"), "--engine", args.engine,
-                  "--outputs", args.outputs, "--timings", "--quiet"])
+                  "--outputs", args.outputs, "--timings", "--quiet"]
+                 + (["--no-word-recognition"] if args.no_word_recognition else []))
         print(f"wall time including imports: {time.perf_counter() - start:.2f} s")
 
 
