@@ -193,6 +193,22 @@ def _to_plain(obj):
     return obj
 
 
+def read_pickle(path: str | os.PathLike, what: str = "FLAME .pkl model"):
+    """Unpickle ``path`` through :class:`RestrictedUnpickler` (numpy arrays, chumpy and scipy-sparse
+    stand-ins, nothing else is imported or run). HeadModelError (one sentence) for an unreadable,
+    truncated or corrupt file (``what`` names what it should be) or a forbidden object."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as fh:
+            return RestrictedUnpickler(fh, display_name=path.name).load()
+    except HeadModelError:
+        raise
+    except OSError as exc:
+        raise HeadModelError(f"Cannot read {path.name}: {exc.strerror or exc}.") from None
+    except Exception:  # EOFError, UnpicklingError, ValueError, ... on truncated/corrupt data
+        raise HeadModelError(f"{path.name} is not a readable {what} (truncated or corrupt).") from None
+
+
 def load_flame_pickle(path: str | os.PathLike) -> dict[str, np.ndarray]:
     """Read an official FLAME ``.pkl`` into a dict of plain numpy arrays.
 
@@ -204,15 +220,7 @@ def load_flame_pickle(path: str | os.PathLike) -> dict[str, np.ndarray]:
     is not a FLAME model.
     """
     path = Path(path)
-    try:
-        with open(path, "rb") as fh:
-            raw = RestrictedUnpickler(fh, display_name=path.name).load()
-    except HeadModelError:
-        raise
-    except OSError as exc:
-        raise HeadModelError(f"Cannot read {path.name}: {exc.strerror or exc}.") from None
-    except Exception:  # EOFError, UnpicklingError, ValueError, ... on truncated/corrupt data
-        raise HeadModelError(f"{path.name} is not a readable FLAME .pkl model (truncated or corrupt).") from None
+    raw = read_pickle(path)
     if not isinstance(raw, dict):
         raise HeadModelError(f"{path.name} is not a FLAME model: it holds a {type(raw).__name__}, not a dict.")
 

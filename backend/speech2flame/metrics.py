@@ -173,18 +173,13 @@ def region_indices(head, masks_path: str | None = None) -> dict[str, np.ndarray]
 def _read_masks(path: Path) -> dict:
     """FLAME_masks.pkl (a dict of vertex-id arrays; Python 2 or 3 pickles) through the FLAME
     files' restricted unpickler: only numpy arrays are rebuilt, nothing else is imported."""
-    from .flame_pickle import RestrictedUnpickler
+    from .flame_pickle import read_pickle
     from .head_model import HeadModelError
 
     try:
-        with open(path, "rb") as fh:
-            masks = RestrictedUnpickler(fh, display_name=path.name).load()
-    except OSError:
-        raise MetricsError(f"Cannot read the masks file {path}.") from None
+        masks = read_pickle(path, "FLAME_masks.pkl")
     except HeadModelError as exc:
         raise MetricsError(str(exc)) from None
-    except Exception:  # truncated or not a pickle: EOFError, UnpicklingError, ValueError, ...
-        raise MetricsError(f"{path.name} is not a readable FLAME_masks.pkl.") from None
     if not isinstance(masks, dict):
         raise MetricsError(f"{path.name} is not a FLAME_masks.pkl (a dict of vertex ids).")
     return masks

@@ -250,16 +250,13 @@ def _load_flame_params(root: Path, entry: dict, head, fps: float) -> Clip:
 def _read_pickle(path: Path):
     """A pickle of dicts, numbers and numpy arrays (VOCASET's, Python 2 or 3) through the FLAME
     files' restricted unpickler: numpy arrays are rebuilt, no other code is imported or run."""
-    from ..flame_pickle import RestrictedUnpickler
+    from ..flame_pickle import read_pickle
     from ..head_model import HeadModelError
 
     try:
-        with open(path, "rb") as fh:
-            return RestrictedUnpickler(fh, display_name=path.name).load()
+        return read_pickle(path, "VOCASET pickle")
     except HeadModelError as exc:
         raise DatasetError(str(exc)) from None
-    except Exception:  # unreadable, truncated or not a pickle
-        raise DatasetError(f"Cannot read {path}: not a VOCASET pickle, or a damaged one.") from None
 
 
 def read_templates(root: Path) -> dict[str, np.ndarray]:
