@@ -310,8 +310,6 @@ VOCASET_RELEASE = ("data_verts.npy", "raw_audio_fixed.pkl", "subj_seq_to_idx.pkl
 """The files of the official VOCASET training-data release (read as they are, no conversion)."""
 
 
-
-
 def _split_of(subject: str, split_subjects: dict | None) -> str:
     split = "train"
     for name, subjects in (split_subjects or {}).items():
