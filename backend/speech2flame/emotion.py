@@ -23,7 +23,7 @@ OVERLAYS = {
     "angry": {"browDownL/R": 0.85, "eyeSquintL/R": 0.35, "noseSneerL/R": 0.35, "mouthPressL/R": 0.3,
               "mouthFrownL/R": 0.25, "eyeWideL/R": 0.1},
     "surprised": {"browInnerUp": 0.8, "browOuterUpL/R": 0.8, "eyeWideL/R": 0.6, "mouthFunnel": 0.1},
-    "disgusted": {"noseSneerL/R": 0.7, "mouthUpperUpL/R": 0.3, "browDownL/R": 0.45, "cheekSquintL/R": 0.35,
+    "disgusted": {"noseSneerL/R": 1.0, "mouthUpperUpL/R": 0.6, "browDownL/R": 0.6, "cheekSquintL/R": 0.5,
                   "mouthFrownL/R": 0.2, "mouthShrugUpper": 0.2},
     "fearful": {"browInnerUp": 0.75, "browOuterUpL/R": 0.3, "eyeWideL/R": 0.65, "mouthStretchL/R": 0.45,
                 "browDownL/R": 0.1},
