@@ -2,11 +2,12 @@
 
 The first generation on a clip spends nearly all its time analysing the audio (without a
 transcript, word recognition takes about a third of the clip's length on one core). So when
-the animator picks an audio file or a sound strip (or changes Hear Words, the engine or the
-model), the local backend is started if needed and given that clip at once, as an ordinary job
+the animator picks an audio file or a sound strip (or changes Hear Words, the transcript, the
+engine or the model), the local backend is started if needed and given that clip at once, as an ordinary job
 whose take is not used: by the time the sliders are set, the backend's caches hold the analysis
 and Generate takes the model's milliseconds. A clip picked after it replaces it (the earlier
-job is cancelled), and Generate on another clip cancels it too.
+job is cancelled), and Generate with other analysis settings (another clip, a transcript typed
+since, another fps) cancels it too.
 
 Only with the local server (the default backend mode, and the preference *Analyse Clips Ahead*,
 on by default): a remote server would get an upload for every pick, and the in-process server
@@ -27,6 +28,7 @@ DELAY_S = 0.5
 """Seconds after the last change before the clip is sent (a strip picked while scrolling is not)."""
 
 _lock = threading.Lock()
+_stopped = threading.Event()  # set while the add-on is disabled: a thread still starting a server stops it
 _state: dict = {}
 """The clip being analysed ahead: audio (path), job (the job dict sent), job_id, client,
 status ("starting", "analysing", "ready", "failed", "cancelled"), progress 0..1."""
@@ -72,6 +74,7 @@ def start(context) -> bool:
     except operators.RigError:
         rig = "demo"  # the analysis does not depend on the rig
     job = operators.job_request(context, rig, audio_path, start_frame, same_machine=True)
+    _stopped.clear()
     with _lock:
         if _state.get("job") == job and _state.get("status") in ("starting", "analysing", "ready"):
             return False
@@ -91,6 +94,9 @@ def _run(client_settings: tuple, job: dict, previous: dict) -> None:
         _cancel_quietly(previous["client"], previous["job_id"])
     try:
         client = backend.get_client(*client_settings)
+        if _stopped.is_set():  # the add-on was disabled while the server started
+            backend.stop_local()
+            return
         job_id = client.submit(job)
     except BackendError:
         _set(job, status="failed")
@@ -125,14 +131,25 @@ def _cancel_quietly(client, job_id: str) -> None:
         pass
 
 
-def before_generate(audio_path: str) -> None:
-    """Called by Generate: an analysis ahead of another clip is cancelled (it would only delay this one)."""
+def analysis_key(job: dict) -> tuple:
+    """What a job's analysis depends on (the server's cache key): audio, engine, model, fps,
+    transcript, word recognition; not the sliders."""
+    controls = job.get("controls") or {}
+    return (repr(job.get("audio")), job.get("engine"), job.get("model"), job.get("fps"),
+            controls.get("transcript"), controls.get("recognise_words"))
+
+
+def before_generate(job: dict) -> None:
+    """Called by Generate with its job: an analysis ahead of anything else (another clip, a
+    transcript typed since, another fps) is cancelled, as it would only delay this one; one
+    still starting is forgotten, so it cancels itself once submitted."""
     with _lock:
-        other = _state.get("audio") != audio_path and _state.get("status") == "analysing"
+        ahead = _state.get("job")
+        if ahead is None or analysis_key(ahead) == analysis_key(job):
+            return
         client, job_id = _state.get("client"), _state.get("job_id")
-        if other:
-            _state["status"] = "cancelled"
-    if other and client is not None:
+        _state.clear()
+    if client is not None and job_id:
         _cancel_quietly(client, job_id)
 
 
@@ -187,7 +204,9 @@ def _redraw_panel():
 
 
 def stop() -> None:
-    """Forget the analysis ahead and its timer (the add-on is being disabled)."""
+    """Forget the analysis ahead and its timer (the add-on is being disabled); a server a thread
+    is still starting is stopped as soon as it is up."""
+    _stopped.set()
     for timer in (_start_from_timer, _redraw_panel):
         if bpy.app.timers.is_registered(timer):
             bpy.app.timers.unregister(timer)

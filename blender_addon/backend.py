@@ -22,7 +22,7 @@ _local: LocalServer | None = None
 _local_setup: tuple[str, str] | None = None
 """(python, device) the local server was started with."""
 _in_process = None  # (server, thread, token)
-_lock = threading.Lock()
+_lock = threading.RLock()  # get_client may stop a dead server while holding it
 
 
 def _resolve_python(configured: str) -> str:
@@ -85,7 +85,13 @@ def _reachable(url: str) -> bool:
 
 
 def stop_local() -> None:
-    """Stop the local subprocess server and the in-process server, if running."""
+    """Stop the local subprocess server and the in-process server, if running (after a server
+    another thread is starting, e.g. the analysis ahead, has started)."""
+    with _lock:
+        _stop_local()
+
+
+def _stop_local() -> None:
     global _local, _in_process
     if _local is not None:
         try:

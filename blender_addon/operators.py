@@ -186,9 +186,9 @@ class SPEECH2FLAME_OT_generate(bpy.types.Operator):
         settings = _settings(context)
         self.strip_name = settings.sound_strip if settings.audio_source == "STRIP" else ""
         self.client = _client(context)
-        analyse_ahead.before_generate(self.audio_path)
         job = job_request(context, self.arm_obj.get(HEAD_PROP, hm.DEMO_RIG), self.audio_path, self.start_frame,
                           backend.shares_files(self.client))
+        analyse_ahead.before_generate(job)
         try:
             self.job_id = self.client.submit(job)
         except BackendError as exc:

@@ -46,9 +46,11 @@ class Speech2FlameSettings(bpy.types.PropertyGroup):
                                description="Dialogue recording: WAV, FLAC, OGG or MP3")
     sound_strip: StringProperty(name="Sound Strip", description="Name of a sound strip in the Video Sequencer",
                                 update=analyse_ahead.on_setting_changed)
-    transcript: StringProperty(name="Transcript", description="What is said (optional; sharpens lip sync)")
+    transcript: StringProperty(name="Transcript", description="What is said (optional; sharpens lip sync)",
+                               update=analyse_ahead.on_setting_changed)
     transcript_text: PointerProperty(type=bpy.types.Text, name="Transcript Text",
-                                     description="A text datablock holding the transcript (used when set)")
+                                     description="A text datablock holding the transcript (used when set)",
+                                     update=analyse_ahead.on_setting_changed)
     recognise_words: BoolProperty(
         name="Hear Words", default=True, update=analyse_ahead.on_setting_changed,
         description="Without a transcript, recognise the English words in the audio so the lips close on their "

@@ -128,7 +128,32 @@ def assign_actions(rig_object, armature_action, shape_action) -> list[str]:
         anim.action = action
         if len(action.slots):
             anim.action_slot = action.slots[0]
+    _rest_what_is_not_keyed(arm_obj, mesh_obj, armature_action, shape_action)
     return kept
+
+
+def _animated_paths(action) -> set[str]:
+    """Data paths the layered ``action`` has F-curves for."""
+    if action is None:
+        return set()
+    return {fc.data_path for layer in action.layers for strip in layer.strips
+            for bag in strip.channelbags for fc in bag.fcurves}
+
+
+def _rest_what_is_not_keyed(arm_obj, mesh_obj, armature_action, shape_action) -> None:
+    """Set the rig's channels the new Actions do not key to rest (0): with no F-curve, Blender
+    would keep what the previous take left there (e.g. detail shape keys made by a later take,
+    switching back to an earlier one)."""
+    keyed = _animated_paths(shape_action)
+    ours = {*arm_obj.get(EXPRESSIONS_PROP, ()), *POSE_CORRECTIVE_NAMES}
+    for block in mesh_obj.data.shape_keys.key_blocks[1:]:
+        if (block.name in ours or block.name.startswith("detail_")) and \
+                f'key_blocks["{block.name}"].value' not in keyed:
+            block.value = 0.0
+    keyed = _animated_paths(armature_action)
+    for bone in arm_obj.pose.bones:
+        if f'pose.bones["{bone.name}"].location' not in keyed:
+            bone.location = (0.0, 0.0, 0.0)
 
 
 def apply_take(take: "take_module.Take", rig_object, name: str | None = None, scene=None, set_frame_range: bool = True,
@@ -155,6 +180,9 @@ def apply_take(take: "take_module.Take", rig_object, name: str | None = None, sc
     if missing:
         raise RigError(f"This take drives {len(missing)} expression channel(s) the rig {arm_obj.name} lacks "
                        f"(e.g. {missing[0]}); generate it for this rig.")
+    if take.detail_basis is not None and take.detail_basis.shape[1] != len(mesh_obj.data.vertices):
+        raise RigError(f"The take's per-vertex detail has {take.detail_basis.shape[1]} vertices; the rig's mesh has "
+                       f"{len(mesh_obj.data.vertices)}.")
     last = take.frame_offset + take.num_frames - 1
     if take.frame_offset < 0:
         raise RigError(f"The take would start at frame {take.frame_offset}, before Blender's first frame 0; "
@@ -226,7 +254,8 @@ def _joint_shift(arm_obj, weights: dict[str, np.ndarray]) -> np.ndarray | None:
         return None
     names = list(arm_obj[EXPRESSIONS_PROP])
     per_unit = np.array(list(arm_obj[JOINT_SHIFTS_PROP]), np.float64).reshape(len(names), 5, 3)
-    matrix = np.stack([weights[name] for name in names], axis=1).astype(np.float64)
+    zero = np.zeros(len(next(iter(weights.values()))) if weights else 0)
+    matrix = np.stack([weights.get(name, zero) for name in names], axis=1).astype(np.float64)
     return np.einsum("te,ejc->tjc", matrix, per_unit)
 
 
@@ -237,10 +266,7 @@ def _detail_weights(take: "take_module.Take", mesh_obj) -> dict[str, np.ndarray]
     key_blocks = mesh_obj.data.shape_keys.key_blocks
     weights = {}
     if take.detail_basis is not None:
-        basis = np.ascontiguousarray(take.detail_basis, np.float32)
-        if basis.shape[1] != len(mesh_obj.data.vertices):
-            raise RigError(f"The take's per-vertex detail has {basis.shape[1]} vertices; the rig's mesh has "
-                           f"{len(mesh_obj.data.vertices)}.")
+        basis = np.ascontiguousarray(take.detail_basis, np.float32)  # vertex count checked by apply_take
         tag = hashlib.sha256(basis.tobytes()).hexdigest()[:8]
         rest = np.empty(basis.shape[1] * 3, np.float32)
         key_blocks[0].data.foreach_get("co", rest)

@@ -229,6 +229,15 @@ report["flame_exp_curves"] = len(exp_curves)
 report["flame_exp_range"] = max(float(np.abs(v[:, 1]).max()) for v in exp_curves.values()) if exp_curves else 0.0
 report["flame_negative_keys"] = any(float(v[:, 1].min()) < -0.01 for v in exp_curves.values())
 
+# What a clip's analysis depends on: not the sliders; a transcript typed since does.
+job = sys.modules[MODULE + ".operators"].job_request(bpy.context, "demo", audio_path, 1, True)
+slid = json.loads(json.dumps(job))
+slid["controls"]["articulation"] = 1.7
+typed = json.loads(json.dumps(job))
+typed["controls"]["transcript"] = "Bob bought a big map."
+report["ahead_key_ignores_sliders"] = ahead.analysis_key(job) == ahead.analysis_key(slid)
+report["ahead_key_follows_transcript"] = ahead.analysis_key(job) != ahead.analysis_key(typed)
+
 pid = backend.local_server_pid()
 bpy.ops.preferences.addon_disable(module=MODULE)
 time.sleep(0.5)
@@ -239,6 +248,19 @@ except OSError:
     alive = False
 report["server_alive_after_disable"] = alive
 report["disabled"] = MODULE not in bpy.context.preferences.addons
+
+# Disabled while an analysis ahead is still starting its server: that server is stopped too.
+bpy.ops.preferences.addon_enable(module=MODULE)
+ahead = sys.modules[MODULE + ".analyse_ahead"]
+backend = sys.modules[MODULE + ".backend"]
+bpy.context.scene.speech2flame.audio_path = heard_audio_path
+report["ahead_while_disabling"] = ahead.start(bpy.context)
+bpy.ops.preferences.addon_disable(module=MODULE)
+for _ in range(1200):  # until the thread has its server up (or gave up)
+    if not any(t.name == "speech2flame-analyse-ahead" for t in threading.enumerate()):
+        break
+    time.sleep(0.05)
+report["server_after_disable_while_starting"] = backend.local_server_pid()
 
 print("REPORT " + json.dumps(report))
 sys.stdout.flush()

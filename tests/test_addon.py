@@ -134,6 +134,8 @@ def test_addon_drives_a_real_backend(addon_zip, tmp_path):
     assert report["use_heard_words"] == ["FINISHED"] and not report["use_heard_words_with_transcript"]
     assert report["generate_not_heard"] == ["FINISHED"] and report["generate_not_heard_words"] == ""
     assert report["disabled"] and not report["server_alive_after_disable"]
+    assert report["ahead_key_ignores_sliders"] and report["ahead_key_follows_transcript"]
+    assert report["ahead_while_disabling"] and report["server_after_disable_while_starting"] is None
     assert speech.samples.size > 0
 
 

@@ -237,3 +237,23 @@ def test_the_animators_own_action_is_kept_and_named(demo_head):
     result = take_writer.apply_take(smooth_take(demo_head), arm_obj, set_frame_range=False)
     assert result["kept_actions"] == ["my_blocking"] and own.use_fake_user
     assert arm_obj.animation_data.action == result["armature_action"]
+
+
+def test_switching_back_to_an_earlier_take_leaves_nothing_of_a_later_one(demo_head):
+    """Detail shape keys made by a later take (and any channel an earlier take does not key) go
+    back to rest when the earlier take plays again."""
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    arm_obj = rig.build_rig(demo_head, name="switch")
+    _arm, mesh_obj = rig.find_rig(arm_obj)
+    plain = smooth_take(demo_head)
+    first = take_writer.apply_take(plain, arm_obj)
+    detailed = smooth_take(demo_head, seed=2)
+    detailed.detail_basis = np.random.default_rng(4).normal(0, 0.002, (2, demo_head.num_vertices, 3)).astype(np.float32)
+    detailed.detail_weights = np.ones((FRAMES, 2), np.float32)
+    take_writer.apply_take(detailed.validate(), arm_obj)
+    take_writer.assign_actions(arm_obj, first["armature_action"], first["shape_action"])
+    expected = take_vertices(demo_head, plain, frames=np.array([20]))[0]
+    error = np.abs(evaluated_vertices(mesh_obj, START + 20) - rig.to_blender(expected)).max()
+    assert error < 2e-5, f"{error * 1000:.3f} mm of the later take's detail left"
+    details = [b for b in mesh_obj.data.shape_keys.key_blocks if b.name.startswith("detail_")]
+    assert len(details) == 2 and all(b.value == 0.0 for b in details)
