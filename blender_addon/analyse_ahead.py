@@ -43,7 +43,7 @@ def enabled(context) -> bool:
 
 
 def on_setting_changed(_settings, context) -> None:
-    """Update callback of the audio, Hear Words, engine and model settings: send the clip
+    """Update callback of the audio, transcript, Hear Words, engine and model settings: send the clip
     DELAY_S seconds after the last change (through a timer, so the interface never waits)."""
     if bpy.app.timers.is_registered(_start_from_timer):
         bpy.app.timers.unregister(_start_from_timer)
@@ -59,7 +59,7 @@ def _start_from_timer():
 def start(context) -> bool:
     """Send the panel's clip for analysis now; returns at once (starting the server and submitting
     run on a thread). False when there is nothing to send: no clip chosen, a generation running,
-    analysis ahead turned off, or the same clip and settings already sent."""
+    analysis ahead turned off, or a job with the same analysis (:func:`analysis_key`) already sent."""
     from . import operators
 
     if operators.job_running() or not enabled(context):
@@ -76,7 +76,9 @@ def start(context) -> bool:
     job = operators.job_request(context, rig, audio_path, start_frame, same_machine=True)
     _stopped.clear()
     with _lock:
-        if _state.get("job") == job and _state.get("status") in ("starting", "analysing", "ready"):
+        ahead = _state.get("job")
+        if ahead is not None and analysis_key(ahead) == analysis_key(job) and \
+                _state.get("status") in ("starting", "analysing", "ready"):
             return False
         previous = dict(_state)
         _state.clear()
