@@ -214,7 +214,7 @@ def evaluate_model(model_path: str, data_root: str, head, data_format: str = "sy
     from .flame import FlameLayer, take_vertices
     from .models.checkpoint import check_head, load_checkpoint
     from .take import Take
-    from .training.datasets import MotionDataset, read_templates
+    from .training.datasets import MotionDataset
 
     target = resolve_device(device)
     model = load_checkpoint(model_path, target)
@@ -226,7 +226,7 @@ def evaluate_model(model_path: str, data_root: str, head, data_format: str = "sy
                            + (" (VOCASET subjects go to splits with --split-subjects)." if data_format == "vocaset"
                               and not split_subjects else "."))
     regions = region_indices(head, masks_path)
-    templates = read_templates(Path(data_root)) if data_format == "vocaset" else {}
+    templates = data.templates() if data_format == "vocaset" else {}  # read once, with the clips
     layers: dict[str, tuple] = {}  # template key -> (head posed on it, its FlameLayer)
     names = list(head.expression_names)
     detail_basis = getattr(getattr(model, "face", None), "detail_basis", None)

@@ -496,11 +496,16 @@ class MotionDataset:
             return _load_synthetic(self.root, entry, self.head, self.fps)
         if self.kind == "flame_params":
             return _load_flame_params(self.root, entry, self.head, self.fps)
+        if not self._head_key:
+            self._head_key = _head_fit_key(self.head)
+        return _load_vocaset(self.root, entry, self.head, self.fps, self.templates(), self._head_key, fit,
+                             self._raw_audio)
+
+    def templates(self) -> dict[str, np.ndarray]:
+        """VOCASET: subject -> (V, 3) template vertices (metres), read once (:func:`read_templates`)."""
         if self._templates is None:
             self._templates = read_templates(self.root)
-            self._head_key = _head_fit_key(self.head)
-        return _load_vocaset(self.root, entry, self.head, self.fps, self._templates, self._head_key, fit,
-                             self._raw_audio)
+        return self._templates
 
     def _raw_audio(self) -> dict:
         """The VOCASET release's raw_audio_fixed.pkl, read once (every clip's speech)."""
