@@ -89,6 +89,26 @@ class ClipResult:
     error: str | None = None
     skipped: bool = False  # every output was already there (``skip_existing``)
     warnings: list[str] = field(default_factory=list)  # e.g. a transcript that does not fit this clip
+    label: str = ""  # how messages name the clip: its Clip's label
+
+    def __post_init__(self):
+        self.label = self.label or self.audio_path
+
+
+@dataclass(frozen=True)
+class Clip:
+    """One clip of a `generate` run: its audio file and the folder its outputs go to, with
+    the settings of its own line in a batch list (:mod:`batch_list`); None: the job's."""
+
+    audio_path: str
+    out_dir: Path
+    controls: Controls | None = None
+    start_frame: int | None = None
+    label: str = ""  # how messages name the clip (a batch list's "LIST line N"); default its audio path
+
+    @property
+    def shown(self) -> str:
+        return self.label or str(self.audio_path)
 
 
 @dataclass(frozen=True)
@@ -114,12 +134,18 @@ class GenerateJob:
     skip_existing: bool = False
     sidecar_transcripts: bool = False  # a clip's transcript from <audio name>.txt beside it, if there is one
 
-    def clip_controls(self, audio_path: str) -> Controls:
-        """The controls for one clip: the job's, with its sidecar transcript if asked for."""
-        sidecar = Path(audio_path).with_suffix(".txt")
-        if not self.sidecar_transcripts or not sidecar.is_file():
-            return self.controls
-        return dataclasses.replace(self.controls, transcript=read_transcript_file(sidecar) or None)
+    def clip_controls(self, clip: Clip) -> Controls:
+        """The controls for one clip: its own (a batch list's line) or the job's, with its
+        sidecar transcript if asked for and it has no transcript of its own."""
+        controls = clip.controls or self.controls
+        sidecar = Path(clip.audio_path).with_suffix(".txt")
+        if controls.transcript or not self.sidecar_transcripts or not sidecar.is_file():
+            return controls
+        return dataclasses.replace(controls, transcript=read_transcript_file(sidecar) or None)
+
+    def clip_start_frame(self, clip: Clip) -> int:
+        """Scene frame of the clip's first animation frame: its own or the job's."""
+        return self.start_frame if clip.start_frame is None else clip.start_frame
 
     def output_paths(self, out_dir: Path) -> dict[str, Path]:
         """{output: the file it is written to} in a clip's folder."""
@@ -133,23 +159,24 @@ class GenerateJob:
         scene = [o for o in self.outputs if o in OUTPUT_FILES]
         return 3 + len(scene) + (2 if scene else 0)  # + build scene, apply take
 
-    def run(self, audio_path: str, out_dir: Path, head, stage=None) -> ClipResult:
+    def run(self, clip: Clip, head, stage=None) -> ClipResult:
         """Generate one clip's take with ``head`` (a HeadModel) and write the outputs into
-        ``out_dir``; ``stage(name)`` is called as each stage starts. Raises on failure."""
+        its folder; ``stage(name)`` is called as each stage starts. Raises on failure."""
         from .audio import load_audio
         from .blender_scene import OUTPUT_FILES, partial_path, write_scene_outputs
         from .pipeline import generate_take
 
         stage = stage or (lambda name: None)
+        audio_path, out_dir = clip.audio_path, clip.out_dir
         existing = self.output_paths(out_dir)
-        if self.skip_existing and all(p.is_file() for p in existing.values()) and self.done_before(audio_path, out_dir):
+        if self.skip_existing and all(p.is_file() for p in existing.values()) and self.done_before(clip):
             return ClipResult(str(audio_path), {o: str(p) for o, p in existing.items()}, skipped=True)
         _forget_done(out_dir)  # the folder's outputs are about to change
         stage("load audio")
         audio = load_audio(audio_path)
         stage(f"engine {self.engine}")
-        take = generate_take(audio, head, engine=self.engine, controls=self.clip_controls(audio_path), fps=self.fps,
-                             start_frame=self.start_frame, model=self.model, rig_path=self.rig)
+        take = generate_take(audio, head, engine=self.engine, controls=self.clip_controls(clip), fps=self.fps,
+                             start_frame=self.clip_start_frame(clip), model=self.model, rig_path=self.rig)
         stage("write take.npz")
         written = {}
         try:
@@ -163,7 +190,7 @@ class GenerateJob:
                 files = write_scene_outputs(take, head, out_dir, scene_outputs, audio.path, stage=stage,
                                             preview_resolution=self.preview_resolution)
                 written.update({kind: str(path) for kind, path in files.items()})
-            write_json_atomically(out_dir / DONE_FILE, {"fingerprint": self.fingerprint(audio_path, audio.sha256),
+            write_json_atomically(out_dir / DONE_FILE, {"fingerprint": self.fingerprint(clip, audio.sha256),
                                                         "outputs": sorted(written)})
         except OSError as exc:
             target = exc.filename2 or exc.filename or out_dir  # the file, where the error names one
@@ -173,27 +200,28 @@ class GenerateJob:
             raise OutputError(f"Blender could not write into {out_dir}: {reason}.") from None
         return ClipResult(str(audio_path), written, take.metadata.get("heard_words") or None)
 
-    def done_before(self, audio_path: str, out_dir: Path) -> bool:
-        """Whether ``out_dir``'s DONE_FILE says its outputs were made from this audio with these settings."""
+    def done_before(self, clip: Clip) -> bool:
+        """Whether the clip folder's DONE_FILE says its outputs were made from this audio with these settings."""
         import hashlib
 
-        recorded = _done(out_dir)
+        recorded = _done(clip.out_dir)
         if recorded is None:
             return False
         try:
-            audio_sha256 = hashlib.sha256(Path(audio_path).read_bytes()).hexdigest()  # as load_audio hashes it
+            audio_sha256 = hashlib.sha256(Path(clip.audio_path).read_bytes()).hexdigest()  # as load_audio hashes it
         except OSError:  # unreadable audio: load_audio says so in one sentence
             return False
-        return recorded == self.fingerprint(audio_path, audio_sha256)
+        return recorded == self.fingerprint(clip, audio_sha256)
 
-    def fingerprint(self, audio_path: str, audio_sha256: str) -> str:
+    def fingerprint(self, clip: Clip, audio_sha256: str) -> str:
         """sha256 of the audio file's hash (``Audio.sha256``) and of every setting that changes the outputs."""
         import hashlib
         import json
 
         settings = {name: getattr(self, name) for name in
-                    ("outputs", "rig", "engine", "fps", "start_frame", "model", "preview_resolution")}
-        settings["controls"] = self.clip_controls(audio_path).to_dict()
+                    ("outputs", "rig", "engine", "fps", "model", "preview_resolution")}
+        settings["start_frame"] = self.clip_start_frame(clip)
+        settings["controls"] = self.clip_controls(clip).to_dict()
         settings["audio_sha256"] = audio_sha256
         return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()
 
@@ -242,26 +270,34 @@ def _forget_done(out_dir: Path) -> None:
         (out_dir / name if name == DONE_FILE else partial_path(out_dir / name)).unlink(missing_ok=True)
 
 
-def clip_folders(audio_paths: list[str], out_root: Path) -> list[tuple[str, Path]]:
-    """[(audio path, output folder)]: ``out_root`` itself for one clip, else
+def clip_folders(audio_paths: list[str], out_root: Path) -> list[Clip]:
+    """One Clip per audio file: into ``out_root`` itself for one clip, else into
     ``out_root / <file name without extension>`` per clip. Raises BatchError when two clips
     would share a folder (same name in different folders, or a file listed twice)."""
     if len(audio_paths) == 1:
-        return [(audio_paths[0], out_root)]
-    seen: dict[str, str] = {}
+        return [Clip(audio_paths[0], out_root)]
     for path in audio_paths:
         if not Path(path).stem.strip(". "):  # "...wav" would name the folder ".." (outside --out)
             raise BatchError(f"The clip {path} cannot name its output folder (its name is only dots); rename it.")
-        key = Path(path).stem.casefold()  # case-insensitive file systems (macOS, Windows) too
+    clips = [Clip(path, out_root / Path(path).stem) for path in audio_paths]
+    check_distinct_folders(clips, [f"{c.audio_path}" for c in clips])
+    return clips
+
+
+def check_distinct_folders(clips: list[Clip], labels: list[str]) -> None:
+    """BatchError naming the two clips (by ``labels``) when two of ``clips`` would write into one
+    folder, compared as case-insensitive file systems (macOS, Windows) would."""
+    seen: dict[str, str] = {}
+    for clip, label in zip(clips, labels):
+        key = os.path.normpath(clip.out_dir).casefold()
         if key in seen:
-            raise BatchError(f"{seen[key]} and {path} would both write to {out_root / Path(path).stem}; "
+            raise BatchError(f"{seen[key]} and {label} would both write to {clip.out_dir}; "
                              "rename one or run them separately.")
-        seen[key] = path
-    return [(path, out_root / Path(path).stem) for path in audio_paths]
+        seen[key] = label
 
 
-def run_batch(job: GenerateJob, clips: list[tuple[str, Path]], jobs: int = 1, head=None) -> Iterator[ClipResult]:
-    """Run ``job`` on every (audio path, folder) of ``clips`` and yield each ClipResult as it
+def run_batch(job: GenerateJob, clips: list[Clip], jobs: int = 1, head=None) -> Iterator[ClipResult]:
+    """Run ``job`` on every Clip of ``clips`` and yield each ClipResult as it
     finishes (in that order with one job, in finishing order with more). A user's error
     (:func:`errors.user_errors`) becomes the result's one-sentence ``error``; anything else too,
     with its traceback printed on stderr, so one bad clip never stops the others.
@@ -272,13 +308,13 @@ def run_batch(job: GenerateJob, clips: list[tuple[str, Path]], jobs: int = 1, he
         from .head_model import load_head_model
 
         head = head or load_head_model(job.rig)
-        for audio_path, out_dir in clips:
-            yield _run_clip(job, head, audio_path, out_dir)
+        for clip in clips:
+            yield _run_clip(job, head, clip)
         return
     yield from _run_in_workers(job, clips, min(jobs, len(clips), os.cpu_count() or 1))
 
 
-def _run_in_workers(job: GenerateJob, clips: list[tuple[str, Path]], jobs: int) -> Iterator[ClipResult]:
+def _run_in_workers(job: GenerateJob, clips: list[Clip], jobs: int) -> Iterator[ClipResult]:
     """Hand the clips out to ``jobs`` worker programs (``python -m speech2flame.batch``), one
     clip each at a time, and yield their results. Each worker is a fresh interpreter (not a
     multiprocessing child, which would re-run the caller's script and inherit Blender's module
@@ -313,9 +349,10 @@ def _run_in_workers(job: GenerateJob, clips: list[tuple[str, Path]], jobs: int) 
                 continue
             if worker.pid not in running:  # a worker that was told to stop has ended
                 continue
-            audio_path, _ = running.pop(worker.pid)
+            clip = running.pop(worker.pid)
             if result is None:  # the worker died (a crash in a native library): this clip failed
-                result = ClipResult(str(audio_path), error=f"the worker process stopped (exit code {worker.wait()}).")
+                result = ClipResult(str(clip.audio_path), error=f"the worker process stopped (exit code {worker.wait()}).",
+                                    label=clip.shown)
                 if todo:
                     start_worker()
             else:
@@ -347,28 +384,29 @@ def _read_results(worker: subprocess.Popen, results: queue.Queue) -> None:
         results.put((worker, None))
 
 
-def _run_clip(job: GenerateJob, head, audio_path: str, out_dir: Path) -> ClipResult:
+def _run_clip(job: GenerateJob, head, clip: Clip) -> ClipResult:
     import warnings
 
     timer = StageTimer(job.stage_count(), quiet=True)
     try:
         with warnings.catch_warnings(record=True) as caught:  # kept with the clip they are about
             warnings.simplefilter("always")
-            result = job.run(audio_path, out_dir, head, stage=timer)
+            result = job.run(clip, head, stage=timer)
         result.warnings = [str(w.message) for w in caught]
     except user_errors() as exc:
-        result = ClipResult(str(audio_path), error=str(exc))
+        result = ClipResult(str(clip.audio_path), error=str(exc))
     except Exception as exc:  # a bug, not the user's: keep the traceback, go on with the batch
         traceback.print_exc()
-        result = ClipResult(str(audio_path), error=f"internal error ({type(exc).__name__}: {exc}).")
+        result = ClipResult(str(clip.audio_path), error=f"internal error ({type(exc).__name__}: {exc}).")
     finally:
         timer.close()
     result.times = timer.times
+    result.label = clip.shown
     return result
 
 
 def _worker_main() -> None:
-    """A worker program: reads (job, threads) then (audio path, folder) pickles
+    """A worker program: reads (job, threads) then Clip pickles
     on stdin until it closes, writes a ClipResult pickle per clip. Anything else written to
     standard output (Blender's exporters print) goes to stderr, clear of the results."""
     from .worker_process import exit_with_parent
@@ -389,10 +427,10 @@ def _worker_main() -> None:
     head = load_head_model(job.rig)
     while True:
         try:
-            audio_path, out_dir = pickle.load(sys.stdin.buffer)
+            clip = pickle.load(sys.stdin.buffer)
         except EOFError:  # no more clips, or the parent is gone
             return
-        pickle.dump(_run_clip(job, head, audio_path, out_dir), results)
+        pickle.dump(_run_clip(job, head, clip), results)
         results.flush()
 
 

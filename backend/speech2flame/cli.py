@@ -108,9 +108,15 @@ def cmd_generate(args) -> int:
                          f"got {args.start_frame}.")
     if not 16 <= args.preview_resolution <= 4096:
         raise UsageError(f"--preview-resolution must be from 16 to 4096 pixels, got {args.preview_resolution}.")
-    if len(args.audio) > 1 and (args.transcript or args.transcript_file):
+    if args.list is not None and args.audio:
+        raise UsageError("Give audio files or --list, not both: put every clip in the list.")
+    if args.list is None and not args.audio:
+        raise UsageError("Give an audio file to animate (several make a batch), or a batch list with --list.")
+    args.batch = args.list is not None or len(args.audio) > 1
+    if args.batch and (args.transcript or args.transcript_file):
         raise UsageError("A transcript fits one clip, not a batch: put each clip's transcript beside it as "
-                         "<name>.txt and use --sidecar-transcripts.")
+                         "<name>.txt and use --sidecar-transcripts" + (", or in the list's transcript column."
+                                                                        if args.list else "."))
     if args.device:
         from .device import use_device
         use_device(args.device)
@@ -121,13 +127,17 @@ def cmd_generate(args) -> int:
                       device=args.device, preview_resolution=args.preview_resolution,
                       skip_existing=args.skip_existing, sidecar_transcripts=args.sidecar_transcripts)
     out = Path(args.out).expanduser()
-    clips = clip_folders([os.path.expanduser(a) for a in args.audio], out)
+    if args.list is not None:  # every row is checked here, before any clip runs
+        from .batch_list import read_batch_list
+        clips = read_batch_list(args.list.expanduser(), out, controls)
+    else:
+        clips = clip_folders([os.path.expanduser(a) for a in args.audio], out)
     made = not out.exists()
     check_output_folder(out)  # a folder that cannot be written fails here, not after the first analysis
-    if len(clips) == 1:  # errors end the command (one sentence, exit code 2)
+    if not args.batch:  # errors end the command (one sentence, exit code 2)
         timer = StageTimer(job.stage_count(), quiet=args.quiet)
         try:
-            result = job.run(*clips[0], head, stage=timer)
+            result = job.run(clips[0], head, stage=timer)
         except BaseException:
             if made and out.is_dir() and not any(out.iterdir()):
                 out.rmdir()  # made for this clip, which failed before writing anything
@@ -136,7 +146,8 @@ def cmd_generate(args) -> int:
             timer.close()
         result.times = timer.times
         if result.skipped:
-            print(f"speech2flame: every output is already in {clips[0][1]}: skipped (--skip-existing).", file=sys.stderr)
+            print(f"speech2flame: every output is already in {clips[0].out_dir}: skipped (--skip-existing).",
+                  file=sys.stderr)
         _print_clip(result, args)
         return 0
     return _generate_batch(job, clips, args, head)
@@ -154,13 +165,13 @@ def _generate_batch(job, clips: list, args, head) -> int:
         for done, result in enumerate(run_batch(job, clips, args.jobs, head), 1):
             bar.update(1)
             for warning in result.warnings:
-                tqdm.write(f"speech2flame: warning: {result.audio_path}: {warning}", file=sys.stderr)
+                tqdm.write(f"speech2flame: warning: {result.label}: {warning}", file=sys.stderr)
             if result.error:
-                failed.append(result.audio_path)
-                tqdm.write(f"speech2flame: error: {result.audio_path}: {result.error}", file=sys.stderr)
+                failed.append(result.label)
+                tqdm.write(f"speech2flame: error: {result.label}: {result.error}", file=sys.stderr)
                 continue
             if not args.quiet:
-                tqdm.write(f"[{done}/{len(clips)}] {result.audio_path}" + (" (done before: skipped)" if result.skipped else ""))
+                tqdm.write(f"[{done}/{len(clips)}] {result.label}" + (" (done before: skipped)" if result.skipped else ""))
             _print_clip(result, args, write=tqdm.write)
     if failed:
         others = "; the others were written" if len(failed) < len(clips) else ""
@@ -177,8 +188,8 @@ def _print_clip(result, args, write=print) -> None:
     if result.heard_words:  # no transcript: what word recognition heard
         write(f"heard {result.heard_words}")
     if args.timings:
-        if len(args.audio) > 1:
-            print(f"  timings of {result.audio_path}:", file=sys.stderr)
+        if args.batch:
+            print(f"  timings of {result.label}:", file=sys.stderr)
         for name, seconds in result.times.items():
             print(f"  {name:<24s} {seconds * 1000:9.1f} ms", file=sys.stderr)
         print(f"  {'total':<24s} {sum(result.times.values()) * 1000:9.1f} ms", file=sys.stderr)
@@ -310,7 +321,10 @@ def build_parser(selected: str | None = None) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     gen = sub.add_parser("generate", help="audio -> animated FLAME head (take, .blend, FBX, Alembic, preview)")
-    gen.add_argument("audio", nargs="+", help="audio file(s): WAV, FLAC, OGG or MP3; several = batch")
+    gen.add_argument("audio", nargs="*", help="audio file(s): WAV, FLAC, OGG or MP3; several = batch")
+    gen.add_argument("--list", type=Path, metavar="LINES.csv",
+                     help="batch list: a CSV row per clip with its own audio, name, transcript, emotion, sliders, "
+                          "seed, start_frame (empty cells: the command line's values; docs in README)")
     gen.add_argument("--out", required=True, help="output folder (one sub-folder per clip in batch)")
     gen.add_argument("--outputs", default=",".join(OUTPUTS), help=f"comma list of {', '.join(OUTPUTS)} (default: all)")
     gen.add_argument("--rig", default="demo", help="'demo' or a FLAME .pkl / speech2flame .npz head model")

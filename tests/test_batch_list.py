@@ -1,0 +1,99 @@
+"""`speech2flame generate --list LINES.csv`: a batch whose rows carry their own settings (real subprocess CLI)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from speech2flame.take import Take
+from test_cli import EXAMPLE, ROOT, cli
+
+
+@pytest.fixture()
+def lines(tmp_path):
+    """A scene folder with two clips (copies of the example), a transcript file and a list using them."""
+    (tmp_path / "audio").mkdir()
+    for name in ("l01", "l02"):
+        (tmp_path / "audio" / f"{name}.flac").write_bytes(EXAMPLE.read_bytes())
+    (tmp_path / "l02.txt").write_text((ROOT / "examples" / "hello.txt").read_text(), encoding="utf-8")
+    listing = tmp_path / "lines.csv"
+    listing.write_text(
+        "\ufeffAudio,Name,Emotion,Intensity,Seed,Start Frame,Transcript File,Word-Recognition,head motion\n"
+        "audio/l01.flac,ep01/l01_happy,happy,0.9,7,120,,no,\n"
+        "# audio/l01.flac,skipped,sad,,,,,,\n"
+        "\n"
+        "audio/l01.flac,ep01/l01_calm,,,,,,no,0\n"
+        "audio/l02.flac,,Sad,,,,l02.txt,,\n", encoding="utf-8")
+    return tmp_path, listing
+
+
+def test_each_row_gets_its_own_settings_and_folder(lines):
+    folder, listing = lines
+    out = folder / "out"
+    result = cli("generate", "--list", listing, "--out", out, "--outputs", "take", "--jobs", "2", "--seed", "3")
+    assert result.returncode == 0, result.stderr
+    happy = Take.load(out / "ep01" / "l01_happy" / "take.npz").metadata
+    calm = Take.load(out / "ep01" / "l01_calm" / "take.npz").metadata
+    sad = Take.load(out / "l02" / "take.npz").metadata  # no name: the audio file's
+    assert sorted(p.name for p in out.iterdir()) == ["ep01", "l02"]
+    assert sorted(p.name for p in (out / "ep01").iterdir()) == ["l01_calm", "l01_happy"]  # the comment row is skipped
+    assert (happy["controls"]["emotion"], happy["controls"]["intensity"], happy["seed"]) == ("happy", 0.9, 7)
+    assert happy["frame_offset"] == 120 and happy["controls"]["recognise_words"] is False
+    assert (calm["controls"]["emotion"], calm["seed"], calm["frame_offset"]) == ("neutral", 3, 1)  # the command line's
+    assert calm["controls"]["head_motion"] == 0
+    assert sad["controls"]["emotion"] == "sad" and sad["controls"]["transcript"].startswith("Hello there!")
+    assert sad["engine"] == "phonetic"  # a transcript: auto picks the phonetic engine
+    still = Take.load(out / "ep01" / "l01_calm" / "take.npz")
+    assert np.abs(still.neck).max() < 1e-6 and np.abs(still.global_rot).max() < 1e-6  # head motion 0 on that row
+    assert "lines.csv line 2 ep01/l01_happy" in result.stdout and "lines.csv line 6 l02" in result.stdout
+
+    again = cli("generate", "--list", listing, "--out", out, "--outputs", "take", "--seed", "3", "--skip-existing")
+    assert again.returncode == 0 and again.stdout.count("(done before: skipped)") == 3, again.stdout
+    listing.write_text(listing.read_text(encoding="utf-8").replace("happy,0.9", "angry,0.9"), encoding="utf-8")
+    changed = cli("generate", "--list", listing, "--out", out, "--outputs", "take", "--seed", "3", "--skip-existing")
+    assert changed.returncode == 0 and changed.stdout.count("(done before: skipped)") == 2, changed.stdout
+    assert Take.load(out / "ep01" / "l01_happy" / "take.npz").metadata["controls"]["emotion"] == "angry"
+
+
+@pytest.mark.parametrize("table,words", [
+    ("audio,emotion\nl01.flac,happy\nl01.flac,joyful\n", "lines.csv line 3: unknown emotion 'joyful'"),
+    ("audio,intensity\nl01.flac,high\n", "line 2: intensity must be a number, got 'high'"),
+    ("audio,blink_rate\nl01.flac,9\n", "line 2: blink_rate must be between"),
+    ("audio,mood\nl01.flac,x\n", "unknown column 'mood'"),
+    ("file,name\nl01.flac,x\n", "no 'audio' column"),
+    ("audio\nl01.flac\nmissing.wav\n", "line 3: audio file not found"),
+    ("audio,name\nl01.flac,../outside\n", "must be a folder name under the output folder"),
+    ("audio,name\nl01.flac,Take\nl01.flac,take\n", "line 2 and lines.csv line 3 would both write to"),
+    ("audio,emotion,emotion_schedule\nl01.flac,sad,0:happy\n", "not both"),
+    ("audio,emotion_schedule\nl01.flac,0:happy;2:sad\n", "cannot read emotion key"),
+    ("audio,start_frame\nl01.flac,-1\n", "start_frame must be a scene frame from 0"),
+    ("audio,seed\nl01.flac,1.5\n", "seed must be a whole number"),
+    ("audio,word_recognition\nl01.flac,maybe\n", "word_recognition must be yes or no"),
+    ("audio,transcript_file\nl01.flac,none.txt\n", "transcript file not found"),
+    ("audio\nl01.flac,with, commas\n", "more cells than the header has columns"),
+    ("audio\n# only a comment\n", "has no rows to generate"),
+    ("", "is empty"),
+])
+def test_a_bad_row_is_one_sentence_before_anything_runs(tmp_path, table, words):
+    (tmp_path / "l01.flac").write_bytes(EXAMPLE.read_bytes())
+    (tmp_path / "lines.csv").write_text(table, encoding="utf-8")
+    result = cli("generate", "--list", tmp_path / "lines.csv", "--out", tmp_path / "out", "--outputs", "take")
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("speech2flame: error:") and words in lines[0], result.stderr
+    assert not (tmp_path / "out").exists()  # nothing ran
+
+
+def test_list_and_audio_files_do_not_mix(tmp_path):
+    listing = tmp_path / "lines.tsv"  # tab-separated
+    listing.write_text("audio\tname\n" + str(EXAMPLE) + "\tone\n", encoding="utf-8")
+    for args, words in ((["--list", listing, EXAMPLE], "not both"), ([], "Give an audio file"),
+                        (["--list", listing, "--transcript", "hi"], "in the list's transcript column"),
+                        (["--list", tmp_path / "none.csv"], "Batch list not found"),
+                        (["--list", tmp_path], "is a folder")):
+        result = cli("generate", *args, "--out", tmp_path / "out", "--outputs", "take")
+        assert result.returncode == 2 and words in result.stderr, result.stderr
+    result = cli("generate", "--list", listing, "--out", tmp_path / "out", "--outputs", "take",
+                 "--no-word-recognition", "--quiet")
+    assert result.returncode == 0, result.stderr
+    assert Take.load(tmp_path / "out" / "one" / "take.npz").num_frames > 30
