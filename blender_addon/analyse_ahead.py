@@ -173,8 +173,9 @@ def wait(timeout: float) -> dict:
 
 
 def _choice(settings) -> tuple[str, str]:
-    """The audio the panel shows: ("FILE", path as typed) or ("STRIP", strip name)."""
-    return settings.audio_source, settings.audio_path if settings.audio_source == "FILE" else settings.sound_strip
+    """The audio the panel shows: ("FILE", path as typed), ("STRIP", strip name) or ("SCENE", channel)."""
+    shown = {"FILE": settings.audio_path, "STRIP": settings.sound_strip, "SCENE": str(settings.mix_channel)}
+    return settings.audio_source, shown[settings.audio_source]
 
 
 def panel_line(settings) -> tuple[str, str] | None:

@@ -12,7 +12,7 @@ import bpy
 from bpy.props import IntProperty, StringProperty
 from bpy_extras.io_utils import ExportHelper, ImportHelper
 
-from . import analyse_ahead, backend, export, preferences, takes
+from . import analyse_ahead, backend, export, preferences, scene_sound, takes
 from .backend_client import BackendClient, BackendError, JobWatcher
 from .core import head_model as hm
 from .core import take as take_module
@@ -107,6 +107,8 @@ class SPEECH2FLAME_OT_import_head_model(bpy.types.Operator, ImportHelper):
 def audio_source(context) -> tuple[str, int, bool]:
     """(audio file path, start frame, whether a sound strip must be added) from the settings."""
     settings = _settings(context)
+    if settings.audio_source == "SCENE":  # the strips already play: none to add
+        return scene_sound.mixdown(context.scene, settings.mix_channel), context.scene.frame_start, False
     if settings.audio_source == "STRIP":
         strip = next((s for s in all_strips(context.scene) if s.name == settings.sound_strip), None)
         if strip is None or strip.type != "SOUND":
@@ -185,6 +187,8 @@ class SPEECH2FLAME_OT_generate(bpy.types.Operator):
         self.audio_path, self.start_frame, self.add_sound = audio_source(context)
         settings = _settings(context)
         self.strip_name = settings.sound_strip if settings.audio_source == "STRIP" else ""
+        self.audio_name = Path(self.audio_path).name if settings.audio_source != "SCENE" else \
+            f"scene sound{f' (channel {settings.mix_channel})' if settings.mix_channel else ''}"
         self.client = _client(context)
         job = job_request(context, self.arm_obj.get(HEAD_PROP, hm.DEMO_RIG), self.audio_path, self.start_frame,
                           backend.shares_files(self.client))
@@ -214,7 +218,7 @@ class SPEECH2FLAME_OT_generate(bpy.types.Operator):
         result = apply_take(take, self.arm_obj, name=f"{self.arm_obj.name}_{settings.engine}_{settings.emotion}",
                             scene=context.scene, sound_path=self.audio_path if self.add_sound and not existing else None)
         settings.heard_words = take.metadata.get("heard_words") or ""
-        summary = f"{settings.engine}, {settings.emotion} {settings.intensity:.1f}, {Path(self.audio_path).name}"
+        summary = f"{settings.engine}, {settings.emotion} {settings.intensity:.1f}, {self.audio_name}"
         strip = result["sound_strip"] or (existing if self.add_sound else None)
         takes.record(self.arm_obj, result, summary, strip.name if strip is not None else self.strip_name)
         elapsed = time.perf_counter() - self.started

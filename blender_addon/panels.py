@@ -40,6 +40,9 @@ class SPEECH2FLAME_PT_main(bpy.types.Panel):
         box.prop(settings, "audio_source", expand=True)
         if settings.audio_source == "FILE":
             box.prop(settings, "audio_path", text="")
+        elif settings.audio_source == "SCENE":
+            box.prop(settings, "mix_channel")
+            box.label(text=f"Frames {context.scene.frame_start}-{context.scene.frame_end}, one take", icon="SEQUENCE")
         elif context.scene.sequence_editor:
             editor = context.scene.sequence_editor
             box.prop_search(settings, "sound_strip", editor,

@@ -41,7 +41,12 @@ class Speech2FlameSettings(bpy.types.PropertyGroup):
     audio_source: EnumProperty(name="Audio", items=[
         ("FILE", "File", "Use an audio file on disk"),
         ("STRIP", "Sound Strip", "Use a sound strip of the Video Sequencer; the take starts where the strip starts"),
+        ("SCENE", "Scene Sound", "Mix the scene's sound strips down over its frame range and animate that: one take "
+                                 "for a whole shot with several lines"),
     ], default="FILE", update=analyse_ahead.on_setting_changed)
+    mix_channel: IntProperty(name="Channel", min=0, max=128, default=0, update=analyse_ahead.on_setting_changed,
+                             description="Scene Sound: only the sound strips on this Sequencer channel (the dialogue "
+                                         "track); 0: every sound strip that is not muted")
     audio_path: StringProperty(name="Audio File", subtype="FILE_PATH", update=analyse_ahead.on_setting_changed,
                                description="Dialogue recording: WAV, FLAC, OGG or MP3")
     sound_strip: StringProperty(name="Sound Strip", description="Name of a sound strip in the Video Sequencer",

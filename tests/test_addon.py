@@ -190,3 +190,41 @@ def test_takes_keep_the_animators_own_animation(addon_zip, tmp_path):
     assert report["shares_files"] == [True, False]  # a remote URL on loopback (a tunnel) still gets uploads
     assert report["remote_import"] == report["remote_generate"] == report["remote_generate_again"] == ["FINISHED"]
     assert report["remote_head_cache"]["size"] == 1  # uploaded once, then named by its hash
+
+
+def test_scene_sound_animates_a_whole_shot(addon_zip, tmp_path):
+    """Audio source Scene Sound: the strips that play (or one channel's) mixed down over the scene's range."""
+    line_a, line_b = tmp_path / "a.wav", tmp_path / "b.wav"
+    write_speech(line_a, "Bob bought a big map.")
+    write_speech(line_b, "Father saw a pop art show.")
+    env = dict(os.environ, BLENDER_USER_RESOURCES=str(tmp_path / "blender_user"))
+    run = subprocess.run([sys.executable, str(ROOT / "tests" / "addon_scene_sound_scenario.py"), str(addon_zip),
+                          str(line_a), str(line_b)], capture_output=True, text=True, timeout=600, env=env)
+    lines = [line for line in run.stdout.splitlines() if line.startswith("REPORT ")]
+    assert run.returncode == 0 and lines, run.stdout[-3000:] + run.stderr[-3000:]
+    report = json.loads(lines[-1][len("REPORT "):])
+    (a_start, a_end), (b_start, b_end) = report["strips"]["line_a"], report["strips"]["line_b"]
+    assert a_end < b_start  # the test's layout: a gap between the lines
+
+    def moving(jaw, first, span) -> float:  # the largest jaw opening over scene frames span[0]..span[1]
+        return max(jaw[span[0] - first:span[1] - first])
+
+    assert report["generate_all"] == ["FINISHED"]
+    first, jaw = report["all_first"], report["all_jaw"]
+    assert first == 11 and len(jaw) == 400 - 11 + 1  # the scene's range: one take for the shot
+    assert moving(jaw, first, (a_start, a_end)) > 0.05 and moving(jaw, first, (b_start, b_end)) > 0.05
+    assert moving(jaw, first, (11, a_start - 3)) < 0.01 and moving(jaw, first, (a_end + 6, b_start - 3)) < 0.01
+    assert moving(jaw, first, (b_end + 6, 400)) < 0.01  # at rest before, between and after the lines
+    assert "scene sound" in report["all_summary"] and report["all_sound_strip"] == ""
+    assert report["strips_added"] == 0 and report["scene_range_after"] == [11, 400]
+
+    assert report["generate_channel"] == ["FINISHED"]  # channel 2: line A only
+    first, jaw = report["channel_first"], report["channel_jaw"]
+    assert moving(jaw, first, (a_start, a_end)) > 0.05 and moving(jaw, first, (b_start, b_end)) < 0.01
+    assert report["mutes_given_back"] == [False, False]  # line B was muted only for the mixdown
+    assert report["generate_muted"] == ["FINISHED"]  # a muted strip is not heard
+    first, jaw = report["muted_first"], report["muted_jaw"]
+    assert moving(jaw, first, (a_start, a_end)) < 0.01 and moving(jaw, first, (b_start, b_end)) > 0.05
+    assert report["same_mix_same_file"] and report["mix_start_frame"] == 11
+    assert report["generate_empty_channel"][0] == "ERROR" and report["takes_unchanged"]
+    assert "No sound strip on channel 7 plays" in report["generate_empty_channel"][1]

@@ -1,0 +1,88 @@
+"""Audio source *Scene Sound*: a shot's sound strips mixed down into one take, driven headless
+through the installed add-on.
+
+Run by test_addon.py in a subprocess (Blender's user folders in a temporary directory):
+    python addon_scene_sound_scenario.py ADDON.zip LINE_A.wav LINE_B.wav
+Prints one line "REPORT <json>" with what happened.
+"""
+
+import json
+import sys
+
+import bpy
+import numpy as np
+
+zip_path, line_a, line_b = sys.argv[1:4]
+MODULE = "bl_ext.user_default.speech2flame"
+report = {}
+
+
+def call(operator, **kwargs):
+    """["FINISHED"] / ["CANCELLED"], or ["ERROR", message] when the operator reported an error."""
+    try:
+        return list(operator(**kwargs))
+    except RuntimeError as exc:
+        return ["ERROR", str(exc)]
+
+
+def jaw_open(take):
+    """(first frame, per-frame jaw opening in radians) of a take's bone Action."""
+    for layer in take.armature_action.layers:
+        for strip in layer.strips:
+            for bag in strip.channelbags:
+                for fc in bag.fcurves:
+                    if fc.data_path == 'pose.bones["jaw"].rotation_quaternion' and fc.array_index == 0:
+                        co = np.empty(len(fc.keyframe_points) * 2, np.float32)
+                        fc.keyframe_points.foreach_get("co", co)
+                        co = co.reshape(-1, 2)
+                        return int(co[0, 0]), (2 * np.arccos(np.clip(co[:, 1], -1, 1))).tolist()
+    raise LookupError("no jaw curve")
+
+
+bpy.ops.wm.read_factory_settings(use_empty=True)
+bpy.ops.extensions.package_install_files(filepath=zip_path, repo="user_default", enable_on_install=True)
+prefs = bpy.context.preferences.addons[MODULE].preferences
+prefs.backend_mode = "IN_PROCESS"
+scene = bpy.context.scene
+scene.render.fps = 30
+scene.frame_start, scene.frame_end = 11, 400
+editor = scene.sequence_editor_create()
+a = editor.strips.new_sound("line_a", line_a, 2, 41)  # channel 2: the dialogue track
+b = editor.strips.new_sound("line_b", line_b, 3, 221)  # channel 3: another character
+report["strips"] = {s.name: [int(s.frame_final_start), int(s.frame_final_end)] for s in (a, b)}
+settings = scene.speech2flame
+bpy.ops.speech2flame.add_demo_head()
+rig = settings.rig
+settings.engine = "baseline"
+settings.audio_source = "SCENE"
+strip_count = len(editor.strips_all)
+
+report["generate_all"] = call(bpy.ops.speech2flame.generate)
+take = rig.speech2flame_takes[-1]
+report["all_first"], report["all_jaw"] = jaw_open(take)
+report["all_summary"] = take.summary
+report["all_sound_strip"] = take.sound_strip
+report["strips_added"] = len(editor.strips_all) - strip_count
+report["scene_range_after"] = [scene.frame_start, scene.frame_end]
+
+settings.mix_channel = 2  # line A only
+report["generate_channel"] = call(bpy.ops.speech2flame.generate)
+report["channel_first"], report["channel_jaw"] = jaw_open(rig.speech2flame_takes[-1])
+report["mutes_given_back"] = [a.mute, b.mute]
+
+a.mute = True  # channel 0 again: a muted strip is not heard
+settings.mix_channel = 0
+report["generate_muted"] = call(bpy.ops.speech2flame.generate)
+report["muted_first"], report["muted_jaw"] = jaw_open(rig.speech2flame_takes[-1])
+a.mute = False
+
+operators = sys.modules[MODULE + ".operators"]  # as the analysis ahead asks, outside an operator
+first_mix = operators.audio_source(bpy.context)
+report["same_mix_same_file"] = first_mix == operators.audio_source(bpy.context)  # named by content: caches hold
+report["mix_start_frame"] = first_mix[1]
+
+takes_before = len(rig.speech2flame_takes)
+settings.mix_channel = 7
+report["generate_empty_channel"] = call(bpy.ops.speech2flame.generate)
+report["takes_unchanged"] = len(rig.speech2flame_takes) == takes_before
+print("REPORT " + json.dumps(report))
