@@ -1,4 +1,4 @@
-"""Export a rig's animation: FBX (bones + blend shapes), Alembic (baked vertices), preview video.
+"""Export a rig's animation: FBX, glTF and USD (bones + blend shapes), Alembic (baked vertices).
 
 Presets keep what an animator needs: shape-key animation, bone rotations,
 no leaf bones, no key simplification, and the scene frame range.
@@ -46,6 +46,20 @@ def _exporting(objects, filepath):
         layer.objects.active = active
 
 
+@contextmanager
+def _frame_range(frame_start: int | None, frame_end: int | None):
+    """The scene's frame range set to the given frames (None: as it is) while an exporter
+    that reads it runs, then given back."""
+    scene = bpy.context.scene
+    start, end = scene.frame_start, scene.frame_end
+    scene.frame_start = frame_start if frame_start is not None else start
+    scene.frame_end = frame_end if frame_end is not None else end
+    try:
+        yield
+    finally:
+        scene.frame_start, scene.frame_end = start, end
+
+
 def export_fbx(filepath: str, rig_object, frame_start: int | None = None, frame_end: int | None = None) -> Path:
     """Write the rig (armature + head mesh) with its current take to ``filepath`` (.fbx).
 
@@ -53,22 +67,15 @@ def export_fbx(filepath: str, rig_object, frame_start: int | None = None, frame_
     blend-shape channels with animated weights; Y-up, metres, no leaf bones.
     """
     arm_obj, mesh_obj = find_rig(rig_object)
-    scene = bpy.context.scene
-    start, end = scene.frame_start, scene.frame_end
-    scene.frame_start = frame_start if frame_start is not None else start
-    scene.frame_end = frame_end if frame_end is not None else end
-    try:
-        with _exporting([arm_obj, mesh_obj], filepath):
-            result = bpy.ops.export_scene.fbx(
-                filepath=str(filepath), use_selection=True, object_types={"ARMATURE", "MESH"},
-                use_mesh_modifiers=False,  # keep shape keys; the armature deforms in the target app
-                mesh_smooth_type="FACE", add_leaf_bones=False, use_armature_deform_only=True,
-                primary_bone_axis="Y", secondary_bone_axis="X", axis_forward="-Z", axis_up="Y",
-                apply_scale_options="FBX_SCALE_UNITS", bake_anim=True, bake_anim_use_all_bones=True,
-                bake_anim_use_nla_strips=False, bake_anim_use_all_actions=False,
-                bake_anim_force_startend_keying=True, bake_anim_step=1.0, bake_anim_simplify_factor=0.0)
-    finally:
-        scene.frame_start, scene.frame_end = start, end
+    with _frame_range(frame_start, frame_end), _exporting([arm_obj, mesh_obj], filepath):
+        result = bpy.ops.export_scene.fbx(
+            filepath=str(filepath), use_selection=True, object_types={"ARMATURE", "MESH"},
+            use_mesh_modifiers=False,  # keep shape keys; the armature deforms in the target app
+            mesh_smooth_type="FACE", add_leaf_bones=False, use_armature_deform_only=True,
+            primary_bone_axis="Y", secondary_bone_axis="X", axis_forward="-Z", axis_up="Y",
+            apply_scale_options="FBX_SCALE_UNITS", bake_anim=True, bake_anim_use_all_bones=True,
+            bake_anim_use_nla_strips=False, bake_anim_use_all_actions=False,
+            bake_anim_force_startend_keying=True, bake_anim_step=1.0, bake_anim_simplify_factor=0.0)
     if result != {"FINISHED"}:
         raise RuntimeError(f"FBX export to {filepath} failed.")
     return Path(filepath)
@@ -87,4 +94,45 @@ def export_alembic(filepath: str, rig_object, frame_start: int | None = None, fr
             export_hair=False, export_particles=False, evaluation_mode="RENDER")
     if result != {"FINISHED"}:
         raise RuntimeError(f"Alembic export to {filepath} failed.")
+    return Path(filepath)
+
+
+def export_gltf(filepath: str, rig_object, frame_start: int | None = None, frame_end: int | None = None) -> Path:
+    """Write the rig (skinned head mesh + armature) with its current take to ``filepath``:
+    ``.glb`` (one binary file) or ``.gltf`` (JSON + .bin). One glTF animation holds the bone
+    rotations and the morph-target (shape-key) weights, sampled at every frame of the range
+    (glTF time = scene frame / fps); Y-up, metres, shape keys kept as morph targets.
+    """
+    import addon_utils
+
+    arm_obj, mesh_obj = find_rig(rig_object)
+    if not hasattr(bpy.ops.export_scene, "gltf"):  # Blender's bundled glTF add-on, off in this session
+        addon_utils.enable("io_scene_gltf2", default_set=False)
+    binary = Path(filepath).suffix.lower() != ".gltf"
+    with _frame_range(frame_start, frame_end), _exporting([arm_obj, mesh_obj], filepath):
+        result = bpy.ops.export_scene.gltf(
+            filepath=str(filepath), export_format="GLB" if binary else "GLTF_SEPARATE", use_selection=True,
+            export_apply=False,  # modifiers applied would drop the shape keys
+            export_skins=True, export_def_bones=True, export_morph=True, export_morph_animation=True,
+            export_animations=True, export_animation_mode="ACTIVE_ACTIONS",  # bones and shape keys: one clip
+            export_frame_range=True, export_force_sampling=True, export_materials="NONE")
+    if result != {"FINISHED"}:
+        raise RuntimeError(f"glTF export to {filepath} failed.")
+    return Path(filepath)
+
+
+def export_usd(filepath: str, rig_object, frame_start: int | None = None, frame_end: int | None = None) -> Path:
+    """Write the rig with its current take to ``filepath`` (.usd/.usdc/.usda): a UsdSkel
+    skeleton whose animation holds the bone rotations and the blend-shape (shape-key)
+    weights at every frame of the range (time codes = scene frames, fps as time codes per
+    second); Y-up, metres."""
+    arm_obj, mesh_obj = find_rig(rig_object)
+    with _frame_range(frame_start, frame_end), _exporting([arm_obj, mesh_obj], filepath):
+        result = bpy.ops.wm.usd_export(
+            filepath=str(filepath), check_existing=False, selected_objects_only=True, export_animation=True,
+            export_armatures=True, only_deform_bones=True, export_shapekeys=True, export_materials=False,
+            convert_orientation=True, export_global_forward_selection="NEGATIVE_Z", export_global_up_selection="Y",
+            export_custom_properties=False, relative_paths=True)
+    if result != {"FINISHED"}:
+        raise RuntimeError(f"USD export to {filepath} failed.")
     return Path(filepath)

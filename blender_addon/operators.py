@@ -451,9 +451,30 @@ class SPEECH2FLAME_OT_export_alembic(_ExportOperator, bpy.types.Operator):
     write = staticmethod(export.export_alembic)
 
 
+class SPEECH2FLAME_OT_export_gltf(_ExportOperator, bpy.types.Operator):
+    """Export the rig with its active take as glTF binary (skinned mesh, morph targets, one animation)"""
+
+    bl_idname = "speech2flame.export_gltf"
+    bl_label = "Export glTF"
+    filename_ext = ".glb"
+    filter_glob: StringProperty(default="*.glb;*.gltf", options={"HIDDEN"})
+    write = staticmethod(export.export_gltf)
+
+
+class SPEECH2FLAME_OT_export_usd(_ExportOperator, bpy.types.Operator):
+    """Export the rig with its active take as USD (UsdSkel skeleton and blend shapes, the take's frames)"""
+
+    bl_idname = "speech2flame.export_usd"
+    bl_label = "Export USD"
+    filename_ext = ".usdc"
+    filter_glob: StringProperty(default="*.usd;*.usdc;*.usda", options={"HIDDEN"})
+    write = staticmethod(export.export_usd)
+
+
 CLASSES = (
     SPEECH2FLAME_OT_add_demo_head, SPEECH2FLAME_OT_import_head_model, SPEECH2FLAME_OT_generate,
     SPEECH2FLAME_OT_cancel, SPEECH2FLAME_OT_use_heard_words, SPEECH2FLAME_OT_check_backend,
     SPEECH2FLAME_OT_take_delete,
     SPEECH2FLAME_OT_take_push_to_nla, SPEECH2FLAME_OT_export_fbx, SPEECH2FLAME_OT_export_alembic,
+    SPEECH2FLAME_OT_export_gltf, SPEECH2FLAME_OT_export_usd,
 )

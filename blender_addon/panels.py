@@ -95,9 +95,13 @@ class SPEECH2FLAME_PT_main(bpy.types.Panel):
             col.operator("speech2flame.take_delete", text="", icon="X")
             col.operator("speech2flame.take_push_to_nla", text="", icon="NLA_PUSHDOWN")
 
-        row = layout.row(align=True)
+        col = layout.column(align=True)
+        row = col.row(align=True)
         row.operator("speech2flame.export_fbx", icon="EXPORT")
         row.operator("speech2flame.export_alembic", icon="EXPORT")
+        row = col.row(align=True)
+        row.operator("speech2flame.export_gltf", icon="EXPORT")
+        row.operator("speech2flame.export_usd", icon="EXPORT")
 
 
 CLASSES = (SPEECH2FLAME_UL_takes, SPEECH2FLAME_PT_main)

@@ -84,6 +84,8 @@ rig.children[0].hide_set(True)
 bpy.ops.object.select_all(action="DESELECT")
 fbx_path = str(Path(out_dir) / "first_take.fbx")
 report["export_first"] = call(bpy.ops.speech2flame.export_fbx, filepath=fbx_path)  # read back by the test (ufbx)
+report["export_first_gltf"] = call(bpy.ops.speech2flame.export_gltf, filepath=str(Path(out_dir) / "first_take.glb"))
+report["export_first_usd"] = call(bpy.ops.speech2flame.export_usd, filepath=str(Path(out_dir) / "first_take.usdc"))
 report["fps"] = scene.render.fps
 first_range = rig.speech2flame_takes[0].armature_action.frame_range
 report["first_take_frames"] = [round(first_range[0]), round(first_range[1])]

@@ -159,6 +159,17 @@ def test_takes_keep_the_animators_own_animation(addon_zip, tmp_path):
     assert strips[0] and strips[1] == strips[2] != strips[0]  # b.wav's strip is added once
     assert report["unmuted_after_three"] == [strips[2]]  # a.wav's line no longer plays over b.wav's
     assert report["playing_after_select"] == takes[0] and report["unmuted_after_select"] == [strips[0]]
+    import pygltflib  # before ufbx: a garbage collection while ufbx's objects live can crash (ufbx's bindings)
+
+    frames = report["first_take_frames"]
+    assert report["export_first_gltf"] == report["export_first_usd"] == ["FINISHED"]
+    gltf = pygltflib.GLTF2().load(str(tmp_path / "first_take.glb"))
+    times = gltf.accessors[gltf.animations[0].samplers[0].input]
+    assert [round(times.min[0] * report["fps"]), round(times.max[0] * report["fps"])] == frames
+    probe = subprocess.run([sys.executable, str(ROOT / "tests" / "usd_probe.py"), str(tmp_path / "first_take.usdc")],
+                           capture_output=True, text=True, timeout=120)
+    usd = json.loads(probe.stdout.strip().splitlines()[-1])
+    assert [usd["start"], usd["end"]] == frames and len(usd["times"]) == frames[1] - frames[0] + 1
     import ufbx
 
     with ufbx.load_file(str(tmp_path / "first_take.fbx")) as fbx:  # written by the add-on's Export FBX

@@ -14,7 +14,8 @@ from pathlib import Path
 from .head_model import HeadModel
 from .take import Take
 
-OUTPUT_FILES = {"blend": "scene.blend", "fbx": "anim.fbx", "abc": "anim.abc", "mp4": "preview.mp4"}
+OUTPUT_FILES = {"blend": "scene.blend", "fbx": "anim.fbx", "abc": "anim.abc", "glb": "anim.glb", "usd": "anim.usdc",
+                "mp4": "preview.mp4"}
 
 
 def partial_path(path: Path) -> Path:
@@ -26,7 +27,7 @@ def write_scene_outputs(take: Take, head: HeadModel, out_dir: Path, outputs: lis
                         stage=None, preview_resolution: int = 320) -> dict[str, Path]:
     """Build a scene with the rig and the take, then write the requested outputs.
 
-    outputs: any of "blend", "fbx", "abc", "mp4". ``stage(name)`` is called as each
+    outputs: any of OUTPUT_FILES ("blend", "fbx", "abc", "glb", "usd", "mp4"). ``stage(name)`` is called as each
     stage starts (for progress and timings). Each file is written under a ``.partial`` name
     and renamed when whole. Returns {output: path written}.
     """
@@ -100,7 +101,7 @@ def _write(take: Take, head: HeadModel, out_dir: Path, outputs: list[str], audio
     if applied["sound_strip"] is not None and "blend" in outputs:
         applied["sound_strip"].sound.pack()  # the .blend carries its audio
     written = {}
-    for output in ("blend", "fbx", "abc", "mp4"):
+    for output in OUTPUT_FILES:
         if output not in outputs:
             continue
         path = out_dir / OUTPUT_FILES[output]
@@ -113,6 +114,10 @@ def _write(take: Take, head: HeadModel, out_dir: Path, outputs: list[str], audio
                 export.export_fbx(str(partial), rig_object)
             elif output == "abc":
                 export.export_alembic(str(partial), rig_object)
+            elif output == "glb":
+                export.export_gltf(str(partial), rig_object)
+            elif output == "usd":
+                export.export_usd(str(partial), rig_object)
             elif output == "mp4":
                 preview.render_preview(str(partial), rig_object, resolution=preview_resolution)
             os.replace(partial, path)

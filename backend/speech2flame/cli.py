@@ -28,7 +28,8 @@ from .errors import UsageError, user_errors
 if TYPE_CHECKING:
     from .controls import Controls
 
-OUTPUTS = ("take", "blend", "fbx", "abc", "mp4")
+OUTPUTS = ("take", "blend", "fbx", "abc", "glb", "usd", "mp4")
+DEFAULT_OUTPUTS = ("take", "blend", "fbx", "abc", "mp4")
 
 
 def _add_control_arguments(parser: argparse.ArgumentParser) -> None:
@@ -87,9 +88,11 @@ def controls_from_args(args) -> Controls:
 
 def _parse_outputs(text: str) -> list[str]:
     outputs = [o.strip() for o in text.split(",") if o.strip()]
+    if outputs == ["all"]:
+        return list(OUTPUTS)
     unknown = [o for o in outputs if o not in OUTPUTS]
     if unknown or not outputs:
-        raise UsageError(f"--outputs takes a comma list of {', '.join(OUTPUTS)}; got {text!r}.")
+        raise UsageError(f"--outputs takes a comma list of {', '.join(OUTPUTS)} (or all); got {text!r}.")
     return outputs
 
 
@@ -326,7 +329,8 @@ def build_parser(selected: str | None = None) -> argparse.ArgumentParser:
                      help="batch list: a CSV row per clip with its own audio, name, transcript, emotion, sliders, "
                           "seed, start_frame (empty cells: the command line's values; docs in README)")
     gen.add_argument("--out", required=True, help="output folder (one sub-folder per clip in batch)")
-    gen.add_argument("--outputs", default=",".join(OUTPUTS), help=f"comma list of {', '.join(OUTPUTS)} (default: all)")
+    gen.add_argument("--outputs", default=",".join(DEFAULT_OUTPUTS),
+                     help=f"comma list of {', '.join(OUTPUTS)}, or all (default: {','.join(DEFAULT_OUTPUTS)})")
     gen.add_argument("--rig", default="demo", help="'demo' or a FLAME .pkl / speech2flame .npz head model")
     gen.add_argument("--fps", type=float, default=30.0, help="animation frame rate, 1 to 240 (default 30)")
     gen.add_argument("--start-frame", type=int, default=1, help="scene frame of the first animation frame (0 or more)")
