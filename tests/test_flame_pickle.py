@@ -282,3 +282,62 @@ def test_a_flame_release_style_pickle_is_animated_by_the_default_engines(tmp_pat
     assert take.metadata["engine"] == "neural" and "retargeted_from" in take.metadata
     aperture = mouth_measurements(head, take)["aperture_mm"]
     assert aperture.max() > 8.0 and (aperture < 1.0).sum() > 5  # opens and closes the mouth
+
+
+def _sparse_regressor_pickle(data_ops: bytes, shape=(1, 1)) -> bytes:
+    """A protocol-2 'FLAME .pkl' whose J_regressor is a scipy csc_matrix with ``data_ops`` as its data."""
+    import struct
+
+    def text(value: bytes) -> bytes:
+        return pickle.BINUNICODE + struct.pack("<I", len(value)) + value
+
+    def ints(*values) -> bytes:
+        return pickle.EMPTY_LIST + pickle.MARK + b"".join(pickle.BININT + struct.pack("<i", v) for v in values) \
+            + pickle.APPENDS
+
+    sparse = (pickle.GLOBAL + b"scipy.sparse.csc\ncsc_matrix\n" + pickle.EMPTY_TUPLE + pickle.NEWOBJ
+              + pickle.EMPTY_DICT + pickle.MARK + text(b"data") + data_ops + text(b"indices") + ints(0)
+              + text(b"indptr") + ints(0, 1) + text(b"_shape") + pickle.BININT + struct.pack("<i", shape[0])
+              + pickle.BININT + struct.pack("<i", shape[1]) + pickle.TUPLE2 + pickle.SETITEMS + pickle.BUILD)
+    return pickle.PROTO + b"\x02" + pickle.EMPTY_DICT + text(b"J_regressor") + sparse + pickle.SETITEM + pickle.STOP
+
+
+def _object_dtype() -> bytes:
+    return pickle.GLOBAL + b"numpy\ndtype\n" + pickle.SHORT_BINUNICODE + b"\x02O8" + pickle.TUPLE1 + pickle.REDUCE
+
+
+@pytest.mark.parametrize("data_ops,shape,words", [
+    # numpy.ndarray((1,), dtype('O'), buffer=8 bytes): an object array whose element is a pointer from the file
+    (pickle.GLOBAL + b"numpy\nndarray\n" + pickle.MARK + pickle.BININT1 + b"\x01" + pickle.TUPLE1 + _object_dtype()
+     + pickle.SHORT_BINBYTES + b"\x08" + b"AAAAAAAA" + pickle.TUPLE + pickle.REDUCE, (1, 1), "raw memory"),
+    # numpy's _reconstruct asked for 2**28 float64 elements (2 GiB) by a pickle of a few bytes
+    (pickle.GLOBAL + b"numpy.core.multiarray\n_reconstruct\n" + pickle.GLOBAL + b"numpy\nndarray\n"
+     + pickle.BININT + (2**28).to_bytes(4, "little") + pickle.TUPLE1 + pickle.SHORT_BINBYTES + b"\x01b"
+     + pickle.TUPLE3 + pickle.REDUCE, (1, 1), "elements (the limit is"),
+    # a sparse matrix that would expand to 2**31 dense elements
+    (pickle.EMPTY_LIST + pickle.MARK + pickle.BININT1 + b"\x01" + pickle.APPENDS, (2**16, 2**15), "too large to expand"),
+])
+def test_numpy_tricks_are_refused_without_crashing(tmp_path, data_ops, shape, words):
+    """A pickle cannot use numpy itself to read memory or exhaust it (it ran in a separate process: a
+    crash there would show as a signal, not as this one-sentence error)."""
+    path = tmp_path / "generic_model.pkl"
+    path.write_bytes(_sparse_regressor_pickle(data_ops, shape))
+    run = subprocess.run([sys.executable, "-c", f"""
+from speech2flame.head_model import HeadModelError, load_head_model
+try:
+    load_head_model({str(path)!r})
+except HeadModelError as exc:
+    print("REFUSED", exc)
+"""], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]  # no segfault, no bus error, no MemoryError
+    assert run.stdout.startswith("REFUSED generic_model.pkl") and words in run.stdout, run.stdout
+
+
+def test_a_cyclic_chumpy_pickle_is_one_sentence(tmp_path, fake_modules):
+    ch = FakeCh(np.zeros(3))
+    ch.x = ch  # its value is itself
+    path = tmp_path / "generic_model.pkl"
+    with open(path, "wb") as fh:
+        pickle.dump({"v_template": ch}, fh, protocol=2)
+    with pytest.raises(HeadModelError, match="generic_model.pkl: its v_template entry is malformed"):
+        load_head_model(path)

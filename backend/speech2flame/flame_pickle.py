@@ -18,6 +18,13 @@ Plain ``pickle.load`` would import and run whatever a file names, so we use a
 rebuilding functions, a few harmless builtins and our own stand-in classes;
 any other global is refused before anything runs. numpy only: the Blender
 add-on imports this.
+
+numpy's pieces are handed out guarded, because numpy itself trusts its
+pickles: ``numpy.ndarray`` can be named (``_reconstruct`` needs the class) but
+not called (``ndarray(shape, dtype('O'), buffer=...)`` would make an object
+array of pointers taken from the file's bytes); no array may hold more than
+:data:`MAX_ELEMENTS` elements (a 60-byte pickle could otherwise ask for
+gigabytes), nor a sparse matrix expand to more.
 """
 
 from __future__ import annotations
@@ -33,6 +40,34 @@ from .head_model import HeadModelError
 
 FLAME_KEYS = ("v_template", "f", "shapedirs", "posedirs", "J_regressor", "kintree_table", "weights")
 """The arrays every FLAME-format head model needs."""
+
+MAX_ELEMENTS = 2**26
+"""The most elements one array of a pickle may hold (67 M; FLAME 2023's shapedirs hold 6 M)."""
+
+
+class _Refused(pickle.UnpicklingError):
+    """Something numpy would build from a pickle that this reader will not (its reason)."""
+
+
+class _NdarrayName(np.ndarray):
+    """What the name ``numpy.ndarray`` means in a pickle: the class ``_reconstruct`` is given
+    (it then builds a plain ndarray), never something to call."""
+
+    def __new__(cls, *args, **kwargs):
+        raise _Refused("a numpy array constructed from raw memory")
+
+
+def _count(shape) -> int:
+    """Elements of an array of ``shape``; UnpicklingError past MAX_ELEMENTS or for a bad shape."""
+    shape = (shape,) if isinstance(shape, int) else tuple(shape)
+    if not all(isinstance(n, int) and n >= 0 for n in shape):
+        raise _Refused("an array with a bad shape")
+    count = 1
+    for n in shape:
+        count *= n
+    if count > MAX_ELEMENTS:
+        raise _Refused(f"an array of {count} elements (the limit is {MAX_ELEMENTS})")
+    return count
 
 
 class _PickledState:
@@ -75,7 +110,11 @@ class SparseStandIn(_PickledState):
         shape = tuple(int(n) for n in s.get("_shape", s.get("shape", ())))
         if len(shape) != 2:
             raise ValueError("sparse matrix without a 2-D shape")
+        if min(shape) < 0 or shape[0] * shape[1] > MAX_ELEMENTS:
+            raise ValueError(f"sparse matrix of shape {shape} is too large to expand")
         data = np.asarray(s["data"])
+        if data.dtype.hasobject:
+            raise ValueError("sparse matrix data are not numbers")
         out = np.zeros(shape, dtype=data.dtype if data.dtype.kind in "fiub" else np.float64)
         if self.sparse_format == "coo":
             rows, cols = np.asarray(s["row"], np.int64), np.asarray(s["col"], np.int64)
@@ -119,6 +158,22 @@ _NP_RECONSTRUCT = np.ndarray((0,)).__reduce__()[0]
 _NP_SCALAR = np.float64(0).__reduce__()[0]
 _NP_FROMBUFFER = np.zeros(1).__reduce_ex__(5)[0]  # protocol-5 pickles (Python 3.8+)
 
+
+def _reconstruct(cls, shape, dtype):
+    """numpy's ``_reconstruct`` for plain ndarrays of at most MAX_ELEMENTS elements."""
+    if cls is not _NdarrayName:
+        raise _Refused("an array of another class than numpy's own")
+    _count(shape)
+    return _NP_RECONSTRUCT(np.ndarray, shape, dtype)
+
+
+def _frombuffer(buffer, dtype, shape, order):
+    """numpy's protocol-5 ``_frombuffer`` for arrays of numbers (no objects) within MAX_ELEMENTS."""
+    if np.dtype(dtype).hasobject:
+        raise _Refused("an array of objects made from raw bytes")
+    _count(shape)
+    return _NP_FROMBUFFER(buffer, dtype, shape, order)
+
 _SPARSE_MODULES = ("scipy.sparse.csc", "scipy.sparse._csc", "scipy.sparse.csr", "scipy.sparse._csr",
                    "scipy.sparse.coo", "scipy.sparse._coo", "scipy.sparse.compressed")
 _CHUMPY_MODULES = ("chumpy.ch", "chumpy.ch_ops", "chumpy.reordering", "chumpy.linalg",
@@ -128,10 +183,10 @@ _CHUMPY_MODULES = ("chumpy.ch", "chumpy.ch_ops", "chumpy.reordering", "chumpy.li
 def _allowed_globals() -> dict[tuple[str, str], object]:
     allowed: dict[tuple[str, str], object] = {}
     for numpy_core in ("numpy.core", "numpy._core"):
-        allowed[(f"{numpy_core}.multiarray", "_reconstruct")] = _NP_RECONSTRUCT
+        allowed[(f"{numpy_core}.multiarray", "_reconstruct")] = _reconstruct
         allowed[(f"{numpy_core}.multiarray", "scalar")] = _NP_SCALAR
-        allowed[(f"{numpy_core}.numeric", "_frombuffer")] = _NP_FROMBUFFER
-    allowed[("numpy", "ndarray")] = np.ndarray
+        allowed[(f"{numpy_core}.numeric", "_frombuffer")] = _frombuffer
+    allowed[("numpy", "ndarray")] = _NdarrayName
     allowed[("numpy", "dtype")] = np.dtype
     for copyreg in ("copy_reg", "copyreg"):
         allowed[(copyreg, "_reconstructor")] = _reconstructor
@@ -203,6 +258,8 @@ def read_pickle(path: str | os.PathLike, what: str = "FLAME .pkl model"):
             return RestrictedUnpickler(fh, display_name=path.name).load()
     except HeadModelError:
         raise
+    except _Refused as exc:
+        raise HeadModelError(f"{path.name} contains {exc}; refusing to load it.") from None
     except OSError as exc:
         raise HeadModelError(f"Cannot read {path.name}: {exc.strerror or exc}.") from None
     except Exception:  # EOFError, UnpicklingError, ValueError, ... on truncated/corrupt data
@@ -230,8 +287,8 @@ def load_flame_pickle(path: str | os.PathLike) -> dict[str, np.ndarray]:
             continue
         try:
             plain = _to_plain(value)
-        except (KeyError, ValueError, IndexError, TypeError, MemoryError) as exc:
-            raise HeadModelError(f"{path.name}: its {key} sparse matrix is malformed ({exc}).") from None
+        except (KeyError, ValueError, IndexError, TypeError, MemoryError, RecursionError) as exc:
+            raise HeadModelError(f"{path.name}: its {key} entry is malformed ({exc}).") from None
         if plain is None and key in FLAME_KEYS:
             raise HeadModelError(f"{path.name}: {key} is a chumpy expression ({value.chumpy_class}) "
                                  "rather than stored numbers, which this reader cannot evaluate.")
