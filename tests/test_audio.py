@@ -90,3 +90,39 @@ def test_nan_samples_are_refused_naming_the_file(tmp_path):
     soundfile.write(str(path), samples, 16000, subtype="FLOAT")
     with pytest.raises(AudioError, match=r"^damaged\.wav contains NaN or infinite samples"):
         load_audio(path)
+
+
+def test_a_high_rate_many_channel_file_is_refused_or_decoded_as_mono_without_its_channels(tmp_path):
+    """A small FLAC of silence can declare a huge rate and many channels (decoded whole: gigabytes);
+    over 192 kHz is refused, and channels are mixed block by block (memory: the mono signal)."""
+    import subprocess
+    import sys
+
+    too_fast = tmp_path / "fast.flac"
+    soundfile.write(str(too_fast), np.zeros((655_350, 2), np.int16), 655_350, subtype="PCM_16")
+    with pytest.raises(AudioError, match=r"^fast\.flac has a sample rate of 655350 Hz; up to 192000 Hz"):
+        load_audio(too_fast)
+    wide = tmp_path / "wide.flac"
+    with soundfile.SoundFile(str(wide), "w", 192_000, 8, subtype="PCM_16") as f:
+        for _ in range(120):  # 120 s of 8 channels: 740 MB as float32, 92 MB mono; the file is small
+            f.write(np.zeros((192_000, 8), np.int16))
+    assert wide.stat().st_size < 5_000_000
+    run = subprocess.run([sys.executable, "-c", f"""
+import resource
+from speech2flame.audio import load_audio
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+audio = load_audio({str(wide)!r})
+print(audio.duration, (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024)
+"""], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    duration, grown_mb = map(float, run.stdout.split())
+    assert duration == pytest.approx(120.0) and grown_mb < 400, grown_mb  # over 740 MB before
+
+
+def test_channels_are_averaged(tmp_path):
+    left, right = tone(1.0, 16000), np.zeros(16000, np.float32)
+    path = tmp_path / "stereo.wav"
+    soundfile.write(str(path), np.stack([left, right], axis=1), 16000, subtype="FLOAT")
+    mono = tmp_path / "mono.wav"
+    soundfile.write(str(mono), left / 2, 16000, subtype="FLOAT")
+    assert np.allclose(load_audio(path).samples, load_audio(mono).samples, atol=1e-6)

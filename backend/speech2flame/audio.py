@@ -17,6 +17,7 @@ import numpy as np
 SAMPLE_RATE = 16_000
 MAX_DURATION_S = 600.0
 MAX_FILE_BYTES = 512 * 1024 * 1024
+MAX_SAMPLE_RATE = 192_000  # with MAX_DURATION_S: at most 460 MB of decoded mono samples, whatever the file claims
 TARGET_RMS_DBFS = -23.0
 
 
@@ -118,13 +119,31 @@ def load_audio(path: str | os.PathLike, max_duration_s: float = MAX_DURATION_S) 
     if info.frames > 0 and info.samplerate > 0 and info.frames / info.samplerate > max_duration_s:
         raise AudioError(f"{path.name} is {info.frames / info.samplerate:.0f} s long; the limit is "
                          f"{max_duration_s:.0f} s per clip, split it into lines.")
-    try:
-        samples, sample_rate = soundfile.read(path, dtype="float32", always_2d=True)
-    except Exception:
-        raise AudioError(f"{path.name} is corrupt or truncated and cannot be decoded.") from None
+    if info.samplerate > MAX_SAMPLE_RATE:
+        raise AudioError(f"{path.name} has a sample rate of {info.samplerate} Hz; up to {MAX_SAMPLE_RATE} Hz "
+                         "is supported, resample it first.")
+    samples = _decode_mono(path, info.samplerate, max_duration_s)
     if samples.shape[0] == 0:
         raise AudioError(f"{path.name} contains no audio samples.")
-    if samples.shape[0] / sample_rate > max_duration_s:
-        raise AudioError(f"{path.name} is {samples.shape[0] / sample_rate:.0f} s long; the limit is "
-                         f"{max_duration_s:.0f} s per clip, split it into lines.")
-    return from_array(samples, sample_rate, path=str(path.resolve()), sha256=hashlib.sha256(data).hexdigest())
+    return from_array(samples, info.samplerate, path=str(path.resolve()), sha256=hashlib.sha256(data).hexdigest())
+
+
+def _decode_mono(path: Path, sample_rate: int, max_duration_s: float) -> np.ndarray:
+    """The file's samples mixed to mono, (N,) float32, decoded block by block (memory: the mono
+    signal, never every channel at once); AudioError past ``max_duration_s`` or on damaged data."""
+    import soundfile
+
+    blocks, total = [], 0
+    try:
+        with soundfile.SoundFile(path) as f:
+            for block in f.blocks(blocksize=1 << 16, dtype="float32", always_2d=True):
+                blocks.append(block.mean(axis=1) if block.shape[1] > 1 else block[:, 0].copy())
+                total += len(block)
+                if total / sample_rate > max_duration_s:
+                    raise AudioError(f"{path.name} is longer than {max_duration_s:.0f} s, the limit per clip; "
+                                     "split it into lines.")
+    except AudioError:
+        raise
+    except Exception:
+        raise AudioError(f"{path.name} is corrupt or truncated and cannot be decoded.") from None
+    return np.concatenate(blocks) if blocks else np.zeros(0, np.float32)

@@ -183,11 +183,12 @@ def load_head_model(path: str | os.PathLike = DEMO_RIG) -> HeadModel:
         raise HeadModelError(f"Head model file not found: {path}.")
     suffix = path.suffix.lower()
     if suffix == ".npz":
+        from .npz_files import NpzError, load_npz
+
         try:
-            with np.load(path, allow_pickle=False) as data:
-                arrays = {key: data[key] for key in data.files}
-        except Exception:
-            raise HeadModelError(f"{path.name} is not a readable .npz head model (not a NumPy .npz archive, or a damaged one).") from None
+            arrays = load_npz(path)
+        except NpzError as exc:  # not an archive, a damaged one, or one too large
+            raise HeadModelError(f"{path.name} is not a readable .npz head model ({exc}).") from None
         return _from_arrays(arrays, path.stem)
     if suffix == ".pkl":
         from .flame_pickle import load_flame_pickle

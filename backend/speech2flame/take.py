@@ -148,11 +148,12 @@ class Take:
         path = Path(path)
         if not path.is_file():
             raise TakeError(f"Take file not found: {path}.")
+        from .npz_files import NpzError, load_npz
+
         try:
-            with np.load(path, allow_pickle=False) as data:
-                arrays = {key: data[key] for key in data.files}
-        except Exception:  # zipfile/format errors
-            raise TakeError(f"{path.name} is not a take file (not a NumPy .npz archive, or a damaged one).") from None
+            arrays = load_npz(path)
+        except NpzError as exc:  # not an archive, a damaged one, or one too large
+            raise TakeError(f"{path.name} is not a take file ({exc}).") from None
         version = int(arrays.get("format_version", -1))
         if version < 1:
             raise TakeError(f"{path.name} is not a speech2flame take (no format_version).")

@@ -197,10 +197,14 @@ def load_style_reference(path: str | os.PathLike, head: HeadModel, fps: float, m
             expression[:, j] = take.expression[:, i]
         motion, src_fps = np.concatenate([expression, take.jaw], axis=1), take.fps
     else:
+        from ..npz_files import NpzError, load_npz
+
         try:
-            with np.load(path, allow_pickle=False) as data:
-                p = {k: np.asarray(data[k], np.float32) for k in data.files}
-        except Exception:
+            p = {k: np.asarray(v, np.float32) for k, v in load_npz(path).items()}
+        except NpzError as exc:
+            raise EngineError(f"Style reference {path.name} is neither a take nor a FLAME-parameter .npz ({exc}).") \
+                from None
+        except (TypeError, ValueError):  # arrays that are not numbers
             raise EngineError(f"Style reference {path.name} is neither a take nor a FLAME-parameter .npz.") from None
         exp = p.get("expression", p.get("exp"))
         jaw = p.get("jaw", p.get("jaw_pose", p["pose"][:, 3:6] if "pose" in p else None))
