@@ -35,6 +35,32 @@ SERVER_MODULE = "speech2flame.server"
 """Module run with ``python -m`` to start a server (``speech2flame serve`` does the same)."""
 
 
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """The backend never redirects: a 3xx is an error, and the token is not sent on elsewhere."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        return None
+
+
+# Loopback servers are reached directly: a proxy from the environment (http_proxy) would see the token.
+_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}), _NoRedirects)
+_VIA_ENVIRONMENT = urllib.request.build_opener(_NoRedirects)  # a remote server may need the user's proxy
+
+
+def is_loopback(url: str) -> bool:
+    """Whether ``url``'s host is this machine (localhost, 127.x.x.x, ::1)."""
+    import ipaddress
+    import urllib.parse
+
+    host = urllib.parse.urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 class BackendError(RuntimeError):
     """A backend failure, as one sentence for the user.
 
@@ -163,7 +189,8 @@ class BackendClient:
             request.add_header("Content-Type", "application/json")
         where = f"The speech2flame backend at {self.base_url}"
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+            opener = _DIRECT if is_loopback(self.base_url) else _VIA_ENVIRONMENT
+            with opener.open(request, timeout=self.timeout) as response:
                 payload = response.read()
         except urllib.error.HTTPError as exc:
             raise _http_error(exc) from None

@@ -372,6 +372,9 @@ class SPEECH2FLAME_OT_check_backend(bpy.types.Operator):
         engines = ", ".join(e["name"] for e in health.get("engines", []) if e.get("available"))
         self.report({"INFO"}, f"speech2flame {health.get('version')} on {health.get('device')}; "
                               f"engines: {engines}; models: {models}.")
+        prefs = preferences.get(context)
+        if prefs is not None and prefs.backend_mode == "REMOTE" and preferences.plain_http_warning(prefs.remote_url):
+            self.report({"WARNING"}, preferences.plain_http_warning(prefs.remote_url))
         return {"FINISHED"}
 
 

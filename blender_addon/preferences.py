@@ -40,7 +40,20 @@ class Speech2FlamePreferences(bpy.types.AddonPreferences):
         elif self.backend_mode == "REMOTE":
             layout.prop(self, "remote_url")
             layout.prop(self, "remote_token")
+            warning = plain_http_warning(self.remote_url)
+            if warning:
+                layout.label(text=warning, icon="ERROR")
         layout.operator("speech2flame.check_backend", icon="CHECKMARK")
+
+
+def plain_http_warning(url: str) -> str:
+    """A warning when ``url`` sends the token and the audio unencrypted to another machine, else ""."""
+    from .backend_client import is_loopback
+
+    text = url.strip()
+    if text.lower().startswith("https://") or is_loopback(text if "://" in text else "http://" + text):
+        return ""
+    return "Plain http to another machine: the token and audio travel unencrypted (use https or an SSH tunnel)."
 
 
 def get(context=None) -> Speech2FlamePreferences | None:

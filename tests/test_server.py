@@ -292,7 +292,7 @@ def raw_http(server: LocalServer, head: str, body: bytes = b"") -> tuple[int, di
 
 
 @pytest.mark.parametrize("case", ["negative_content_length", "content_length_not_a_number", "deeply_nested_json",
-                                  "deeply_nested_object"])
+                                  "deeply_nested_object", "number_too_long"])
 def test_malformed_http_gets_a_400_in_one_sentence_not_a_500(server, case):
     if case == "negative_content_length":
         status, body = raw_http(server, "Content-Length: -5")  # no body: unread bytes would reset the socket
@@ -300,6 +300,9 @@ def test_malformed_http_gets_a_400_in_one_sentence_not_a_500(server, case):
     elif case == "content_length_not_a_number":
         status, body = raw_http(server, "Content-Length: five")
         expected = "Content-Length must be a whole number of bytes, 0 or more."
+    elif case == "number_too_long":  # Python refuses to convert ints of over 4300 digits
+        status, body = raw_request(server, "POST", "/v1/jobs", b'{"fps": ' + b"9" * 5000 + b"}", token=server.token)
+        expected = "The request body's JSON holds a number too long to read."
     else:
         nested = b"[" * 100_000 if case == "deeply_nested_json" else b'{"a": ' * 50_000
         status, body = raw_request(server, "POST", "/v1/jobs", nested, token=server.token)
@@ -520,3 +523,96 @@ def test_notes_for_the_user_travel_in_the_take(server, clip, tmp_path):
     client.wait(plain, timeout=20)
     (tmp_path / "plain.npz").write_bytes(client.fetch_take(plain))
     assert "warnings" not in Take.load(tmp_path / "plain.npz").metadata  # the demo head has them
+
+
+def test_slow_or_many_connections_cannot_shut_others_out(monkeypatch, clip):
+    """Connections beyond MAX_CONNECTIONS are closed at once, and a client that trickles its headers
+    is dropped after HEADER_TIMEOUT_S, so a few idle sockets cannot keep the add-on out for good."""
+    import socket
+    import time
+
+    from speech2flame import server as server_module
+
+    monkeypatch.setattr(server_module, "MAX_CONNECTIONS", 3)
+    monkeypatch.setattr(server_module, "HEADER_TIMEOUT_S", 1.0)
+    server = make_server(port=0, token="in-process")
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    port = server.server_address[1]
+    client = BackendClient(server.url, "in-process", timeout=5)
+    slow = []
+    try:
+        for _ in range(3):  # half-sent requests: no token checked yet, each holds a connection
+            sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+            sock.sendall(b"GET /v1/health HTTP/1.1\r\nHost: x\r\n")
+            slow.append(sock)
+        time.sleep(0.2)
+        extra = socket.create_connection(("127.0.0.1", port), timeout=5)
+        assert extra.recv(1) == b""  # the fourth is closed at once, not left waiting
+        extra.close()
+        started = time.monotonic()
+        assert all(sock.recv(1) == b"" for sock in slow)  # dropped at the header deadline
+        assert time.monotonic() - started < 3
+        assert client.health()["status"] == "ok"  # and the server answers again
+    finally:
+        for sock in slow:
+            sock.close()
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_full_queue_answers_busy(monkeypatch, clip):
+    from speech2flame import server as server_module
+
+    monkeypatch.setattr(server_module, "MAX_QUEUED_JOBS", 1)
+    server = make_server(port=0, token="in-process", workers=1)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    client = BackendClient(server.url, "in-process")
+    try:
+        slow = {**job({"path": clip}), "engine": "phonetic"}  # words recognised: seconds, not milliseconds
+        first = client.submit(slow)
+        second = client.submit({**slow, "controls": {"seed": 1}})  # waits while the first runs
+        with pytest.raises(BackendError, match="already has 1 jobs waiting") as info:
+            client.submit({**slow, "controls": {"seed": 2}})
+        assert info.value.status == 503
+        assert client.wait(second, timeout=120)["status"] == "done" and client.status(first)["status"] == "done"
+        assert client.wait(client.submit(slow), timeout=120)["status"] == "done"  # room again
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_the_client_reaches_a_loopback_server_without_the_environments_proxy(tmp_path):
+    """With http_proxy set (and no no_proxy), the token must not go to the proxy for a local server."""
+    import socket
+    import subprocess
+
+    trap = socket.socket()
+    trap.bind(("127.0.0.1", 0))
+    trap.listen(1)
+    trap.settimeout(0.5)
+    env = dict(os.environ, http_proxy=f"http://127.0.0.1:{trap.getsockname()[1]}",
+               HTTP_PROXY=f"http://127.0.0.1:{trap.getsockname()[1]}", no_proxy="", NO_PROXY="")
+    run = subprocess.run([sys.executable, "-c", """
+import threading
+from speech2flame.server import make_server
+from speech2flame_blender.backend_client import BackendClient
+server = make_server(port=0, token="secret-token")
+threading.Thread(target=server.serve_forever, daemon=True).start()
+print(BackendClient(server.url, "secret-token", timeout=5).health()["status"])
+"""], capture_output=True, text=True, timeout=60, env=env)
+    try:
+        leaked = trap.accept()[0].recv(4096)
+    except (TimeoutError, socket.timeout):
+        leaked = b""
+    trap.close()
+    assert run.returncode == 0 and run.stdout.strip() == "ok", run.stderr[-2000:]
+    assert b"secret-token" not in leaked and leaked == b""
+
+
+def test_plain_http_to_another_machine_is_warned_about():
+    from speech2flame_blender.preferences import plain_http_warning
+
+    assert "unencrypted" in plain_http_warning("gpu-box.lan:8765")
+    assert "unencrypted" in plain_http_warning("http://10.0.0.5:8765")
+    for safe in ("http://127.0.0.1:8765", "localhost:8765", "http://[::1]:8765", "https://gpu-box.lan"):
+        assert plain_http_warning(safe) == "", safe

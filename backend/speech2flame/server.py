@@ -65,6 +65,9 @@ TOKEN_ENV = "SPEECH2FLAME_TOKEN"
 MODELS_ENV = "SPEECH2FLAME_MODELS"
 JOB_KEYS = {"audio", "engine", "model", "rig", "fps", "start_frame", "controls"}
 MAX_WAIT_S = 30.0  # longest long-poll of GET /v1/jobs/<id>?wait=SECONDS
+MAX_CONNECTIONS = 64  # connections served at once; more are closed at once (each holds a thread)
+HEADER_TIMEOUT_S = 10.0  # a client must send its request line and headers within this, however slowly
+MAX_QUEUED_JOBS = 32  # jobs waiting to run (each holds its decoded audio); more get 503 "busy"
 DRAIN_LIMIT_BYTES = 256 * 2**20  # read and discard oversized bodies up to this, so the client sees the 413
 
 
@@ -432,9 +435,14 @@ class ServerApp:
     # -- job lifecycle
 
     def submit(self, request: JobRequest) -> Job:
-        """Queue a validated job; expire the oldest finished jobs beyond ``max_jobs``."""
+        """Queue a validated job; expire the oldest finished jobs beyond ``max_jobs``. ApiError
+        503 when MAX_QUEUED_JOBS jobs are already waiting."""
         job = Job(id=uuid.uuid4().hex, request=request)
         with self._jobs_lock:
+            waiting = sum(1 for j in self.jobs.values() if j.status == "queued")
+            if waiting >= MAX_QUEUED_JOBS:
+                raise ApiError(503, "busy", f"The server already has {waiting} jobs waiting; submit this one "
+                                            "when some are done.")
             self.jobs[job.id] = job
             finished = [j.id for j in self.jobs.values() if j.is_finished]
             for old in finished[: max(0, len(self.jobs) - self.max_jobs)]:
@@ -532,7 +540,29 @@ class Handler(BaseHTTPRequestHandler):
     """Routes requests to the ServerApp; every answer is JSON (or take bytes)."""
 
     server_version = f"speech2flame/{__version__}"
-    timeout = 120  # seconds a client may take to send its request
+    timeout = 120  # seconds a client may stay silent while sending its request (uploads)
+
+    def setup(self):
+        super().setup()  # a client that trickles its headers is dropped after HEADER_TIMEOUT_S
+        self._header_deadline = threading.Timer(HEADER_TIMEOUT_S, self._drop_connection)
+        self._header_deadline.daemon = True
+        self._header_deadline.start()
+
+    def parse_request(self):
+        try:
+            return super().parse_request()  # reads the headers
+        finally:
+            self._header_deadline.cancel()
+
+    def finish(self):
+        self._header_deadline.cancel()
+        super().finish()
+
+    def _drop_connection(self) -> None:
+        try:
+            self.request.shutdown(socket.SHUT_RDWR)  # the handler's blocked read returns; it then ends
+        except OSError:
+            pass
 
     @property
     def app(self) -> ServerApp:
@@ -627,6 +657,8 @@ class Handler(BaseHTTPRequestHandler):
             return json.loads(raw)
         except (UnicodeDecodeError, json.JSONDecodeError):
             raise ApiError(400, "bad_json", "The request body is not valid JSON.") from None
+        except ValueError:  # a number of thousands of digits (Python's limit on int conversion)
+            raise ApiError(400, "bad_json", "The request body's JSON holds a number too long to read.") from None
         except RecursionError:
             raise ApiError(400, "bad_json", "The request body's JSON is nested too deeply.") from None
 
@@ -707,7 +739,26 @@ class Server(ThreadingHTTPServer):
 
     def __init__(self, address, app: ServerApp):
         self.app = app
+        self._connections = threading.BoundedSemaphore(MAX_CONNECTIONS)
         super().__init__(address, Handler)
+
+    def process_request(self, request, client_address):
+        """Serve a connection on its own thread, or close it at once when MAX_CONNECTIONS are open."""
+        if not self._connections.acquire(blocking=False):
+            log.warning("%d connections open: closing a new one from %s", MAX_CONNECTIONS, client_address[0])
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._connections.release()
+            raise
+
+    def process_request_thread(self, request, client_address):
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._connections.release()
 
     @property
     def url(self) -> str:
