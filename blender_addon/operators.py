@@ -12,7 +12,7 @@ import bpy
 from bpy.props import IntProperty, StringProperty
 from bpy_extras.io_utils import ExportHelper, ImportHelper
 
-from . import analyse_ahead, backend, export, preferences, scene_sound, takes
+from . import analyse_ahead, backend, emotion_keys, export, preferences, scene_sound, takes
 from .backend_client import BackendClient, BackendError, JobWatcher
 from .core import head_model as hm
 from .core import take as take_module
@@ -156,6 +156,9 @@ def job_request(context, rig: str, audio_path: str, start_frame: int, same_machi
                 ("emotion", "intensity", "articulation", "expressiveness", "head_motion", "blink_rate",
                  "smoothing", "seed", "recognise_words")}
     controls["transcript"] = transcript.strip() or None
+    schedule = emotion_keys.emotion_schedule(context.scene, start_frame)  # Emotion / Intensity keyed
+    if schedule:
+        controls["emotion_schedule"] = schedule
     return {  # a backend on another machine (remote mode, even through a tunnel) gets the files themselves
         "audio": {"path": audio_path} if same_machine else BackendClient.audio_upload(audio_path),
         "engine": settings.engine,
@@ -218,7 +221,9 @@ class SPEECH2FLAME_OT_generate(bpy.types.Operator):
         result = apply_take(take, self.arm_obj, name=f"{self.arm_obj.name}_{settings.engine}_{settings.emotion}",
                             scene=context.scene, sound_path=self.audio_path if self.add_sound and not existing else None)
         settings.heard_words = take.metadata.get("heard_words") or ""
-        summary = f"{settings.engine}, {settings.emotion} {settings.intensity:.1f}, {self.audio_name}"
+        emotion = "keyed emotion" if take.metadata.get("controls", {}).get("emotion_schedule") else \
+            f"{settings.emotion} {settings.intensity:.1f}"
+        summary = f"{settings.engine}, {emotion}, {self.audio_name}"
         strip = result["sound_strip"] or (existing if self.add_sound else None)
         takes.record(self.arm_obj, result, summary, strip.name if strip is not None else self.strip_name)
         elapsed = time.perf_counter() - self.started

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import bpy
 
-from . import analyse_ahead, operators
+from . import analyse_ahead, emotion_keys, operators
 from .rig import RIG_PROP
 
 
@@ -69,6 +69,8 @@ class SPEECH2FLAME_PT_main(bpy.types.Panel):
             box.prop(settings, "model")
         box.prop(settings, "emotion")
         box.prop(settings, "intensity", slider=True)
+        if emotion_keys.keyed_curves(context.scene):
+            box.label(text="Keyed on the timeline: the take follows the keys", icon="KEYFRAME_HLT")
         col = box.column(align=True)
         for name in ("articulation", "expressiveness", "head_motion", "blink_rate", "smoothing"):
             col.prop(settings, name, slider=True)

@@ -239,3 +239,24 @@ def test_scene_sound_animates_a_whole_shot(addon_zip, tmp_path):
     assert report["same_mix_same_file"] and report["mix_start_frame"] == 11
     assert report["generate_empty_channel"][0] == "ERROR" and report["takes_unchanged"]
     assert "No sound strip on channel 7 plays" in report["generate_empty_channel"][1]
+
+
+def test_emotion_keyed_on_the_timeline_drives_the_take(addon_zip, tmp_path):
+    line = tmp_path / "line.wav"
+    write_speech(line, "Bob bought a big map. Father saw a pop art show. Please bring the boat back.")
+    env = dict(os.environ, BLENDER_USER_RESOURCES=str(tmp_path / "blender_user"))
+    run = subprocess.run([sys.executable, str(ROOT / "tests" / "addon_emotion_keys_scenario.py"), str(addon_zip),
+                          str(line)], capture_output=True, text=True, timeout=600, env=env)
+    lines = [entry for entry in run.stdout.splitlines() if entry.startswith("REPORT ")]
+    assert run.returncode == 0 and lines, run.stdout[-3000:] + run.stderr[-3000:]
+    report = json.loads(lines[-1][len("REPORT "):])
+    assert report["constant_schedule"] is None  # nothing keyed: the panel's emotion for the whole take
+    assert report["panel_value_at_90"] == "angry"
+    schedule = report["schedule"]
+    assert schedule[0] == [0.0, "happy", 0.3] and schedule[-1] == [2.0, "angry", 1.0], schedule
+    assert all(key[1] == "happy" for key in schedule[:-1])  # an enum holds until its next key
+    assert report["generate"] == ["FINISHED"] and "keyed" in report["summary"]
+    smile, brow = report["smile"], report["brow_down"]
+    early, late = slice(5, 45), slice(75, 110)  # frames of the take: before 1.3 s, after 2.5 s
+    assert max(smile[early]) > max(smile[late]) + 0.05  # happy first
+    assert max(brow[late]) > max(brow[early]) + 0.1  # then angry

@@ -1,0 +1,67 @@
+"""Emotion keyed over time in the add-on: Emotion and Intensity keyed on the timeline become the
+job's emotion schedule. Run by test_addon.py in a subprocess:
+    python addon_emotion_keys_scenario.py ADDON.zip LINE.wav
+Prints one line "REPORT <json>" with what happened.
+"""
+
+import json
+import sys
+
+import bpy
+import numpy as np
+
+zip_path, line = sys.argv[1:3]
+MODULE = "bl_ext.user_default.speech2flame"
+report = {}
+
+
+def call(operator, **kwargs):
+    try:
+        return list(operator(**kwargs))
+    except RuntimeError as exc:
+        return ["ERROR", str(exc)]
+
+
+def shape_curve(take, name):
+    """Per-frame values of one shape key in a take's shape-key Action."""
+    for layer in take.shape_action.layers:
+        for strip in layer.strips:
+            for bag in strip.channelbags:
+                for fc in bag.fcurves:
+                    if fc.data_path == f'key_blocks["{name}"].value':
+                        co = np.empty(len(fc.keyframe_points) * 2, np.float32)
+                        fc.keyframe_points.foreach_get("co", co)
+                        return co.reshape(-1, 2)[:, 1].tolist()
+    raise LookupError(name)
+
+
+bpy.ops.wm.read_factory_settings(use_empty=True)
+bpy.ops.extensions.package_install_files(filepath=zip_path, repo="user_default", enable_on_install=True)
+operators = sys.modules[MODULE + ".operators"]
+bpy.context.preferences.addons[MODULE].preferences.backend_mode = "IN_PROCESS"
+scene = bpy.context.scene
+scene.render.fps = 30
+scene.frame_start = 1
+settings = scene.speech2flame
+bpy.ops.speech2flame.add_demo_head()
+rig = settings.rig
+settings.engine = "baseline"
+settings.audio_source = "FILE"
+settings.audio_path = line
+
+report["constant_schedule"] = operators.job_request(bpy.context, "demo", line, 1, True)["controls"].get(
+    "emotion_schedule")
+# Happy and gentle for the first second, then angry and strong from frame 61 (2 s after the take's start).
+for frame, emotion, intensity in ((1, "happy", 0.3), (31, "happy", 0.3), (61, "angry", 1.0)):
+    settings.emotion, settings.intensity = emotion, intensity
+    scene.keyframe_insert('speech2flame.emotion', frame=frame)
+    scene.keyframe_insert('speech2flame.intensity', frame=frame)
+scene.frame_set(90)
+report["panel_value_at_90"] = settings.emotion  # the keys drive the panel as the timeline plays
+report["schedule"] = operators.job_request(bpy.context, "demo", line, 1, True)["controls"]["emotion_schedule"]
+report["generate"] = call(bpy.ops.speech2flame.generate)
+take = rig.speech2flame_takes[-1]
+report["summary"] = take.summary
+report["smile"] = shape_curve(take, "mouthSmileLeft")
+report["brow_down"] = shape_curve(take, "browDownLeft")
+print("REPORT " + json.dumps(report))
