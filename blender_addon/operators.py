@@ -219,7 +219,8 @@ class SPEECH2FLAME_OT_generate(bpy.types.Operator):
         existing = next((s for s in all_strips(context.scene) if getattr(s, "sound", None)
                          and os.path.abspath(bpy.path.abspath(s.sound.filepath)) == self.audio_path), None)
         result = apply_take(take, self.arm_obj, name=f"{self.arm_obj.name}_{settings.engine}_{settings.emotion}",
-                            scene=context.scene, sound_path=self.audio_path if self.add_sound and not existing else None)
+                            scene=context.scene, sound_path=self.audio_path if self.add_sound and not existing else None,
+                            reduce_keys=settings.reduce_keys)
         settings.heard_words = take.metadata.get("heard_words") or ""
         emotion = "keyed emotion" if take.metadata.get("controls", {}).get("emotion_schedule") else \
             f"{settings.emotion} {settings.intensity:.1f}"

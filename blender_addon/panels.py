@@ -74,7 +74,9 @@ class SPEECH2FLAME_PT_main(bpy.types.Panel):
         col = box.column(align=True)
         for name in ("articulation", "expressiveness", "head_motion", "blink_rate", "smoothing"):
             col.prop(settings, name, slider=True)
-        box.prop(settings, "seed")
+        row = box.row()
+        row.prop(settings, "seed")
+        row.prop(settings, "reduce_keys")
 
         if operators.job_running():
             row = layout.row(align=True)

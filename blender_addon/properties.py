@@ -81,6 +81,11 @@ class Speech2FlameSettings(bpy.types.PropertyGroup):
                               description="How often the eyes blink (1 = about 17 times a minute)")
     smoothing: FloatProperty(name="Smoothing", min=0.0, max=1.0, default=0.0, subtype="FACTOR",
                              description="Extra smoothing of all motion (0 = crisp)")
+    reduce_keys: BoolProperty(
+        name="Reduce Keys", default=False,
+        description="Key only where needed (linear between keys, within 0.5% of each shape key's range and 0.01 "
+                    "degrees of each bone: the head within 0.1 mm), a fifth to a third of the keys to edit by hand; "
+                    "off: a key on every frame")
     seed: IntProperty(name="Seed", min=0, default=0,
                       description="Same seed, same take; change it for another variation of head motion and blinks")
     progress: FloatProperty(name="Progress", min=0.0, max=1.0, default=0.0, subtype="FACTOR")

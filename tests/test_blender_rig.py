@@ -257,3 +257,53 @@ def test_switching_back_to_an_earlier_take_leaves_nothing_of_a_later_one(demo_he
     assert error < 2e-5, f"{error * 1000:.3f} mm of the later take's detail left"
     details = [b for b in mesh_obj.data.shape_keys.key_blocks if b.name.startswith("detail_")]
     assert len(details) == 2 and all(b.value == 0.0 for b in details)
+
+
+def _curve_values(action, frames: np.ndarray) -> dict[str, np.ndarray]:
+    """{data_path[index]: values at ``frames``} of every F-curve of a layered Action, and its key count."""
+    out, keys = {}, 0
+    for layer in action.layers:
+        for strip in layer.strips:
+            for bag in strip.channelbags:
+                for fc in bag.fcurves:
+                    out[f"{fc.data_path}[{fc.array_index}]"] = np.array([fc.evaluate(f) for f in frames])
+                    keys += len(fc.keyframe_points)
+    return out, keys
+
+
+def test_reduced_keys_stay_within_their_tolerance_of_every_frame(demo_head):
+    """Reduce Keys: far fewer keys, every curve within KEY_TOLERANCES of the full take at every frame,
+    and the posed head within a fraction of a millimetre."""
+    from speech2flame.audio import load_audio
+    from speech2flame.controls import Controls
+    from speech2flame.pipeline import generate_take
+
+    root = Path(__file__).resolve().parents[1]
+    take = generate_take(load_audio(root / "examples" / "hello.flac"), demo_head, engine="phonetic", fps=30,
+                         controls=Controls(transcript=(root / "examples" / "hello.txt").read_text(), seed=2),
+                         start_frame=1)
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    arm_obj = rig.build_rig(demo_head, name="head")
+    _arm, mesh_obj = rig.find_rig(arm_obj)
+    frames = take.frame_offset + np.arange(take.num_frames)
+    full = take_writer.apply_take(take, arm_obj)
+    full_vertices = [evaluated_vertices(mesh_obj, int(f)) for f in frames[::9]]
+    reduced = take_writer.apply_take(take, arm_obj, reduce_keys=True)  # now what the rig plays
+    reduced_vertices = [evaluated_vertices(mesh_obj, int(f)) for f in frames[::9]]
+    for kind in ("armature_action", "shape_action"):
+        every, every_keys = _curve_values(full[kind], frames)
+        fewer, fewer_keys = _curve_values(reduced[kind], frames)
+        assert every.keys() == fewer.keys()
+        assert fewer_keys < 0.4 * every_keys, (kind, fewer_keys, every_keys)
+        for path, values in every.items():
+            tolerance = take_writer.KEY_TOLERANCES[path.split(".")[-1].split("[")[0]]
+            assert np.abs(fewer[path] - values).max() <= tolerance + 1e-6, path
+    error_mm = 1000 * max(np.abs(a - b).max() for a, b in zip(full_vertices, reduced_vertices))
+    assert error_mm < 0.2, error_mm
+
+
+def test_reduced_keys_of_flat_and_single_frame_curves():
+    assert take_writer.reduced_keys(np.zeros(100), 0.01).tolist() == [0, 99]
+    assert take_writer.reduced_keys(np.ones(1), 0.01).tolist() == [0]
+    ramp = np.r_[np.zeros(10), np.linspace(0, 1, 11)[1:], np.ones(10)]
+    assert take_writer.reduced_keys(ramp, 1e-6).tolist() == [0, 9, 19, 29]

@@ -399,3 +399,19 @@ def test_a_transcript_with_blank_lines_still_fits_its_espeak_audio(tmp_path):
     result = cli("generate", EXAMPLE, "--transcript-file", transcript, "--engine", "phonetic", "--out", tmp_path / "out",
                  "--outputs", "take", "--quiet")
     assert result.returncode == 0 and "does not match" not in result.stderr, result.stderr
+
+
+def test_reduce_keys_keys_the_blend_only_where_needed(tmp_path):
+    result = cli("generate", EXAMPLE, "--transcript-file", ROOT / "examples" / "hello.txt", "--out", tmp_path,
+                 "--outputs", "take,blend", "--reduce-keys", "--quiet")
+    assert result.returncode == 0, result.stderr
+    frames = Take.load(tmp_path / "take.npz").num_frames
+    probe = subprocess.run([sys.executable, "-c", f"""
+import bpy
+bpy.ops.wm.open_mainfile(filepath={str(tmp_path / 'scene.blend')!r})
+counts = [len(fc.keyframe_points) for action in bpy.data.actions for layer in action.layers
+          for strip in layer.strips for bag in strip.channelbags for fc in bag.fcurves]
+print("RESULT", len(counts), sum(counts), max(counts))
+"""], capture_output=True, text=True, timeout=120)
+    curves, keys, most = map(int, [l for l in probe.stdout.splitlines() if l.startswith("RESULT")][0].split()[1:])
+    assert curves > 90 and most < frames and keys < 0.3 * curves * frames, (curves, keys, most, frames)

@@ -133,6 +133,7 @@ class GenerateJob:
     preview_resolution: int = 320
     skip_existing: bool = False
     sidecar_transcripts: bool = False  # a clip's transcript from <audio name>.txt beside it, if there is one
+    reduce_keys: bool = False  # the .blend's rig keyed only where needed (take_writer.KEY_TOLERANCES)
 
     def clip_controls(self, clip: Clip) -> Controls:
         """The controls for one clip: its own (a batch list's line) or the job's, with its
@@ -188,7 +189,7 @@ class GenerateJob:
             scene_outputs = [o for o in self.outputs if o in OUTPUT_FILES]
             if scene_outputs:
                 files = write_scene_outputs(take, head, out_dir, scene_outputs, audio.path, stage=stage,
-                                            preview_resolution=self.preview_resolution)
+                                            preview_resolution=self.preview_resolution, reduce_keys=self.reduce_keys)
                 written.update({kind: str(path) for kind, path in files.items()})
             write_json_atomically(out_dir / DONE_FILE, {"fingerprint": self.fingerprint(clip, audio.sha256),
                                                         "outputs": sorted(written)})
@@ -219,7 +220,7 @@ class GenerateJob:
         import json
 
         settings = {name: getattr(self, name) for name in
-                    ("outputs", "rig", "engine", "fps", "model", "preview_resolution")}
+                    ("outputs", "rig", "engine", "fps", "model", "preview_resolution", "reduce_keys")}
         settings["start_frame"] = self.clip_start_frame(clip)
         settings["controls"] = self.clip_controls(clip).to_dict()
         settings["audio_sha256"] = audio_sha256

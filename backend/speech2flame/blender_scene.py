@@ -24,17 +24,18 @@ def partial_path(path: Path) -> Path:
 
 
 def write_scene_outputs(take: Take, head: HeadModel, out_dir: Path, outputs: list[str], audio_path: str | None,
-                        stage=None, preview_resolution: int = 320) -> dict[str, Path]:
+                        stage=None, preview_resolution: int = 320, reduce_keys: bool = False) -> dict[str, Path]:
     """Build a scene with the rig and the take, then write the requested outputs.
 
     outputs: any of OUTPUT_FILES ("blend", "fbx", "abc", "glb", "usd", "mp4"). ``stage(name)`` is called as each
-    stage starts (for progress and timings). Each file is written under a ``.partial`` name
+    stage starts (for progress and timings). ``reduce_keys``: key the rig only where needed
+    (``take_writer.apply_take``; the .blend shows it, the exporters sample every frame). Each file is written under a ``.partial`` name
     and renamed when whole. Returns {output: path written}.
     """
     stage = stage or (lambda name: None)
     stage("build scene")
     with _blender_messages_quiet():
-        return _write(take, head, Path(out_dir), outputs, audio_path, stage, preview_resolution)
+        return _write(take, head, Path(out_dir), outputs, audio_path, stage, preview_resolution, reduce_keys)
 
 
 BLENDER_LOG_ENV = "SPEECH2FLAME_BLENDER_LOG"
@@ -88,7 +89,7 @@ def _blender_messages_quiet():
 
 
 def _write(take: Take, head: HeadModel, out_dir: Path, outputs: list[str], audio_path: str | None, stage,
-           preview_resolution: int) -> dict[str, Path]:
+           preview_resolution: int, reduce_keys: bool) -> dict[str, Path]:
     import bpy  # imported here so the rest of the package works without Blender
 
     from speech2flame_blender import export, preview, rig, take_writer
@@ -97,7 +98,7 @@ def _write(take: Take, head: HeadModel, out_dir: Path, outputs: list[str], audio
     scene = bpy.context.scene
     rig_object = rig.build_rig(head, name=head.name)
     stage("apply take")
-    applied = take_writer.apply_take(take, rig_object, scene=scene, sound_path=audio_path)
+    applied = take_writer.apply_take(take, rig_object, scene=scene, sound_path=audio_path, reduce_keys=reduce_keys)
     if applied["sound_strip"] is not None and "blend" in outputs:
         applied["sound_strip"].sound.pack()  # the .blend carries its audio
     written = {}

@@ -128,7 +128,8 @@ def cmd_generate(args) -> int:
     job = GenerateJob(controls=controls, outputs=tuple(outputs), rig=rig, engine=args.engine, fps=args.fps,
                       start_frame=args.start_frame, model=os.path.expanduser(args.model) if args.model else None,
                       device=args.device, preview_resolution=args.preview_resolution,
-                      skip_existing=args.skip_existing, sidecar_transcripts=args.sidecar_transcripts)
+                      skip_existing=args.skip_existing, sidecar_transcripts=args.sidecar_transcripts,
+                      reduce_keys=args.reduce_keys)
     out = Path(args.out).expanduser()
     if args.list is not None:  # every row is checked here, before any clip runs
         from .batch_list import read_batch_list
@@ -346,6 +347,9 @@ def build_parser(selected: str | None = None) -> argparse.ArgumentParser:
                      help="leave clips whose folder already has every requested output (go on with a stopped batch)")
     gen.add_argument("--jobs", type=int, default=1,
                      help="batch: clips generated at once in worker processes (default 1; each gets its share of the cores)")
+    gen.add_argument("--reduce-keys", action="store_true",
+                     help="scene.blend: key the rig only where needed (linear between keys, within 0.005 of each "
+                          "shape-key weight), easier to edit by hand; exports still hold every frame")
     gen.add_argument("--timings", action="store_true", help="print the time of each stage on stderr")
     gen.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_control_arguments(gen)
