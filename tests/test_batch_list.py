@@ -63,6 +63,13 @@ def test_each_row_gets_its_own_settings_and_folder(lines):
     ("file,name\nl01.flac,x\n", "no 'audio' column"),
     ("audio\nl01.flac\nmissing.wav\n", "line 3: audio file not found"),
     ("audio,name\nl01.flac,../outside\n", "must be a folder name under the output folder"),
+    ("audio,name\nl01.flac,\\tmp\\outside\n", "must be a folder name under the output folder"),
+    ("audio,name\nl01.flac,/tmp/outside\n", "must be a folder name under the output folder"),
+    ("audio,name\nl01.flac,C:outside\n", "must be a folder name under the output folder"),
+    ("audio,name\nl01.flac,line1\nl01.flac,line1.\n", "would both write to"),
+    ("audio,name\nl01.flac,caf\u00e9\nl01.flac,cafe\u0301\n", "would both write to"),
+    ("audio,style_ref\nl01.flac,none.npz\n", "line 2: style reference not found"),
+    ('audio,transcript\nl01.flac,"two\nlines"\nl01.flac,x,y\n', "line 4: more cells than the header"),
     ("audio,name\nl01.flac,Take\nl01.flac,take\n", "line 2 and lines.csv line 3 would both write to"),
     ("audio,emotion,emotion_schedule\nl01.flac,sad,0:happy\n", "not both"),
     ("audio,emotion_schedule\nl01.flac,0:happy;2:sad\n", "cannot read emotion key"),
@@ -97,3 +104,14 @@ def test_list_and_audio_files_do_not_mix(tmp_path):
                  "--no-word-recognition", "--quiet")
     assert result.returncode == 0, result.stderr
     assert Take.load(tmp_path / "out" / "one" / "take.npz").num_frames > 30
+
+
+def test_a_semicolon_list_with_decimal_commas(tmp_path):
+    """What a spreadsheet writes as CSV where the decimal separator is a comma."""
+    (tmp_path / "l01.flac").write_bytes(EXAMPLE.read_bytes())
+    (tmp_path / "lines.csv").write_text("audio;name;emotion;intensity\nl01.flac;one;sad;0,8\n", encoding="utf-8")
+    result = cli("generate", "--list", tmp_path / "lines.csv", "--out", tmp_path / "out", "--outputs", "take",
+                 "--no-word-recognition", "--quiet")
+    assert result.returncode == 0, result.stderr
+    controls = Take.load(tmp_path / "out" / "one" / "take.npz").metadata["controls"]
+    assert (controls["emotion"], controls["intensity"]) == ("sad", 0.8)

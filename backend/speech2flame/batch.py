@@ -288,9 +288,13 @@ def clip_folders(audio_paths: list[str], out_root: Path) -> list[Clip]:
 def check_distinct_folders(clips: list[Clip], labels: list[str]) -> None:
     """BatchError naming the two clips (by ``labels``) when two of ``clips`` would write into one
     folder, compared as case-insensitive file systems (macOS, Windows) would."""
+    import unicodedata
+
     seen: dict[str, str] = {}
     for clip, label in zip(clips, labels):
-        key = os.path.normpath(clip.out_dir).casefold()
+        # as macOS (Unicode normal forms) and Windows (case, trailing dots and spaces) compare names
+        parts = (part.rstrip(". ") for part in Path(os.path.normpath(clip.out_dir)).parts)
+        key = unicodedata.normalize("NFC", "/".join(parts)).casefold()
         if key in seen:
             raise BatchError(f"{seen[key]} and {label} would both write to {clip.out_dir}; "
                              "rename one or run them separately.")

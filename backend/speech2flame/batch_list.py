@@ -18,8 +18,9 @@ style_ref          a take (.npz) whose speaking style the neural engine imitates
 word_recognition   yes/no: listen for English words when there is no transcript
 =================  ==========================================================================
 
-An empty cell keeps the command line's value. A ``.tsv`` list is tab-separated; rows whose
-first cell starts with ``#`` and blank rows are skipped. Every row is checked before any clip
+An empty cell keeps the command line's value. A ``.tsv`` list is tab-separated, and a list
+whose header is separated by ``;`` (spreadsheets in locales with a decimal comma) is read
+that way, ``0,8`` as 0.8; rows whose first cell starts with ``#`` and blank rows are skipped. Every row is checked before any clip
 runs, so a typo on row 900 does not end a long batch there: :class:`BatchListError` names the
 list, the row and the cell in one sentence.
 """
@@ -29,7 +30,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import os
-from pathlib import Path, PurePath
+from pathlib import Path, PurePosixPath, PureWindowsPath
 
 from .batch import BatchError, Clip, check_distinct_folders, read_transcript_file
 from .controls import Controls, ControlsError, parse_emotion_schedule
@@ -72,10 +73,20 @@ def read_batch_list(path: Path, out_root: Path, defaults: Controls) -> list[Clip
     return clips
 
 
+def _delimiter(path: Path) -> str:
+    """Tab for a .tsv; ';' when the header row has semicolons and no commas; else ','."""
+    if path.suffix.lower() == ".tsv":
+        return "\t"
+    with open(path, encoding="utf-8-sig", errors="replace") as f:
+        header = f.readline()
+    return ";" if ";" in header and "," not in header else ","
+
+
 def _read_rows(path: Path) -> list[tuple[int, dict[str, str]]]:
-    """[(line number, {column: cell})] of the list's rows with something in them."""
-    delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
+    """[(line number where the row starts, {column: cell})] of the list's rows with something in
+    them; cells of a ';'-separated list get decimal commas as points."""
     try:
+        delimiter = _delimiter(path)
         with open(path, newline="", encoding="utf-8-sig") as f:  # -sig: a spreadsheet's byte-order mark
             reader = csv.reader(f, delimiter=delimiter)
             header = next(reader, None)
@@ -93,14 +104,18 @@ def _read_rows(path: Path) -> list[tuple[int, dict[str, str]]]:
             doubled = sorted({c for c in columns if c and columns.count(c) > 1})
             if doubled:
                 raise BatchListError(f"The batch list {path} names the column {doubled[0]!r} twice.")
-            rows = []
+            rows, line = [], reader.line_num + 1  # the line the next row starts on
             for cells in reader:
+                start, line = line, reader.line_num + 1  # a quoted cell may span lines
                 if not any(cell.strip() for cell in cells) or cells[0].lstrip().startswith("#"):
                     continue
                 if len(cells) > len(columns) and any(cell.strip() for cell in cells[len(columns):]):
-                    raise BatchListError(f"{path.name} line {reader.line_num}: more cells than the header has "
+                    raise BatchListError(f"{path.name} line {start}: more cells than the header has "
                                          f"columns ({len(columns)}); quote cells that hold a {_name(delimiter)}.")
-                rows.append((reader.line_num, {c: cell.strip() for c, cell in zip(columns, cells) if c and cell.strip()}))
+                row = {c: cell.strip() for c, cell in zip(columns, cells) if c and cell.strip()}
+                if delimiter == ";":
+                    row.update({c: row[c].replace(",", ".") for c in (*NUMBER_COLUMNS, "seed") if c in row})
+                rows.append((start, row))
                 if len(rows) > MAX_ROWS:
                     raise BatchListError(f"The batch list {path} has over {MAX_ROWS} rows; split it into several.")
             return rows
@@ -124,9 +139,7 @@ def _clip_from_row(row: dict[str, str], base: Path, out_root: Path, defaults: Co
     if not audio.is_file():
         raise ValueError(f"audio file not found: {audio}." if not audio.exists() else f"the audio {audio} is a folder.")
     name = row.get("name") or audio.stem
-    parts = PurePath(name.replace("\\", "/")).parts
-    if PurePath(name).is_absolute() or not parts or any(p.strip(". ") == "" for p in parts):
-        raise ValueError(f"the name {name!r} must be a folder name under the output folder (no '..', not absolute).")
+    parts = _folder_parts(name)
 
     changes: dict = {}
     if "transcript" in row and "transcript_file" in row:
@@ -149,6 +162,8 @@ def _clip_from_row(row: dict[str, str], base: Path, out_root: Path, defaults: Co
         changes["emotion_schedule"] = parse_emotion_schedule(row["emotion_schedule"].lower(), intensity)
     if "style_ref" in row:
         changes["style_ref"] = str(_resolve(row["style_ref"], base))
+        if not Path(changes["style_ref"]).is_file():
+            raise ValueError(f"style reference not found: {changes['style_ref']}.")
     if "word_recognition" in row:
         answer = row["word_recognition"].lower()
         if answer not in _YES | _NO:
@@ -162,6 +177,18 @@ def _clip_from_row(row: dict[str, str], base: Path, out_root: Path, defaults: Co
         if not 0 <= frame <= MAX_FRAME:
             raise ValueError(f"start_frame must be a scene frame from 0 to {MAX_FRAME}, got {frame}.")
     return Clip(str(audio), out_root.joinpath(*parts), controls, frame, label=f"{where} {'/'.join(parts)}")
+
+
+def _folder_parts(name: str) -> tuple[str, ...]:
+    """The folders of a row's output ``name`` under the output folder; ValueError for a name that
+    could lead anywhere else on any system (absolute, a drive, '..', ':') or names nothing."""
+    posix, windows = PurePosixPath(name.replace("\\", "/")), PureWindowsPath(name)
+    parts = posix.parts
+    if posix.is_absolute() or windows.anchor or windows.drive or ":" in name or not parts or \
+            any(part.strip(". ") == "" for part in parts):
+        raise ValueError(f"the name {name!r} must be a folder name under the output folder (no '..', no drive, "
+                         "not absolute).")
+    return parts
 
 
 def _column(header: str) -> str:
