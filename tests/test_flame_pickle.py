@@ -284,7 +284,7 @@ def test_a_flame_release_style_pickle_is_animated_by_the_default_engines(tmp_pat
     assert aperture.max() > 8.0 and (aperture < 1.0).sum() > 5  # opens and closes the mouth
 
 
-def _sparse_regressor_pickle(data_ops: bytes, shape=(1, 1)) -> bytes:
+def _sparse_regressor_pickle(data_ops: bytes, shape=(1, 1), indptr=(0, 1)) -> bytes:
     """A protocol-2 'FLAME .pkl' whose J_regressor is a scipy csc_matrix with ``data_ops`` as its data."""
     import struct
 
@@ -297,7 +297,7 @@ def _sparse_regressor_pickle(data_ops: bytes, shape=(1, 1)) -> bytes:
 
     sparse = (pickle.GLOBAL + b"scipy.sparse.csc\ncsc_matrix\n" + pickle.EMPTY_TUPLE + pickle.NEWOBJ
               + pickle.EMPTY_DICT + pickle.MARK + text(b"data") + data_ops + text(b"indices") + ints(0)
-              + text(b"indptr") + ints(0, 1) + text(b"_shape") + pickle.BININT + struct.pack("<i", shape[0])
+              + text(b"indptr") + ints(*indptr) + text(b"_shape") + pickle.BININT + struct.pack("<i", shape[0])
               + pickle.BININT + struct.pack("<i", shape[1]) + pickle.TUPLE2 + pickle.SETITEMS + pickle.BUILD)
     return pickle.PROTO + b"\x02" + pickle.EMPTY_DICT + text(b"J_regressor") + sparse + pickle.SETITEM + pickle.STOP
 
@@ -314,6 +314,12 @@ def _object_dtype() -> bytes:
     (pickle.GLOBAL + b"numpy.core.multiarray\n_reconstruct\n" + pickle.GLOBAL + b"numpy\nndarray\n"
      + pickle.BININT + (2**28).to_bytes(4, "little") + pickle.TUPLE1 + pickle.SHORT_BINBYTES + b"\x01b"
      + pickle.TUPLE3 + pickle.REDUCE, (1, 1), "elements (the limit is"),
+    # an array of one element whose dtype is a 4000 x 4000 sub-array (128 MB per element)
+    (pickle.GLOBAL + b"numpy.core.multiarray\n_reconstruct\n" + pickle.GLOBAL + b"numpy\nndarray\n"
+     + pickle.BININT1 + b"\x01" + pickle.TUPLE1
+     + pickle.GLOBAL + b"numpy\ndtype\n" + pickle.SHORT_BINUNICODE + b"\x02f8" + pickle.BININT + (4000).to_bytes(4, "little")
+     + pickle.BININT + (4000).to_bytes(4, "little") + pickle.TUPLE2 + pickle.TUPLE2 + pickle.TUPLE1 + pickle.REDUCE
+     + pickle.TUPLE3 + pickle.REDUCE, (1, 1), "whose elements are arrays"),
     # a sparse matrix that would expand to 2**31 dense elements
     (pickle.EMPTY_LIST + pickle.MARK + pickle.BININT1 + b"\x01" + pickle.APPENDS, (2**16, 2**15), "too large to expand"),
 ])
@@ -340,4 +346,13 @@ def test_a_cyclic_chumpy_pickle_is_one_sentence(tmp_path, fake_modules):
     with open(path, "wb") as fh:
         pickle.dump({"v_template": ch}, fh, protocol=2)
     with pytest.raises(HeadModelError, match="generic_model.pkl: its v_template entry is malformed"):
+        load_head_model(path)
+
+
+def test_a_sparse_index_pointer_past_its_data_is_refused(tmp_path):
+    """An index pointer ending at 2**27 would make numpy expand a gigabyte of indices for a 1 x 1 matrix."""
+    path = tmp_path / "generic_model.pkl"
+    one = pickle.EMPTY_LIST + pickle.MARK + pickle.BININT1 + b"\x01" + pickle.APPENDS
+    path.write_bytes(_sparse_regressor_pickle(one, (1, 1), indptr=(0, 2**27)))
+    with pytest.raises(HeadModelError, match="index pointer that does not fit its data"):
         load_head_model(path)

@@ -62,3 +62,13 @@ except ValueError as exc:
     assert run.stdout.startswith("REFUSED"), run.stdout
     _, grown_mb, message = run.stdout.split(" ", 2)
     assert int(grown_mb) < 100 and words in message and "over the limit of 512 MiB" in message, run.stdout
+
+
+def test_members_that_are_not_arrays_are_refused(tmp_path):
+    """numpy reads an archive member without the .npy suffix as well (whole, as bytes or an array):
+    a 2 MB member named 'v_template' could hold a gigabyte; only .npy members are accepted."""
+    path = tmp_path / "head.npz"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("v_template", bytes(10_000))
+    with pytest.raises(NpzError, match="head.npz is not an archive of NumPy arrays: it holds 'v_template'"):
+        load_npz(path)

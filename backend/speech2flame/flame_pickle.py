@@ -121,6 +121,10 @@ class SparseStandIn(_PickledState):
         else:
             indices = np.asarray(s["indices"], np.int64)
             indptr = np.asarray(s["indptr"], np.int64)
+            compressed_size = shape[1] if self.sparse_format == "csc" else shape[0]
+            if indptr.ndim != 1 or len(indptr) != compressed_size + 1 or indptr[0] != 0 or \
+                    np.any(np.diff(indptr) < 0) or indptr[-1] > min(len(data), len(indices)):
+                raise ValueError("sparse matrix with an index pointer that does not fit its data")
             # expand indptr into the compressed axis index of every stored entry
             compressed = np.repeat(np.arange(len(indptr) - 1), np.diff(indptr))
             n = int(indptr[-1])
@@ -159,17 +163,26 @@ _NP_SCALAR = np.float64(0).__reduce__()[0]
 _NP_FROMBUFFER = np.zeros(1).__reduce_ex__(5)[0]  # protocol-5 pickles (Python 3.8+)
 
 
+def _plain_dtype(*args) -> np.dtype:
+    """``numpy.dtype(*args)`` for a dtype of one number, text or object per element (no sub-arrays,
+    which would multiply the elements an array's shape counts)."""
+    dtype = np.dtype(*args)
+    if dtype.subdtype is not None or (dtype.fields and any(f[0].subdtype for f in dtype.fields.values())):
+        raise _Refused("an array whose elements are arrays")
+    return dtype
+
+
 def _reconstruct(cls, shape, dtype):
     """numpy's ``_reconstruct`` for plain ndarrays of at most MAX_ELEMENTS elements."""
     if cls is not _NdarrayName:
         raise _Refused("an array of another class than numpy's own")
     _count(shape)
-    return _NP_RECONSTRUCT(np.ndarray, shape, dtype)
+    return _NP_RECONSTRUCT(np.ndarray, shape, _plain_dtype(dtype))
 
 
 def _frombuffer(buffer, dtype, shape, order):
     """numpy's protocol-5 ``_frombuffer`` for arrays of numbers (no objects) within MAX_ELEMENTS."""
-    if np.dtype(dtype).hasobject:
+    if _plain_dtype(dtype).hasobject:
         raise _Refused("an array of objects made from raw bytes")
     _count(shape)
     return _NP_FROMBUFFER(buffer, dtype, shape, order)
@@ -187,7 +200,7 @@ def _allowed_globals() -> dict[tuple[str, str], object]:
         allowed[(f"{numpy_core}.multiarray", "scalar")] = _NP_SCALAR
         allowed[(f"{numpy_core}.numeric", "_frombuffer")] = _frombuffer
     allowed[("numpy", "ndarray")] = _NdarrayName
-    allowed[("numpy", "dtype")] = np.dtype
+    allowed[("numpy", "dtype")] = _plain_dtype
     for copyreg in ("copy_reg", "copyreg"):
         allowed[(copyreg, "_reconstructor")] = _reconstructor
     for builtins in ("__builtin__", "builtins"):

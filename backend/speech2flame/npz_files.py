@@ -27,8 +27,8 @@ def array_bytes(path: str | os.PathLike) -> int:
     total = 0
     with zipfile.ZipFile(path) as archive:
         for info in archive.infolist():
-            if not info.filename.endswith(".npy"):
-                continue
+            if not info.filename.endswith(".npy"):  # numpy would read it too, whole, as bytes or an array
+                raise NpzError(f"it holds {info.filename!r}, which is not a NumPy array")
             with archive.open(info) as member:
                 version = np.lib.format.read_magic(member)
                 read_header = {(1, 0): np.lib.format.read_array_header_1_0,
@@ -46,8 +46,8 @@ def load_npz(path: str | os.PathLike, max_bytes: int = MAX_NPZ_BYTES) -> dict[st
     name = os.path.basename(path)
     try:
         size = array_bytes(path)
-    except NpzError:
-        raise
+    except NpzError as exc:
+        raise NpzError(f"{name} is not an archive of NumPy arrays: {exc}") from None
     except Exception:
         raise NpzError(f"{name} is not a NumPy .npz archive, or a damaged one") from None
     if size > max_bytes:
