@@ -525,34 +525,56 @@ def test_notes_for_the_user_travel_in_the_take(server, clip, tmp_path):
     assert "warnings" not in Take.load(tmp_path / "plain.npz").metadata  # the demo head has them
 
 
-def test_slow_or_many_connections_cannot_shut_others_out(monkeypatch, clip):
-    """Connections beyond MAX_CONNECTIONS are closed at once, and a client that trickles its headers
-    is dropped after HEADER_TIMEOUT_S, so a few idle sockets cannot keep the add-on out for good."""
+def test_slow_or_many_connections_cannot_shut_others_out(monkeypatch):
+    """With MAX_CONNECTIONS open, a new client takes the place of the oldest one still sending its
+    headers, and a client that trickles its headers is dropped after HEADER_TIMEOUT_S: idle sockets
+    (no token needed) cannot keep the add-on out. Only when every open connection is past its
+    headers (here: uploads under way) is a new one closed."""
     import socket
     import time
 
     from speech2flame import server as server_module
 
     monkeypatch.setattr(server_module, "MAX_CONNECTIONS", 3)
-    monkeypatch.setattr(server_module, "HEADER_TIMEOUT_S", 1.0)
+    monkeypatch.setattr(server_module, "HEADER_TIMEOUT_S", 1.5)
     server = make_server(port=0, token="in-process")
     threading.Thread(target=server.serve_forever, daemon=True).start()
     port = server.server_address[1]
     client = BackendClient(server.url, "in-process", timeout=5)
-    slow = []
+
+    def half_sent() -> socket.socket:  # no token checked yet: it holds a connection
+        sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+        sock.sendall(b"GET /v1/health HTTP/1.1\r\nHost: x\r\n")
+        time.sleep(0.05)
+        return sock
+
     try:
-        for _ in range(3):  # half-sent requests: no token checked yet, each holds a connection
-            sock = socket.create_connection(("127.0.0.1", port), timeout=5)
-            sock.sendall(b"GET /v1/health HTTP/1.1\r\nHost: x\r\n")
-            slow.append(sock)
-        time.sleep(0.2)
-        extra = socket.create_connection(("127.0.0.1", port), timeout=5)
-        assert extra.recv(1) == b""  # the fourth is closed at once, not left waiting
-        extra.close()
+        slow = [half_sent() for _ in range(3)]
+        for _ in range(4):  # while idle sockets fill every place, the token holder is still answered
+            assert client.health()["status"] == "ok"
+            slow.append(half_sent())  # and the idle client opens another
+        assert slow[0].recv(1) == b""  # the oldest idle ones made room
         started = time.monotonic()
-        assert all(sock.recv(1) == b"" for sock in slow)  # dropped at the header deadline
+        assert slow[-1].recv(1) == b""  # the newest is dropped at the header deadline
         assert time.monotonic() - started < 3
-        assert client.health()["status"] == "ok"  # and the server answers again
+
+        uploads = []  # requests past their headers whose bodies are still coming: real work in progress
+        for _ in range(3):
+            sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+            sock.sendall(b"POST /v1/jobs HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer in-process\r\n"
+                         b"Content-Length: 1000\r\n\r\n{")
+            uploads.append(sock)
+            time.sleep(0.2)
+        slow += uploads
+        extra = socket.create_connection(("127.0.0.1", port), timeout=5)
+        started = time.monotonic()
+        assert extra.recv(1) == b""  # every place busy with a real request: closed at once, not left waiting
+        assert time.monotonic() - started < 0.5
+        extra.close()
+        for sock in uploads:
+            sock.close()
+        time.sleep(0.3)
+        assert client.health()["status"] == "ok"
     finally:
         for sock in slow:
             sock.close()

@@ -65,7 +65,7 @@ TOKEN_ENV = "SPEECH2FLAME_TOKEN"
 MODELS_ENV = "SPEECH2FLAME_MODELS"
 JOB_KEYS = {"audio", "engine", "model", "rig", "fps", "start_frame", "controls"}
 MAX_WAIT_S = 30.0  # longest long-poll of GET /v1/jobs/<id>?wait=SECONDS
-MAX_CONNECTIONS = 64  # connections served at once; more are closed at once (each holds a thread)
+MAX_CONNECTIONS = 64  # connections open at once (each holds a thread); see Server.process_request
 HEADER_TIMEOUT_S = 10.0  # a client must send its request line and headers within this, however slowly
 MAX_QUEUED_JOBS = 32  # jobs waiting to run (each holds its decoded audio); more get 503 "busy"
 DRAIN_LIMIT_BYTES = 256 * 2**20  # read and discard oversized bodies up to this, so the client sees the 413
@@ -536,6 +536,14 @@ class ServerApp:
 # ----------------------------------------------------------------------------- HTTP
 
 
+def _shut(sock) -> None:
+    """Shut a connection down from another thread: its handler's blocked read returns and it ends."""
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+
+
 class Handler(BaseHTTPRequestHandler):
     """Routes requests to the ServerApp; every answer is JSON (or take bytes)."""
 
@@ -550,19 +558,20 @@ class Handler(BaseHTTPRequestHandler):
 
     def parse_request(self):
         try:
-            return super().parse_request()  # reads the headers
+            parsed = super().parse_request()  # reads the headers
         finally:
             self._header_deadline.cancel()
+        if parsed:
+            self.server.headers_received(self.request)
+        return parsed
 
     def finish(self):
         self._header_deadline.cancel()
         super().finish()
 
     def _drop_connection(self) -> None:
-        try:
-            self.request.shutdown(socket.SHUT_RDWR)  # the handler's blocked read returns; it then ends
-        except OSError:
-            pass
+        _shut(self.request)
+
 
     @property
     def app(self) -> ServerApp:
@@ -739,26 +748,59 @@ class Server(ThreadingHTTPServer):
 
     def __init__(self, address, app: ServerApp):
         self.app = app
-        self._connections = threading.BoundedSemaphore(MAX_CONNECTIONS)
+        self._open: dict = {}  # connection socket -> [monotonic time opened, whether its headers are in]
+        self._open_lock = threading.Lock()
+        self._warned = 0.0
         super().__init__(address, Handler)
 
     def process_request(self, request, client_address):
-        """Serve a connection on its own thread, or close it at once when MAX_CONNECTIONS are open."""
-        if not self._connections.acquire(blocking=False):
-            log.warning("%d connections open: closing a new one from %s", MAX_CONNECTIONS, client_address[0])
+        """Serve a connection on its own thread. With MAX_CONNECTIONS open, the oldest one still
+        sending its headers is dropped to make room (idle sockets cannot shut a real client out,
+        which sends its headers at once); when every open one is past its headers (uploads,
+        long-polls), the new one is closed."""
+        with self._open_lock:
+            room = len(self._open) < MAX_CONNECTIONS
+            if not room:
+                waiting = [(opened, sock) for sock, (opened, headers_in) in self._open.items() if not headers_in]
+                if waiting:
+                    oldest = min(waiting, key=lambda item: item[0])[1]
+                    self._open.pop(oldest)
+                    _shut(oldest)  # its thread's read ends; the thread finishes on its own
+                    room = True
+            if room:
+                self._open[request] = [time.monotonic(), False]
+        if not room:
+            if time.monotonic() - self._warned > 10:  # not a line per refused connection
+                self._warned = time.monotonic()
+                log.warning("%d connections busy: closing new ones from %s", MAX_CONNECTIONS, client_address[0])
             self.shutdown_request(request)
             return
         try:
             super().process_request(request, client_address)
         except BaseException:
-            self._connections.release()
+            with self._open_lock:
+                self._open.pop(request, None)
             raise
 
     def process_request_thread(self, request, client_address):
         try:
             super().process_request_thread(request, client_address)
         finally:
-            self._connections.release()
+            with self._open_lock:
+                self._open.pop(request, None)
+
+    def handle_error(self, request, client_address):
+        """A connection that broke (dropped by us, or the client went away): a debug line, not a traceback."""
+        if isinstance(sys.exc_info()[1], OSError):
+            log.debug("connection from %s ended early", client_address[0])
+        else:
+            log.exception("error serving %s", client_address[0])
+
+    def headers_received(self, request) -> None:
+        """The handler of ``request`` has its request line and headers."""
+        with self._open_lock:
+            if request in self._open:
+                self._open[request][1] = True
 
     @property
     def url(self) -> str:
