@@ -106,16 +106,21 @@ def export_gltf(filepath: str, rig_object, frame_start: int | None = None, frame
     import addon_utils
 
     arm_obj, mesh_obj = find_rig(rig_object)
-    if not hasattr(bpy.ops.export_scene, "gltf"):  # Blender's bundled glTF add-on, off in this session
-        addon_utils.enable("io_scene_gltf2", default_set=False)
+    was_on = addon_utils.check("io_scene_gltf2")[1]  # Blender's bundled glTF add-on; the animator may have it off
+    if not was_on:
+        addon_utils.enable("io_scene_gltf2", default_set=True)  # its operator reads its preferences
     binary = Path(filepath).suffix.lower() != ".gltf"
-    with _frame_range(frame_start, frame_end), _exporting([arm_obj, mesh_obj], filepath):
-        result = bpy.ops.export_scene.gltf(
-            filepath=str(filepath), export_format="GLB" if binary else "GLTF_SEPARATE", use_selection=True,
-            export_apply=False,  # modifiers applied would drop the shape keys
-            export_skins=True, export_def_bones=True, export_morph=True, export_morph_animation=True,
-            export_animations=True, export_animation_mode="ACTIVE_ACTIONS",  # bones and shape keys: one clip
-            export_frame_range=True, export_force_sampling=True, export_materials="NONE")
+    try:
+        with _frame_range(frame_start, frame_end), _exporting([arm_obj, mesh_obj], filepath):
+            result = bpy.ops.export_scene.gltf(
+                filepath=str(filepath), export_format="GLB" if binary else "GLTF_SEPARATE", use_selection=True,
+                export_apply=False,  # modifiers applied would drop the shape keys
+                export_skins=True, export_def_bones=True, export_morph=True, export_morph_animation=True,
+                export_animations=True, export_animation_mode="ACTIVE_ACTIONS",  # bones and shape keys: one clip
+                export_frame_range=True, export_force_sampling=True, export_materials="NONE")
+    finally:
+        if not was_on:
+            addon_utils.disable("io_scene_gltf2", default_set=True)
     if result != {"FINISHED"}:
         raise RuntimeError(f"glTF export to {filepath} failed.")
     return Path(filepath)

@@ -192,6 +192,8 @@ class SPEECH2FLAME_OT_generate(bpy.types.Operator):
         self.strip_name = settings.sound_strip if settings.audio_source == "STRIP" else ""
         self.audio_name = Path(self.audio_path).name if settings.audio_source != "SCENE" else \
             f"scene sound{f' (channel {settings.mix_channel})' if settings.mix_channel else ''}"
+        self.left_out = scene_sound.muted_strips(context.scene, settings.mix_channel) \
+            if settings.audio_source == "SCENE" else []
         self.client = _client(context)
         job = job_request(context, self.arm_obj.get(HEAD_PROP, hm.DEMO_RIG), self.audio_path, self.start_frame,
                           backend.shares_files(self.client))
@@ -236,6 +238,8 @@ class SPEECH2FLAME_OT_generate(bpy.types.Operator):
         self.report({"INFO"}, message)
         for warning in take.metadata.get("warnings", []):  # e.g. a transcript that does not fit the audio
             self.report({"WARNING"}, warning)
+        if self.left_out:  # Scene Sound: strips muted (by the animator, or by switching takes)
+            self.report({"WARNING"}, f"Left out of the scene's sound, muted: {', '.join(self.left_out)}.")
         return {"FINISHED"}
 
     def _fail(self, context, message: str) -> set:

@@ -85,4 +85,28 @@ takes_before = len(rig.speech2flame_takes)
 settings.mix_channel = 7
 report["generate_empty_channel"] = call(bpy.ops.speech2flame.generate)
 report["takes_unchanged"] = len(rig.speech2flame_takes) == takes_before
+
+# What Blender plays decides what is mixed: a muted channel is left out (and named), a meta strip
+# counts as one strip of its own channel.
+settings.mix_channel = 0
+editor.channels[3].mute = True  # line B's channel
+report["muted_names"] = operators.scene_sound.muted_strips(scene)
+report["generate_channel_muted"] = call(bpy.ops.speech2flame.generate)
+report["channel_muted_first"], report["channel_muted_jaw"] = jaw_open(rig.speech2flame_takes[-1])
+editor.channels[3].mute = False
+a.mute = True  # line A only inside a meta strip on channel 5 now
+meta = editor.strips.new_meta("dialogue", 5, 41)
+inner = meta.strips.new_sound("line_a_inside", line_a, 1, 41)
+report["meta_range"] = [int(meta.frame_final_start), int(meta.frame_final_end), int(inner.frame_final_end)]
+settings.mix_channel = 5
+report["generate_meta"] = call(bpy.ops.speech2flame.generate)
+report["meta_first"], report["meta_jaw"] = jaw_open(rig.speech2flame_takes[-1])
+
+# The take covers exactly the scene's range, at 29.97 fps too, and leaves that range as it was.
+scene.render.fps, scene.render.fps_base = 30000, 1001
+scene.frame_start, scene.frame_end = 1, 600
+settings.mix_channel = 0
+report["generate_ntsc"] = call(bpy.ops.speech2flame.generate)
+report["ntsc_keys"] = len(jaw_open(rig.speech2flame_takes[-1])[1])
+report["ntsc_range_after"] = [scene.frame_start, scene.frame_end]
 print("REPORT " + json.dumps(report))

@@ -239,6 +239,14 @@ def test_scene_sound_animates_a_whole_shot(addon_zip, tmp_path):
     assert report["same_mix_same_file"] and report["mix_start_frame"] == 11
     assert report["generate_empty_channel"][0] == "ERROR" and report["takes_unchanged"]
     assert "No sound strip on channel 7 plays" in report["generate_empty_channel"][1]
+    assert report["muted_names"] == ["line_b"] and report["generate_channel_muted"] == ["FINISHED"]
+    first, jaw = report["channel_muted_first"], report["channel_muted_jaw"]
+    assert moving(jaw, first, (a_start, a_end)) > 0.05 and moving(jaw, first, (b_start, b_end)) < 0.01
+    assert report["generate_meta"] == ["FINISHED"], report["generate_meta"]  # channel 5: the meta strip
+    first, jaw = report["meta_first"], report["meta_jaw"]
+    assert moving(jaw, first, (a_start, a_end)) > 0.05 and moving(jaw, first, (b_start, b_end)) < 0.01
+    assert report["generate_ntsc"] == ["FINISHED"] and report["ntsc_keys"] == 600
+    assert report["ntsc_range_after"] == [1, 600]
 
 
 def test_emotion_keyed_on_the_timeline_drives_the_take(addon_zip, tmp_path):

@@ -307,3 +307,18 @@ def test_reduced_keys_of_flat_and_single_frame_curves():
     assert take_writer.reduced_keys(np.ones(1), 0.01).tolist() == [0]
     ramp = np.r_[np.zeros(10), np.linspace(0, 1, 11)[1:], np.ones(10)]
     assert take_writer.reduced_keys(ramp, 1e-6).tolist() == [0, 9, 19, 29]
+
+
+def test_gltf_export_works_with_blenders_gltf_add_on_off_and_leaves_it_off(demo_head, tmp_path):
+    import addon_utils
+
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    arm_obj = rig.build_rig(demo_head, name="head")
+    take_writer.apply_take(smooth_take(demo_head), arm_obj)
+    addon_utils.disable("io_scene_gltf2", default_set=True)
+    try:
+        path = export.export_gltf(str(tmp_path / "head.glb"), arm_obj)
+        assert path.stat().st_size > 10_000 and path.read_bytes()[:4] == b"glTF"
+        assert addon_utils.check("io_scene_gltf2") == (False, False)  # as the animator had it
+    finally:
+        addon_utils.enable("io_scene_gltf2", default_set=True)
