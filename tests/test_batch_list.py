@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -115,3 +117,27 @@ def test_a_semicolon_list_with_decimal_commas(tmp_path):
     assert result.returncode == 0, result.stderr
     controls = Take.load(tmp_path / "out" / "one" / "take.npz").metadata["controls"]
     assert (controls["emotion"], controls["intensity"]) == ("sad", 0.8)
+
+
+def test_a_report_lists_every_clip_for_a_pipeline(tmp_path):
+    (tmp_path / "good.flac").write_bytes(EXAMPLE.read_bytes())
+    (tmp_path / "bad.wav").write_bytes(b"RIFF....WAVEfmt not really audio")
+    (tmp_path / "lines.csv").write_text("audio,name,emotion\ngood.flac,a/good,happy\nbad.wav,a/bad,\n",
+                                        encoding="utf-8")
+    report = tmp_path / "out" / "report.json"
+    result = cli("generate", "--list", tmp_path / "lines.csv", "--out", tmp_path / "out", "--outputs", "take",
+                 "--no-word-recognition", "--quiet", "--report", report)
+    assert result.returncode == 2  # one clip failed
+    data = json.loads(report.read_text())
+    assert (data["done"], data["failed"], data["skipped"], data["not_run"], data["interrupted"]) == (1, 1, 0, 0, False)
+    good, bad = sorted(data["clips"], key=lambda c: c["status"])
+    assert good["status"] == "done" and good["clip"] == "lines.csv line 2 a/good"
+    assert good["outputs"]["take"].endswith("good/take.npz") and good["folder"].endswith("a/good")
+    assert bad["status"] == "failed" and "not a readable audio file" in bad["error"] and bad["outputs"] == {}
+    again = cli("generate", "--list", tmp_path / "lines.csv", "--out", tmp_path / "out", "--outputs", "take",
+                "--no-word-recognition", "--quiet", "--skip-existing", "--report", report)
+    assert again.returncode == 2 and json.loads(report.read_text())["skipped"] == 1
+    single = cli("generate", tmp_path / "bad.wav", "--out", tmp_path / "one", "--report", tmp_path / "one.json")
+    assert single.returncode == 2 and json.loads((tmp_path / "one.json").read_text())["failed"] == 1
+    nowhere = cli("generate", tmp_path / "good.flac", "--out", tmp_path / "two", "--report", tmp_path / "no" / "r.json")
+    assert nowhere.returncode == 2 and "does not exist" in nowhere.stderr and not (tmp_path / "two").exists()

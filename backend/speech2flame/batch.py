@@ -90,6 +90,7 @@ class ClipResult:
     skipped: bool = False  # every output was already there (``skip_existing``)
     warnings: list[str] = field(default_factory=list)  # e.g. a transcript that does not fit this clip
     label: str = ""  # how messages name the clip: its Clip's label
+    out_dir: str = ""  # the folder its outputs go to
 
     def __post_init__(self):
         self.label = self.label or self.audio_path
@@ -357,7 +358,7 @@ def _run_in_workers(job: GenerateJob, clips: list[Clip], jobs: int) -> Iterator[
             clip = running.pop(worker.pid)
             if result is None:  # the worker died (a crash in a native library): this clip failed
                 result = ClipResult(str(clip.audio_path), error=f"the worker process stopped (exit code {worker.wait()}).",
-                                    label=clip.shown)
+                                    label=clip.shown, out_dir=str(clip.out_dir))
                 if todo:
                     start_worker()
             else:
@@ -406,8 +407,35 @@ def _run_clip(job: GenerateJob, head, clip: Clip) -> ClipResult:
     finally:
         timer.close()
     result.times = timer.times
-    result.label = clip.shown
+    result.label, result.out_dir = clip.shown, str(clip.out_dir)
     return result
+
+
+def check_report_path(path: Path) -> None:
+    """UsageError (one sentence) when the report of a run cannot be written to ``path``; before any clip runs."""
+    if path.is_dir():
+        raise UsageError(f"--report names a folder, {path}; give a file name such as report.json.")
+    if not path.parent.is_dir():
+        raise UsageError(f"--report: the folder {path.parent} does not exist.")
+    if not os.access(path.parent, os.W_OK):
+        raise UsageError(f"--report: the folder {path.parent} cannot be written.")
+
+
+def write_report(path: Path, results: list[ClipResult], total: int, interrupted: bool = False) -> None:
+    """Write the JSON report of a `generate` run to ``path`` (whole or not at all): per clip its
+    status (done, skipped, failed), error, warnings, files written, words heard and seconds;
+    then counts, ``not_run`` (clips an interruption left) and ``interrupted``."""
+    from . import __version__
+
+    def status(result: ClipResult) -> str:
+        return "failed" if result.error else "skipped" if result.skipped else "done"
+
+    clips = [{"clip": r.label, "audio": r.audio_path, "folder": r.out_dir, "status": status(r), "error": r.error,
+              "warnings": r.warnings, "outputs": r.written, "heard_words": r.heard_words,
+              "seconds": round(sum(r.times.values()), 3)} for r in results]
+    counts = {state: sum(1 for c in clips if c["status"] == state) for state in ("done", "skipped", "failed")}
+    write_json_atomically(path, {"speech2flame": __version__, "clips": clips, **counts,
+                                 "not_run": total - len(results), "interrupted": interrupted})
 
 
 def _worker_main() -> None:

@@ -97,7 +97,7 @@ def _parse_outputs(text: str) -> list[str]:
 
 
 def cmd_generate(args) -> int:
-    from .batch import GenerateJob, StageTimer, check_output_folder, clip_folders
+    from .batch import GenerateJob, check_output_folder, check_report_path, clip_folders, write_report
     from .head_model import load_head_model
     from .take import MAX_FRAME, check_fps
 
@@ -138,26 +138,54 @@ def cmd_generate(args) -> int:
         clips = clip_folders([os.path.expanduser(a) for a in args.audio], out)
     made = not out.exists()
     check_output_folder(out)  # a folder that cannot be written fails here, not after the first analysis
-    if not args.batch:  # errors end the command (one sentence, exit code 2)
-        timer = StageTimer(job.stage_count(), quiet=args.quiet)
+    report = Path(args.report).expanduser().absolute() if args.report else None
+    if report is not None:
         try:
-            result = job.run(clips[0], head, stage=timer)
-        except BaseException:
-            if made and out.is_dir() and not any(out.iterdir()):
-                out.rmdir()  # made for this clip, which failed before writing anything
+            check_report_path(report)  # may be inside --out, made just now
+        except UsageError:
+            if made and not any(out.iterdir()):
+                out.rmdir()
             raise
-        finally:
-            timer.close()
-        result.times = timer.times
-        if result.skipped:
-            print(f"speech2flame: every output is already in {clips[0].out_dir}: skipped (--skip-existing).",
-                  file=sys.stderr)
-        _print_clip(result, args)
-        return 0
-    return _generate_batch(job, clips, args, head)
+    results: list = []
+    interrupted = False
+    try:
+        if not args.batch:
+            return _generate_one(job, clips[0], args, head, out, made, results)
+        return _generate_batch(job, clips, args, head, results)
+    except KeyboardInterrupt:
+        interrupted = True
+        raise
+    finally:
+        if report is not None:
+            write_report(report, results, len(clips), interrupted)
 
 
-def _generate_batch(job, clips: list, args, head) -> int:
+def _generate_one(job, clip, args, head, out: Path, made: bool, results: list) -> int:
+    """One clip into ``out`` itself: errors end the command (one sentence, exit code 2)."""
+    from .batch import ClipResult, StageTimer
+    from .errors import user_errors
+
+    timer = StageTimer(job.stage_count(), quiet=args.quiet)
+    try:
+        result = job.run(clip, head, stage=timer)
+    except BaseException as exc:
+        if made and out.is_dir() and not any(out.iterdir()):
+            out.rmdir()  # made for this clip, which failed before writing anything
+        if isinstance(exc, user_errors()):
+            results.append(ClipResult(clip.audio_path, error=str(exc), label=clip.shown, out_dir=str(out)))
+        raise
+    finally:
+        timer.close()
+    result.times, result.label, result.out_dir = timer.times, clip.shown, str(clip.out_dir)
+    results.append(result)
+    if result.skipped:
+        print(f"speech2flame: every output is already in {clip.out_dir}: skipped (--skip-existing).",
+              file=sys.stderr)
+    _print_clip(result, args)
+    return 0
+
+
+def _generate_batch(job, clips: list, args, head, results: list) -> int:
     """Run a batch with a bar over its clips; a failed clip is reported and the rest go on."""
     from tqdm import tqdm
 
@@ -167,6 +195,7 @@ def _generate_batch(job, clips: list, args, head) -> int:
     with tqdm(total=len(clips), unit="clip", file=sys.stderr, disable=args.quiet or not sys.stderr.isatty(),
               leave=False) as bar:
         for done, result in enumerate(run_batch(job, clips, args.jobs, head), 1):
+            results.append(result)
             bar.update(1)
             for warning in result.warnings:
                 tqdm.write(f"speech2flame: warning: {result.label}: {warning}", file=sys.stderr)
@@ -350,6 +379,8 @@ def build_parser(selected: str | None = None) -> argparse.ArgumentParser:
     gen.add_argument("--reduce-keys", action="store_true",
                      help="scene.blend: key the rig only where needed (linear between keys, within 0.005 of each "
                           "shape-key weight), easier to edit by hand; exports still hold every frame")
+    gen.add_argument("--report", metavar="REPORT.json",
+                     help="also write a JSON report: per clip its status, error, warnings, files and words heard")
     gen.add_argument("--timings", action="store_true", help="print the time of each stage on stderr")
     gen.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_control_arguments(gen)
