@@ -159,6 +159,11 @@ def job_request(context, rig: str, audio_path: str, start_frame: int, same_machi
     schedule = emotion_keys.emotion_schedule(context.scene, start_frame)  # Emotion / Intensity keyed
     if schedule:
         controls["emotion_schedule"] = schedule
+    if settings.style_ref.strip():
+        style = os.path.abspath(bpy.path.abspath(settings.style_ref.strip()))
+        if not os.path.isfile(style):
+            raise BackendError(f"Style reference not found: {style}.")
+        controls["style_ref"] = style if same_machine else BackendClient.upload(style, "style reference")
     return {  # a backend on another machine (remote mode, even through a tunnel) gets the files themselves
         "audio": {"path": audio_path} if same_machine else BackendClient.audio_upload(audio_path),
         "engine": settings.engine,

@@ -67,6 +67,8 @@ class SPEECH2FLAME_PT_main(bpy.types.Panel):
         box.prop(settings, "engine")
         if settings.engine == "neural":
             box.prop(settings, "model")
+        if settings.engine in ("neural", "auto"):
+            box.prop(settings, "style_ref")
         box.prop(settings, "emotion")
         box.prop(settings, "intensity", slider=True)
         if emotion_keys.keyed_curves(context.scene):

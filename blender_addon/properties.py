@@ -86,6 +86,10 @@ class Speech2FlameSettings(bpy.types.PropertyGroup):
         description="Key only where needed (linear between keys, within 0.5% of each shape key's range and 0.01 "
                     "degrees of each bone: the head within 0.1 mm), a fifth to a third of the keys to edit by hand; "
                     "off: a key on every frame")
+    style_ref: StringProperty(
+        name="Style", subtype="FILE_PATH",
+        description="Neural engine: a take (.npz, e.g. written by speech2flame generate) or a FLAME-parameter clip "
+                    "whose speaking style is imitated; empty: the model's own style")
     seed: IntProperty(name="Seed", min=0, default=0,
                       description="Same seed, same take; change it for another variation of head motion and blinks")
     progress: FloatProperty(name="Progress", min=0.0, max=1.0, default=0.0, subtype="FACTOR")

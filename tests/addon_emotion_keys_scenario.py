@@ -1,6 +1,6 @@
-"""Emotion keyed over time in the add-on: Emotion and Intensity keyed on the timeline become the
-job's emotion schedule. Run by test_addon.py in a subprocess:
-    python addon_emotion_keys_scenario.py ADDON.zip LINE.wav
+"""Emotion keyed over time in the add-on (Emotion and Intensity keyed on the timeline become the
+job's emotion schedule) and a style reference. Run by test_addon.py in a subprocess:
+    python addon_emotion_keys_scenario.py ADDON.zip LINE.wav STYLE_TAKE.npz
 Prints one line "REPORT <json>" with what happened.
 """
 
@@ -10,7 +10,7 @@ import sys
 import bpy
 import numpy as np
 
-zip_path, line = sys.argv[1:3]
+zip_path, line, style_take = sys.argv[1:4]
 MODULE = "bl_ext.user_default.speech2flame"
 report = {}
 
@@ -64,4 +64,22 @@ take = rig.speech2flame_takes[-1]
 report["summary"] = take.summary
 report["smile"] = shape_curve(take, "mouthSmileLeft")
 report["brow_down"] = shape_curve(take, "browDownLeft")
+
+# A style reference: sent by path to a server on this machine, uploaded to one elsewhere; the
+# neural engine's take changes with it.
+scene.animation_data_clear()  # the keyed emotion off again
+settings.engine, settings.recognise_words = "neural", False
+settings.style_ref = style_take
+local = operators.job_request(bpy.context, "demo", line, 1, True)["controls"]["style_ref"]
+remote = operators.job_request(bpy.context, "demo", line, 1, False)["controls"]["style_ref"]
+report["style_local"], report["style_remote_keys"] = local, sorted(remote)
+report["generate_styled"] = call(bpy.ops.speech2flame.generate)
+styled = rig.speech2flame_takes[-1]
+settings.style_ref = ""
+report["generate_unstyled"] = call(bpy.ops.speech2flame.generate)
+unstyled = rig.speech2flame_takes[-1]
+report["styled_differs"] = float(np.abs(np.array(shape_curve(styled, "mouthSmileLeft"))
+                                        - np.array(shape_curve(unstyled, "mouthSmileLeft"))).max())
+settings.style_ref = "/nowhere/style.npz"
+report["generate_missing_style"] = call(bpy.ops.speech2flame.generate)
 print("REPORT " + json.dumps(report))

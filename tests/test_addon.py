@@ -249,12 +249,17 @@ def test_scene_sound_animates_a_whole_shot(addon_zip, tmp_path):
     assert report["ntsc_range_after"] == [1, 600]
 
 
-def test_emotion_keyed_on_the_timeline_drives_the_take(addon_zip, tmp_path):
+def test_emotion_keyed_on_the_timeline_and_a_style_reference_drive_the_take(addon_zip, tmp_path):
     line = tmp_path / "line.wav"
     write_speech(line, "Bob bought a big map. Father saw a pop art show. Please bring the boat back.")
+    style = tmp_path / "style"
+    made = subprocess.run([sys.executable, "-m", "speech2flame.cli", "generate", str(line), "--out", str(style),
+                           "--outputs", "take", "--engine", "phonetic", "--emotion", "happy", "--intensity", "1",
+                           "--articulation", "2", "--no-word-recognition", "--quiet"], capture_output=True, text=True)
+    assert made.returncode == 0, made.stderr
     env = dict(os.environ, BLENDER_USER_RESOURCES=str(tmp_path / "blender_user"))
     run = subprocess.run([sys.executable, str(ROOT / "tests" / "addon_emotion_keys_scenario.py"), str(addon_zip),
-                          str(line)], capture_output=True, text=True, timeout=600, env=env)
+                          str(line), str(style / "take.npz")], capture_output=True, text=True, timeout=600, env=env)
     lines = [entry for entry in run.stdout.splitlines() if entry.startswith("REPORT ")]
     assert run.returncode == 0 and lines, run.stdout[-3000:] + run.stderr[-3000:]
     report = json.loads(lines[-1][len("REPORT "):])
@@ -268,3 +273,7 @@ def test_emotion_keyed_on_the_timeline_drives_the_take(addon_zip, tmp_path):
     early, late = slice(5, 45), slice(75, 110)  # frames of the take: before 1.3 s, after 2.5 s
     assert max(smile[early]) > max(smile[late]) + 0.05  # happy first
     assert max(brow[late]) > max(brow[early]) + 0.1  # then angry
+    assert report["style_local"] == str(style / "take.npz") and report["style_remote_keys"] == ["data_b64", "filename"]
+    assert report["generate_styled"] == report["generate_unstyled"] == ["FINISHED"]
+    assert report["styled_differs"] > 0.01  # the neural engine imitates the reference's style
+    assert report["generate_missing_style"][0] == "ERROR" and "Style reference not found" in report["generate_missing_style"][1]

@@ -638,3 +638,24 @@ def test_plain_http_to_another_machine_is_warned_about():
     assert "unencrypted" in plain_http_warning("http://10.0.0.5:8765")
     for safe in ("http://127.0.0.1:8765", "localhost:8765", "http://[::1]:8765", "https://gpu-box.lan"):
         assert plain_http_warning(safe) == "", safe
+
+
+def test_a_style_reference_can_be_sent_with_the_job(server, clip, tmp_path):
+    """A server on another machine cannot read the client's style reference: it comes inside the job."""
+    style = tmp_path / "style_take.npz"
+    client = server.client()
+    first = client.wait(client.submit(job({"path": clip}, emotion="happy", intensity=1.0)), timeout=60)
+    style.write_bytes(client.fetch_take(first["job_id"]))
+    sent = BackendClient.upload(style, "style reference")
+    body = {**job({"path": clip}, style_ref=sent, recognise_words=False), "engine": "neural"}
+    done = client.wait(client.submit(body), timeout=120)
+    assert done["status"] == "done", done
+    take_path = tmp_path / "styled.npz"
+    take_path.write_bytes(client.fetch_take(done["job_id"]))
+    kept = Take.load(take_path).metadata["controls"]["style_ref"]
+    assert kept.endswith("_style_take.npz") and Path(kept).name != style.name  # the server's own copy
+    for bad in ({**sent, "filename": "style.txt"}, {**sent, "data_b64": "not base64!"}, {**sent, "path": "/etc"}):
+        status, answer = raw_request(server, "POST", "/v1/jobs", json.dumps(
+            {**job({"path": clip}), "controls": {"style_ref": bad}}).encode(), token=server.token)
+        assert status == 400 and answer["error"]["code"] == "bad_controls", answer
+        assert_one_sentence(answer)

@@ -205,6 +205,7 @@ class ServerApp:
         self.analysis_cache = AnalysisCache(capacity=16)
         self.audio_cache = _LRU(capacity=8)
         self.head_cache = _LRU(capacity=4)
+        self._uploads = tempfile.TemporaryDirectory(prefix="speech2flame-uploads-")  # style references sent
         self.jobs: OrderedDict[str, Job] = OrderedDict()
         self._jobs_lock = threading.Lock()
         self._queue: queue.Queue = queue.Queue()
@@ -417,6 +418,8 @@ class ServerApp:
         controls = body.get("controls") or {}
         if not isinstance(controls, dict):
             raise ApiError(400, "bad_controls", "controls must be a JSON object.")
+        if isinstance(controls.get("style_ref"), dict):  # sent with the job: kept as a file of the server's
+            controls = {**controls, "style_ref": self._style_upload(controls["style_ref"])}
         try:
             controls = Controls.from_dict(controls)
         except ControlsError as exc:
@@ -431,6 +434,22 @@ class ServerApp:
         audio = self.load_audio_spec(body["audio"])
         return JobRequest(audio=audio, head=head, engine=engine, model=model, rig=rig, fps=fps,
                           start_frame=start_frame, controls=controls)
+
+    def _style_upload(self, spec: dict) -> str:
+        """The path of a style reference sent as ``{"data_b64", "filename"}`` (a take or FLAME-parameter
+        ``.npz``), written once per content into the server's upload folder."""
+        filename = spec.get("filename", "style.npz")
+        if set(spec) - {"data_b64", "filename"} or not isinstance(spec.get("data_b64"), str) or \
+                not isinstance(filename, str) or not filename.lower().endswith(".npz"):
+            raise ApiError(400, "bad_controls", "An uploaded style_ref takes data_b64 and a filename ending in .npz.")
+        try:
+            data = base64.b64decode(spec["data_b64"], validate=True)
+        except (binascii.Error, ValueError):
+            raise ApiError(400, "bad_controls", "style_ref.data_b64 is not valid base64.") from None
+        path = Path(self._uploads.name) / f"{hashlib.sha256(data).hexdigest()[:16]}_{Path(filename).name}"
+        if not path.is_file():
+            path.write_bytes(data)
+        return str(path)
 
     # -- job lifecycle
 
@@ -531,6 +550,7 @@ class ServerApp:
         deadline = time.time() + timeout
         for thread in self._workers:
             thread.join(max(0.0, deadline - time.time()))
+        self._uploads.cleanup()
 
 
 # ----------------------------------------------------------------------------- HTTP
