@@ -262,3 +262,25 @@ def test_heard_phones_are_kept_on_disk_between_runs(tmp_path, monkeypatch, audio
     monkeypatch.setenv("SPEECH2FLAME_CACHE_DIR", "off")
     assert alignment.heard_phones(audio.samples[: len(audio.samples) // 2]) is not None
     assert len(list((tmp_path / "cache" / "heard_phones").glob("*.json"))) == 2  # nothing new written
+
+
+def test_a_recognition_worker_sends_each_piece_as_it_is_done(audio):
+    """Progress on a long clip moves piece by piece (it sat still until a worker had done all of its share)."""
+    import pickle
+    import subprocess
+    import sys
+    import time
+
+    worker = subprocess.Popen([sys.executable, "-m", "speech2flame.engines.phonetic.recognition_worker"],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    piece = np.concatenate([audio.samples] * 3)  # long enough that recognising it outweighs starting up
+    started = time.monotonic()
+    pickle.dump(("words", [piece, piece]), worker.stdin)
+    worker.stdin.close()
+    first = pickle.load(worker.stdout)
+    first_s = time.monotonic() - started
+    second = pickle.load(worker.stdout)
+    total_s = time.monotonic() - started
+    assert worker.wait(30) == 0
+    assert first == second == alignment._recognise_piece(piece)  # each piece's words, in order
+    assert first_s < 0.8 * total_s, (first_s, total_s)  # the first came before the second was recognised

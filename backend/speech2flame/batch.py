@@ -58,10 +58,26 @@ class StageTimer:
         self._bar = tqdm(total=total, unit="stage", file=stream, disable=quiet or not stream.isatty(), leave=False,
                          bar_format="{desc:<28} {bar} {n_fmt}/{total_fmt} [{elapsed}]")
 
+        self._ticking = threading.Event()
+        if not self._bar.disable:  # the elapsed time moves during long stages (exports report nothing)
+            threading.Thread(target=self._tick, daemon=True).start()
+
     def __call__(self, name: str) -> None:
         self.stop()
         self._current, self._start = name, time.perf_counter()
         self._bar.set_description_str(name)
+
+    def progress(self, fraction: float, message: str = "") -> None:
+        """Progress within the current stage (``generate_take``'s callback): shown beside its name."""
+        if self._current is not None:
+            self._bar.set_description_str(f"{self._current} {100 * fraction:.0f}%")
+
+    def _tick(self) -> None:
+        while not self._ticking.wait(1.0):
+            try:
+                self._bar.refresh()
+            except (ValueError, OSError):  # closed meanwhile
+                return
 
     def stop(self) -> None:
         if self._current is not None:
@@ -71,6 +87,7 @@ class StageTimer:
 
     def close(self) -> None:
         self.stop()
+        self._ticking.set()
         self._bar.close()
         if self._stream is not None:
             self._stream.close()
@@ -178,7 +195,8 @@ class GenerateJob:
         audio = load_audio(audio_path)
         stage(f"engine {self.engine}")
         take = generate_take(audio, head, engine=self.engine, controls=self.clip_controls(clip), fps=self.fps,
-                             start_frame=self.clip_start_frame(clip), model=self.model, rig_path=self.rig)
+                             start_frame=self.clip_start_frame(clip), model=self.model, rig_path=self.rig,
+                             progress=getattr(stage, "progress", None))
         stage("write take.npz")
         written = {}
         try:

@@ -269,11 +269,12 @@ def _in_workers(kind: str, pieces: list, workers: int, progress, message: str) -
             procs.append(proc)
             pickle.dump((kind, [pieces[i] for i in share]), proc.stdin)
             proc.stdin.close()
-        outputs: list = [None] * len(procs)
+        outputs: list = [[] for _ in procs]
 
         def read(k: int) -> None:
             try:
-                outputs[k] = pickle.load(procs[k].stdout)
+                for _ in shares[k]:  # one result per piece, as each is done
+                    outputs[k].append(pickle.load(procs[k].stdout))
             except Exception:  # the worker died or wrote something unreadable
                 outputs[k] = None
 
@@ -282,8 +283,7 @@ def _in_workers(kind: str, pieces: list, workers: int, progress, message: str) -
             reader.start()
         while any(reader.is_alive() for reader in readers):
             if progress:
-                done = sum(len(shares[k]) for k in range(len(procs)) if not readers[k].is_alive())
-                progress(done / len(pieces), message)
+                progress(sum(len(output or ()) for output in outputs) / len(pieces), message)
             time.sleep(0.1)
         if any(output is None or len(output) != len(share) for output, share in zip(outputs, shares)):
             return None

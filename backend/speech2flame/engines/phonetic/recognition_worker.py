@@ -2,8 +2,9 @@
 
     python -m speech2flame.engines.phonetic.recognition_worker
 
-reads one pickle (kind, [pieces: (N,) float32 16 kHz arrays]) on stdin and writes one pickle,
-the list of results of ``alignment.PIECE_FUNCTIONS[kind]`` for them in order, on stdout.
+reads one pickle (kind, [pieces: (N,) float32 16 kHz arrays]) on stdin and writes one pickle per
+piece, in order, on stdout as each is done: the result of ``alignment.PIECE_FUNCTIONS[kind]``
+for it (so the caller can show progress piece by piece).
 Anything else written to standard output goes to stderr, clear of the result.
 """
 
@@ -25,8 +26,9 @@ def main() -> None:
 
     kind, pieces = pickle.load(sys.stdin.buffer)
     function = getattr(alignment, alignment.PIECE_FUNCTIONS[kind])
-    pickle.dump([function(piece) for piece in pieces], results)
-    results.flush()
+    for piece in pieces:
+        pickle.dump(function(piece), results)
+        results.flush()
 
 
 if __name__ == "__main__":
