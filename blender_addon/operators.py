@@ -147,6 +147,38 @@ def transcript_of(settings) -> str:
     return text or settings.transcript.strip()
 
 
+UPLOAD_AS_IS_BYTES = 24 * 2**20
+"""Audio files up to this size go to a server on another machine as they are; larger ones (long
+clips in rich formats: over the server's 64 MiB request limit once base64-encoded) as a 16 kHz
+mono copy, which is what the backend analyses anyway (600 s: 19 MB)."""
+
+
+def remote_audio(audio_path: str) -> dict:
+    """The ``audio`` entry of a job for a server on another machine (see UPLOAD_AS_IS_BYTES);
+    BackendError (one sentence) when the file cannot be read."""
+    if os.path.getsize(audio_path) <= UPLOAD_AS_IS_BYTES:
+        return BackendClient.audio_upload(audio_path)
+    import aud  # Blender's audio library
+
+    folder = Path(bpy.app.tempdir or tempfile.gettempdir())
+    copy = folder / f"speech2flame_upload_{os.getpid()}.wav"
+    try:
+        sound = aud.Sound(audio_path)
+        sound.resample(16000, True).rechannel(1).write(
+            str(copy), rate=16000, channels=aud.CHANNELS_MONO, format=aud.FORMAT_S16,
+            container=aud.CONTAINER_WAV, codec=aud.CODEC_PCM)
+        scene_sound.cut_wav(str(copy), round(sound.length / sound.specs[0] * 16000))  # aud pads the end
+        upload = BackendClient.audio_upload(copy)
+    except Exception as exc:  # aud.error and the like: a file Blender cannot decode
+        if isinstance(exc, BackendError):
+            raise
+        raise BackendError(f"Cannot read the audio file {audio_path} to send it to the backend.") from None
+    finally:
+        copy.unlink(missing_ok=True)
+    upload["filename"] = Path(audio_path).stem + ".wav"
+    return upload
+
+
 def job_request(context, rig: str, audio_path: str, start_frame: int, same_machine: bool) -> dict:
     """The backend job (docs/protocol.md) for the panel's settings: ``rig`` is "demo" or a head
     model path; a backend on another machine (``same_machine`` False) gets the audio itself."""
@@ -165,7 +197,7 @@ def job_request(context, rig: str, audio_path: str, start_frame: int, same_machi
             raise BackendError(f"Style reference not found: {style}.")
         controls["style_ref"] = style if same_machine else BackendClient.upload(style, "style reference")
     return {  # a backend on another machine (remote mode, even through a tunnel) gets the files themselves
-        "audio": {"path": audio_path} if same_machine else BackendClient.audio_upload(audio_path),
+        "audio": {"path": audio_path} if same_machine else remote_audio(audio_path),
         "engine": settings.engine,
         "model": bpy.path.abspath(settings.model) if settings.model and settings.engine == "neural" else None,
         "rig": rig if same_machine or rig == hm.DEMO_RIG else BackendClient.head_reference(rig),

@@ -89,7 +89,7 @@ def mixdown(scene, channel: int = 0) -> str:
             bpy.ops.sound.mixdown(filepath=scratch, check_existing=False, relative_path=False, container="WAV",
                                   codec="PCM", format="S16", channels="MONO", mixrate=MIX_RATE)
         fps = scene.render.fps / scene.render.fps_base
-        _cut_to(scratch, round((scene.frame_end - scene.frame_start + 1) / fps * MIX_RATE))
+        cut_wav(scratch, round((scene.frame_end - scene.frame_start + 1) / fps * MIX_RATE))
         data = Path(scratch).read_bytes()
     except (RuntimeError, OSError, wave.Error) as exc:
         Path(scratch).unlink(missing_ok=True)
@@ -105,9 +105,9 @@ def mixdown(scene, channel: int = 0) -> str:
     return str(path)
 
 
-def _cut_to(path: str, samples: int) -> None:
-    """Make the WAV at ``path`` exactly ``samples`` long (the mixdown runs a little past the last
-    frame; the take must cover the frame range, not more): cut, or padded with silence."""
+def cut_wav(path: str, samples: int) -> None:
+    """Make the WAV at ``path`` exactly ``samples`` long, cut or padded with silence (Blender's
+    mixdown and resampler run a little past the end; a take must cover the audio, not more)."""
     with wave.open(path, "rb") as source:
         params, audio = source.getparams(), source.readframes(samples)
     audio += b"\0" * (samples * params.sampwidth * params.nchannels - len(audio))

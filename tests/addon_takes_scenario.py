@@ -200,4 +200,10 @@ with sys.modules[MODULE + ".backend_client"].LocalServer(sys.executable, []) as 
     report["remote_generate"] = call(bpy.ops.speech2flame.generate)
     report["remote_generate_again"] = call(bpy.ops.speech2flame.generate)
     report["remote_head_cache"] = remote.client().stats()["head_cache"]
+    operators.UPLOAD_AS_IS_BYTES = 1000  # as if audio_a were a long clip: sent as a 16 kHz mono copy
+    report["remote_generate_large"] = call(bpy.ops.speech2flame.generate)
+    meta = json.loads(settings.rig.speech2flame_takes[-1].armature_action["speech2flame_take"])
+    first = json.loads(settings.rig.speech2flame_takes[-2].armature_action["speech2flame_take"])
+    report["remote_large_audio"] = [meta["audio_sha256"] != first["audio_sha256"],
+                                    abs(meta["audio_duration_s"] - first["audio_duration_s"])]
 print("REPORT " + json.dumps(report))

@@ -201,6 +201,8 @@ def test_takes_keep_the_animators_own_animation(addon_zip, tmp_path):
     assert report["shares_files"] == [True, False]  # a remote URL on loopback (a tunnel) still gets uploads
     assert report["remote_import"] == report["remote_generate"] == report["remote_generate_again"] == ["FINISHED"]
     assert report["remote_head_cache"]["size"] == 1  # uploaded once, then named by its hash
+    assert report["remote_generate_large"] == ["FINISHED"]  # a large file goes as a 16 kHz mono copy
+    assert report["remote_large_audio"][0] and report["remote_large_audio"][1] < 0.01
 
 
 def test_scene_sound_animates_a_whole_shot(addon_zip, tmp_path):
