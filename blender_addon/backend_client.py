@@ -47,18 +47,23 @@ _DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}), _NoRedire
 _VIA_ENVIRONMENT = urllib.request.build_opener(_NoRedirects)  # a remote server may need the user's proxy
 
 
-def is_loopback(url: str) -> bool:
-    """Whether ``url``'s host is this machine (localhost, 127.x.x.x, ::1)."""
+def host_is_loopback(host: str) -> bool:
+    """Whether ``host`` (a name or an address) is this machine: localhost, 127.x.x.x, ::1."""
     import ipaddress
-    import urllib.parse
 
-    host = urllib.parse.urlsplit(url).hostname or ""
     if host == "localhost":
         return True
     try:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def is_loopback(url: str) -> bool:
+    """Whether ``url``'s host is this machine (:func:`host_is_loopback`)."""
+    import urllib.parse
+
+    return host_is_loopback(urllib.parse.urlsplit(url).hostname or "")
 
 
 class BackendError(RuntimeError):

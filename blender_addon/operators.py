@@ -481,50 +481,29 @@ def _one_line(message: str) -> str:
     return f"Export failed: {errors[-1]}" if errors else "Export failed; see the system console."
 
 
-class SPEECH2FLAME_OT_export_fbx(_ExportOperator, bpy.types.Operator):
-    """Export the rig with its active take as FBX (bones + blend shapes, the take's frames)"""
-
-    bl_idname = "speech2flame.export_fbx"
-    bl_label = "Export FBX"
-    filename_ext = ".fbx"
-    filter_glob: StringProperty(default="*.fbx", options={"HIDDEN"})
-    write = staticmethod(export.export_fbx)
+def _export_operator(kind: str, label: str, extension: str, extensions: str, write, doc: str) -> type:
+    """An Export operator (``speech2flame.export_<kind>``) writing the target rig's playing take with ``write``."""
+    return type(f"SPEECH2FLAME_OT_export_{kind}", (_ExportOperator, bpy.types.Operator), {
+        "__doc__": doc, "bl_idname": f"speech2flame.export_{kind}", "bl_label": label, "filename_ext": extension,
+        "__annotations__": {"filter_glob": StringProperty(default=extensions, options={"HIDDEN"})},
+        "write": staticmethod(write)})
 
 
-class SPEECH2FLAME_OT_export_alembic(_ExportOperator, bpy.types.Operator):
-    """Export the animated head mesh, baked per frame, as Alembic (the active take's frames)"""
-
-    bl_idname = "speech2flame.export_alembic"
-    bl_label = "Export Alembic"
-    filename_ext = ".abc"
-    filter_glob: StringProperty(default="*.abc", options={"HIDDEN"})
-    write = staticmethod(export.export_alembic)
-
-
-class SPEECH2FLAME_OT_export_gltf(_ExportOperator, bpy.types.Operator):
-    """Export the rig with its active take as glTF binary (skinned mesh, morph targets, one animation)"""
-
-    bl_idname = "speech2flame.export_gltf"
-    bl_label = "Export glTF"
-    filename_ext = ".glb"
-    filter_glob: StringProperty(default="*.glb;*.gltf", options={"HIDDEN"})
-    write = staticmethod(export.export_gltf)
-
-
-class SPEECH2FLAME_OT_export_usd(_ExportOperator, bpy.types.Operator):
-    """Export the rig with its active take as USD (UsdSkel skeleton and blend shapes, the take's frames)"""
-
-    bl_idname = "speech2flame.export_usd"
-    bl_label = "Export USD"
-    filename_ext = ".usdc"
-    filter_glob: StringProperty(default="*.usd;*.usdc;*.usda", options={"HIDDEN"})
-    write = staticmethod(export.export_usd)
+EXPORT_OPERATORS = tuple(_export_operator(*spec) for spec in (
+    ("fbx", "Export FBX", ".fbx", "*.fbx", export.export_fbx,
+     "Export the rig with its active take as FBX (bones + blend shapes, the take's frames)"),
+    ("alembic", "Export Alembic", ".abc", "*.abc", export.export_alembic,
+     "Export the animated head mesh, baked per frame, as Alembic (the active take's frames)"),
+    ("gltf", "Export glTF", ".glb", "*.glb;*.gltf", export.export_gltf,
+     "Export the rig with its active take as glTF binary (skinned mesh, morph targets, one animation)"),
+    ("usd", "Export USD", ".usdc", "*.usd;*.usdc;*.usda", export.export_usd,
+     "Export the rig with its active take as USD (UsdSkel skeleton and blend shapes, the take's frames)"),
+))
 
 
 CLASSES = (
     SPEECH2FLAME_OT_add_demo_head, SPEECH2FLAME_OT_import_head_model, SPEECH2FLAME_OT_generate,
     SPEECH2FLAME_OT_cancel, SPEECH2FLAME_OT_use_heard_words, SPEECH2FLAME_OT_check_backend,
     SPEECH2FLAME_OT_take_delete,
-    SPEECH2FLAME_OT_take_push_to_nla, SPEECH2FLAME_OT_export_fbx, SPEECH2FLAME_OT_export_alembic,
-    SPEECH2FLAME_OT_export_gltf, SPEECH2FLAME_OT_export_usd,
+    SPEECH2FLAME_OT_take_push_to_nla, *EXPORT_OPERATORS,
 )

@@ -4,39 +4,23 @@ job's emotion schedule) and a style reference. Run by test_addon.py in a subproc
 Prints one line "REPORT <json>" with what happened.
 """
 
-import json
 import sys
 
 import bpy
+
+from scenario_helpers import MODULE, call, fcurve_values, install_addon, print_report
 import numpy as np
 
 zip_path, line, style_take = sys.argv[1:4]
-MODULE = "bl_ext.user_default.speech2flame"
 report = {}
-
-
-def call(operator, **kwargs):
-    try:
-        return list(operator(**kwargs))
-    except RuntimeError as exc:
-        return ["ERROR", str(exc)]
 
 
 def shape_curve(take, name):
     """Per-frame values of one shape key in a take's shape-key Action."""
-    for layer in take.shape_action.layers:
-        for strip in layer.strips:
-            for bag in strip.channelbags:
-                for fc in bag.fcurves:
-                    if fc.data_path == f'key_blocks["{name}"].value':
-                        co = np.empty(len(fc.keyframe_points) * 2, np.float32)
-                        fc.keyframe_points.foreach_get("co", co)
-                        return co.reshape(-1, 2)[:, 1].tolist()
-    raise LookupError(name)
+    return fcurve_values(take.shape_action, f'key_blocks["{name}"].value')[f'key_blocks["{name}"].value[0]'][:, 1].tolist()
 
 
-bpy.ops.wm.read_factory_settings(use_empty=True)
-bpy.ops.extensions.package_install_files(filepath=zip_path, repo="user_default", enable_on_install=True)
+install_addon(zip_path)
 operators = sys.modules[MODULE + ".operators"]
 bpy.context.preferences.addons[MODULE].preferences.backend_mode = "IN_PROCESS"
 scene = bpy.context.scene
@@ -82,4 +66,4 @@ report["styled_differs"] = float(np.abs(np.array(shape_curve(styled, "mouthSmile
                                         - np.array(shape_curve(unstyled, "mouthSmileLeft"))).max())
 settings.style_ref = "/nowhere/style.npz"
 report["generate_missing_style"] = call(bpy.ops.speech2flame.generate)
-print("REPORT " + json.dumps(report))
+print_report(report)

@@ -15,36 +15,13 @@ import bpy
 import numpy as np
 import torch
 
+from scenario_helpers import MODULE, call, fcurve_values, install_addon, print_report
+
 zip_path, audio_path, long_audio_path, out_dir, heard_audio_path, flame_path = sys.argv[1:7]
-MODULE = "bl_ext.user_default.speech2flame"
 report = {}
 
 
-def fcurve_values(action, data_path_start):
-    """{data_path[index]: values at every key} for the F-curves of ``action`` (layered Actions)."""
-    values = {}
-    for layer in action.layers:
-        for strip in layer.strips:
-            for bag in strip.channelbags:
-                for fc in bag.fcurves:
-                    if fc.data_path.startswith(data_path_start):
-                        co = np.empty(len(fc.keyframe_points) * 2, np.float32)
-                        fc.keyframe_points.foreach_get("co", co)
-                        values[f"{fc.data_path}[{fc.array_index}]"] = co.reshape(-1, 2)
-    return values
-
-
-def call(operator, **kwargs):
-    """Run an operator; ["FINISHED"] / ["CANCELLED"], or ["ERROR", message] when it reported an error."""
-    try:
-        return list(operator(**kwargs))
-    except RuntimeError as exc:  # bpy.ops raises when the operator reported an error
-        return ["ERROR", str(exc)]
-
-
-bpy.ops.wm.read_factory_settings(use_empty=True)
-result = bpy.ops.extensions.package_install_files(filepath=zip_path, repo="user_default", enable_on_install=True)
-report["installed"] = list(result)
+report["installed"] = install_addon(zip_path)
 report["enabled"] = MODULE in bpy.context.preferences.addons
 addon = sys.modules[MODULE]
 report["torch_imported_by_addon"] = any(name.startswith(MODULE) and "torch" in name for name in sys.modules)
@@ -262,5 +239,5 @@ for _ in range(1200):  # until the thread has its server up (or gave up)
     time.sleep(0.05)
 report["server_after_disable_while_starting"] = backend.local_server_pid()
 
-print("REPORT " + json.dumps(report))
+print_report(report)
 sys.stdout.flush()

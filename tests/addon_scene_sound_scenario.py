@@ -6,41 +6,25 @@ Run by test_addon.py in a subprocess (Blender's user folders in a temporary dire
 Prints one line "REPORT <json>" with what happened.
 """
 
-import json
 import sys
 
 import bpy
+
+from scenario_helpers import MODULE, call, fcurve_values, install_addon, print_report
 import numpy as np
 
 zip_path, line_a, line_b = sys.argv[1:4]
-MODULE = "bl_ext.user_default.speech2flame"
 report = {}
-
-
-def call(operator, **kwargs):
-    """["FINISHED"] / ["CANCELLED"], or ["ERROR", message] when the operator reported an error."""
-    try:
-        return list(operator(**kwargs))
-    except RuntimeError as exc:
-        return ["ERROR", str(exc)]
 
 
 def jaw_open(take):
     """(first frame, per-frame jaw opening in radians) of a take's bone Action."""
-    for layer in take.armature_action.layers:
-        for strip in layer.strips:
-            for bag in strip.channelbags:
-                for fc in bag.fcurves:
-                    if fc.data_path == 'pose.bones["jaw"].rotation_quaternion' and fc.array_index == 0:
-                        co = np.empty(len(fc.keyframe_points) * 2, np.float32)
-                        fc.keyframe_points.foreach_get("co", co)
-                        co = co.reshape(-1, 2)
-                        return int(co[0, 0]), (2 * np.arccos(np.clip(co[:, 1], -1, 1))).tolist()
-    raise LookupError("no jaw curve")
+    keys = fcurve_values(take.armature_action, 'pose.bones["jaw"].rotation_quaternion')
+    w = keys['pose.bones["jaw"].rotation_quaternion[0]']
+    return int(w[0, 0]), (2 * np.arccos(np.clip(w[:, 1], -1, 1))).tolist()
 
 
-bpy.ops.wm.read_factory_settings(use_empty=True)
-bpy.ops.extensions.package_install_files(filepath=zip_path, repo="user_default", enable_on_install=True)
+install_addon(zip_path)
 prefs = bpy.context.preferences.addons[MODULE].preferences
 prefs.backend_mode = "IN_PROCESS"
 scene = bpy.context.scene
@@ -109,4 +93,4 @@ settings.mix_channel = 0
 report["generate_ntsc"] = call(bpy.ops.speech2flame.generate)
 report["ntsc_keys"] = len(jaw_open(rig.speech2flame_takes[-1])[1])
 report["ntsc_range_after"] = [scene.frame_start, scene.frame_end]
-print("REPORT " + json.dumps(report))
+print_report(report)

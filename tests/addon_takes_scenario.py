@@ -11,17 +11,10 @@ from pathlib import Path
 
 import bpy
 
+from scenario_helpers import MODULE, call, install_addon, print_report
+
 zip_path, audio_a, audio_b, out_dir = sys.argv[1:5]
-MODULE = "bl_ext.user_default.speech2flame"
 report = {}
-
-
-def call(operator, **kwargs):
-    """["FINISHED"] / ["CANCELLED"], or ["ERROR", message] when the operator reported an error."""
-    try:
-        return list(operator(**kwargs))
-    except RuntimeError as exc:
-        return ["ERROR", str(exc)]
 
 
 def playing(rig):
@@ -35,8 +28,7 @@ def unmuted(scene):
     return sorted(s.name for s in scene.sequence_editor.strips_all if s.type == "SOUND" and not s.mute)
 
 
-bpy.ops.wm.read_factory_settings(use_empty=True)
-bpy.ops.extensions.package_install_files(filepath=zip_path, repo="user_default", enable_on_install=True)
+install_addon(zip_path)
 operators = sys.modules[MODULE + ".operators"]
 backend = sys.modules[MODULE + ".backend"]
 prefs = bpy.context.preferences.addons[MODULE].preferences
@@ -206,4 +198,4 @@ with sys.modules[MODULE + ".backend_client"].LocalServer(sys.executable, []) as 
     first = json.loads(settings.rig.speech2flame_takes[-2].armature_action["speech2flame_take"])
     report["remote_large_audio"] = [meta["audio_sha256"] != first["audio_sha256"],
                                     abs(meta["audio_duration_s"] - first["audio_duration_s"])]
-print("REPORT " + json.dumps(report))
+print_report(report)

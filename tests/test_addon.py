@@ -16,6 +16,17 @@ sys.path.insert(0, str(ROOT))
 import build_addon  # noqa: E402
 
 
+def run_scenario(script: str, *args, home, env: dict | None = None) -> dict:
+    """Run ``tests/<script>`` (an add-on scenario) with Blender's user folders under ``home``;
+    the dict it reports on its "REPORT <json>" line."""
+    run = subprocess.run([sys.executable, str(ROOT / "tests" / script), *map(str, args)], capture_output=True,
+                         text=True, timeout=600,
+                         env=dict(os.environ, BLENDER_USER_RESOURCES=str(home / "blender_user"), **(env or {})))
+    lines = [line for line in run.stdout.splitlines() if line.startswith("REPORT ")]
+    assert run.returncode == 0 and lines, run.stdout[-3000:] + run.stderr[-3000:]
+    return json.loads(lines[-1][len("REPORT "):])
+
+
 @pytest.fixture(scope="module")
 def addon_zip(tmp_path_factory):
     return build_addon.build(tmp_path_factory.mktemp("dist"))
@@ -78,16 +89,11 @@ def test_addon_drives_a_real_backend(addon_zip, tmp_path):
     speech = write_speech(long_audio, " ".join(["Please bring the big blue map back to the boat."] * 12))
     heard_audio = tmp_path / "heard.wav"  # the voice variant PocketSphinx recognises best (test_heard_words.py)
     write_speech(heard_audio, "Please bring the big blue map back to the boat.", voice="en-us+f2")
-    env = dict(os.environ, BLENDER_USER_RESOURCES=str(tmp_path / "blender_user"),
-               SPEECH2FLAME_PYTHON=sys.executable)
     from conftest import flame_like_head
 
     flame_like = flame_like_head()[0].save_npz(tmp_path / "flame_like.npz")
-    run = subprocess.run([sys.executable, str(ROOT / "tests" / "addon_scenario.py"), str(addon_zip), str(audio),
-                          str(long_audio), str(tmp_path), str(heard_audio), str(flame_like)], capture_output=True, text=True, timeout=600, env=env)
-    lines = [l for l in run.stdout.splitlines() if l.startswith("REPORT ")]
-    assert run.returncode == 0 and lines, run.stdout[-3000:] + run.stderr[-3000:]
-    report = json.loads(lines[-1][len("REPORT "):])
+    report = run_scenario("addon_scenario.py", addon_zip, audio, long_audio, tmp_path, heard_audio, flame_like,
+                          home=tmp_path, env={"SPEECH2FLAME_PYTHON": sys.executable})
 
     assert report["installed"] == ["FINISHED"] and report["enabled"]
     assert not report["torch_imported_by_addon"]
@@ -143,12 +149,7 @@ def test_takes_keep_the_animators_own_animation(addon_zip, tmp_path):
     audio_a, audio_b = tmp_path / "a.wav", tmp_path / "b.wav"
     write_speech(audio_a, "Bob bought a big map.")
     write_speech(audio_b, "Father saw a pop art show.")
-    env = dict(os.environ, BLENDER_USER_RESOURCES=str(tmp_path / "blender_user"))
-    run = subprocess.run([sys.executable, str(ROOT / "tests" / "addon_takes_scenario.py"), str(addon_zip),
-                          str(audio_a), str(audio_b), str(tmp_path)], capture_output=True, text=True, timeout=600, env=env)
-    lines = [line for line in run.stdout.splitlines() if line.startswith("REPORT ")]
-    assert run.returncode == 0 and lines, run.stdout[-3000:] + run.stderr[-3000:]
-    report = json.loads(lines[-1][len("REPORT "):])
+    report = run_scenario("addon_takes_scenario.py", addon_zip, audio_a, audio_b, tmp_path, home=tmp_path)
 
     assert not report["running_flag_saved"]  # a file saved mid-generation never disables Generate
     assert all(report["own"]) and report["own_kept_after_take"] == [True, True]
@@ -210,12 +211,7 @@ def test_scene_sound_animates_a_whole_shot(addon_zip, tmp_path):
     line_a, line_b = tmp_path / "a.wav", tmp_path / "b.wav"
     write_speech(line_a, "Bob bought a big map.")
     write_speech(line_b, "Father saw a pop art show.")
-    env = dict(os.environ, BLENDER_USER_RESOURCES=str(tmp_path / "blender_user"))
-    run = subprocess.run([sys.executable, str(ROOT / "tests" / "addon_scene_sound_scenario.py"), str(addon_zip),
-                          str(line_a), str(line_b)], capture_output=True, text=True, timeout=600, env=env)
-    lines = [line for line in run.stdout.splitlines() if line.startswith("REPORT ")]
-    assert run.returncode == 0 and lines, run.stdout[-3000:] + run.stderr[-3000:]
-    report = json.loads(lines[-1][len("REPORT "):])
+    report = run_scenario("addon_scene_sound_scenario.py", addon_zip, line_a, line_b, home=tmp_path)
     (a_start, a_end), (b_start, b_end) = report["strips"]["line_a"], report["strips"]["line_b"]
     assert a_end < b_start  # the test's layout: a gap between the lines
 
@@ -259,12 +255,7 @@ def test_emotion_keyed_on_the_timeline_and_a_style_reference_drive_the_take(addo
                            "--outputs", "take", "--engine", "phonetic", "--emotion", "happy", "--intensity", "1",
                            "--articulation", "2", "--no-word-recognition", "--quiet"], capture_output=True, text=True)
     assert made.returncode == 0, made.stderr
-    env = dict(os.environ, BLENDER_USER_RESOURCES=str(tmp_path / "blender_user"))
-    run = subprocess.run([sys.executable, str(ROOT / "tests" / "addon_emotion_keys_scenario.py"), str(addon_zip),
-                          str(line), str(style / "take.npz")], capture_output=True, text=True, timeout=600, env=env)
-    lines = [entry for entry in run.stdout.splitlines() if entry.startswith("REPORT ")]
-    assert run.returncode == 0 and lines, run.stdout[-3000:] + run.stderr[-3000:]
-    report = json.loads(lines[-1][len("REPORT "):])
+    report = run_scenario("addon_emotion_keys_scenario.py", addon_zip, line, style / "take.npz", home=tmp_path)
     assert report["constant_schedule"] is None  # nothing keyed: the panel's emotion for the whole take
     assert report["panel_value_at_90"] == "angry"
     schedule = report["schedule"]

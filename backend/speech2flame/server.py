@@ -31,7 +31,6 @@ import dataclasses
 import hashlib
 import hmac
 import importlib.util
-import ipaddress
 import json
 import logging
 import os
@@ -875,15 +874,6 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--verbose", action="store_true", help="log every request on stderr")
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def run_serve(args: argparse.Namespace) -> int:
     """Run the server until /v1/shutdown, SIGTERM or Ctrl-C; print one JSON ready line first."""
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, stream=sys.stderr,
@@ -902,7 +892,9 @@ def run_serve(args: argparse.Namespace) -> int:
         if not args.print_token:
             log.warning("no token given: pass --token, set %s, or use --print-token to see the generated one",
                         TOKEN_ENV)
-    if not _is_loopback(args.host):
+    from speech2flame_blender.backend_client import host_is_loopback
+
+    if not host_is_loopback(args.host):
         log.warning("listening on %s: anyone who can reach this address and knows the token can use "
                     "this server (traffic is not encrypted)", args.host)
     models_dirs = args.models_dir or [p for p in os.environ.get(MODELS_ENV, "").split(os.pathsep) if p]
