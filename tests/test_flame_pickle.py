@@ -356,3 +356,48 @@ def test_a_sparse_index_pointer_past_its_data_is_refused(tmp_path):
     path.write_bytes(_sparse_regressor_pickle(one, (1, 1), indptr=(0, 2**27)))
     with pytest.raises(HeadModelError, match="index pointer that does not fit its data"):
         load_head_model(path)
+
+
+@pytest.mark.parametrize("state,words", [
+    # (version, shape (3,), dtype 'O', fortran, [1]): numpy would leave two element pointers wild
+    (pickle.BININT1 + b"\x03" + pickle.TUPLE1 + _object_dtype() + pickle.NEWFALSE
+     + pickle.EMPTY_LIST + pickle.MARK + pickle.BININT1 + b"\x01" + pickle.APPENDS, "without one object per element"),
+    # 2**27 float64 elements set from 8 bytes of data
+    (pickle.BININT + (2**27).to_bytes(4, "little") + pickle.TUPLE1 + pickle.GLOBAL + b"numpy\ndtype\n"
+     + pickle.SHORT_BINUNICODE + b"\x02f8" + pickle.TUPLE1 + pickle.REDUCE + pickle.NEWFALSE
+     + pickle.SHORT_BINBYTES + b"\x08" + bytes(8), "elements (the limit is"),
+    (pickle.BININT1 + b"\x04" + pickle.TUPLE1 + pickle.GLOBAL + b"numpy\ndtype\n"
+     + pickle.SHORT_BINUNICODE + b"\x02f8" + pickle.TUPLE1 + pickle.REDUCE + pickle.NEWFALSE
+     + pickle.SHORT_BINBYTES + b"\x08" + bytes(8), "whose data do not fill it"),
+])
+def test_the_state_an_array_is_built_with_is_checked_too(tmp_path, state, words):
+    """_reconstruct makes an empty array; the pickle's BUILD step then sets its real shape, dtype and
+    data (ndarray.__setstate__), which numpy trusts: an object array short of objects crashed."""
+    import struct
+
+    array = (pickle.GLOBAL + b"numpy.core.multiarray\n_reconstruct\n" + pickle.GLOBAL + b"numpy\nndarray\n"
+             + pickle.BININT1 + b"\x00" + pickle.TUPLE1 + pickle.SHORT_BINBYTES + b"\x01b" + pickle.TUPLE3
+             + pickle.REDUCE)
+    built = array + pickle.MARK + pickle.BININT1 + b"\x01" + state + pickle.TUPLE + pickle.BUILD
+    path = tmp_path / "generic_model.pkl"
+    path.write_bytes(pickle.PROTO + b"\x02" + pickle.EMPTY_DICT + pickle.BINUNICODE + struct.pack("<I", 10)
+                     + b"v_template" + built + pickle.SETITEM + pickle.STOP)
+    run = subprocess.run([sys.executable, "-c", f"""
+from speech2flame.head_model import HeadModelError, load_head_model
+try:
+    load_head_model({str(path)!r})
+except HeadModelError as exc:
+    print("REFUSED", exc)
+"""], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]  # no segfault
+    assert run.stdout.startswith("REFUSED generic_model.pkl") and words in run.stdout, run.stdout
+
+
+def test_object_arrays_with_their_objects_still_load(tmp_path):
+    path = tmp_path / "generic_model.pkl"
+    with open(path, "wb") as fh:
+        pickle.dump({"labels": np.array(["lbs", 3], dtype=object), "v_template": np.zeros((4, 3))}, fh, protocol=2)
+    from speech2flame.flame_pickle import read_pickle
+
+    loaded = read_pickle(path)
+    assert list(loaded["labels"]) == ["lbs", 3] and loaded["v_template"].shape == (4, 3)

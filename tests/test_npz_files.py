@@ -72,3 +72,15 @@ def test_members_that_are_not_arrays_are_refused(tmp_path):
         archive.writestr("v_template", bytes(10_000))
     with pytest.raises(NpzError, match="head.npz is not an archive of NumPy arrays: it holds 'v_template'"):
         load_npz(path)
+
+
+def test_a_negative_shape_cannot_hide_a_large_array(tmp_path):
+    """Sizes are summed exactly: a member declaring shape (-N,) would cancel a large one out."""
+    path = tmp_path / "head.npz"
+    write_bomb(path, 64, name="big")
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "<f4", "fortran_order": False, "shape": (-(2**24),)})
+    with zipfile.ZipFile(path, "a") as archive:
+        archive.writestr("minus.npy", header.getvalue())
+    with pytest.raises(NpzError, match="'minus.npy' declares a bad shape"):
+        load_npz(path, max_bytes=2**20)

@@ -172,12 +172,32 @@ def _plain_dtype(*args) -> np.dtype:
     return dtype
 
 
+class _PickledArray(np.ndarray):
+    """An array rebuilt from a pickle: its ``__setstate__`` (the pickle's BUILD step, which sets
+    the real shape, dtype and data) checks what numpy itself would trust: at most MAX_ELEMENTS
+    elements of a plain dtype, raw data of exactly their size, objects one per element (numpy
+    leaves the rest as wild pointers)."""
+
+    def __setstate__(self, state):
+        if not isinstance(state, tuple) or len(state) not in (4, 5):
+            raise _Refused("an array in an unknown pickled form")
+        shape, dtype, _fortran, data = state[-4:]
+        count, dtype = _count(shape), _plain_dtype(dtype)
+        if dtype.hasobject:
+            if not isinstance(data, list) or len(data) != count:
+                raise _Refused("an array of objects without one object per element")
+        elif not isinstance(data, (bytes, bytearray, str)) or len(data) != count * dtype.itemsize:
+            raise _Refused("an array whose data do not fill it")
+        super().__setstate__(state)
+
+
 def _reconstruct(cls, shape, dtype):
-    """numpy's ``_reconstruct`` for plain ndarrays of at most MAX_ELEMENTS elements."""
+    """numpy's ``_reconstruct`` for plain ndarrays of at most MAX_ELEMENTS elements, whose pickled
+    state is checked as it is set (:class:`_PickledArray`)."""
     if cls is not _NdarrayName:
         raise _Refused("an array of another class than numpy's own")
     _count(shape)
-    return _NP_RECONSTRUCT(np.ndarray, shape, _plain_dtype(dtype))
+    return _NP_RECONSTRUCT(_PickledArray, shape, _plain_dtype(dtype))
 
 
 def _frombuffer(buffer, dtype, shape, order):

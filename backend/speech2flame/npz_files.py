@@ -9,6 +9,7 @@ add-on imports this.
 
 from __future__ import annotations
 
+import math
 import os
 import zipfile
 
@@ -36,7 +37,9 @@ def array_bytes(path: str | os.PathLike) -> int:
                 if read_header is None:
                     raise NpzError(f"unsupported .npy version {version}")
                 shape, _fortran, dtype = read_header(member)
-                total += int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+                if any(not isinstance(n, int) or n < 0 for n in shape):
+                    raise NpzError(f"{info.filename!r} declares a bad shape {shape}")
+                total += math.prod(shape) * dtype.itemsize  # Python ints: no overflow to hide a size
     return total
 
 
