@@ -73,7 +73,10 @@ def start(context) -> bool:
         rig = arm_obj.get(operators.HEAD_PROP, "demo")
     except operators.RigError:
         rig = "demo"  # the analysis does not depend on the rig
-    job = operators.job_request(context, rig, audio_path, start_frame, same_machine=True)
+    try:
+        job = operators.job_request(context, rig, audio_path, start_frame, same_machine=True)
+    except BackendError:  # e.g. a style reference that is gone: Generate says so
+        return False
     _stopped.clear()
     with _lock:
         ahead = _state.get("job")

@@ -163,8 +163,8 @@ def remote_audio(audio_path: str) -> dict:
     folder = Path(bpy.app.tempdir or tempfile.gettempdir())
     copy = folder / f"speech2flame_upload_{os.getpid()}.wav"
     try:
-        sound = aud.Sound(audio_path)
-        sound.resample(16000, True).rechannel(1).write(
+        sound = aud.Sound(audio_path)  # low-passed, then resampled (aud's better resampler fails on odd lengths)
+        sound.rechannel(1).lowpass(7000, 0.7).lowpass(7000, 0.7).resample(16000, False).write(
             str(copy), rate=16000, channels=aud.CHANNELS_MONO, format=aud.FORMAT_S16,
             container=aud.CONTAINER_WAV, codec=aud.CODEC_PCM)
         scene_sound.cut_wav(str(copy), round(sound.length / sound.specs[0] * 16000))  # aud pads the end
@@ -494,9 +494,9 @@ EXPORT_OPERATORS = tuple(_export_operator(*spec) for spec in (
      "Export the rig with its active take as FBX (bones + blend shapes, the take's frames)"),
     ("alembic", "Export Alembic", ".abc", "*.abc", export.export_alembic,
      "Export the animated head mesh, baked per frame, as Alembic (the active take's frames)"),
-    ("gltf", "Export glTF", ".glb", "*.glb;*.gltf", export.export_gltf,
+    ("gltf", "Export glTF", ".glb", "*.glb", export.export_gltf,
      "Export the rig with its active take as glTF binary (skinned mesh, morph targets, one animation)"),
-    ("usd", "Export USD", ".usdc", "*.usd;*.usdc;*.usda", export.export_usd,
+    ("usd", "Export USD", ".usdc", "*.usdc", export.export_usd,
      "Export the rig with its active take as USD (UsdSkel skeleton and blend shapes, the take's frames)"),
 ))
 

@@ -83,7 +83,7 @@ class Speech2FlameSettings(bpy.types.PropertyGroup):
                              description="Extra smoothing of all motion (0 = crisp)")
     reduce_keys: BoolProperty(
         name="Reduce Keys", default=False,
-        description="Key only where needed (linear between keys, within 0.5% of each shape key's range and 0.01 "
+        description="Key only where needed (linear between keys, within 0.005 of each shape-key weight and 0.01 "
                     "degrees of each bone: the head within 0.1 mm), a fifth to a third of the keys to edit by hand; "
                     "off: a key on every frame")
     style_ref: StringProperty(

@@ -192,7 +192,14 @@ with sys.modules[MODULE + ".backend_client"].LocalServer(sys.executable, []) as 
     report["remote_generate"] = call(bpy.ops.speech2flame.generate)
     report["remote_generate_again"] = call(bpy.ops.speech2flame.generate)
     report["remote_head_cache"] = remote.client().stats()["head_cache"]
-    operators.UPLOAD_AS_IS_BYTES = 1000  # as if audio_a were a long clip: sent as a 16 kHz mono copy
+    operators.UPLOAD_AS_IS_BYTES = 1000  # as if it were a long clip: sent as a 16 kHz mono copy
+    import numpy as np
+    import soundfile
+
+    samples, rate = soundfile.read(audio_a)  # as 44.1 kHz stereo of an odd length (aud's HQ resampler failed)
+    wide = np.interp(np.arange(int(len(samples) * 44100 / rate) | 1) * rate / 44100, np.arange(len(samples)), samples)
+    settings.audio_path = str(Path(out_dir) / "wide.wav")
+    soundfile.write(settings.audio_path, np.stack([wide, wide], axis=1), 44100)
     report["remote_generate_large"] = call(bpy.ops.speech2flame.generate)
     meta = json.loads(settings.rig.speech2flame_takes[-1].armature_action["speech2flame_take"])
     first = json.loads(settings.rig.speech2flame_takes[-2].armature_action["speech2flame_take"])

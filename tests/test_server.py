@@ -583,6 +583,8 @@ def test_slow_or_many_connections_cannot_shut_others_out(monkeypatch):
 
 
 def test_a_full_queue_answers_busy(monkeypatch, clip):
+    import time
+
     from speech2flame import server as server_module
 
     monkeypatch.setattr(server_module, "MAX_QUEUED_JOBS", 1)
@@ -592,6 +594,9 @@ def test_a_full_queue_answers_busy(monkeypatch, clip):
     try:
         slow = {**job({"path": clip}), "engine": "phonetic"}  # words recognised: seconds, not milliseconds
         first = client.submit(slow)
+        deadline = time.monotonic() + 30
+        while client.status(first)["status"] == "queued" and time.monotonic() < deadline:
+            time.sleep(0.02)  # the worker has taken it: the queue is empty again
         second = client.submit({**slow, "controls": {"seed": 1}})  # waits while the first runs
         with pytest.raises(BackendError, match="already has 1 jobs waiting") as info:
             client.submit({**slow, "controls": {"seed": 2}})
@@ -659,3 +664,10 @@ def test_a_style_reference_can_be_sent_with_the_job(server, clip, tmp_path):
             {**job({"path": clip}), "controls": {"style_ref": bad}}).encode(), token=server.token)
         assert status == 400 and answer["error"]["code"] == "bad_controls", answer
         assert_one_sentence(answer)
+
+
+def test_serve_warns_for_any_address_that_is_not_this_machine():
+    from speech2flame.server import _binds_loopback
+
+    assert _binds_loopback("127.0.0.1") and _binds_loopback("localhost") and _binds_loopback("::1")
+    assert not _binds_loopback("0.0.0.0") and not _binds_loopback("no-such-host.invalid")

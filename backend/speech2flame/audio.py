@@ -17,7 +17,7 @@ import numpy as np
 SAMPLE_RATE = 16_000
 MAX_DURATION_S = 600.0
 MAX_FILE_BYTES = 512 * 1024 * 1024
-MAX_SAMPLE_RATE = 192_000  # with MAX_DURATION_S: at most 460 MB of decoded mono samples, whatever the file claims
+MAX_SAMPLE_RATE = 192_000  # with MAX_DURATION_S: at most 460 MB of decoded mono samples (x2 while joined)
 TARGET_RMS_DBFS = -23.0
 
 

@@ -239,7 +239,9 @@ class GenerateJob:
         import json
 
         settings = {name: getattr(self, name) for name in
-                    ("outputs", "rig", "engine", "fps", "model", "preview_resolution", "reduce_keys")}
+                    ("outputs", "rig", "engine", "fps", "model", "preview_resolution")}
+        if self.reduce_keys:  # only then: folders done before this option existed stay done
+            settings["reduce_keys"] = True
         settings["start_frame"] = self.clip_start_frame(clip)
         settings["controls"] = self.clip_controls(clip).to_dict()
         settings["audio_sha256"] = audio_sha256

@@ -446,8 +446,10 @@ class ServerApp:
         except (binascii.Error, ValueError):
             raise ApiError(400, "bad_controls", "style_ref.data_b64 is not valid base64.") from None
         path = Path(self._uploads.name) / f"{hashlib.sha256(data).hexdigest()[:16]}_{Path(filename).name}"
-        if not path.is_file():
-            path.write_bytes(data)
+        if not path.is_file():  # whole or not at all: another job may send the same file meanwhile
+            with tempfile.NamedTemporaryFile(dir=path.parent, delete=False) as scratch:
+                scratch.write(data)
+            os.replace(scratch.name, path)
         return str(path)
 
     # -- job lifecycle
@@ -874,6 +876,17 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--verbose", action="store_true", help="log every request on stderr")
 
 
+def _binds_loopback(host: str) -> bool:
+    """Whether every address ``host`` (a name or an address) stands for is this machine's loopback."""
+    import ipaddress
+
+    try:
+        addresses = {info[4][0] for info in socket.getaddrinfo(host, None)}
+    except (socket.gaierror, UnicodeError):
+        return False
+    return bool(addresses) and all(ipaddress.ip_address(a.split("%")[0]).is_loopback for a in addresses)
+
+
 def run_serve(args: argparse.Namespace) -> int:
     """Run the server until /v1/shutdown, SIGTERM or Ctrl-C; print one JSON ready line first."""
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, stream=sys.stderr,
@@ -892,9 +905,7 @@ def run_serve(args: argparse.Namespace) -> int:
         if not args.print_token:
             log.warning("no token given: pass --token, set %s, or use --print-token to see the generated one",
                         TOKEN_ENV)
-    from speech2flame_blender.backend_client import host_is_loopback
-
-    if not host_is_loopback(args.host):
+    if not _binds_loopback(args.host):
         log.warning("listening on %s: anyone who can reach this address and knows the token can use "
                     "this server (traffic is not encrypted)", args.host)
     models_dirs = args.models_dir or [p for p in os.environ.get(MODELS_ENV, "").split(os.pathsep) if p]
