@@ -265,7 +265,11 @@ class SPEECH2FLAME_OT_generate(bpy.types.Operator):
             f"{settings.emotion} {settings.intensity:.1f}"
         summary = f"{settings.engine}, {emotion}, {self.audio_name}"
         strip = result["sound_strip"] or (existing if self.add_sound else None)
-        takes.record(self.arm_obj, result, summary, strip.name if strip is not None else self.strip_name)
+        strip_name = strip.name if strip is not None else self.strip_name
+        if settings.replace_take and 0 <= self.arm_obj.speech2flame_take_index < len(self.arm_obj.speech2flame_takes):
+            takes.replace(self.arm_obj, self.arm_obj.speech2flame_take_index, result, summary, strip_name)
+        else:
+            takes.record(self.arm_obj, result, summary, strip_name)
         elapsed = time.perf_counter() - self.started
         message = f"Take {result['armature_action'].name}: {take.num_frames} frames in {elapsed:.2f} s."
         if take.metadata.get("retargeted_from"):

@@ -98,6 +98,7 @@ class SPEECH2FLAME_PT_main(bpy.types.Panel):
             row.template_list("SPEECH2FLAME_UL_takes", "", rig, "speech2flame_takes", rig,
                               "speech2flame_take_index", rows=3)
             col = row.column(align=True)
+            col.prop(settings, "replace_take", text="", icon="FILE_REFRESH")
             col.operator("speech2flame.take_delete", text="", icon="X")
             col.operator("speech2flame.take_push_to_nla", text="", icon="NLA_PUSHDOWN")
 

@@ -81,6 +81,10 @@ class Speech2FlameSettings(bpy.types.PropertyGroup):
                               description="How often the eyes blink (1 = about 17 times a minute)")
     smoothing: FloatProperty(name="Smoothing", min=0.0, max=1.0, default=0.0, subtype="FACTOR",
                              description="Extra smoothing of all motion (0 = crisp)")
+    replace_take: BoolProperty(
+        name="Replace Take", default=False,
+        description="Generate replaces the selected take (its Actions are deleted unless the NLA uses them) instead "
+                    "of adding one: for trying sliders without filling the list and the file; Ctrl-Z brings it back")
     reduce_keys: BoolProperty(
         name="Reduce Keys", default=False,
         description="Key only where needed (linear between keys, within 0.005 of each shape-key weight and 0.01 "

@@ -23,6 +23,27 @@ def record(arm_obj, result: dict, summary: str, sound_strip: str = "") -> None:
     arm_obj.speech2flame_take_index = len(arm_obj.speech2flame_takes) - 1  # selects and activates it
 
 
+def replace(arm_obj, index: int, result: dict, summary: str, sound_strip: str = "") -> None:
+    """Put the Actions written by ``take_writer.apply_take`` in the place of take ``index``: the
+    take keeps its name (the new Actions take it) and is selected; its old Actions are deleted
+    unless something else (the NLA) uses them."""
+    global _selecting_quietly
+    item = arm_obj.speech2flame_takes[index]
+    name, old = item.name, [a for a in (item.armature_action, item.shape_action) if a is not None]
+    item.armature_action, item.shape_action = result["armature_action"], result["shape_action"]
+    item.summary, item.sound_strip = summary, sound_strip
+    for action in old:
+        action.use_fake_user = False
+        if action.users == 0:
+            bpy.data.actions.remove(action)
+    item.name = name  # on_rename: the new Actions are named after the take
+    _selecting_quietly = True  # apply_take made the new Actions play already
+    try:
+        arm_obj.speech2flame_take_index = index
+    finally:
+        _selecting_quietly = False
+
+
 def activate(arm_obj, index: int, scene=None) -> list[str]:
     """Make take ``index`` the active animation of the rig (bones and shape keys), the scene's
     frame range its frames, and its sound strip the only one of this rig's takes that plays;

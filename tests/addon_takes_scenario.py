@@ -165,6 +165,32 @@ bpy.ops.ed.undo()
 report["undo_generate_again"] = call(bpy.ops.speech2flame.generate)
 report["undo_after_again"] = take_state()
 
+# Replace Take: Generate puts the new take in the selected one's place (same name, old Actions gone).
+settings = bpy.context.scene.speech2flame
+rig = settings.rig  # undo above reloaded every datablock
+settings.audio_source, settings.audio_path, settings.engine = "FILE", audio_a, "baseline"
+rig.speech2flame_take_index = 0
+bpy.ops.ed.undo_push(message="before replace")
+state_before_replace = take_state()
+before = [t.name for t in rig.speech2flame_takes]
+old_pair = (rig.speech2flame_takes[0].armature_action, rig.speech2flame_takes[0].shape_action)
+actions_before = len(bpy.data.actions)
+settings.replace_take, settings.emotion = True, "angry"
+report["generate_replace"] = call(bpy.ops.speech2flame.generate)
+settings.replace_take = False
+replaced = rig.speech2flame_takes[0]
+report["replace"] = {
+    "names_kept": [t.name for t in rig.speech2flame_takes] == before,
+    "actions_count_kept": len(bpy.data.actions) == actions_before,
+    "new_actions": replaced.armature_action not in old_pair and replaced.shape_action not in old_pair,
+    "named_after_take": replaced.armature_action.name == before[0],
+    "playing": playing(rig)[0] == before[0], "summary": replaced.summary,
+}
+bpy.ops.ed.undo_push(message="Generate from Audio")
+bpy.ops.ed.undo()
+report["replace"]["undone"] = take_state() == state_before_replace  # Ctrl-Z brings the old take back
+rig = bpy.context.scene.speech2flame.rig
+
 # Backend addresses: remote means upload, whatever the URL looks like; typos get one sentence.
 report["remote_url_added_scheme"] = backend.remote_base_url("localhost:8765")
 for typo in ("gpu-box:port", "ftp://gpu-box", ""):

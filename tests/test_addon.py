@@ -196,6 +196,8 @@ def test_takes_keep_the_animators_own_animation(addon_zip, tmp_path):
     assert len(after["takes"]) == len(before["takes"]) + 1 and after["playing"] != before["playing"]
     assert report["undo_undone"] == before and report["undo_redone"] == after  # Ctrl-Z / Shift-Ctrl-Z
     assert len(report["undo_after_again"]["takes"]) == len(before["takes"]) + 1
+    assert report["generate_replace"] == ["FINISHED"] and "angry" in report["replace"].pop("summary")
+    assert all(report["replace"].values()), report["replace"]
     assert report["remote_url_added_scheme"] == "http://localhost:8765"
     assert all(message and "not an address like http://host:8765" in message for message in report["remote_url_typos"])
     assert report["check_remote_typo"][0] == "ERROR" and "not an address" in report["check_remote_typo"][1]
