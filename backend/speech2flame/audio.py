@@ -17,7 +17,7 @@ import numpy as np
 SAMPLE_RATE = 16_000
 MAX_DURATION_S = 600.0
 MAX_FILE_BYTES = 512 * 1024 * 1024
-MAX_SAMPLE_RATE = 192_000  # with MAX_DURATION_S: at most 460 MB of decoded mono samples (x2 while joined)
+MAX_SAMPLE_RATE = 192_000  # with MAX_DURATION_S: at most 460 MB of decoded mono samples, whatever the file claims
 TARGET_RMS_DBFS = -23.0
 
 
@@ -129,21 +129,26 @@ def load_audio(path: str | os.PathLike, max_duration_s: float = MAX_DURATION_S) 
 
 
 def _decode_mono(path: Path, sample_rate: int, max_duration_s: float) -> np.ndarray:
-    """The file's samples mixed to mono, (N,) float32, decoded block by block (memory: the mono
-    signal, never every channel at once); AudioError past ``max_duration_s`` or on damaged data."""
+    """The file's samples mixed to mono, (N,) float32, decoded block by block into one array of
+    the length the file declares (memory: the mono signal, never every channel at once, never a
+    second copy); AudioError past ``max_duration_s`` or on damaged data."""
     import soundfile
 
-    blocks, total = [], 0
+    limit = int(max_duration_s * sample_rate)
     try:
         with soundfile.SoundFile(path) as f:
+            out = np.empty(f.frames if 0 < f.frames <= limit else 0, np.float32)
+            count = 0
             for block in f.blocks(blocksize=1 << 16, dtype="float32", always_2d=True):
-                blocks.append(block.mean(axis=1) if block.shape[1] > 1 else block[:, 0].copy())
-                total += len(block)
-                if total / sample_rate > max_duration_s:
+                if count + len(block) > limit:
                     raise AudioError(f"{path.name} is longer than {max_duration_s:.0f} s, the limit per clip; "
                                      "split it into lines.")
+                if count + len(block) > len(out):  # more than declared (MP3 estimates): grow by half
+                    out = np.concatenate([out[:count], np.empty(len(block) + len(out) // 2, np.float32)])
+                out[count:count + len(block)] = block.mean(axis=1) if block.shape[1] > 1 else block[:, 0]
+                count += len(block)
     except AudioError:
         raise
     except Exception:
         raise AudioError(f"{path.name} is corrupt or truncated and cannot be decoded.") from None
-    return np.concatenate(blocks) if blocks else np.zeros(0, np.float32)
+    return out[:count]
