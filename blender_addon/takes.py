@@ -37,11 +37,12 @@ def replace(arm_obj, index: int, result: dict, summary: str, sound_strip: str = 
         if action.users == 0:
             bpy.data.actions.remove(action)
     item.name = name  # on_rename: the new Actions are named after the take
-    _selecting_quietly = True  # apply_take made the new Actions play already
+    _selecting_quietly = True
     try:
         arm_obj.speech2flame_take_index = index
     finally:
         _selecting_quietly = False
+    activate(arm_obj, index)  # its frames on the timeline, its sound strip the one of the rig's takes that plays
 
 
 def activate(arm_obj, index: int, scene=None) -> list[str]:
