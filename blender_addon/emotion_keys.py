@@ -23,16 +23,10 @@ def keyed_curves(scene) -> dict:
     action = anim.action if anim is not None else None
     if action is None:
         return {}
-    curves = {}
-    for layer in action.layers:
-        for strip in layer.strips:
-            for bag in strip.channelbags:
-                if anim.action_slot is not None and bag.slot != anim.action_slot:
-                    continue
-                for fcurve in bag.fcurves:
-                    if fcurve.data_path in (EMOTION_PATH, INTENSITY_PATH) and len(fcurve.keyframe_points):
-                        curves[fcurve.data_path] = fcurve
-    return curves
+    from .take_writer import action_fcurves
+
+    return {fc.data_path: fc for fc in action_fcurves(action, anim.action_slot)
+            if fc.data_path in (EMOTION_PATH, INTENSITY_PATH) and len(fc.keyframe_points)}
 
 
 def emotion_schedule(scene, start_frame: int) -> list[list] | None:

@@ -163,12 +163,15 @@ def assign_actions(rig_object, armature_action, shape_action) -> list[str]:
     return kept
 
 
+def action_fcurves(action, slot=None) -> list:
+    """The F-curves of a layered ``action`` (only those of ``slot``'s channelbags when given)."""
+    return [fc for layer in action.layers for strip in layer.strips for bag in strip.channelbags
+            if slot is None or bag.slot == slot for fc in bag.fcurves]
+
+
 def _animated_paths(action) -> set[str]:
     """Data paths the layered ``action`` has F-curves for."""
-    if action is None:
-        return set()
-    return {fc.data_path for layer in action.layers for strip in layer.strips
-            for bag in strip.channelbags for fc in bag.fcurves}
+    return {fc.data_path for fc in action_fcurves(action)} if action is not None else set()
 
 
 def _rest_what_is_not_keyed(arm_obj, mesh_obj, armature_action, shape_action) -> None:
