@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import base64
-import binascii
 import dataclasses
 import hashlib
 import hmac
@@ -291,10 +290,7 @@ class ServerApp:
             filename = spec.get("filename", "audio.wav")
             if not isinstance(spec["data_b64"], str) or not isinstance(filename, str):
                 raise ApiError(400, "bad_audio", "audio.data_b64 and audio.filename must be strings.")
-            try:
-                data = base64.b64decode(spec["data_b64"], validate=True)
-            except (binascii.Error, ValueError):
-                raise ApiError(400, "bad_audio", "audio.data_b64 is not valid base64.") from None
+            data = _decoded(spec["data_b64"], "bad_audio", "audio")
             name = label = Path(filename).name or "audio.wav"
         sha256 = hashlib.sha256(data).hexdigest()
         audio = self.audio_cache.get(sha256)
@@ -369,10 +365,7 @@ class ServerApp:
                 raise ApiError(400, "unknown_rig", f"The server does not have the head model {_shown(filename)}; "
                                                    "send its bytes as rig.data_b64.")
             return head
-        try:
-            data = base64.b64decode(spec["data_b64"], validate=True)
-        except (TypeError, ValueError):
-            raise ApiError(400, "bad_rig", "rig.data_b64 is not valid base64.") from None
+        data = _decoded(spec["data_b64"], "bad_rig", "rig")
         key = ("upload", hashlib.sha256(data).hexdigest())
         head = self.head_cache.get(key)
         if head is None:
@@ -441,10 +434,7 @@ class ServerApp:
         if set(spec) - {"data_b64", "filename"} or not isinstance(spec.get("data_b64"), str) or \
                 not isinstance(filename, str) or not filename.lower().endswith(".npz"):
             raise ApiError(400, "bad_controls", "An uploaded style_ref takes data_b64 and a filename ending in .npz.")
-        try:
-            data = base64.b64decode(spec["data_b64"], validate=True)
-        except (binascii.Error, ValueError):
-            raise ApiError(400, "bad_controls", "style_ref.data_b64 is not valid base64.") from None
+        data = _decoded(spec["data_b64"], "bad_controls", "style_ref")
         path = Path(self._uploads.name) / f"{hashlib.sha256(data).hexdigest()[:16]}_{Path(filename).name}"
         if not path.is_file():  # whole or not at all: another job may send the same file meanwhile
             with tempfile.NamedTemporaryFile(dir=path.parent, delete=False) as scratch:
@@ -555,6 +545,14 @@ class ServerApp:
 
 
 # ----------------------------------------------------------------------------- HTTP
+
+
+def _decoded(data_b64, code: str, entry: str) -> bytes:
+    """The bytes of an upload's ``data_b64``; ApiError(400, ``code``) naming ``entry`` when it is not base64."""
+    try:
+        return base64.b64decode(data_b64, validate=True)
+    except (TypeError, ValueError):  # binascii.Error is a ValueError
+        raise ApiError(400, code, f"{entry}.data_b64 is not valid base64.") from None
 
 
 def _shut(sock) -> None:
