@@ -12,7 +12,17 @@ from pathlib import Path
 
 import bpy
 
-from .rig import find_rig
+from .rig import find_rig, meshes_deformed_by
+
+
+def _character(rig_object) -> list:
+    """The armature, the head mesh and the character's other meshes (eyes, teeth, hair...): those
+    parented, at any depth, to the armature or the head mesh and those its Armature modifiers
+    deform; only objects of the view layer."""
+    arm_obj, mesh_obj = find_rig(rig_object)
+    layer = set(bpy.context.view_layer.objects)
+    props = [*arm_obj.children_recursive, *mesh_obj.children_recursive, *meshes_deformed_by(arm_obj)]
+    return [arm_obj, mesh_obj, *dict.fromkeys(o for o in props if o.type == "MESH" and o in layer and o != mesh_obj)]
 
 
 @contextmanager
@@ -61,13 +71,13 @@ def _frame_range(frame_start: int | None, frame_end: int | None):
 
 
 def export_fbx(filepath: str, rig_object, frame_start: int | None = None, frame_end: int | None = None) -> Path:
-    """Write the rig (armature + head mesh) with its current take to ``filepath`` (.fbx).
+    """Write the rig (armature, head mesh and the character's other meshes, see ``_character``)
+    with its current take to ``filepath`` (.fbx).
 
     Bones keep their per-frame rotations, expression shape keys become FBX
     blend-shape channels with animated weights; Y-up, metres, no leaf bones.
     """
-    arm_obj, mesh_obj = find_rig(rig_object)
-    with _frame_range(frame_start, frame_end), _exporting([arm_obj, mesh_obj], filepath):
+    with _frame_range(frame_start, frame_end), _exporting(_character(rig_object), filepath):
         result = bpy.ops.export_scene.fbx(
             filepath=str(filepath), use_selection=True, object_types={"ARMATURE", "MESH"},
             use_mesh_modifiers=False,  # keep shape keys; the armature deforms in the target app
@@ -82,10 +92,10 @@ def export_fbx(filepath: str, rig_object, frame_start: int | None = None, frame_
 
 
 def export_alembic(filepath: str, rig_object, frame_start: int | None = None, frame_end: int | None = None) -> Path:
-    """Write the deformed head mesh, baked per frame, to ``filepath`` (.abc), Y-up, metres."""
-    arm_obj, mesh_obj = find_rig(rig_object)
+    """Write the deformed head mesh and the character's other meshes, baked per frame, to
+    ``filepath`` (.abc), Y-up, metres."""
     scene = bpy.context.scene
-    with _exporting([mesh_obj], filepath):
+    with _exporting(_character(rig_object)[1:], filepath):
         result = bpy.ops.wm.alembic_export(
             filepath=str(filepath), selected=True, as_background_job=False, init_scene_frame_range=False,
             start=frame_start if frame_start is not None else scene.frame_start,
@@ -105,13 +115,13 @@ def export_gltf(filepath: str, rig_object, frame_start: int | None = None, frame
     """
     import addon_utils
 
-    arm_obj, mesh_obj = find_rig(rig_object)
+    objects = _character(rig_object)
     was_on = addon_utils.check("io_scene_gltf2")[1]  # Blender's bundled glTF add-on; the animator may have it off
     if not was_on:
         addon_utils.enable("io_scene_gltf2", default_set=True)  # its operator reads its preferences
     binary = Path(filepath).suffix.lower() != ".gltf"
     try:
-        with _frame_range(frame_start, frame_end), _exporting([arm_obj, mesh_obj], filepath):
+        with _frame_range(frame_start, frame_end), _exporting(objects, filepath):
             result = bpy.ops.export_scene.gltf(
                 filepath=str(filepath), export_format="GLB" if binary else "GLTF_SEPARATE", use_selection=True,
                 export_apply=False,  # modifiers applied would drop the shape keys
@@ -131,8 +141,7 @@ def export_usd(filepath: str, rig_object, frame_start: int | None = None, frame_
     skeleton whose animation holds the bone rotations and the blend-shape (shape-key)
     weights at every frame of the range (time codes = scene frames, fps as time codes per
     second); Y-up, metres."""
-    arm_obj, mesh_obj = find_rig(rig_object)
-    with _frame_range(frame_start, frame_end), _exporting([arm_obj, mesh_obj], filepath):
+    with _frame_range(frame_start, frame_end), _exporting(_character(rig_object), filepath):
         result = bpy.ops.wm.usd_export(
             filepath=str(filepath), check_existing=False, selected_objects_only=True, export_animation=True,
             export_armatures=True, only_deform_bones=True, export_shapekeys=True, export_materials=False,

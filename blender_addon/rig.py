@@ -9,6 +9,8 @@ takes stay correct whatever the bone roll.
 
 from __future__ import annotations
 
+import itertools
+
 import bpy
 import numpy as np
 
@@ -153,14 +155,30 @@ def _add_vertex_group(mesh_obj, name: str, weights: np.ndarray) -> None:
         group.add(np.flatnonzero(weights == value).tolist(), float(value), "REPLACE")
 
 
+def meshes_deformed_by(arm_obj):
+    """Mesh objects linked to a scene whose Armature modifier deforms them with ``arm_obj`` (a generator)."""
+    for obj in bpy.data.objects:
+        if (obj.type == "MESH" and any(m.type == "ARMATURE" and m.object == arm_obj for m in obj.modifiers)
+                and obj.users_scene):
+            yield obj
+
+
+def _rig_armature(obj):
+    """The speech2flame armature that ``obj`` is, is parented to or is deformed by (Armature modifier), or None."""
+    owners = [obj] if obj.type == "ARMATURE" else [obj.parent,
+                                                   *(m.object for m in obj.modifiers if m.type == "ARMATURE")]
+    return next((o for o in owners if o is not None and o.type == "ARMATURE" and RIG_PROP in o), None)
+
+
 def find_rig(obj) -> tuple[bpy.types.Object, bpy.types.Object]:
-    """(armature, mesh) of the speech2flame rig that ``obj`` (armature or head mesh) belongs to."""
+    """(armature, mesh) of the speech2flame rig that ``obj`` (armature or head mesh) belongs to; the head
+    mesh is a child of the armature or, failing that, a mesh its Armature modifier deforms."""
     if obj is None:
         raise RigError("Select a speech2flame head rig (its armature or head mesh) first.")
-    arm_obj = obj if obj.type == "ARMATURE" else obj.parent
-    if arm_obj is None or arm_obj.type != "ARMATURE" or RIG_PROP not in arm_obj:
+    arm_obj = _rig_armature(obj)
+    if arm_obj is None:
         raise RigError(f"{obj.name} is not a speech2flame FLAME rig; add the demo head or import a head model.")
-    for child in arm_obj.children:
+    for child in itertools.chain(arm_obj.children, meshes_deformed_by(arm_obj)):
         if child.type == "MESH" and child.data.shape_keys is not None and RIG_PROP in child:
             missing = [b for b in hm.BONE_NAMES if b not in arm_obj.data.bones]
             if missing:

@@ -322,3 +322,94 @@ def test_gltf_export_works_with_blenders_gltf_add_on_off_and_leaves_it_off(demo_
         assert addon_utils.check("io_scene_gltf2") == (False, False)  # as the animator had it
     finally:
         addon_utils.enable("io_scene_gltf2", default_set=True)
+
+
+def _character_with_props(demo_head):
+    """Two rigs A and B and an unrelated cube; A has a take and, beside its head, an eyeball parented
+    to its left_eye bone, teeth parented to the armature, a hair card parented to the head mesh and a
+    tongue deformed by the armature (modifier only, not parented); B has an eyeball of its own."""
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    arm_a, arm_b = rig.build_rig(demo_head, name="A"), rig.build_rig(demo_head, name="B")
+    head_a = rig.find_rig(arm_a)[1]
+
+    def prop(name, parent=None, **settings):
+        bpy.ops.mesh.primitive_uv_sphere_add(radius=0.01, segments=8, ring_count=4)
+        obj = bpy.context.object
+        obj.name, obj.parent = name, parent
+        for key, value in settings.items():
+            setattr(obj, key, value)
+        return obj
+
+    prop("eyeball_L", arm_a, parent_type="BONE", parent_bone="left_eye")
+    prop("teeth", arm_a)
+    prop("hair_card", head_a)
+    tongue = prop("tongue")
+    tongue.vertex_groups.new(name="jaw").add(range(len(tongue.data.vertices)), 1.0, "REPLACE")
+    tongue.modifiers.new("Armature", "ARMATURE").object = arm_a
+    prop("cube_unrelated")
+    prop("eyeball_B", arm_b)
+    take_writer.apply_take(smooth_take(demo_head), arm_a)
+    return arm_a
+
+
+CHARACTER_A = {"A_mesh", "eyeball_L", "teeth", "hair_card", "tongue"}
+
+
+def test_every_export_holds_the_characters_other_meshes(demo_head, tmp_path):
+    """Eyes, teeth, hair and tongue (parented to a bone, the armature or the head mesh, or deformed by
+    the armature) go into the FBX, glTF, USD and Alembic files; the cube and rig B's eyeball do not;
+    the eyeball follows its bone in the FBX."""
+    import pygltflib
+
+    arm_a = _character_with_props(demo_head)
+    fbx_path = export.export_fbx(str(tmp_path / "a.fbx"), arm_a)
+    glb_path = export.export_gltf(str(tmp_path / "a.glb"), arm_a)
+    usd_path = export.export_usd(str(tmp_path / "a.usdc"), arm_a)
+    abc_path = export.export_alembic(str(tmp_path / "a.abc"), arm_a)
+
+    times = [(START + f) / FPS for f in SAMPLES]
+    probe = subprocess.run([sys.executable, str(Path(__file__).with_name("fbx_probe.py")), str(fbx_path),
+                            *map(str, times)], capture_output=True, text=True, timeout=120)
+    assert probe.returncode == 0, probe.stderr
+    fbx = json.loads(probe.stdout)
+    assert set(fbx["mesh_nodes"]) == CHARACTER_A
+    world = np.array([[f["world_position"][name] for name in ("eyeball_L", "left_eye")] for f in fbx["frames"]])
+    rotation = np.array([f["bone_world_rotation"]["left_eye"] for f in fbx["frames"]])
+    in_bone = np.einsum("fji,fj->fi", rotation, world[:, 0] - world[:, 1])  # the eyeball in its bone's frame
+    size = np.linalg.norm(in_bone[0])
+    assert np.linalg.norm(np.ptp(world[:, 0], axis=0)) > 0.05 * size  # the take moves the eyeball...
+    np.testing.assert_allclose(in_bone, in_bone[[0] * len(in_bone)], atol=1e-3 * size)  # ...with its bone
+
+    gltf = pygltflib.GLTF2().load(str(glb_path))
+    assert {n.name for n in gltf.nodes if n.mesh is not None} == CHARACTER_A
+
+    probe = subprocess.run([sys.executable, str(Path(__file__).with_name("usd_probe.py")), str(usd_path)],
+                           capture_output=True, text=True, timeout=120)
+    assert probe.returncode == 0, probe.stderr
+    usd = json.loads(probe.stdout.strip().splitlines()[-1])
+    assert {path.split("/")[-2] for path in usd["mesh_paths"]} == CHARACTER_A  # Xform (object) / Mesh (data)
+
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    assert bpy.ops.wm.alembic_import(filepath=str(abc_path), as_background_job=False) == {"FINISHED"}
+    assert {o.name for o in bpy.context.scene.objects if o.type == "MESH"} == CHARACTER_A
+
+
+def test_a_head_deformed_only_through_its_armature_modifier_is_found(demo_head):
+    """A head mesh unparented from its armature (Armature modifier only) still makes a rig, from the
+    armature or the mesh; a second rig stays apart; without the modifier the usual errors come."""
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    arm_a, arm_b = rig.build_rig(demo_head, name="A"), rig.build_rig(demo_head, name="B")
+    head_a, head_b = rig.find_rig(arm_a)[1], rig.find_rig(arm_b)[1]
+    world = head_a.matrix_world.copy()
+    head_a.parent = None
+    head_a.matrix_world = world
+    assert rig.find_rig(arm_a) == (arm_a, head_a) and rig.find_rig(head_a) == (arm_a, head_a)
+    assert rig.find_rig(arm_b) == (arm_b, head_b) and rig.find_rig(head_b) == (arm_b, head_b)
+    take_writer.apply_take(smooth_take(demo_head), head_a)
+    assert head_a.data.shape_keys.animation_data.action is not None and arm_b.animation_data is None
+
+    head_a.modifiers.remove(head_a.modifiers["Armature"])
+    with pytest.raises(rig.RigError, match="^Rig A has no head mesh with shape keys.$"):
+        rig.find_rig(arm_a)
+    with pytest.raises(rig.RigError, match="^A_mesh is not a speech2flame FLAME rig; "):
+        rig.find_rig(head_a)

@@ -31,4 +31,5 @@ print(json.dumps({
     "weights": np.array([list(anim.GetBlendShapeWeightsAttr().Get(t)) for t in times]).tolist(),
     "jaw": jaw, "jaw_rest": quat(jaw_rest),
     "meshes": sum(1 for p in stage.Traverse() if p.IsA(UsdGeom.Mesh)),
+    "mesh_paths": [str(p.GetPath()) for p in stage.Traverse() if p.IsA(UsdGeom.Mesh)],
 }))
