@@ -17,7 +17,7 @@ from .backend_client import BackendClient, BackendError, JobWatcher
 from .core import head_model as hm
 from .core import take as take_module
 from .rig import RigError, build_rig, find_rig
-from .take_writer import all_strips, apply_take
+from .take_writer import all_strips, apply_take, discard, driven_channels, rig_problem, sound_key
 
 HEAD_PROP = "speech2flame_head"
 """Custom property on a rig: the head model the backend should use ("demo" or a file path)."""
@@ -105,7 +105,14 @@ class SPEECH2FLAME_OT_import_head_model(bpy.types.Operator, ImportHelper):
 
 
 def audio_source(context) -> tuple[str, int, bool]:
-    """(audio file path, start frame, whether a sound strip must be added) from the settings."""
+    """(audio file path, start frame, whether the take's sound is a strip of ours: one is added at
+    the start frame unless there) from the settings.
+
+    Sound Strip: what the strip plays, from where it is heard (:func:`_strip_audio`). File: from
+    the scene's first frame, with a strip of ours there; but when the file already plays in the
+    edit as one of the animator's strips (not muted; the one in the scene's frame range, else the
+    earliest), the take follows that strip as with Sound Strip and no strip is added: the edit
+    decides when the line is heard, and a strip of ours would play it twice (or out of sync)."""
     settings = _settings(context)
     if settings.audio_source == "SCENE":  # the strips already play: none to add
         return scene_sound.mixdown(context.scene, settings.mix_channel), context.scene.frame_start, False
@@ -113,19 +120,44 @@ def audio_source(context) -> tuple[str, int, bool]:
         strip = next((s for s in all_strips(context.scene) if s.name == settings.sound_strip), None)
         if strip is None or strip.type != "SOUND":
             raise BackendError("Choose a sound strip of the Video Sequencer, or switch the audio source to File.")
-        if strip.frame_start < 0:
-            raise BackendError(f"The sound strip {strip.name} starts at frame {int(strip.frame_start)}, before "
-                               "Blender's first frame 0; move it to frame 0 or later.")
-        path = os.path.abspath(bpy.path.abspath(strip.sound.filepath))
-        if strip.sound.packed_file is not None and not os.path.isfile(path):
-            path = _unpacked_copy(strip.sound)  # audio packed in the .blend (scene.blend of the CLI does that)
-        return path, int(strip.frame_start), False
+        return (*_strip_audio(context.scene, strip), False)
     if not settings.audio_path:
         raise BackendError("Choose an audio file first.")
     path = os.path.abspath(bpy.path.abspath(settings.audio_path))
     if not os.path.isfile(path):
         raise BackendError(f"Audio file not found: {path}.")
+    theirs = [s for s in _strips_of_file(context.scene, path) if not sound_key(s) and not s.mute]
+    if theirs:
+        return (*_strip_audio(context.scene, theirs[0]), False)
     return path, context.scene.frame_start, True
+
+
+def _strip_audio(scene, strip) -> tuple[str, int]:
+    """(audio file path, first scene frame) of what sound ``strip`` plays: its file from its first
+    frame when it plays all of it at normal speed (:func:`scene_sound.plays_whole`), else the part
+    heard, mixed down (:func:`scene_sound.strip_mixdown`), from frame_final_start. Raises
+    BackendError (one sentence) when it is heard before frame 0."""
+    if strip.frame_final_start < 0:
+        raise BackendError(f"The sound strip {strip.name} is heard from frame {strip.frame_final_start}, before "
+                           "Blender's first frame 0; move it to frame 0 or later.")
+    if not scene_sound.plays_whole(strip):
+        return scene_sound.strip_mixdown(scene, strip), strip.frame_final_start
+    path = _sound_path(strip.sound)
+    if strip.sound.packed_file is not None and not os.path.isfile(path):
+        path = _unpacked_copy(strip.sound)  # audio packed in the .blend (scene.blend of the CLI does that)
+    return path, strip.frame_final_start
+
+
+def _sound_path(sound) -> str:
+    """The absolute path of a sound datablock's file (a path relative to its .blend resolved)."""
+    return os.path.abspath(bpy.path.abspath(sound.filepath, library=sound.library))
+
+
+def _strips_of_file(scene, path: str) -> list:
+    """The sound strips of ``scene`` playing the file at ``path`` (absolute): those in the scene's
+    frame range first, then by the frame they are heard from."""
+    strips = [s for s in all_strips(scene) if s.type == "SOUND" and s.sound and _sound_path(s.sound) == path]
+    return sorted(strips, key=lambda s: (not scene_sound.in_range(s, scene), s.frame_final_start))
 
 
 def _unpacked_copy(sound) -> str:
@@ -223,7 +255,10 @@ class SPEECH2FLAME_OT_generate(bpy.types.Operator):
     def _submit(self, context) -> None:
         global _cancel_requested
         _cancel_requested = False
-        self.arm_obj, _mesh = _target_rig(context)
+        self.arm_obj, mesh_obj = _target_rig(context)
+        problem = rig_problem(self.arm_obj, mesh_obj)  # before the backend works for nothing
+        if problem:
+            raise RigError(problem)
         self.audio_path, self.start_frame, self.add_sound = audio_source(context)
         settings = _settings(context)
         self.strip_name = settings.sound_strip if settings.audio_source == "STRIP" else ""
@@ -255,28 +290,41 @@ class SPEECH2FLAME_OT_generate(bpy.types.Operator):
             path.write_bytes(data)
             take = take_module.Take.load(path)
         settings = _settings(context)
-        existing = next((s for s in all_strips(context.scene) if getattr(s, "sound", None)
-                         and os.path.abspath(bpy.path.abspath(s.sound.filepath)) == self.audio_path), None)
+        existing = self.add_sound and next((s for s in _strips_of_file(context.scene, self.audio_path) if sound_key(s)
+                                            and s.frame_final_start == self.start_frame and scene_sound.plays_whole(s)),
+                                           None)  # a strip of ours playing the file from the take's start
         result = apply_take(take, self.arm_obj, name=f"{self.arm_obj.name}_{settings.engine}_{settings.emotion}",
-                            scene=context.scene, sound_path=self.audio_path if self.add_sound and not existing else None,
+                            scene=context.scene, set_frame_range=False,
+                            sound_path=self.audio_path if self.add_sound and not existing else None,
                             reduce_keys=settings.reduce_keys)
         settings.heard_words = take.metadata.get("heard_words") or ""
         emotion = "keyed emotion" if take.metadata.get("controls", {}).get("emotion_schedule") else \
             f"{settings.emotion} {settings.intensity:.1f}"
         summary = f"{settings.engine}, {emotion}, {self.audio_name}"
-        strip = result["sound_strip"] or (existing if self.add_sound else None)
-        strip_name = strip.name if strip is not None else self.strip_name
-        if settings.replace_take and 0 <= self.arm_obj.speech2flame_take_index < len(self.arm_obj.speech2flame_takes):
-            takes.replace(self.arm_obj, self.arm_obj.speech2flame_take_index, result, summary, strip_name)
-        else:
-            takes.record(self.arm_obj, result, summary, strip_name)
+        strip = result["sound_strip"] or existing or next(
+            (s for s in all_strips(context.scene) if self.strip_name and s.name == self.strip_name), None)
+        strip_name = sound_key(strip)  # "" for the animator's own strips: switching takes leaves them alone
+        try:
+            if settings.replace_take and 0 <= self.arm_obj.speech2flame_take_index < len(self.arm_obj.speech2flame_takes):
+                takes.replace(self.arm_obj, self.arm_obj.speech2flame_take_index, result, summary, strip_name)
+            else:
+                takes.record(self.arm_obj, result, summary, strip_name)
+        except Exception as exc:  # e.g. a take list Blender will not let us change: leave the scene as it was
+            discard(result)
+            raise RigError(f"The take could not be added to the take list of {self.arm_obj.name} ({exc}); "
+                           "nothing was changed.") from None
         elapsed = time.perf_counter() - self.started
         message = f"Take {result['armature_action'].name}: {take.num_frames} frames in {elapsed:.2f} s."
         if take.metadata.get("retargeted_from"):
             message += " Carried over from the demo head's named channels onto this rig's expression basis."
         if result["kept_actions"]:
-            message += f" Your Action {', '.join(result['kept_actions'])} is kept (fake user) in the file."
-        self.report({"INFO"}, message)
+            message += (f" Your Action {', '.join(result['kept_actions'])} now plays on an NLA track under the "
+                        "takes, for what they do not key.")
+        self.report({"INFO"}, " ".join([message, *result["notes"]]))
+        driven = driven_channels(*find_rig(self.arm_obj), [result["armature_action"], result["shape_action"]])
+        if driven:
+            self.report({"WARNING"}, f"Drivers set {', '.join(driven[:5])}{' and more' if len(driven) > 5 else ''}"
+                                     " instead of the take's keys; remove or mute them to see the take.")
         for warning in take.metadata.get("warnings", []):  # e.g. a transcript that does not fit the audio
             self.report({"WARNING"}, warning)
         if self.left_out:  # Scene Sound: strips muted (by the animator, or by switching takes)

@@ -19,18 +19,23 @@ ENGINE_ITEMS = [
 ]
 
 
+OVERRIDABLE = {"LIBRARY_OVERRIDABLE"}
+
+
 def _is_rig(_self, obj) -> bool:
     return obj.type == "ARMATURE" and RIG_PROP in obj
 
 
 class Speech2FlameTake(bpy.types.PropertyGroup):
-    """One generated take on a rig: the pair of Actions it wrote."""
+    """One generated take on a rig: the pair of Actions it wrote. Overridable, so a rig linked into a
+    shot file through a library override keeps its takes there."""
 
-    name: StringProperty(name="Name", description="Name of this take", update=takes.on_rename)
-    armature_action: PointerProperty(type=bpy.types.Action, name="Bone Action")
-    shape_action: PointerProperty(type=bpy.types.Action, name="Shape-Key Action")
-    summary: StringProperty(name="Summary", description="Engine, emotion and audio of this take")
-    sound_strip: StringProperty(name="Sound Strip", description="The sound strip playing this take's audio")
+    name: StringProperty(name="Name", description="Name of this take", update=takes.on_rename, override=OVERRIDABLE)
+    armature_action: PointerProperty(type=bpy.types.Action, name="Bone Action", override=OVERRIDABLE)
+    shape_action: PointerProperty(type=bpy.types.Action, name="Shape-Key Action", override=OVERRIDABLE)
+    summary: StringProperty(name="Summary", description="Engine, emotion and audio of this take", override=OVERRIDABLE)
+    sound_strip: StringProperty(name="Sound Strip", description="The sound strip playing this take's audio",
+                                override=OVERRIDABLE)
 
 
 class Speech2FlameSettings(bpy.types.PropertyGroup):
@@ -107,8 +112,10 @@ def register() -> None:
     for cls in CLASSES:
         bpy.utils.register_class(cls)
     bpy.types.Scene.speech2flame = PointerProperty(type=Speech2FlameSettings)
-    bpy.types.Object.speech2flame_takes = CollectionProperty(type=Speech2FlameTake)
-    bpy.types.Object.speech2flame_take_index = IntProperty(name="Take", default=0, update=takes.on_select)
+    bpy.types.Object.speech2flame_takes = CollectionProperty(type=Speech2FlameTake,
+                                                             override={"LIBRARY_OVERRIDABLE", "USE_INSERTION"})
+    bpy.types.Object.speech2flame_take_index = IntProperty(name="Take", default=0, update=takes.on_select,
+                                                           override=OVERRIDABLE)
 
 
 def unregister() -> None:

@@ -13,6 +13,7 @@ import json
 import bpy
 import numpy as np
 
+from .core import head_model as hm
 from .core import rotations
 from .core import take as take_module
 from .rig import (EXPRESSIONS_PROP, FLAME_TO_BLENDER, JOINT_SHIFTS_PROP, POSE_CORRECTIVE_NAMES, RigError,
@@ -141,26 +142,70 @@ def unique_action_name(base: str) -> str:
     return f"{base}.{n:03d}"
 
 
-def assign_actions(rig_object, armature_action, shape_action) -> list[str]:
+def assign_actions(rig_object, armature_action, shape_action, undo: list | None = None) -> list[str]:
     """Make this pair of take Actions the rig's active animation (bones and shape keys).
 
-    An Action of the animator's own (not a take) that they replace is kept with a fake user,
-    so it is saved with the file and can be assigned again; returns the names of those."""
+    An Action of the animator's own (not a take) that they replace goes onto a new NLA track at
+    the bottom of its datablock's stack, so what the take does not key (body bones, corrective
+    shape keys) keeps playing under it, and is kept with a fake user; returns the names of those.
+    Bone locations the previous take keyed and this one does not go back to rest (0).
+    ``undo``: a list to which (animation data, its previous Action and slot, the NLA track added
+    or None) is appended per datablock, for :func:`discard`."""
     arm_obj, mesh_obj = find_rig(rig_object)
-    kept = []
+    kept, previous = [], {}
     for datablock, action in ((arm_obj, armature_action), (mesh_obj.data.shape_keys, shape_action)):
         if action is None:
             continue
         anim = datablock.animation_data or datablock.animation_data_create()
-        current = anim.action
-        if current is not None and current != action and TAKE_PROP not in current and not current.use_fake_user:
+        current, track = anim.action, None
+        previous[datablock.as_pointer()] = current
+        if undo is not None:
+            undo.append([anim, current, anim.action_slot, None])
+        if current is not None and current != action and TAKE_PROP not in current:
+            if not any(strip.action == current for track in anim.nla_tracks for strip in track.strips):
+                track = _play_under_takes(anim, current)
+                if undo is not None:
+                    undo[-1][3] = track
             current.use_fake_user = True
             kept.append(current.name)
         anim.action = action
         if len(action.slots):
             anim.action_slot = action.slots[0]
-    _rest_what_is_not_keyed(arm_obj, mesh_obj, armature_action, shape_action)
+    _rest_what_is_not_keyed(arm_obj, mesh_obj, armature_action, shape_action,
+                            previous.get(arm_obj.as_pointer()))
     return kept
+
+
+def _play_under_takes(anim, action):
+    """Put the animator's ``action`` on a new NLA track (named after it) on top of the NLA stack:
+    one strip at the action's own frames, holding its ends. The track plays as the action did
+    when it was active (over the other tracks), and the take's Action plays over it."""
+    slot = anim.action_slot
+    track = anim.nla_tracks.new()
+    track.name = action.name
+    strip = track.strips.new(action.name, int(action.frame_range[0]), action)
+    if slot is not None and hasattr(strip, "action_slot"):
+        strip.action_slot = slot
+    return track
+
+
+def discard(result: dict) -> None:
+    """Take back what :func:`apply_take` did (its ``result``): the Actions it made are deleted,
+    the previous ones play again, NLA tracks it added and a sound strip it added are removed.
+    For a step after apply_take that failed (the scene is left as it was, bar make_keyable's overrides)."""
+    for anim, action, slot, track in reversed(result.get("undo", [])):
+        if track is not None:
+            anim.nla_tracks.remove(track)
+        anim.action = action
+        if action is not None and slot is not None:
+            anim.action_slot = slot
+    for action in (result.get("armature_action"), result.get("shape_action")):
+        if action is not None:
+            bpy.data.actions.remove(action)
+    strip = result.get("sound_strip")
+    if strip is not None:
+        editor = strip.id_data.sequence_editor
+        (editor.strips if hasattr(editor, "strips") else editor.sequences).remove(strip)
 
 
 def action_fcurves(action, slot=None) -> list:
@@ -174,20 +219,79 @@ def _animated_paths(action) -> set[str]:
     return {fc.data_path for fc in action_fcurves(action)} if action is not None else set()
 
 
-def _rest_what_is_not_keyed(arm_obj, mesh_obj, armature_action, shape_action) -> None:
+def _rest_what_is_not_keyed(arm_obj, mesh_obj, armature_action, shape_action, previous_action=None) -> None:
     """Set the rig's channels the new Actions do not key to rest (0): with no F-curve, Blender
     would keep what the previous take left there (e.g. detail shape keys made by a later take,
-    switching back to an earlier one)."""
+    switching back to an earlier one). Bones: only the locations of the face bones that the
+    ``previous_action`` (when it is a take) keyed; the animator's own poses stay."""
     keyed = _animated_paths(shape_action)
     ours = {*arm_obj.get(EXPRESSIONS_PROP, ()), *POSE_CORRECTIVE_NAMES}
     for block in mesh_obj.data.shape_keys.key_blocks[1:]:
         if (block.name in ours or block.name.startswith("detail_")) and \
                 f'key_blocks["{block.name}"].value' not in keyed:
             block.value = 0.0
-    keyed = _animated_paths(armature_action)
-    for bone in arm_obj.pose.bones:
-        if f'pose.bones["{bone.name}"].location' not in keyed:
-            bone.location = (0.0, 0.0, 0.0)
+    if previous_action is None or TAKE_PROP not in previous_action:
+        return
+    left = _animated_paths(previous_action) - _animated_paths(armature_action)
+    for bone_name in hm.BONE_NAMES:
+        if f'pose.bones["{bone_name}"].location' in left and bone_name in arm_obj.pose.bones:
+            arm_obj.pose.bones[bone_name].location = (0.0, 0.0, 0.0)
+
+
+def rig_problem(arm_obj, mesh_obj) -> str | None:
+    """Why a take cannot be written onto this rig (one sentence), or None: objects linked from a
+    library without an override, a head mesh sharing its data with another head (a linked
+    duplicate: both faces would move), the NLA in tweak mode."""
+    for obj in (arm_obj, mesh_obj):
+        if obj.library is not None:
+            return (f"{obj.name} is linked from {obj.library.filepath} and cannot be animated in this file; make a "
+                    "library override of the character (Object > Library Override > Make > Selected & Content) "
+                    "and generate again.")
+    if mesh_obj.data.library is None:  # linked data gets an override of its own (make_keyable)
+        others = [o.name for o in bpy.data.objects if o.data == mesh_obj.data and o != mesh_obj and o.library is None]
+        if others:
+            return (f"The head mesh {mesh_obj.name} shares its data with {others[0]} (a linked duplicate): a take "
+                    "would move both faces; make it single-user (Object > Relations > Make Single User > Object "
+                    "& Data) and generate again.")
+    for datablock in (arm_obj, mesh_obj.data.shape_keys):
+        anim = datablock.animation_data
+        if anim is not None and anim.use_tweak_mode:
+            return (f"The NLA of {datablock.name} is in tweak mode; leave it (Tab in the NLA editor) and generate "
+                    "again.")
+    return None
+
+
+def make_keyable(arm_obj, mesh_obj) -> list[str]:
+    """Make a rig that came in through a library override able to take keys: the override of the
+    armature and the head mesh made editable, and the head mesh's data (with its shape keys),
+    still linked from the library, given an override of its own. Returns a sentence per change."""
+    notes = []
+    for obj in (arm_obj, mesh_obj):
+        if obj.override_library is not None and obj.override_library.is_system_override:
+            obj.override_library.is_system_override = False
+            notes.append(f"Made the library override {obj.name} editable.")
+    if mesh_obj.data.library is not None:
+        try:
+            mesh_obj.data = mesh_obj.data.override_create(remap_local_usages=False)
+        except Exception:  # RuntimeError or TypeError: Blender could not override it
+            raise RigError(f"The shape keys of {mesh_obj.name} come from {mesh_obj.data.library.filepath} and "
+                           "cannot be keyed here; make its mesh data a library override and generate again.") from None
+        notes.append(f"Gave the head mesh {mesh_obj.name} an override of its mesh data, so its shape keys can be keyed.")
+    return notes
+
+
+def driven_channels(arm_obj, mesh_obj, actions) -> list[str]:
+    """Names of the channels the take ``actions`` key that a driver sets instead (drivers win over
+    keys): shape keys, and bones of the rig."""
+    keyed = set().union(*(_animated_paths(a) for a in actions))
+    driven = []
+    for datablock in (arm_obj, mesh_obj.data.shape_keys):
+        anim = datablock.animation_data
+        for fcurve in (anim.drivers if anim is not None else ()):
+            if fcurve.data_path in keyed or any(path.startswith(fcurve.data_path + ".") for path in keyed):
+                name = fcurve.data_path.split('"')[1] if '"' in fcurve.data_path else fcurve.data_path
+                driven.append(name)
+    return sorted(set(driven))
 
 
 def apply_take(take: "take_module.Take", rig_object, name: str | None = None, scene=None, set_frame_range: bool = True,
@@ -204,12 +308,16 @@ def apply_take(take: "take_module.Take", rig_object, name: str | None = None, sc
     or with ``reduce_keys`` only where they are needed for the curves to stay within
     KEY_TOLERANCES of the take (linear between keys; easier to edit by hand).
     Returns {"armature_action", "shape_action", "frame_start", "frame_end", "sound_strip",
-    "kept_actions"} (the last: names of the animator's own Actions it replaced, see
-    :func:`assign_actions`).
-    Raises RigError when the take drives expression channels the rig lacks.
+    "kept_actions", "notes"} (names of the animator's own Actions it replaced, see
+    :func:`assign_actions`; sentences saying what :func:`make_keyable` changed).
+    Raises RigError (nothing changed) when the take drives expression channels the rig lacks or
+    :func:`rig_problem` finds one.
     """
     take.validate()
     arm_obj, mesh_obj = find_rig(rig_object)
+    problem = rig_problem(arm_obj, mesh_obj)
+    if problem:
+        raise RigError(problem)
     scene = scene or bpy.context.scene
     key = mesh_obj.data.shape_keys
     missing = [n for n in take.expression_names if n not in key.key_blocks]
@@ -226,6 +334,8 @@ def apply_take(take: "take_module.Take", rig_object, name: str | None = None, sc
     if last > take_module.MAX_FRAME:
         raise RigError(f"The take would run from frame {take.frame_offset} to {last}, outside Blender's frames "
                        f"(up to {take_module.MAX_FRAME}); start it earlier.")
+    notes = make_keyable(arm_obj, mesh_obj)
+    key = mesh_obj.data.shape_keys  # the override's, when make_keyable gave the mesh one
     frames = take.frame_offset + np.arange(take.num_frames, dtype=np.float32)
     tolerance = KEY_TOLERANCES if reduce_keys else {}
     base = name or f"{arm_obj.name}_take"
@@ -248,8 +358,9 @@ def apply_take(take: "take_module.Take", rig_object, name: str | None = None, sc
         _widen_slider(key.key_blocks[channel], values)
         shape.add_curves(f'key_blocks["{channel}"].value', frames, values, "Detail", tolerance.get("value"))
 
-    # Bones: quaternions in each bone's local frame; locations for the root translation and for
-    # joints the expressions move (every take keys them, zeros included).
+    # Bones: quaternions in each bone's local frame; locations for the root translation (when the
+    # take has one: else the head stays where the animator put it) and for joints the expressions
+    # move (every take of such a rig keys them, zeros included).
     rest = {bone.name: np.array(bone.matrix_local.to_3x3()) for bone in arm_obj.data.bones}
     bones = _ActionBuilder(unique_action_name(base), "OBJECT", arm_obj)
     for bone_name, quats in take_bone_quaternions(take, rest).items():
@@ -258,24 +369,28 @@ def apply_take(take: "take_module.Take", rig_object, name: str | None = None, sc
                          tolerance.get("rotation_quaternion"))
     shift = _joint_shift(arm_obj, weights)
     for bone_name, location in take_bone_locations(take, rest, shift).items():
-        if bone_name == "root" or shift is not None:
+        if shift is not None or (bone_name == "root" and take.global_trans is not None):
             bones.add_curves(f'pose.bones["{bone_name}"].location', frames, location, bone_name,
                              tolerance.get("location"))
 
     for builder in (bones, shape):
         builder.action[TAKE_PROP] = meta
         builder.action.use_fake_user = True  # earlier takes survive save/reload
-    kept = assign_actions(arm_obj, bones.action, shape.action)
-
     frame_start, frame_end = int(frames[0]), int(frames[-1])
-    if set_frame_range:
-        fps = float(take.fps)
-        scene.render.fps = max(1, int(round(fps)))
-        scene.render.fps_base = scene.render.fps / fps
-        scene.frame_start, scene.frame_end = frame_start, frame_end
-    strip = add_sound_strip(scene, sound_path, frame_start) if sound_path else None
-    return {"armature_action": bones.action, "shape_action": shape.action,
-            "frame_start": frame_start, "frame_end": frame_end, "sound_strip": strip, "kept_actions": kept}
+    result = {"armature_action": bones.action, "shape_action": shape.action, "frame_start": frame_start,
+              "frame_end": frame_end, "sound_strip": None, "kept_actions": [], "notes": notes, "undo": []}
+    try:
+        result["kept_actions"] = assign_actions(arm_obj, bones.action, shape.action, result["undo"])
+        if set_frame_range:
+            fps = float(take.fps)
+            scene.render.fps = max(1, int(round(fps)))
+            scene.render.fps_base = scene.render.fps / fps
+            scene.frame_start, scene.frame_end = frame_start, frame_end
+        result["sound_strip"] = add_sound_strip(scene, sound_path, frame_start) if sound_path else None
+    except BaseException:
+        discard(result)
+        raise
+    return result
 
 
 def _rig_expression_weights(take: "take_module.Take", arm_obj, key) -> dict[str, np.ndarray]:
@@ -338,9 +453,39 @@ def all_strips(scene) -> list:
     return list(editor.strips_all if hasattr(editor, "strips_all") else editor.sequences_all)
 
 
+SOUND_PROP = "speech2flame_sound"
+"""Custom property on each sound strip the add-on adds (:func:`add_sound_strip`): the key its
+takes know it by (their ``sound_strip``): its name when added, kept when the animator renames it."""
+
+
+def sound_key(strip) -> str:
+    """The key of a sound strip the add-on added (:data:`SOUND_PROP`), "" for any other strip
+    (the animator's own: take switching never mutes those). A strip of a file from before the
+    key is ours when named ``speech2flame_audio...`` (as the add-on named them), its name the key."""
+    if strip is None:
+        return ""
+    return strip.get(SOUND_PROP) or (strip.name if strip.name.startswith("speech2flame_audio") else "")
+
+
 def add_sound_strip(scene, sound_path: str, frame_start: int, channel: int = 1):
-    """Add ``sound_path`` as a VSE sound strip starting at ``frame_start``; returns the strip."""
+    """Add ``sound_path`` as a VSE sound strip starting at ``frame_start``, marked as ours
+    (:data:`SOUND_PROP`, a name no strip and no take of the file uses); returns the strip. Its path
+    is relative to the .blend (``//``) when the file is saved and the sound is on its drive, so the
+    project folder can move."""
+    used = {key for strip in all_strips(scene) for key in (strip.name, sound_key(strip))}
+    used |= {take.sound_strip for obj in bpy.data.objects for take in getattr(obj, "speech2flame_takes", ())}
+    name, number = "speech2flame_audio", 0
+    while name in used:  # a key of a deleted strip that a take still names is not given again
+        number += 1
+        name = f"speech2flame_audio.{number:03d}"
+    path = str(sound_path)
+    if bpy.data.filepath:
+        try:
+            path = bpy.path.relpath(path)
+        except ValueError:  # another drive (Windows)
+            pass
     editor = scene.sequence_editor or scene.sequence_editor_create()
     strips = editor.strips if hasattr(editor, "strips") else editor.sequences  # 4.4+ / older
-    return strips.new_sound(name="speech2flame_audio", filepath=str(sound_path), channel=channel,
-                            frame_start=int(frame_start))
+    strip = strips.new_sound(name=name, filepath=path, channel=channel, frame_start=int(frame_start))
+    strip[SOUND_PROP] = strip.name
+    return strip

@@ -5,7 +5,7 @@ from __future__ import annotations
 import bpy
 
 from .rig import find_rig
-from .take_writer import all_strips, assign_actions
+from .take_writer import SOUND_PROP, all_strips, assign_actions, sound_key
 
 
 _selecting_quietly = False  # set while the list's selection moves without switching the animation
@@ -13,7 +13,8 @@ _selecting_quietly = False  # set while the list's selection moves without switc
 
 def record(arm_obj, result: dict, summary: str, sound_strip: str = "") -> None:
     """Add the Actions written by ``take_writer.apply_take`` to the rig's take list and select
-    it; ``sound_strip``: the name of the strip playing its audio (muted when another take is active)."""
+    it; ``sound_strip``: the key (``take_writer.sound_key``) of the sound strip the add-on added
+    for its audio, "" for none (muted while another take of the rig is active)."""
     item = arm_obj.speech2flame_takes.add()
     item.armature_action = result["armature_action"]
     item.shape_action = result["shape_action"]
@@ -47,21 +48,32 @@ def replace(arm_obj, index: int, result: dict, summary: str, sound_strip: str = 
 
 def activate(arm_obj, index: int, scene=None) -> list[str]:
     """Make take ``index`` the active animation of the rig (bones and shape keys), the scene's
-    frame range its frames, and its sound strip the only one of this rig's takes that plays;
-    returns the names of the animator's own Actions it replaced (kept, see
+    preview range its frames (the timeline plays it; the scene's own range stays), and its sound
+    strip the only one of this rig's takes that plays; returns the names of the animator's own Actions it replaced (kept, see
     ``take_writer.assign_actions``)."""
     item = arm_obj.speech2flame_takes[index]
     kept = assign_actions(arm_obj, item.armature_action, item.shape_action)
     scene = scene or bpy.context.scene
     if scene is not None and item.armature_action is not None:  # the timeline plays the whole take
         first, last = item.armature_action.frame_range
-        scene.frame_start, scene.frame_end = max(0, int(round(first))), max(0, int(round(last)))
-    if item.sound_strip and scene is not None:
+        scene.use_preview_range = True  # the shot's own range (render, export of the scene) stays
+        scene.frame_preview_start, scene.frame_preview_end = max(0, int(round(first))), max(0, int(round(last)))
+    if item.sound_strip and scene is not None:  # only strips the add-on added (take_writer.sound_key)
         ours = {take.sound_strip for take in arm_obj.speech2flame_takes if take.sound_strip}
+        others = _played_by_others(arm_obj, scene)  # a strip another character's take plays stays on
         for strip in all_strips(scene):
-            if strip.name in ours:
-                strip.mute = strip.name != item.sound_strip
+            key = sound_key(strip)
+            if key in ours:
+                strip[SOUND_PROP] = key  # a strip from before the key: renaming it no longer loses it
+                if key == item.sound_strip or key not in others:
+                    strip.mute = key != item.sound_strip
     return kept
+
+
+def _played_by_others(arm_obj, scene) -> set[str]:
+    """Keys of the sound strips that the active takes of ``scene``'s other rigs play."""
+    return {item.sound_strip for obj in scene.objects if obj != arm_obj
+            for item in getattr(obj, "speech2flame_takes", ()) if item.sound_strip and _is_active(obj, item)}
 
 
 def on_select(arm_obj, context) -> None:

@@ -40,19 +40,45 @@ report["running_flag_saved"] = "is_running" in type(settings).bl_rna.properties.
 bpy.ops.speech2flame.add_demo_head()
 rig = settings.rig
 
-# The animator's own animation on the rig before any take: a bone key and a shape-key key.
+# The animator's own animation on the rig before any take: a bone key and a shape-key key, a body
+# bone (a hand) keyed from 0 to 0.3 m, a corrective shape key of their own keyed from 0 to 1, and
+# the head placed by hand (the root bone's location, not keyed).
+bpy.context.view_layer.objects.active = rig
+bpy.ops.object.mode_set(mode="EDIT")
+hand = rig.data.edit_bones.new("hand")
+hand.head, hand.tail = (0.3, 0.0, 0.0), (0.4, 0.0, 0.0)
+bpy.ops.object.mode_set(mode="OBJECT")
 rig.pose.bones[0].rotation_mode = "QUATERNION"
 rig.pose.bones[0].keyframe_insert("rotation_quaternion", frame=1)
+rig.pose.bones["hand"].keyframe_insert("location", frame=1001)
+rig.pose.bones["hand"].location = (0.3, 0.0, 0.0)
+rig.pose.bones["hand"].keyframe_insert("location", frame=1040)
 key = rig.children[0].data.shape_keys
 key.key_blocks[1].keyframe_insert("value", frame=1)
+corrective = rig.children[0].shape_key_add(name="my_corrective", from_mix=False)
+corrective.value = 0.0
+corrective.keyframe_insert("value", frame=1001)
+corrective.value = 1.0
+corrective.keyframe_insert("value", frame=1040)
 own = playing(rig)
 report["own"] = own
+scene.frame_start, scene.frame_end = 1001, 1240  # the shot's range: Generate must leave it alone
+scene.frame_set(1001)
+rig.pose.bones["root"].location = (0.0, 0.1, 0.0)  # placed by hand, not keyed
 
 settings.engine = "baseline"
 settings.audio_source = "FILE"
 settings.audio_path = audio_a
 report["generate_a"] = call(bpy.ops.speech2flame.generate)
 report["own_kept_after_take"] = [bpy.data.actions[name].use_fake_user for name in own]
+report["own_on_nla"] = [[strip.action.name for track in block.animation_data.nla_tracks for strip in track.strips]
+                        for block in (rig, key)]
+report["root_location_after_take"] = list(rig.pose.bones["root"].location)
+rig.pose.bones["hand"].location[0], key.key_blocks["my_corrective"].value = 0.9, 0.9  # animation must set them
+scene.frame_set(1020)
+report["hand_and_corrective_at_1020"] = [rig.pose.bones["hand"].location[0], key.key_blocks["my_corrective"].value]
+report["ranges_after_take"] = {"shot": [scene.frame_start, scene.frame_end], "preview": scene.use_preview_range and
+                               [scene.frame_preview_start, scene.frame_preview_end]}
 settings.emotion = "happy"
 settings.audio_path = audio_b
 report["generate_b"] = call(bpy.ops.speech2flame.generate)
@@ -81,7 +107,7 @@ report["export_first_usd"] = call(bpy.ops.speech2flame.export_usd, filepath=str(
 report["fps"] = scene.render.fps
 first_range = rig.speech2flame_takes[0].armature_action.frame_range
 report["first_take_frames"] = [round(first_range[0]), round(first_range[1])]
-report["export_scene_range"] = [scene.frame_start, scene.frame_end]
+report["export_scene_range"] = [scene.frame_preview_start, scene.frame_preview_end]  # the timeline's
 report["export_left_hidden"] = rig.children[0].hide_get()
 report["export_left_selection"] = [o.name for o in bpy.context.view_layer.objects if o.select_get()]
 rig.children[0].hide_set(False)

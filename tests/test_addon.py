@@ -104,7 +104,7 @@ def test_addon_drives_a_real_backend(addon_zip, tmp_path):
     assert "before Blender's first frame" in report["generate_strip_before_zero"][1]
     assert report["generate_1"] == ["FINISHED"]
     first, second = report["first"], report["second"]
-    assert first["num_takes"] == 1 and first["shape_curves"] >= 39 + 36 and first["bone_curves"] == 20 + 3  # 5 quaternions, root location
+    assert first["num_takes"] == 1 and first["shape_curves"] >= 39 + 36 and first["bone_curves"] == 20  # 5 quaternions: no translation
     assert first["first_frame"] == 10.0  # the take starts where the sound strip starts
     assert max(first["smile"]) > 0.05  # happy
     assert report["generate_2"] == ["FINISHED"] and second["num_takes"] == 2
@@ -153,6 +153,14 @@ def test_takes_keep_the_animators_own_animation(addon_zip, tmp_path):
 
     assert not report["running_flag_saved"]  # a file saved mid-generation never disables Generate
     assert all(report["own"]) and report["own_kept_after_take"] == [True, True]
+    # their Actions play on from the NLA under the take (body bone, own corrective), the head stays
+    # where they put it, the shot's range stays and the timeline previews the take
+    assert report["own_on_nla"] == [[report["own"][0]], [report["own"][1]]]
+    hand, corrective = report["hand_and_corrective_at_1020"]
+    assert 0.02 < hand < 0.28 and 0.05 < corrective < 0.95
+    assert report["root_location_after_take"] == pytest.approx([0.0, 0.1, 0.0])
+    assert report["ranges_after_take"]["shot"] == [1001, 1240]
+    assert report["ranges_after_take"]["preview"][0] == 1001 < report["ranges_after_take"]["preview"][1] < 1240
     assert report["generate_a"] == report["generate_b"] == report["generate_b2"] == ["FINISHED"]
     takes = report["takes"]
     assert len(takes) == 3 and report["index_after_three"] == 2 and report["playing_after_three"] == takes[2]
@@ -272,3 +280,90 @@ def test_emotion_keyed_on_the_timeline_and_a_style_reference_drive_the_take(addo
     assert report["generate_styled"] == report["generate_unstyled"] == ["FINISHED"]
     assert report["styled_differs"] > 0.01  # the neural engine imitates the reference's style
     assert report["generate_missing_style"][0] == "ERROR" and "Style reference not found" in report["generate_missing_style"][1]
+
+
+def test_production_scenes_override_duplicate_tweak_mode_drivers(addon_zip, tmp_path):
+    audio = tmp_path / "line.wav"
+    write_speech(audio, "Bob bought a big map.")
+    report = run_scenario("addon_production_scenario.py", addon_zip, audio, tmp_path, home=tmp_path)
+
+    # a rig linked in through a library override takes takes: its mesh data gets an override of
+    # its own, the take list lives on the override; undo works; the takes survive save and reopen
+    assert report["override_generate"] == report["override_generate_2"] == report["override_replace"] == ["FINISHED"]
+    assert report["override_takes"] == 1 and all(report["override_playing"])
+    assert len(report["override_takes_after"]) == 2 and report["override_generate_3"] == ["FINISHED"]
+    assert report["override_takes_after_undo"] == 2
+    assert report["reopen_takes"] == report["override_takes_after"] and all(report["reopen_playing"])
+    assert report["reopen_switched_to"][0] == report["reopen_takes"][0] and report["reopen_switched_to"][1]
+    assert report["reopen_export"] == ["FINISHED"]
+    # a linked duplicate would move two faces: refused in one sentence, before anything is made
+    assert report["shared_mesh"][0] == "ERROR" and "shares its data" in report["shared_mesh"][1]
+    assert report["shared_mesh_actions_added"] == 0
+    # the NLA in tweak mode: refused, nothing made
+    assert report["first_take"] == ["FINISHED"]
+    assert report["tweak_mode"][0] == "ERROR" and "tweak mode" in report["tweak_mode"][1]
+    assert report["tweak_mode_actions_added"] == 0
+    # a driver on a keyed channel wins over the keys: the take is made and the animator told
+    assert report["driven"] == ["FINISHED"] and "Drivers set mouthSmileLeft" in report["driven_output"]
+
+
+def test_sound_strips_animators_own_never_muted_takes_follow_what_is_heard(addon_zip, tmp_path):
+    """Sound strips: switching takes mutes only strips the add-on added (known by a key, renaming
+    keeps it; never a strip another character's take plays), a File take follows the file's strip
+    in the edit, a Strip take the part heard, and our strips' paths are relative to the .blend."""
+    import numpy as np
+    import soundfile
+
+    project = tmp_path / "project"
+    project.mkdir()
+    for name, text in (("a", "Bob bought a big map."), ("b", "Father saw a pop art show."),
+                       ("c", "Please bring the boat back."), ("d", "My mom made a map."),
+                       ("f", "Put the pot by the bed.")):
+        write_speech(project / f"{name}.wav", text)
+    first = write_speech(tmp_path / "first.wav", "Bob bought a big map.")
+    second = write_speech(tmp_path / "second.wav", "Father saw a pop art show.")
+    pause = np.zeros(int(1.0 * first.sample_rate), np.float32)
+    soundfile.write(str(project / "trimmed.wav"), np.concatenate([first.samples, pause, second.samples]),
+                    first.sample_rate)
+    head_seconds = (len(first.samples) + len(pause)) / first.sample_rate
+    report = run_scenario("addon_strips_scenario.py", addon_zip, project, head_seconds, home=tmp_path)
+
+    # (a) the animator's strips: their takes name no strip of ours, and switching leaves them playing
+    assert report["strip_takes"] == [["FINISHED"], ["FINISHED"]] and report["strip_take_keys"] == ["", ""]
+    assert report["mutes_after_switch"] == {"line_01": False, "line_02": False}
+    assert report["file_takes"] == [["FINISHED"], ["FINISHED"]] and report["strips_added"] == 2
+    assert report["ours_relative"] == ["//c.wav", "//d.wav"] and report["ours_start"] == [1001, 1001]
+    assert report["mutes_on_c"] == {"line_01": False, "line_02": False, "my_line_c": False, "my_line_d": True}
+    assert report["mutes_on_d"] == {"line_01": False, "line_02": False, "my_line_c": True, "my_line_d": False}
+    assert report["bob_c"] == ["FINISHED"] and report["bob_strips_added"] == 0 and report["bob_shares_c"]
+    assert not report["mutes_alice_d_bob_c"]["my_line_c"]  # Bob's take plays it
+    assert not report["mutes_alice_d_bob_c"]["my_line_d"]
+    assert report["bob_d"] == ["FINISHED"]
+    assert report["legacy_on_old"] == [False, False] and report["legacy_after_rename"] == [True, False]
+
+    # (b) File source, the file in the edit at frame 1050: the take follows that strip, none added
+    assert report["file_in_edit"] == ["FINISHED"]
+    (first_frame, last_frame, _keys), (heard_from, heard_to) = report["file_in_edit_keys"], report["dlg_heard"]
+    assert heard_from == 1050 and first_frame == 1050 and abs(last_frame - (heard_to - 1)) <= 1
+    assert report["file_in_edit_added"] == 0 and report["file_in_edit_key"] == ""
+    assert report["after_other_take"] == ["FINISHED"] and report["dlg_muted"] is False
+
+    # (c) trimmed at 23.976 fps: the part heard, cut, from where it is heard
+    strip_start, heard_from, heard_to = report["trimmed_heard"]
+    assert heard_from > strip_start + 24  # the test's layout: the first sentence is not heard
+    cut, start, add, same = report["trimmed_source"]
+    assert cut and start == heard_from and add is False and same  # one file, named by content
+    assert abs(report["trimmed_seconds"] - (heard_to - heard_from) / (24 / 1.001)) < 0.01
+    assert report["trimmed_state_kept"]
+    assert report["trimmed"] == ["FINISHED"] and "trimmed.wav" in report["trimmed_summary"]
+    first_frame, last_frame = report["trimmed_keys"]
+    assert first_frame == heard_from and abs(last_frame - (heard_to - 1)) <= 1
+    jaw = report["trimmed_jaw"]
+    assert max(jaw[:24]) > 0.05  # the second sentence is heard at once: the jaw moves from the start
+    strip_start, heard_from, result = report["head_before_zero"]
+    assert strip_start < 0 and heard_from == 10 and result == ["FINISHED"]
+    assert report["head_before_zero_first"] == 10
+    assert report["heard_before_zero"][0] == "ERROR" and "heard from frame -5" in report["heard_before_zero"][1]
+
+    # (d) the project folder moved: our strips' sound is found there
+    assert report["moved_found"] == {"my_line_c": True, "my_line_d": True}

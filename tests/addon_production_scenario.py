@@ -1,0 +1,141 @@
+"""Production scene setups, driven headless through the installed add-on: a head rig linked
+into a shot file through a library override, a linked duplicate of a head, the NLA in tweak
+mode, drivers on face channels.
+
+Run by test_addon.py in a subprocess (Blender's user folders in a temporary directory):
+    python addon_production_scenario.py ADDON.zip AUDIO.wav OUT_DIR
+Prints one line "REPORT <json>" with what happened.
+"""
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import bpy
+
+from scenario_helpers import MODULE, call, install_addon, print_report
+
+zip_path, audio, out_dir = sys.argv[1:4]
+out_dir = Path(out_dir)
+report = {}
+
+
+def setup_session():
+    install_addon(zip_path)
+    prefs = bpy.context.preferences.addons[MODULE].preferences
+    prefs.backend_mode = "IN_PROCESS"
+    settings = bpy.context.scene.speech2flame
+    settings.engine, settings.audio_source, settings.audio_path = "baseline", "FILE", audio
+    settings.recognise_words = False
+    return settings
+
+
+def printed(operator) -> tuple[list, str]:
+    """call(operator) and what Blender printed meanwhile (its reports: "Warning: ...")."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    with tempfile.TemporaryFile() as capture:
+        os.dup2(capture.fileno(), 1)
+        try:
+            result = call(operator)
+        finally:
+            sys.stdout.flush()
+            os.dup2(saved, 1)
+            os.close(saved)
+        capture.seek(0)
+        return result, capture.read().decode(errors="replace")
+
+
+def local_rig():
+    return next(o for o in bpy.data.objects if o.type == "ARMATURE" and o.library is None)
+
+
+def playing(rig):
+    """(bone Action, shape-key Action) names the rig plays now."""
+    mesh = next(o for o in bpy.data.objects if o.parent == rig)
+    key = mesh.data.shape_keys
+    return (rig.animation_data.action.name if rig.animation_data and rig.animation_data.action else None,
+            key.animation_data.action.name if key.animation_data and key.animation_data.action else None)
+
+
+# The character file: the demo head in a collection, as a rigging department would publish it.
+settings = setup_session()
+bpy.ops.speech2flame.add_demo_head()
+character = bpy.data.collections.new("CHAR_head")
+bpy.context.scene.collection.children.link(character)
+for obj in (settings.rig, *settings.rig.children):
+    for collection in list(obj.users_collection):
+        collection.objects.unlink(obj)
+    character.objects.link(obj)
+library_file = out_dir / "character.blend"
+bpy.ops.wm.save_as_mainfile(filepath=str(library_file))
+
+# The shot file: the character linked in and overridden (not made fully editable).
+settings = setup_session()
+scene = bpy.context.scene
+with bpy.data.libraries.load(str(library_file), link=True) as (_src, dst):
+    dst.collections = ["CHAR_head"]
+scene.collection.children.link(dst.collections[0])
+dst.collections[0].override_hierarchy_create(scene, bpy.context.view_layer, do_fully_editable=False)
+rig = local_rig()
+settings.rig = rig
+report["override_generate"] = call(bpy.ops.speech2flame.generate)
+report["override_takes"] = len(rig.speech2flame_takes)
+report["override_playing"] = playing(rig)
+settings.emotion = "happy"
+report["override_generate_2"] = call(bpy.ops.speech2flame.generate)
+settings.replace_take = True
+settings.emotion = "sad"
+report["override_replace"] = call(bpy.ops.speech2flame.generate)
+settings.replace_take = False
+report["override_takes_after"] = [t.name for t in rig.speech2flame_takes]
+bpy.ops.ed.undo_push(message="before generate")
+report["override_generate_3"] = call(bpy.ops.speech2flame.generate)
+bpy.ops.ed.undo_push(message="Generate from Audio")
+bpy.ops.ed.undo()  # crashed Blender before the mesh data got its own override
+report["override_takes_after_undo"] = len(local_rig().speech2flame_takes)
+shot_file = out_dir / "shot.blend"
+bpy.ops.wm.save_as_mainfile(filepath=str(shot_file))
+bpy.ops.wm.open_mainfile(filepath=str(shot_file))
+rig = local_rig()
+report["reopen_takes"] = [t.name for t in rig.speech2flame_takes]
+report["reopen_playing"] = playing(rig)
+rig.speech2flame_take_index = 0  # switching takes after reopening
+report["reopen_switched_to"] = playing(rig)
+report["reopen_export"] = call(bpy.ops.speech2flame.export_fbx, filepath=str(out_dir / "shot.fbx"))
+
+# A linked duplicate (Alt+D) of a local head shares the mesh data and its shape keys: refused.
+settings = setup_session()
+bpy.ops.speech2flame.add_demo_head()
+alice = settings.rig
+bob = alice.copy()
+bob_mesh = alice.children[0].copy()  # shares alice's mesh data
+bpy.context.scene.collection.objects.link(bob)
+bpy.context.scene.collection.objects.link(bob_mesh)
+bob_mesh.parent = bob
+actions_before = len(bpy.data.actions)
+settings.rig = alice
+report["shared_mesh"] = call(bpy.ops.speech2flame.generate)
+report["shared_mesh_actions_added"] = len(bpy.data.actions) - actions_before
+
+# The NLA in tweak mode: refused, nothing added.
+settings = setup_session()
+bpy.ops.speech2flame.add_demo_head()
+rig = settings.rig
+report["first_take"] = call(bpy.ops.speech2flame.generate)
+bpy.ops.speech2flame.take_push_to_nla()
+anim = rig.animation_data
+anim.nla_tracks[-1].strips[0].select = True
+anim.use_tweak_mode = True
+actions_before = len(bpy.data.actions)
+report["tweak_mode"] = call(bpy.ops.speech2flame.generate)
+report["tweak_mode_actions_added"] = len(bpy.data.actions) - actions_before
+anim.use_tweak_mode = False
+
+# A driver on a face channel: the take is written, and the animator is told the driver wins.
+key = rig.children[0].data.shape_keys
+driver = key.key_blocks["mouthSmileLeft"].driver_add("value").driver
+driver.expression = "0.25"
+report["driven"], report["driven_output"] = printed(bpy.ops.speech2flame.generate)
+print_report(report)
