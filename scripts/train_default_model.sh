@@ -7,8 +7,10 @@
 #        festvox-italp16k festvox-itapc16k festvox-suopuhe-lj festvox-suopuhe-mv festvox-czech-dita \
 #        festvox-czech-krb festvox-czech-machac festvox-czech-ph festvox-ru festvox-ca-ona-hts
 #   2. training per configs/default_model.yaml on CPU (GPU used when present: device auto)
-#   3. copies the final checkpoint into the package
-# About 7 min + 15 min on two CPU threads (THREADS=2, the default). Run from anywhere:
+#   3. the head-pose VQ-VAE and prior trained again on top of it, per configs/default_model_pose.yaml
+#      (the audio encoder and face decoder stay exactly as step 2 left them)
+#   4. copies the final checkpoint into the package
+# About 7 min + 15 min + 1 min on two CPU threads (THREADS=2, the default). Run from anywhere:
 #   bash scripts/train_default_model.sh            # OUT=out/default_model by default
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,8 +26,10 @@ export OMP_NUM_THREADS=$THREADS MKL_NUM_THREADS=$THREADS
 "$PY" -m speech2flame.cli synth-corpus "$OUT/corpus" --hours 1.5 --seed 0 --tts-share 0.8 \
     --festival "$FESTIVAL" --flite "$FLITE" --workers "$THREADS" --quiet
 "$PY" -m speech2flame.cli train configs/default_model.yaml --resume --quiet
+"$PY" -m speech2flame.cli train configs/default_model_pose.yaml --resume --quiet
 rm -rf backend/speech2flame/data/neural_default
 mkdir -p backend/speech2flame/data/neural_default
-cp "$OUT/run/last/model.safetensors" "$OUT/run/last/config.json" backend/speech2flame/data/neural_default/
+cp "$OUT/pose_run/last/model.safetensors" "$OUT/pose_run/last/config.json" backend/speech2flame/data/neural_default/
 cp "$OUT/run/history.json" backend/speech2flame/data/neural_default/training_history.json
+cp "$OUT/pose_run/history.json" backend/speech2flame/data/neural_default/pose_training_history.json
 echo "default model written to backend/speech2flame/data/neural_default/"

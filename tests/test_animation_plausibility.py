@@ -89,3 +89,14 @@ def test_a_take_names_the_shipped_model_that_made_it(line, demo_head):
     take = take_of(line, demo_head, "neural")
     assert take.metadata["model"].endswith("neural_default") and take.metadata["engine"] == "neural"
     assert take_of(line, demo_head, "baseline").metadata["model"] is None
+
+
+def test_the_default_model_turns_the_head_about_every_axis_as_the_teacher_does(line, demo_head):
+    def spread(engine):  # degrees, per axis (x: nod, y: turn, z: tilt), over four seeds
+        rotations = [matrix_to_axis_angle(head_rotation(take_of(line, demo_head, engine, seed=seed)))
+                     for seed in range(4)]
+        return np.degrees(np.concatenate(rotations).std(axis=0))
+
+    neural, phonetic = spread("neural"), spread("phonetic")  # the phonetic engine moves the head as the
+    assert np.all(neural > 0.4 * phonetic), (neural, phonetic)  # corpus's teacher: the model learned that
+    assert np.all(neural < 1.5 * phonetic), (neural, phonetic)  # (before 2026-11-24: 0.06 vs 0.76 tilt)

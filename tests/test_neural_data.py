@@ -210,6 +210,9 @@ def test_detail_residual_is_learned_and_written_to_the_take(tmp_path):
     ("model: {hiden: 16}\n", "Unknown training config key 'model.hiden'; expected one of fps, audio, hidden"),
     ("model: {audio: {dimm: 16}}\n", "Unknown training config key 'model.audio.dimm'; expected one of kind"),
     ("model: {hidden: big}\n", "'model.hidden' must be a whole number, got 'big'"),
+    ("model: {pose_scale: big}\n", "model.pose_scale must be 'auto' or 6 positive numbers, got 'big'"),
+    ("model: {pose_scale: [1, 2]}\n", "model.pose_scale must be 'auto' or 6 positive numbers"),
+    ("train: {only: face}\n", "train.only must be 'all' or 'pose', got 'face'"),
 ])
 def test_train_configs_of_the_wrong_shape_are_one_sentence(tmp_path, text, words):
     import subprocess

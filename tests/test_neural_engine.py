@@ -255,3 +255,76 @@ def test_evaluate_cli_reports_metrics(trained, capsys):
     assert 0 < result["real_time_factor"] < 1
     args.head = "nonexistent.npz"
     assert run_evaluate(args) == 2 and "not found" in capsys.readouterr().err
+
+
+def test_autoregressive_pose_prior_samples_block_by_block_what_its_masked_pass_predicts():
+    from speech2flame.models.config import AudioEncoderConfig, ModelConfig
+    from speech2flame.models.pose_vqvae import PosePrior
+
+    torch.manual_seed(0)
+    cfg = ModelConfig(hidden=32, pose_codebook=16, pose_code_dim=8, pose_layers=2, pose_window=5, pose_context=3,
+                      pose_autoregressive=True, audio=AudioEncoderConfig(dim=12))
+    prior = PosePrior(cfg).eval()
+    features = torch.randn(1, 70, 12)
+    codes = prior.sample(features, temperature=0.0)  # 18 blocks, 4 windows, keys and values cached
+    audio = prior.block_features(features)
+    for start, end in prior._windows(codes.shape[1]):  # the whole window at once, causal mask
+        logits = prior.window_logits(audio[:, start:end], prior._previous(codes, start),
+                                     prior._before(codes, start, end))
+        assert torch.equal(logits.argmax(-1), codes[:, start:end])
+    changed = features.clone()
+    changed[:, -2:] += 5.0  # the last block (frames 68, 69): the blocks before it do not see it
+    assert torch.equal(prior.sample(changed, temperature=0.0)[:, :-1], codes[:, :-1])
+    a, b, c = (prior.sample(features, 1.0, seed) for seed in (1, 1, 2))
+    assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+def test_pose_only_training_keeps_the_face_and_scales_every_axis(trained, tmp_path):
+    from safetensors.torch import load_file
+
+    from speech2flame.models.checkpoint import read_config
+    from speech2flame.training.train import pose_scale_from
+
+    cfg = small_config(trained["tmp"], 2, init=trained["model"], only="pose")
+    cfg["output"] = str(tmp_path / "pose")
+    cfg["model"].update(pose_autoregressive=True, pose_scale="auto", pose_codebook=24)
+    summary = train(cfg, show_progress=False, log=lambda m: None)
+    before = load_file(f"{trained['model']}/model.safetensors")
+    after = load_file(f"{summary['last']}/model.safetensors")
+    pose = ("pose_vq.", "pose_prior.")
+    assert all(torch.equal(before[k], after[k]) for k in before if not k.startswith(pose))  # face, encoder as they were
+    assert after["pose_vq.codebook.weight"].shape[0] == 24
+    config, _ = read_config(summary["last"])
+    assert config.pose_autoregressive and config.hidden == SMALL["hidden"]
+    dataset = MotionDataset("synthetic", trained["tmp"] / "corpus", trained["head"], 30.0, "train")
+    spread = np.concatenate([dataset[i].head_pose() for i in range(len(dataset))]).std(axis=0)
+    assert config.pose_scale == pose_scale_from(dataset)
+    moving = spread > 1e-4  # the toy corpus nods the neck and turns the whole head; the other axes rest
+    assert moving.sum() == 2 and np.allclose(np.array(config.pose_scale)[moving], 1 / spread[moving], rtol=1e-3)
+    assert np.allclose(np.array(config.pose_scale)[~moving], 10.0)
+    analysis = neural.analyse(toy_audio(), 30.0, model=summary["last"])
+    new = neural.synthesise(analysis, trained["head"], 30.0, Controls(seed=1))
+    old = neural.synthesise(neural.analyse(toy_audio(), 30.0, model=trained["model"]), trained["head"], 30.0,
+                            Controls(seed=1))
+    assert np.array_equal(new.expression, old.expression) and np.array_equal(new.jaw, old.jaw)
+    assert not np.allclose(new.neck, old.neck)
+    no_init = small_config(trained["tmp"], 1, only="pose")
+    no_init["output"] = str(tmp_path / "no_init")
+    with pytest.raises(TrainConfigError, match="train.only: pose needs train.init"):
+        train(no_init, show_progress=False, log=lambda m: None)
+
+
+def test_a_checkpoint_from_before_the_pose_options_loads_and_samples_as_before(trained, tmp_path):
+    from speech2flame.models.config import ModelConfig
+
+    folder = tmp_path / "old"
+    shutil.copytree(trained["model"], folder)
+    doc = json.loads((folder / "config.json").read_text())
+    for key in ("pose_autoregressive", "pose_scale"):  # configs written before these existed
+        doc["config"].pop(key)
+    (folder / "config.json").write_text(json.dumps(doc))
+    old, now = load_checkpoint(folder), load_checkpoint(trained["model"])
+    assert not old.config.pose_autoregressive and old.config.pose_scale == [] and old.config == now.config
+    assert ModelConfig().pose_scale == [] and torch.equal(old.pose_vq.scale, torch.full((6,), 10.0))
+    features = torch.randn(1, 40, SMALL["audio"]["dim"])
+    assert torch.equal(old.pose_prior.sample(features, 1.0, 3), now.pose_prior.sample(features, 1.0, 3))

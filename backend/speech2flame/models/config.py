@@ -46,6 +46,10 @@ class ModelConfig:
 
     lip_contact: the face decoder also predicts per frame whether the lips touch
     (:mod:`speech2flame.models.lip_contact`); the rig needs mouth landmarks.
+    pose_autoregressive: the pose prior picks a window's codes one after another, each seeing the
+    ones before it (else all at once); pose_scale: per pose channel (neck xyz, global xyz), what
+    radians are multiplied by inside the pose networks (training's ``auto``: 1 / the training
+    poses' spread, so every axis counts alike); empty: 10 for every channel.
     """
 
     expression_names: list[str] = field(default_factory=list)
@@ -67,6 +71,8 @@ class ModelConfig:
     pose_context: int = 4
     pose_layers: int = 2
     pose_heads: int = 4
+    pose_autoregressive: bool = False
+    pose_scale: list[float] = field(default_factory=list)
     architecture: str = ARCHITECTURE
 
     @property

@@ -14,6 +14,12 @@ it), ``OUTPUT/best`` (lowest validation loss) and ``OUTPUT/history.json``. Check
 are safetensors + JSON; every file is written under a temporary name and renamed, and
 the four files of ``last`` carry the epoch, so a resume from a half-written ``last`` is
 refused in one sentence. On CUDA the forward pass runs in bfloat16 autocast (mixed precision).
+
+``train.init`` (a checkpoint folder) starts from another model's weights; with ``train.only:
+pose`` only the head-pose VQ-VAE and prior are trained, from scratch, on top of that model's
+audio encoder and face decoder, which stay exactly as they were (its architecture is kept; the
+``model.pose_*`` keys of this config apply). ``model.pose_scale: auto`` sets the pose networks'
+per-channel scale from the training poses' spread.
 """
 
 from __future__ import annotations
@@ -35,9 +41,10 @@ from safetensors.torch import load_file, save_file
 
 from ..device import resolve_device
 from ..head_model import HeadModelError, load_head_model
-from ..models.checkpoint import load_checkpoint, read_config, save_checkpoint, write_atomically
+from ..models.checkpoint import checkpoint_files, load_checkpoint, read_config, save_checkpoint, write_atomically
 from ..models.config import AudioEncoderConfig, ModelConfig, config_for_head
 from ..models.lip_contact import LipAperture, contact_labels
+from ..models.pose_vqvae import POSE_SCALE
 from ..models.talking_head import TalkingHeadModel
 from .datasets import MotionDataset
 
@@ -49,7 +56,7 @@ DEFAULTS = {
              "split_subjects": None},
     "model": {"fps": 30.0, "audio": {"kind": "logmel", "dim": 64}},
     "train": {"epochs": 20, "batch_size": 8, "clip_seconds": 3.0, "lr": 1e-3, "weight_decay": 0.0,
-              "device": "auto", "amp": True, "grad_clip": 1.0, "style_drop": 0.2,
+              "device": "auto", "amp": True, "grad_clip": 1.0, "style_drop": 0.2, "init": "", "only": "all",
               "loss": {"face": 1.0, "velocity": 0.5, "sparsity": 1e-3, "pose": 1.0, "vq": 1.0, "prior": 0.1,
                        "detail": 1.0, "contact": 0.1, "aperture": 0.0}},
 }
@@ -126,6 +133,14 @@ def load_train_config(path: str | Path) -> dict:
     cfg["data"]["root"] = str((base / cfg["data"]["root"]).resolve())
     if cfg["head"] != "demo":
         cfg["head"] = str((base / cfg["head"]).resolve())
+    if cfg["train"]["init"]:
+        cfg["train"]["init"] = str((base / cfg["train"]["init"]).resolve())
+    if cfg["train"]["only"] not in ("all", "pose"):
+        raise TrainConfigError(f"train.only must be 'all' or 'pose', got {cfg['train']['only']!r}.")
+    scale = cfg["model"].get("pose_scale")
+    if scale is not None and scale != "auto" and not (
+            isinstance(scale, list) and len(scale) == 6 and all(isinstance(v, (int, float)) and v > 0 for v in scale)):
+        raise TrainConfigError(f"model.pose_scale must be 'auto' or 6 positive numbers, got {scale!r}.")
     source = cfg["model"]["audio"].get("source")
     if source and (base / source).exists():
         cfg["model"]["audio"]["source"] = str((base / source).resolve())
@@ -181,15 +196,22 @@ def make_batch(dataset: MotionDataset, indices: list[int], frames: int, fps: flo
 
 
 def compute_losses(model: TalkingHeadModel, batch: dict, weights: dict, use_style: bool = True,
-                   lips: LipAperture | None = None) -> dict:
+                   lips: LipAperture | None = None, only: str = "all") -> dict:
     """Weighted training losses for one batch (keys: total, face, velocity, sparsity, pose, vq, prior,
     and detail, contact, aperture when the model and ``weights`` have them).
 
     lips: the rig's :class:`LipAperture`, needed for ``contact`` (binary cross-entropy of the
     lip-contact head against contact labels from the target geometry) and ``aperture`` (mean
-    absolute inner-lip aperture error, millimetres)."""
+    absolute inner-lip aperture error, millimetres). only="pose": the pose losses alone (pose, vq,
+    prior), the audio features computed without gradients."""
     mask = batch["mask"]
     frames = mask.shape[1]
+    if only == "pose":
+        with torch.no_grad():
+            features = model.encode_audio(batch["audio"], frames)
+        losses = _pose_losses(model, batch, features, mask[..., None])
+        losses["total"] = sum(weights.get(k, 0.0) * v for k, v in losses.items())
+        return losses
     features = model.encode_audio(batch["audio"], frames)
     style = model.face.style(batch["style"], batch["style_mask"]) if use_style else \
         model.face.style(None, batch=mask.shape[0])
@@ -200,11 +222,8 @@ def compute_losses(model: TalkingHeadModel, batch: dict, weights: dict, use_styl
     face = ((pred - target) ** 2 * m).sum() / count
     vm = m[:, 1:] * m[:, :-1]
     velocity = (((pred[:, 1:] - pred[:, :-1]) - (target[:, 1:] - target[:, :-1])) ** 2 * vm).sum() / count
-    recon, codes, vq = model.pose_vq(batch["pose"])
-    pose = (((recon.float() - batch["pose"]) * 10.0) ** 2 * m).sum() / (m.sum().clamp(min=1) * 6)
-    prior = model.pose_prior.loss(features, codes)
-    losses = {"face": face, "velocity": velocity, "sparsity": model.face.sparsity(), "pose": pose,
-              "vq": vq.float(), "prior": prior}
+    losses = {"face": face, "velocity": velocity, "sparsity": model.face.sparsity(),
+              **_pose_losses(model, batch, features, m)}
     if "detail" in batch and "detail_weights" in out:  # per-vertex residual, in millimetres
         detail_mm = torch.einsum("btk,kvc->btvc", out["detail_weights"].float(), model.face.detail_basis.float())
         dm = mask[..., None, None]
@@ -222,6 +241,24 @@ def compute_losses(model: TalkingHeadModel, batch: dict, weights: dict, use_styl
             losses["aperture"] = ((lips(pred) - target_aperture).abs() * mask).sum() / frames_valid
     losses["total"] = sum(weights.get(k, 0.0) * v for k, v in losses.items())
     return losses
+
+
+def _pose_losses(model: TalkingHeadModel, batch: dict, features: torch.Tensor, m: torch.Tensor) -> dict:
+    """pose: squared reconstruction error in the pose networks' units; vq: codebook and commitment;
+    prior: cross-entropy of the codes given the audio features. m: (B, T, 1) frame mask."""
+    recon, codes, vq = model.pose_vq(batch["pose"])
+    error = (recon.float() - batch["pose"]) * model.pose_vq.scale
+    pose = (error ** 2 * m).sum() / (m.sum().clamp(min=1) * error.shape[-1])
+    return {"pose": pose, "vq": vq.float(), "prior": model.pose_prior.loss(features, codes)}
+
+
+def pose_scale_from(dataset: MotionDataset) -> list[float]:
+    """``model.pose_scale: auto``: per pose channel, 1 / the spread (standard deviation, radians)
+    of the dataset's head poses, so each axis weighs alike in the pose VQ-VAE (POSE_SCALE for an
+    axis that does not move)."""
+    poses = np.concatenate([dataset[i].head_pose() for i in range(len(dataset))])
+    spread = poses.std(axis=0)
+    return [round(float(1.0 / v), 3) if v > 1e-4 else POSE_SCALE for v in spread]  # still axes: the default
 
 
 # ---------------------------------------------------------------- training state without pickles
@@ -382,7 +419,7 @@ def training_settings(cfg: dict) -> dict:
 
 # ---------------------------------------------------------------- the loop
 
-def evaluate_loss(model, dataset, frames, fps, weights, device, batch_size, lips=None) -> dict:
+def evaluate_loss(model, dataset, frames, fps, weights, device, batch_size, lips=None, only="all") -> dict:
     """Mean losses (same keys as :func:`compute_losses`) over a dataset with fixed crops
     (the start of each clip) and the clips' own style."""
     model.eval()
@@ -393,7 +430,7 @@ def evaluate_loss(model, dataset, frames, fps, weights, device, batch_size, lips
         for s in range(0, len(dataset), batch_size):
             idx = list(range(s, min(s + batch_size, len(dataset))))
             batch = {k: v.to(device) for k, v in make_batch(dataset, idx, frames, fps, rng, False).items()}
-            for key, value in compute_losses(model, batch, weights, lips=lips).items():
+            for key, value in compute_losses(model, batch, weights, lips=lips, only=only).items():
                 parts[key] = parts.get(key, 0.0) + float(value) * len(idx)
             count += len(idx)
     return {key: value / max(count, 1) for key, value in parts.items()}
@@ -420,10 +457,13 @@ def train(cfg: dict, resume: bool = False, show_progress: bool = True, log=print
         log(f"warning: the dataset has no clips in split {data['val_split']!r}: 'val' below is the training "
             f"loss, and 'best' is chosen by it.")
 
+    only = tc["only"]
+    if cfg["model"].get("pose_scale") == "auto":  # measured on the training poses (VOCASET: fitted first)
+        train_set.preload(show_progress, log)
     if resume and any((last / name).exists() for name in RESUME_FILES):
         check_resumable(last)
         saved_model, _ = read_config(last)
-        notes = resume_differences(last, saved_model, config_for_head(head, **copy.deepcopy(cfg["model"])),
+        notes = resume_differences(last, saved_model, wanted_model_config(cfg, head, train_set, saved_model),
                                    json.loads((last / STATE_JSON).read_text()).get("settings"), cfg)
         if notes:
             log(f"warning: settings differ from the run being resumed, the new values are used: {'; '.join(notes)}.")
@@ -433,9 +473,18 @@ def train(cfg: dict, resume: bool = False, show_progress: bool = True, log=print
         if resume:
             log(f"Nothing to resume in {last}: training starts at epoch 1.")
         resume = False
-        model_cfg = config_for_head(head, **copy.deepcopy(cfg["model"]))
-        model = TalkingHeadModel(model_cfg).to(device)
-    optimiser = torch.optim.AdamW(model.parameters(), lr=float(tc["lr"]), weight_decay=float(tc["weight_decay"]))
+        if only == "pose" and not tc["init"]:
+            raise TrainConfigError("train.only: pose needs train.init, the checkpoint whose audio encoder and face "
+                                   "decoder it keeps.")
+        model_cfg = wanted_model_config(cfg, head, train_set)
+        model = TalkingHeadModel(model_cfg)
+        if tc["init"]:
+            start_from(model, tc["init"], keep_pose=only != "pose")
+        model = model.to(device)
+    trained = [p for name, p in model.named_parameters() if only == "all" or name.startswith(POSE_MODULES)]
+    for name, parameter in model.named_parameters():
+        parameter.requires_grad_(only == "all" or name.startswith(POSE_MODULES))
+    optimiser = torch.optim.AdamW(trained, lr=float(tc["lr"]), weight_decay=float(tc["weight_decay"]))
     start_epoch, history, best_val = 0, [], float("inf")
     if resume:
         info = load_training_state(last, optimiser)
@@ -450,14 +499,18 @@ def train(cfg: dict, resume: bool = False, show_progress: bool = True, log=print
     weights = {k: float(v) for k, v in tc["loss"].items()}
     amp = bool(tc["amp"]) and device.type == "cuda"
     try:
-        lips = LipAperture(head).to(device) if model_cfg.lip_contact or weights.get("aperture", 0.0) else None
+        lips = LipAperture(head).to(device) if only == "all" and (
+            model_cfg.lip_contact or weights.get("aperture", 0.0)) else None
     except HeadModelError as exc:
         raise TrainConfigError(f"model.lip_contact / loss.aperture: {exc}") from None
     batch_size = int(tc["batch_size"])
     for epoch in range(start_epoch, int(tc["epochs"])):
         rng = np.random.default_rng([int(cfg["seed"]), epoch])
         model.train()
-        model.audio_encoder.set_frozen(epoch < model_cfg.audio.freeze_epochs)
+        if only == "pose":  # the features exactly as at inference (no SpecAugment)
+            model.audio_encoder.eval()
+        else:
+            model.audio_encoder.set_frozen(epoch < model_cfg.audio.freeze_epochs)
         order = rng.permutation(len(train_set)).tolist()
         batches = [order[s:s + batch_size] for s in range(0, len(order), batch_size)]
         sums, started = {}, time.perf_counter()
@@ -466,18 +519,19 @@ def train(cfg: dict, resume: bool = False, show_progress: bool = True, log=print
             batch = {k: v.to(device) for k, v in make_batch(train_set, idx, frames, fps, rng).items()}
             use_style = bool(rng.random() >= float(tc["style_drop"]))
             with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp):
-                losses = compute_losses(model, batch, weights, use_style, lips)
+                losses = compute_losses(model, batch, weights, use_style, lips, only)
             optimiser.zero_grad(set_to_none=True)
             losses["total"].backward()
             if tc["grad_clip"]:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), float(tc["grad_clip"]))
+                torch.nn.utils.clip_grad_norm_(trained, float(tc["grad_clip"]))
             optimiser.step()
             for key, value in losses.items():
                 sums[key] = sums.get(key, 0.0) + float(value.detach())
             bar.set_postfix(loss=f"{sums['total'] / done:.4f}")  # mean over the epoch's batches so far
         parts = {key: value / len(batches) for key, value in sums.items()}
         train_loss = parts["total"]
-        val_parts = evaluate_loss(model, val_set, frames, fps, weights, device, batch_size, lips) if len(val_set) else parts
+        val_parts = evaluate_loss(model, val_set, frames, fps, weights, device, batch_size, lips,
+                                  only) if len(val_set) else parts
         val_loss = val_parts["total"]
         history.append({"epoch": epoch + 1, "train_loss": train_loss, "val_loss": val_loss,
                         "train_parts": parts, "val_parts": val_parts,
@@ -494,12 +548,49 @@ def train(cfg: dict, resume: bool = False, show_progress: bool = True, log=print
     return {"best": str(best), "last": str(last), "history": history, "device": str(device)}
 
 
+POSE_MODULES = ("pose_vq.", "pose_prior.")
+"""Parameter name prefixes of the head-pose VQ-VAE and prior (what ``train.only: pose`` trains)."""
+
+
+def wanted_model_config(cfg: dict, head, dataset: MotionDataset, saved: ModelConfig | None = None) -> ModelConfig:
+    """The ModelConfig a training config asks for: ``model`` for ``head``, or with ``train.init``
+    that checkpoint's config with this config's ``model.pose_*`` keys; ``pose_scale: auto`` taken
+    from ``saved`` (a run being resumed) or measured on ``dataset`` (:func:`pose_scale_from`)."""
+    wanted = copy.deepcopy(cfg["model"])
+    if wanted.get("pose_scale") == "auto":
+        wanted["pose_scale"] = list(saved.pose_scale) if saved is not None and saved.pose_scale \
+            else pose_scale_from(dataset)
+    init = cfg["train"]["init"]
+    if not init:
+        return config_for_head(head, **wanted)
+    from ..models.checkpoint import check_head
+
+    base, _ = read_config(init)
+    check_head(base, head)
+    merged = base.to_dict()
+    merged.update({key: value for key, value in wanted.items() if key.startswith("pose_")})
+    return ModelConfig.from_dict(merged)
+
+
+def start_from(model: TalkingHeadModel, path: str, keep_pose: bool = True) -> None:
+    """Copy the weights of the checkpoint at ``path`` into ``model`` (same architecture), all but
+    the pose VQ-VAE and prior when ``keep_pose`` is False (they start from scratch)."""
+    weights, _ = checkpoint_files(path)
+    state = {k: v for k, v in load_file(str(weights)).items() if keep_pose or not k.startswith(POSE_MODULES)}
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    missing = [k for k in missing if keep_pose or not k.startswith(POSE_MODULES)]
+    if missing or unexpected:
+        raise TrainConfigError(f"train.init {path} does not fit this model (e.g. "
+                               f"{(missing + unexpected)[0]}); start from a checkpoint of the same architecture.")
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of `speech2flame train`."""
     parser.add_argument("config", help="training config (YAML); see docs/neural.md")
     parser.add_argument("--resume", action="store_true", help="continue from OUTPUT/last if it exists")
     parser.add_argument("--device", help="auto, cpu, cuda, cuda:1, mps (default: the config's, else auto)")
     parser.add_argument("--epochs", type=int, help="override train.epochs")
+    parser.add_argument("--init", help="override train.init: a checkpoint folder to start from")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -516,6 +607,8 @@ def run(args: argparse.Namespace) -> int:
             cfg["train"]["device"] = args.device
         if args.epochs:
             cfg["train"]["epochs"] = args.epochs
+        if args.init:
+            cfg["train"]["init"] = str(Path(args.init).resolve())
         Path(cfg["output"]).mkdir(parents=True, exist_ok=True)  # an output that cannot be made fails now, not after an epoch
         summary = train(cfg, resume=args.resume, show_progress=not args.quiet,
                         log=lambda m: print(m, file=sys.stderr))
