@@ -7,6 +7,7 @@ world position (from the scene evaluated at that time). Exits with os._exit beca
 the ufbx binding can crash while freeing evaluated data at interpreter exit.
 """
 
+import gc
 import json
 import os
 import sys
@@ -16,6 +17,7 @@ import ufbx
 
 
 def main() -> None:
+    gc.disable()  # the binding's objects can crash the cyclic garbage collector (seen mid-run); short-lived
     path, times = sys.argv[1], [float(t) for t in sys.argv[2:]]
     scene = ufbx.load_file(path)
     stack = scene.anim_stacks[0]
