@@ -259,6 +259,8 @@ class SPEECH2FLAME_OT_generate(bpy.types.Operator):
         problem = rig_problem(self.arm_obj, mesh_obj)  # before the backend works for nothing
         if problem:
             raise RigError(problem)
+        if not _settings(context).key_parts:
+            raise RigError("Choose what the take keys (Mouth, Face, Eyes, Head): none is chosen.")
         self.audio_path, self.start_frame, self.add_sound = audio_source(context)
         settings = _settings(context)
         self.strip_name = settings.sound_strip if settings.audio_source == "STRIP" else ""
@@ -296,11 +298,13 @@ class SPEECH2FLAME_OT_generate(bpy.types.Operator):
         result = apply_take(take, self.arm_obj, name=f"{self.arm_obj.name}_{settings.engine}_{settings.emotion}",
                             scene=context.scene, set_frame_range=False,
                             sound_path=self.audio_path if self.add_sound and not existing else None,
-                            reduce_keys=settings.reduce_keys)
+                            reduce_keys=settings.reduce_keys, parts=set(settings.key_parts))
         settings.heard_words = take.metadata.get("heard_words") or ""
         emotion = "keyed emotion" if take.metadata.get("controls", {}).get("emotion_schedule") else \
             f"{settings.emotion} {settings.intensity:.1f}"
         summary = f"{settings.engine}, {emotion}, {self.audio_name}"
+        if len(settings.key_parts) < 4:  # what the take keys, when not everything
+            summary += f", keys {'+'.join(p for p in ('mouth', 'face', 'eyes', 'head') if p in settings.key_parts)}"
         strip = result["sound_strip"] or existing or next(
             (s for s in all_strips(context.scene) if self.strip_name and s.name == self.strip_name), None)
         strip_name = sound_key(strip)  # "" for the animator's own strips: switching takes leaves them alone

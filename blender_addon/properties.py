@@ -90,6 +90,14 @@ class Speech2FlameSettings(bpy.types.PropertyGroup):
         name="Replace Take", default=False,
         description="Generate replaces the selected take (its Actions are deleted unless the NLA uses them) instead "
                     "of adding one: for trying sliders without filling the list and the file; Ctrl-Z brings it back")
+    key_parts: EnumProperty(
+        name="Key", options={"ENUM_FLAG"}, default={"mouth", "face", "eyes", "head"},
+        description="What the take keys; what it does not key keeps your own animation (e.g. only the mouth, to "
+                    "animate brows, eyes and head yourself)",
+        items=[("mouth", "Mouth", "Lips, jaw and cheeks: the lip sync"),
+               ("face", "Face", "Brows, eyelids (blinks), nose: the expression"),
+               ("eyes", "Eyes", "Eye rotations: gaze"),
+               ("head", "Head", "Neck and head rotation")])
     reduce_keys: BoolProperty(
         name="Reduce Keys", default=False,
         description="Key only where needed (linear between keys, within 0.005 of each shape-key weight and 0.01 "

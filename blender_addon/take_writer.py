@@ -24,6 +24,10 @@ TAKE_PROP = "speech2flame_take"
 
 _POSE_SLICES = {"global_rot": "root", "neck": "neck", "jaw": "jaw"}
 
+KEY_PARTS = hm.KEY_PARTS
+BONE_PARTS = {"root": "head", "neck": "head", "jaw": "mouth", "left_eye": "eyes", "right_eye": "eyes"}
+"""The part each bone of the rig belongs to (its pose correctives go with it)."""
+
 KEY_TOLERANCES = {"value": 0.005, "rotation_quaternion": 0.0001, "location": 0.00002}
 """With reduced keys, the most a curve may stray from the take between two kept keys, by the
 property it animates: a shape-key weight (0.005, of a weight that is 1 at full strength), a quaternion component (about
@@ -148,7 +152,7 @@ def assign_actions(rig_object, armature_action, shape_action, undo: list | None 
     An Action of the animator's own (not a take) that they replace goes onto a new NLA track at
     the bottom of its datablock's stack, so what the take does not key (body bones, corrective
     shape keys) keeps playing under it, and is kept with a fake user; returns the names of those.
-    Bone locations the previous take keyed and this one does not go back to rest (0).
+    Channels the previous take keyed and this one does not go back to rest (:func:`_rest_what_is_not_keyed`).
     ``undo``: a list to which (animation data, its previous Action and slot, the NLA track added
     or None) is appended per datablock, for :func:`discard`."""
     arm_obj, mesh_obj = find_rig(rig_object)
@@ -171,8 +175,7 @@ def assign_actions(rig_object, armature_action, shape_action, undo: list | None 
         anim.action = action
         if len(action.slots):
             anim.action_slot = action.slots[0]
-    _rest_what_is_not_keyed(arm_obj, mesh_obj, armature_action, shape_action,
-                            previous.get(arm_obj.as_pointer()))
+    _rest_what_is_not_keyed(arm_obj, mesh_obj, armature_action, shape_action, previous)
     return kept
 
 
@@ -219,23 +222,27 @@ def _animated_paths(action) -> set[str]:
     return {fc.data_path for fc in action_fcurves(action)} if action is not None else set()
 
 
-def _rest_what_is_not_keyed(arm_obj, mesh_obj, armature_action, shape_action, previous_action=None) -> None:
-    """Set the rig's channels the new Actions do not key to rest (0): with no F-curve, Blender
-    would keep what the previous take left there (e.g. detail shape keys made by a later take,
-    switching back to an earlier one). Bones: only the locations of the face bones that the
-    ``previous_action`` (when it is a take) keyed; the animator's own poses stay."""
-    keyed = _animated_paths(shape_action)
-    ours = {*arm_obj.get(EXPRESSIONS_PROP, ()), *POSE_CORRECTIVE_NAMES}
-    for block in mesh_obj.data.shape_keys.key_blocks[1:]:
-        if (block.name in ours or block.name.startswith("detail_")) and \
-                f'key_blocks["{block.name}"].value' not in keyed:
-            block.value = 0.0
-    if previous_action is None or TAKE_PROP not in previous_action:
-        return
-    left = _animated_paths(previous_action) - _animated_paths(armature_action)
-    for bone_name in hm.BONE_NAMES:
-        if f'pose.bones["{bone_name}"].location' in left and bone_name in arm_obj.pose.bones:
-            arm_obj.pose.bones[bone_name].location = (0.0, 0.0, 0.0)
+def _rest_what_is_not_keyed(arm_obj, mesh_obj, armature_action, shape_action, previous: dict) -> None:
+    """Set to rest (0) what the previous take (``previous``: datablock pointer -> the Action it
+    played, when that was a take) keyed and the new Actions do not: with no F-curve Blender would
+    keep what it left there (e.g. detail shape keys made by a later take, switching back to an
+    earlier one; a part one take keys and the next does not). The animator's own poses and
+    channels no take keyed stay as they are."""
+    key = mesh_obj.data.shape_keys
+    for datablock, action in ((key, shape_action), (arm_obj, armature_action)):
+        before = previous.get(datablock.as_pointer())
+        if before is None or TAKE_PROP not in before:
+            continue
+        for path in _animated_paths(before) - _animated_paths(action):
+            name = path.split('"')[1] if path.count('"') >= 2 else None
+            if datablock == key and name in key.key_blocks and path.endswith(".value"):
+                key.key_blocks[name].value = 0.0
+            elif datablock == arm_obj and name in arm_obj.pose.bones:
+                bone = arm_obj.pose.bones[name]
+                if path.endswith(".location"):
+                    bone.location = (0.0, 0.0, 0.0)
+                elif path.endswith(".rotation_quaternion"):
+                    bone.rotation_quaternion = (1.0, 0.0, 0.0, 0.0)
 
 
 def rig_problem(arm_obj, mesh_obj) -> str | None:
@@ -295,7 +302,7 @@ def driven_channels(arm_obj, mesh_obj, actions) -> list[str]:
 
 
 def apply_take(take: "take_module.Take", rig_object, name: str | None = None, scene=None, set_frame_range: bool = True,
-               sound_path: str | None = None, reduce_keys: bool = False) -> dict:
+               sound_path: str | None = None, reduce_keys: bool = False, parts=KEY_PARTS) -> dict:
     """Apply ``take`` to the rig that ``rig_object`` belongs to, as new Actions.
 
     Creates one Action for the armature (bone quaternions; locations: root translation, and
@@ -306,7 +313,8 @@ def apply_take(take: "take_module.Take", rig_object, name: str | None = None, sc
     With ``set_frame_range`` the scene fps and frame range follow the take; with
     ``sound_path`` a sound strip is added at the take's first frame. Keys land on every frame,
     or with ``reduce_keys`` only where they are needed for the curves to stay within
-    KEY_TOLERANCES of the take (linear between keys; easier to edit by hand).
+    KEY_TOLERANCES of the take (linear between keys; easier to edit by hand). ``parts``: which of
+    KEY_PARTS to key (the others keep playing the animator's own animation).
     Returns {"armature_action", "shape_action", "frame_start", "frame_end", "sound_strip",
     "kept_actions", "notes"} (names of the animator's own Actions it replaced, see
     :func:`assign_actions`; sentences saying what :func:`make_keyable` changed).
@@ -314,6 +322,9 @@ def apply_take(take: "take_module.Take", rig_object, name: str | None = None, sc
     :func:`rig_problem` finds one.
     """
     take.validate()
+    parts = set(parts)
+    if not parts or parts - set(KEY_PARTS):
+        raise RigError(f"Choose what to key among {', '.join(KEY_PARTS)} (got {', '.join(sorted(parts)) or 'none'}).")
     arm_obj, mesh_obj = find_rig(rig_object)
     problem = rig_problem(arm_obj, mesh_obj)
     if problem:
@@ -339,22 +350,29 @@ def apply_take(take: "take_module.Take", rig_object, name: str | None = None, sc
     frames = take.frame_offset + np.arange(take.num_frames, dtype=np.float32)
     tolerance = KEY_TOLERANCES if reduce_keys else {}
     base = name or f"{arm_obj.name}_take"
-    meta = json.dumps(take.metadata, sort_keys=True)
+    metadata = dict(take.metadata)
+    if parts != set(KEY_PARTS):
+        metadata["keyed_parts"] = [part for part in KEY_PARTS if part in parts]
+    meta = json.dumps(metadata, sort_keys=True)
 
     # Shape keys: every expression of the rig (zero where the take has none, so nothing of an
-    # earlier take lingers), pose correctives, per-vertex detail; slider ranges widened to admit the values.
+    # earlier take lingers), pose correctives, per-vertex detail, those of the parts asked for;
+    # slider ranges widened to admit the values.
     weights = _rig_expression_weights(take, arm_obj, key)
+    mouth = dict(zip(weights, hm.mouth_channels(list(weights))))
     shape = _ActionBuilder(unique_action_name(base + "_shapes"), "KEY", key)
     for channel, values in weights.items():
-        _widen_slider(key.key_blocks[channel], values)
-        shape.add_curves(f'key_blocks["{channel}"].value', frames, values, "Expressions", tolerance.get("value"))
+        if ("mouth" if mouth[channel] else "face") in parts:
+            _widen_slider(key.key_blocks[channel], values)
+            shape.add_curves(f'key_blocks["{channel}"].value', frames, values, "Expressions", tolerance.get("value"))
     correctives = pose_corrective_weights(take)
     for channel, values in zip(POSE_CORRECTIVE_NAMES, correctives.T):
-        if channel in key.key_blocks:
+        joint = channel[len("pose_"):-len("_00")]
+        if channel in key.key_blocks and BONE_PARTS[joint] in parts:
             _widen_slider(key.key_blocks[channel], values)
             shape.add_curves(f'key_blocks["{channel}"].value', frames, values, "Pose correctives",
                              tolerance.get("value"))
-    for channel, values in _detail_weights(take, mesh_obj).items():
+    for channel, values in (_detail_weights(take, mesh_obj).items() if "mouth" in parts else ()):
         _widen_slider(key.key_blocks[channel], values)
         shape.add_curves(f'key_blocks["{channel}"].value', frames, values, "Detail", tolerance.get("value"))
 
@@ -364,12 +382,15 @@ def apply_take(take: "take_module.Take", rig_object, name: str | None = None, sc
     rest = {bone.name: np.array(bone.matrix_local.to_3x3()) for bone in arm_obj.data.bones}
     bones = _ActionBuilder(unique_action_name(base), "OBJECT", arm_obj)
     for bone_name, quats in take_bone_quaternions(take, rest).items():
+        if BONE_PARTS[bone_name] not in parts:
+            continue
         arm_obj.pose.bones[bone_name].rotation_mode = "QUATERNION"
         bones.add_curves(f'pose.bones["{bone_name}"].rotation_quaternion', frames, quats, bone_name,
                          tolerance.get("rotation_quaternion"))
     shift = _joint_shift(arm_obj, weights)
     for bone_name, location in take_bone_locations(take, rest, shift).items():
-        if shift is not None or (bone_name == "root" and take.global_trans is not None):
+        if BONE_PARTS[bone_name] in parts and (
+                shift is not None or (bone_name == "root" and take.global_trans is not None)):
             bones.add_curves(f'pose.bones["{bone_name}"].location', frames, location, bone_name,
                              tolerance.get("location"))
 

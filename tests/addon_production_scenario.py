@@ -138,4 +138,17 @@ key = rig.children[0].data.shape_keys
 driver = key.key_blocks["mouthSmileLeft"].driver_add("value").driver
 driver.expression = "0.25"
 report["driven"], report["driven_output"] = printed(bpy.ops.speech2flame.generate)
+key.key_blocks["mouthSmileLeft"].driver_remove("value")
+
+# Lip sync only: the take keys the mouth (brows, eyes and head are left to the animator).
+settings.key_parts = {"mouth"}
+report["mouth_only"] = call(bpy.ops.speech2flame.generate)
+take = rig.speech2flame_takes[rig.speech2flame_take_index]
+paths = {fc.data_path for layer in take.shape_action.layers for strip in layer.strips for bag in strip.channelbags
+         for fc in bag.fcurves}
+report["mouth_only_brow_keyed"] = 'key_blocks["browInnerUp"].value' in paths
+report["mouth_only_mouth_keyed"] = 'key_blocks["mouthClose"].value' in paths
+report["mouth_only_summary"] = take.summary
+settings.key_parts = set()
+report["nothing_to_key"] = call(bpy.ops.speech2flame.generate)
 print_report(report)

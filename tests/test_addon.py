@@ -305,6 +305,10 @@ def test_production_scenes_override_duplicate_tweak_mode_drivers(addon_zip, tmp_
     assert report["tweak_mode_actions_added"] == 0
     # a driver on a keyed channel wins over the keys: the take is made and the animator told
     assert report["driven"] == ["FINISHED"] and "Drivers set mouthSmileLeft" in report["driven_output"]
+    # Key: Mouth only keys the lip sync, and says so in the take list; nothing chosen is refused
+    assert report["mouth_only"] == ["FINISHED"] and report["mouth_only_mouth_keyed"]
+    assert not report["mouth_only_brow_keyed"] and report["mouth_only_summary"].endswith("keys mouth")
+    assert report["nothing_to_key"][0] == "ERROR" and "none is chosen" in report["nothing_to_key"][1]
 
 
 def test_sound_strips_animators_own_never_muted_takes_follow_what_is_heard(addon_zip, tmp_path):

@@ -413,3 +413,42 @@ def test_a_head_deformed_only_through_its_armature_modifier_is_found(demo_head):
         rig.find_rig(arm_a)
     with pytest.raises(rig.RigError, match="^A_mesh is not a speech2flame FLAME rig; "):
         rig.find_rig(head_a)
+
+
+def test_a_take_keys_only_the_parts_asked_for_and_the_rest_plays_the_animators_own(demo_head):
+    """Mouth only: the mouth's shape keys, the jaw and its correctives are keyed; brows, blinks,
+    eyes and head keep the animator's own keys (now on the NLA under the take); a later take of
+    every part, then the mouth-only one again, leaves nothing of the later one on the eyes."""
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    arm_obj = rig.build_rig(demo_head, name="parts")
+    _arm, mesh_obj = rig.find_rig(arm_obj)
+    key = mesh_obj.data.shape_keys
+    brow, neck = key.key_blocks["browInnerUp"], arm_obj.pose.bones["neck"]
+    neck.rotation_mode = "QUATERNION"
+    for frame, value in ((START, 0.0), (START + 40, 0.8)):  # the animator's brow raise and head turn
+        brow.value = value
+        brow.keyframe_insert("value", frame=frame)
+        neck.rotation_quaternion = (1.0, 0.0, value * 0.5, 0.0)
+        neck.keyframe_insert("rotation_quaternion", frame=frame)
+    take = smooth_take(demo_head)
+    mouth_only = take_writer.apply_take(take, arm_obj, parts={"mouth"})
+    shape_paths = {fc.data_path for fc in take_writer.action_fcurves(mouth_only["shape_action"])}
+    bone_paths = {fc.data_path for fc in take_writer.action_fcurves(mouth_only["armature_action"])}
+    mouth = [n for n in demo_head.expression_names if n.lower().startswith(("jaw", "mouth", "lip", "cheek", "tongue"))]
+    assert shape_paths == {f'key_blocks["{n}"].value' for n in mouth + list(rig.POSE_CORRECTIVE_NAMES)
+                           if n in key.key_blocks and (n in mouth or n.startswith("pose_jaw_"))}
+    assert bone_paths == {'pose.bones["jaw"].rotation_quaternion'}
+    assert json.loads(mouth_only["armature_action"][take_writer.TAKE_PROP])["keyed_parts"] == ["mouth"]
+    brow.value, neck.rotation_quaternion = 0.0, (1.0, 0.0, 0.0, 0.0)  # only the animation can set them now
+    bpy.context.scene.frame_set(START + 20)
+    assert 0.2 < brow.value < 0.6 and 0.1 < neck.rotation_quaternion[2] < 0.3  # the animator's keys still play
+    rest = {bone.name: np.array(bone.matrix_local.to_3x3()) for bone in arm_obj.data.bones}
+    jaw = take_writer.take_bone_quaternions(take, rest)["jaw"][20]
+    assert np.abs(np.array(arm_obj.pose.bones["jaw"].rotation_quaternion) - jaw).max() < 1e-4  # the take's jaw
+    everything = take_writer.apply_take(smooth_take(demo_head, seed=3), arm_obj)
+    assert 'pose.bones["left_eye"].rotation_quaternion' in {
+        fc.data_path for fc in take_writer.action_fcurves(everything["armature_action"])}
+    take_writer.assign_actions(arm_obj, mouth_only["armature_action"], mouth_only["shape_action"])
+    assert tuple(arm_obj.pose.bones["left_eye"].rotation_quaternion) == (1.0, 0.0, 0.0, 0.0)  # rest, not the later take
+    with pytest.raises(rig.RigError, match="Choose what to key among mouth, face, eyes, head"):
+        take_writer.apply_take(take, arm_obj, parts={"lips"})

@@ -415,3 +415,27 @@ print("RESULT", len(counts), sum(counts), max(counts))
 """], capture_output=True, text=True, timeout=120)
     curves, keys, most = map(int, [l for l in probe.stdout.splitlines() if l.startswith("RESULT")][0].split()[1:])
     assert curves > 90 and most < frames and keys < 0.3 * curves * frames, (curves, keys, most, frames)
+
+
+def test_key_mouth_keys_only_the_lip_sync_into_the_blend(tmp_path):
+    result = cli("generate", EXAMPLE, "--transcript-file", ROOT / "examples" / "hello.txt", "--out", tmp_path,
+                 "--outputs", "take,blend", "--key", "mouth", "--quiet")
+    assert result.returncode == 0, result.stderr
+    take = Take.load(tmp_path / "take.npz")
+    assert np.abs(take.neck).max() > 0 and np.abs(take.eyes).max() > 0  # the take file holds everything
+    probe = subprocess.run([sys.executable, "-c", f"""
+import bpy
+bpy.ops.wm.open_mainfile(filepath={str(tmp_path / 'scene.blend')!r})
+paths = sorted({{fc.data_path for action in bpy.data.actions for layer in action.layers
+                 for strip in layer.strips for bag in strip.channelbags for fc in bag.fcurves}})
+print("RESULT", "|".join(paths))
+"""], capture_output=True, text=True, timeout=120)
+    paths = [line for line in probe.stdout.splitlines() if line.startswith("RESULT")][0].split(" ", 1)[1].split("|")
+    bones = {p.split('"')[1] for p in paths if p.startswith("pose.bones")}
+    shapes = {p.split('"')[1] for p in paths if p.startswith("key_blocks")}
+    assert bones == {"jaw"} and "mouthClose" in shapes
+    assert not any(name.startswith(("brow", "eyeBlink", "pose_neck", "pose_left_eye")) for name in shapes), shapes
+    assert any(name.startswith("pose_jaw") for name in shapes)
+    wrong = cli("generate", EXAMPLE, "--out", tmp_path / "x", "--key", "lips", "--quiet")
+    lines = wrong.stderr.strip().splitlines()
+    assert wrong.returncode == 2 and len(lines) == 1 and "--key takes a comma list of mouth, face, eyes, head" in lines[0]

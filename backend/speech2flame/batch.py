@@ -26,6 +26,7 @@ from pathlib import Path
 from .controls import Controls
 from .disk_cache import write_json_atomically
 from .engines import DEFAULT_ENGINE
+from .head_model import KEY_PARTS
 from .errors import UsageError, user_errors
 from .worker_process import stop_workers
 
@@ -152,6 +153,7 @@ class GenerateJob:
     skip_existing: bool = False
     sidecar_transcripts: bool = False  # a clip's transcript from <audio name>.txt beside it, if there is one
     reduce_keys: bool = False  # the .blend's rig keyed only where needed (take_writer.KEY_TOLERANCES)
+    key_parts: tuple[str, ...] = KEY_PARTS  # what the .blend's rig and the exports are keyed for
 
     def clip_controls(self, clip: Clip) -> Controls:
         """The controls for one clip: its own (a batch list's line) or the job's, with its
@@ -208,7 +210,8 @@ class GenerateJob:
             scene_outputs = [o for o in self.outputs if o in OUTPUT_FILES]
             if scene_outputs:
                 files = write_scene_outputs(take, head, out_dir, scene_outputs, audio.path, stage=stage,
-                                            preview_resolution=self.preview_resolution, reduce_keys=self.reduce_keys)
+                                            preview_resolution=self.preview_resolution, reduce_keys=self.reduce_keys,
+                                            key_parts=self.key_parts)
                 written.update({kind: str(path) for kind, path in files.items()})
             write_json_atomically(out_dir / DONE_FILE, {"fingerprint": self.fingerprint(clip, audio.sha256),
                                                         "outputs": sorted(written)})
@@ -242,6 +245,8 @@ class GenerateJob:
                     ("outputs", "rig", "engine", "fps", "model", "preview_resolution")}
         if self.reduce_keys:  # only then: folders done before this option existed stay done
             settings["reduce_keys"] = True
+        if tuple(self.key_parts) != KEY_PARTS:  # likewise
+            settings["key_parts"] = list(self.key_parts)
         settings["start_frame"] = self.clip_start_frame(clip)
         settings["controls"] = self.clip_controls(clip).to_dict()
         settings["audio_sha256"] = audio_sha256

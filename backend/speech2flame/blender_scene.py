@@ -11,7 +11,7 @@ import sys
 from contextlib import contextmanager
 from pathlib import Path
 
-from .head_model import HeadModel
+from .head_model import KEY_PARTS, HeadModel
 from .take import Take
 
 OUTPUT_FILES = {"blend": "scene.blend", "fbx": "anim.fbx", "abc": "anim.abc", "glb": "anim.glb", "usd": "anim.usdc",
@@ -24,18 +24,21 @@ def partial_path(path: Path) -> Path:
 
 
 def write_scene_outputs(take: Take, head: HeadModel, out_dir: Path, outputs: list[str], audio_path: str | None,
-                        stage=None, preview_resolution: int = 320, reduce_keys: bool = False) -> dict[str, Path]:
+                        stage=None, preview_resolution: int = 320, reduce_keys: bool = False,
+                        key_parts=KEY_PARTS) -> dict[str, Path]:
     """Build a scene with the rig and the take, then write the requested outputs.
 
     outputs: any of OUTPUT_FILES ("blend", "fbx", "abc", "glb", "usd", "mp4"). ``stage(name)`` is called as each
     stage starts (for progress and timings). ``reduce_keys``: key the rig only where needed
-    (``take_writer.apply_take``; the .blend shows it, the exporters sample every frame). Each file is written under a ``.partial`` name
+    (``take_writer.apply_take``; the .blend shows it, the exporters sample every frame); ``key_parts``:
+    what the rig is keyed for (head_model.KEY_PARTS). Each file is written under a ``.partial`` name
     and renamed when whole. Returns {output: path written}.
     """
     stage = stage or (lambda name: None)
     stage("build scene")
     with _blender_messages_quiet():
-        return _write(take, head, Path(out_dir), outputs, audio_path, stage, preview_resolution, reduce_keys)
+        return _write(take, head, Path(out_dir), outputs, audio_path, stage, preview_resolution, reduce_keys,
+                      key_parts)
 
 
 BLENDER_LOG_ENV = "SPEECH2FLAME_BLENDER_LOG"
@@ -89,7 +92,7 @@ def _blender_messages_quiet():
 
 
 def _write(take: Take, head: HeadModel, out_dir: Path, outputs: list[str], audio_path: str | None, stage,
-           preview_resolution: int, reduce_keys: bool) -> dict[str, Path]:
+           preview_resolution: int, reduce_keys: bool, key_parts) -> dict[str, Path]:
     import bpy  # imported here so the rest of the package works without Blender
 
     from speech2flame_blender import export, preview, rig, take_writer
@@ -98,7 +101,8 @@ def _write(take: Take, head: HeadModel, out_dir: Path, outputs: list[str], audio
     scene = bpy.context.scene
     rig_object = rig.build_rig(head, name=head.name)
     stage("apply take")
-    applied = take_writer.apply_take(take, rig_object, scene=scene, sound_path=audio_path, reduce_keys=reduce_keys)
+    applied = take_writer.apply_take(take, rig_object, scene=scene, sound_path=audio_path, reduce_keys=reduce_keys,
+                                     parts=key_parts)
     if applied["sound_strip"] is not None and "blend" in outputs:
         applied["sound_strip"].sound.pack()  # the .blend carries its audio
     written = {}

@@ -96,6 +96,18 @@ def _parse_outputs(text: str) -> list[str]:
     return outputs
 
 
+def key_parts(text: str) -> tuple[str, ...]:
+    """``--key``: "all" or a comma list of head_model.KEY_PARTS -> those parts, in KEY_PARTS order."""
+    from .head_model import KEY_PARTS
+
+    parts = {p.strip().lower() for p in text.split(",") if p.strip()}
+    if parts == {"all"}:
+        return KEY_PARTS
+    if not parts or parts - set(KEY_PARTS):
+        raise UsageError(f"--key takes a comma list of {', '.join(KEY_PARTS)} (or all); got {text!r}.")
+    return tuple(p for p in KEY_PARTS if p in parts)
+
+
 def cmd_generate(args) -> int:
     from .batch import GenerateJob, check_output_folder, check_report_path, clip_folders, write_report
     from .head_model import load_head_model
@@ -129,7 +141,7 @@ def cmd_generate(args) -> int:
                       start_frame=args.start_frame, model=os.path.expanduser(args.model) if args.model else None,
                       device=args.device, preview_resolution=args.preview_resolution,
                       skip_existing=args.skip_existing, sidecar_transcripts=args.sidecar_transcripts,
-                      reduce_keys=args.reduce_keys)
+                      reduce_keys=args.reduce_keys, key_parts=key_parts(args.key))
     out = Path(args.out).expanduser()
     if args.list is not None:  # every row is checked here, before any clip runs
         from .batch_list import read_batch_list
@@ -379,6 +391,9 @@ def build_parser(selected: str | None = None) -> argparse.ArgumentParser:
     gen.add_argument("--reduce-keys", action="store_true",
                      help="scene.blend: key the rig only where needed (linear between keys, within 0.005 of each "
                           "shape-key weight), easier to edit by hand; exports still hold every frame")
+    gen.add_argument("--key", default="all", metavar="PARTS",
+                     help="what the rig in scene.blend and the exports is keyed for: mouth, face, eyes, head, "
+                          "comma-separated, or all (default); the take file always holds everything")
     gen.add_argument("--report", metavar="REPORT.json",
                      help="also write a JSON report: per clip its status, error, warnings, files and words heard")
     gen.add_argument("--timings", action="store_true", help="print the time of each stage on stderr")

@@ -34,6 +34,24 @@ BONE_NAMES = ("root", "neck", "jaw", "left_eye", "right_eye")
 
 NUM_POSE_CORRECTIVES = 36  # 4 non-root joints x 9 entries of (R - I)
 
+MOUTH_PREFIXES = ("jaw", "mouth", "lip", "cheek", "tongue")
+"""Expression channels whose name starts with one of these (any case) move the mouth."""
+
+
+KEY_PARTS = ("mouth", "face", "eyes", "head")
+"""What a take can key onto a rig, each alone or together (all by default): mouth (the mouth's
+expression channels, see :func:`mouth_channels`, the jaw bone and its correctives, per-vertex
+detail), face (the other expression channels: brows, eyelids, nose), eyes (the eye bones), head
+(the neck and root bones). What a take does not key is left to the animator's own animation."""
+
+
+def mouth_channels(names) -> np.ndarray:
+    """(E,) bool: which of the expression channels ``names`` move the mouth (by name, see
+    MOUTH_PREFIXES); all of them when none is named so (an unnamed PCA basis such as FLAME's,
+    which cannot be split into mouth and upper face)."""
+    mouth = np.array([str(name).lower().startswith(MOUTH_PREFIXES) for name in names], bool)
+    return mouth if mouth.any() else np.ones(len(mouth), bool)
+
 MOUTH_LANDMARKS = ("upper_lip_inner", "lower_lip_inner", "mouth_corner_left",
                    "mouth_corner_right", "upper_lip_outer", "lower_lip_outer")
 """Vertex landmarks every rig needs for `speech2flame mouth` measurements."""

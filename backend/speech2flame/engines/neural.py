@@ -29,11 +29,10 @@ import numpy as np
 
 from ..audio import Audio
 from ..controls import Controls
-from ..head_model import HeadModel
+from ..head_model import HeadModel, mouth_channels
 from ..take import Take, TakeError
 from . import EngineError, Progress
 
-MOUTH_PREFIXES = ("jaw", "mouth", "lip", "cheek", "tongue")
 NATURAL_BLINKS_PER_MIN = 17.0
 HEAD_SMOOTHING_S = 0.05     # Gaussian sigma (seconds) on the pose sampler's head rotations
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "data" / "neural_default"
@@ -321,9 +320,7 @@ def synthesise(analysis: NeuralAnalysis, head: HeadModel, fps: float, controls: 
     neck, global_rot = conv(out["neck"]), conv(out["global_rot"])
 
     names = list(head.expression_names)
-    mouth = np.array([n.lower().startswith(MOUTH_PREFIXES) for n in names])
-    if not mouth.any():  # unnamed PCA channels: cannot split mouth from upper face
-        mouth[:] = True
+    mouth = mouth_channels(names)  # all of them for unnamed PCA channels (cannot split mouth from upper face)
     expression[:, mouth] *= controls.articulation
     expression[:, ~mouth] *= controls.expressiveness
     jaw *= controls.articulation
