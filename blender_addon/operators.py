@@ -264,6 +264,7 @@ class SPEECH2FLAME_OT_generate(bpy.types.Operator):
         self.audio_path, self.start_frame, self.add_sound = audio_source(context)
         settings = _settings(context)
         self.strip_name = settings.sound_strip if settings.audio_source == "STRIP" else ""
+        self.scene_sound = settings.audio_source == "SCENE"
         self.audio_name = Path(self.audio_path).name if settings.audio_source != "SCENE" else \
             f"scene sound{f' (channel {settings.mix_channel})' if settings.mix_channel else ''}"
         self.left_out = scene_sound.muted_strips(context.scene, settings.mix_channel) \
@@ -310,9 +311,10 @@ class SPEECH2FLAME_OT_generate(bpy.types.Operator):
         strip_name = sound_key(strip)  # "" for the animator's own strips: switching takes leaves them alone
         try:
             if settings.replace_take and 0 <= self.arm_obj.speech2flame_take_index < len(self.arm_obj.speech2flame_takes):
-                takes.replace(self.arm_obj, self.arm_obj.speech2flame_take_index, result, summary, strip_name)
+                takes.replace(self.arm_obj, self.arm_obj.speech2flame_take_index, result, summary, strip_name,
+                              self.scene_sound)
             else:
-                takes.record(self.arm_obj, result, summary, strip_name)
+                takes.record(self.arm_obj, result, summary, strip_name, self.scene_sound)
         except Exception as exc:  # e.g. a take list Blender will not let us change: leave the scene as it was
             discard(result)
             raise RigError(f"The take could not be added to the take list of {self.arm_obj.name} ({exc}); "

@@ -36,6 +36,8 @@ class Speech2FlameTake(bpy.types.PropertyGroup):
     summary: StringProperty(name="Summary", description="Engine, emotion and audio of this take", override=OVERRIDABLE)
     sound_strip: StringProperty(name="Sound Strip", description="The sound strip playing this take's audio",
                                 override=OVERRIDABLE)
+    scene_sound: BoolProperty(name="Scene Sound", description="Made from the scene's sound: switching to it leaves "
+                                                              "the sound strips as they are", override=OVERRIDABLE)
 
 
 class Speech2FlameSettings(bpy.types.PropertyGroup):

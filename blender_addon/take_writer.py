@@ -157,6 +157,11 @@ def assign_actions(rig_object, armature_action, shape_action, undo: list | None 
     or None) is appended per datablock, for :func:`discard`."""
     arm_obj, mesh_obj = find_rig(rig_object)
     kept, previous = [], {}
+    scene = bpy.context.scene
+    ranges = [a.frame_range for a in (armature_action, shape_action) if a is not None]
+    if scene is not None:
+        ranges.append((scene.frame_start, scene.frame_end))
+    span = (int(min(r[0] for r in ranges)), int(max(r[1] for r in ranges)))  # what the take's Action plays over
     for datablock, action in ((arm_obj, armature_action), (mesh_obj.data.shape_keys, shape_action)):
         if action is None:
             continue
@@ -167,7 +172,7 @@ def assign_actions(rig_object, armature_action, shape_action, undo: list | None 
             undo.append([anim, current, anim.action_slot, None])
         if current is not None and current != action and TAKE_PROP not in current:
             if not any(strip.action == current for track in anim.nla_tracks for strip in track.strips):
-                track = _play_under_takes(anim, current)
+                track = _play_under_takes(anim, current, span)
                 if undo is not None:
                     undo[-1][3] = track
             current.use_fake_user = True
@@ -179,16 +184,20 @@ def assign_actions(rig_object, armature_action, shape_action, undo: list | None 
     return kept
 
 
-def _play_under_takes(anim, action):
+def _play_under_takes(anim, action, span: tuple[int, int]):
     """Put the animator's ``action`` on a new NLA track (named after it) on top of the NLA stack:
-    one strip at the action's own frames, holding its ends. The track plays as the action did
-    when it was active (over the other tracks), and the take's Action plays over it."""
+    one strip reading the action frame for frame over ``span`` (first, last scene frame), so its
+    curves extrapolate and cycle there as when the action was active. The track plays as the
+    action did (over the other tracks), and the take's Action plays over it."""
     slot = anim.action_slot
     track = anim.nla_tracks.new()
     track.name = action.name
     strip = track.strips.new(action.name, int(action.frame_range[0]), action)
     if slot is not None and hasattr(strip, "action_slot"):
         strip.action_slot = slot
+    first, last = min(span[0], int(action.frame_range[0])), max(span[1], int(action.frame_range[1]))
+    strip.action_frame_start, strip.action_frame_end = first, last
+    strip.frame_start_ui = first  # the strip moved as a whole: scene frame f plays action frame f
     return track
 
 
@@ -245,6 +254,12 @@ def _rest_what_is_not_keyed(arm_obj, mesh_obj, armature_action, shape_action, pr
                     bone.rotation_quaternion = (1.0, 0.0, 0.0, 0.0)
 
 
+def rest_keyed_by(arm_obj, mesh_obj, armature_action, shape_action) -> None:
+    """Set to rest what these take Actions key (the rig stops playing them)."""
+    previous = {arm_obj.as_pointer(): armature_action, mesh_obj.data.shape_keys.as_pointer(): shape_action}
+    _rest_what_is_not_keyed(arm_obj, mesh_obj, None, None, previous)
+
+
 def rig_problem(arm_obj, mesh_obj) -> str | None:
     """Why a take cannot be written onto this rig (one sentence), or None: objects linked from a
     library without an override, a head mesh sharing its data with another head (a linked
@@ -255,7 +270,8 @@ def rig_problem(arm_obj, mesh_obj) -> str | None:
                     "library override of the character (Object > Library Override > Make > Selected & Content) "
                     "and generate again.")
     if mesh_obj.data.library is None:  # linked data gets an override of its own (make_keyable)
-        others = [o.name for o in bpy.data.objects if o.data == mesh_obj.data and o != mesh_obj and o.library is None]
+        others = [o.name for o in bpy.data.objects if o.data == mesh_obj.data and o != mesh_obj and o.library is None
+                  and o.users_scene]
         if others:
             return (f"The head mesh {mesh_obj.name} shares its data with {others[0]} (a linked duplicate): a take "
                     "would move both faces; make it single-user (Object > Relations > Make Single User > Object "
@@ -394,10 +410,20 @@ def apply_take(take: "take_module.Take", rig_object, name: str | None = None, sc
             bones.add_curves(f'pose.bones["{bone_name}"].location', frames, location, bone_name,
                              tolerance.get("location"))
 
+    frame_start, frame_end = int(frames[0]), int(frames[-1])
+    if not action_fcurves(bones.action) and not action_fcurves(shape.action):
+        for builder in (bones, shape):
+            bpy.data.actions.remove(builder.action)
+        raise RigError(f"The rig {arm_obj.name} has nothing to key for {', '.join(sorted(parts))}"
+                       + (" (its expression channels are unnamed, so they all count as mouth)"
+                          if "face" in parts and mouth and all(mouth.values()) else "") + "; choose other parts.")
     for builder in (bones, shape):
         builder.action[TAKE_PROP] = meta
         builder.action.use_fake_user = True  # earlier takes survive save/reload
-    frame_start, frame_end = int(frames[0]), int(frames[-1])
+        # the take's frames, whatever it keys (an Action with no curve has no range of its own):
+        # the timeline, the exports and the NLA read them from here
+        builder.action.use_frame_range = True
+        builder.action.frame_start, builder.action.frame_end = frame_start, max(frame_end, frame_start + 1)
     result = {"armature_action": bones.action, "shape_action": shape.action, "frame_start": frame_start,
               "frame_end": frame_end, "sound_strip": None, "kept_actions": [], "notes": notes, "undo": []}
     try:

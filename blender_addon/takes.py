@@ -5,26 +5,27 @@ from __future__ import annotations
 import bpy
 
 from .rig import find_rig
-from .take_writer import SOUND_PROP, all_strips, assign_actions, sound_key
+from .take_writer import SOUND_PROP, all_strips, assign_actions, rest_keyed_by, sound_key
 
 
 _selecting_quietly = False  # set while the list's selection moves without switching the animation
 
 
-def record(arm_obj, result: dict, summary: str, sound_strip: str = "") -> None:
+def record(arm_obj, result: dict, summary: str, sound_strip: str = "", scene_sound: bool = False) -> None:
     """Add the Actions written by ``take_writer.apply_take`` to the rig's take list and select
     it; ``sound_strip``: the key (``take_writer.sound_key``) of the sound strip the add-on added
-    for its audio, "" for none (muted while another take of the rig is active)."""
+    for its audio, "" for none (muted while another take of the rig is active); ``scene_sound``:
+    made from the scene's sound mixed down (its audio is whatever plays: no strip is muted for it)."""
     item = arm_obj.speech2flame_takes.add()
     item.armature_action = result["armature_action"]
     item.shape_action = result["shape_action"]
     item["name"] = result["armature_action"].name  # bypass on_rename: the Actions already have this name
     item.summary = summary
-    item.sound_strip = sound_strip
+    item.sound_strip, item.scene_sound = sound_strip, scene_sound
     arm_obj.speech2flame_take_index = len(arm_obj.speech2flame_takes) - 1  # selects and activates it
 
 
-def replace(arm_obj, index: int, result: dict, summary: str, sound_strip: str = "") -> None:
+def replace(arm_obj, index: int, result: dict, summary: str, sound_strip: str = "", scene_sound: bool = False) -> None:
     """Put the Actions written by ``take_writer.apply_take`` in the place of take ``index``: the
     take keeps its name (the new Actions take it) and is selected; its old Actions are deleted
     unless something else (the NLA) uses them."""
@@ -32,7 +33,7 @@ def replace(arm_obj, index: int, result: dict, summary: str, sound_strip: str = 
     item = arm_obj.speech2flame_takes[index]
     name, old = item.name, [a for a in (item.armature_action, item.shape_action) if a is not None]
     item.armature_action, item.shape_action = result["armature_action"], result["shape_action"]
-    item.summary, item.sound_strip = summary, sound_strip
+    item.summary, item.sound_strip, item.scene_sound = summary, sound_strip, scene_sound
     for action in old:
         action.use_fake_user = False
         if action.users == 0:
@@ -49,7 +50,8 @@ def replace(arm_obj, index: int, result: dict, summary: str, sound_strip: str = 
 def activate(arm_obj, index: int, scene=None) -> list[str]:
     """Make take ``index`` the active animation of the rig (bones and shape keys), the scene's
     preview range its frames (the timeline plays it; the scene's own range stays), and its sound
-    strip the only one of this rig's takes that plays; returns the names of the animator's own Actions it replaced (kept, see
+    strip the only one of this rig's takes that plays (a Scene Sound take leaves the strips as they
+    are); returns the names of the animator's own Actions it replaced (kept, see
     ``take_writer.assign_actions``)."""
     item = arm_obj.speech2flame_takes[index]
     kept = assign_actions(arm_obj, item.armature_action, item.shape_action)
@@ -58,7 +60,7 @@ def activate(arm_obj, index: int, scene=None) -> list[str]:
         first, last = item.armature_action.frame_range
         scene.use_preview_range = True  # the shot's own range (render, export of the scene) stays
         scene.frame_preview_start, scene.frame_preview_end = max(0, int(round(first))), max(0, int(round(last)))
-    if item.sound_strip and scene is not None:  # only strips the add-on added (take_writer.sound_key)
+    if not item.scene_sound and scene is not None:  # only strips the add-on added (take_writer.sound_key)
         ours = {take.sound_strip for take in arm_obj.speech2flame_takes if take.sound_strip}
         others = _played_by_others(arm_obj, scene)  # a strip another character's take plays stays on
         for strip in all_strips(scene):
@@ -119,6 +121,12 @@ def delete(arm_obj, index: int) -> None:
     was_active = _is_active(arm_obj, item)
     actions = [a for a in (item.armature_action, item.shape_action) if a is not None]
     _arm, mesh_obj = find_rig(arm_obj)
+    successor = index + 1 if index + 1 < len(arm_obj.speech2flame_takes) else index - 1
+    if was_active and successor >= 0:  # while the deleted take still plays: what it keyed and the next does not rests
+        after = arm_obj.speech2flame_takes[successor]
+        assign_actions(arm_obj, after.armature_action, after.shape_action)
+    elif was_active:  # the last take: what it keyed rests, the animator's own animation (if any) plays
+        rest_keyed_by(arm_obj, mesh_obj, item.armature_action, item.shape_action)
     for datablock in (arm_obj, mesh_obj.data.shape_keys):
         if datablock.animation_data and datablock.animation_data.action in actions:
             datablock.animation_data.action = None

@@ -10,7 +10,7 @@
 #   3. the head-pose VQ-VAE and prior trained again on top of it, per configs/default_model_pose.yaml
 #      (the audio encoder and face decoder stay exactly as step 2 left them)
 #   4. copies the final checkpoint into the package
-# About 7 min + 15 min + 1 min on two CPU threads (THREADS=2, the default). Run from anywhere:
+# About 7 min + 15 min + 45 s on two CPU threads (THREADS=2, the default). Run from anywhere:
 #   bash scripts/train_default_model.sh            # OUT=out/default_model by default
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -149,6 +149,21 @@ paths = {fc.data_path for layer in take.shape_action.layers for strip in layer.s
 report["mouth_only_brow_keyed"] = 'key_blocks["browInnerUp"].value' in paths
 report["mouth_only_mouth_keyed"] = 'key_blocks["mouthClose"].value' in paths
 report["mouth_only_summary"] = take.summary
+# A take of every part, then deleted while it plays: the mouth-only take plays again and the eyes,
+# brows and head the deleted one keyed go back to rest (not frozen where it left them).
+for data in (anim, key.animation_data):  # the take pushed to the NLA above would play under them
+    for track in list(data.nla_tracks):
+        data.nla_tracks.remove(track)
+settings.key_parts = {"mouth", "face", "eyes", "head"}
+report["every_part"] = call(bpy.ops.speech2flame.generate)
+scene = bpy.context.scene
+scene.frame_set(scene.frame_preview_start + 15)
+eye, brow = rig.pose.bones["left_eye"], key.key_blocks["browInnerUp"]
+report["eye_brow_while_playing"] = [list(eye.rotation_quaternion), brow.value]
+report["delete_playing"] = call(bpy.ops.speech2flame.take_delete)
+scene.frame_set(scene.frame_preview_start + 15)
+report["eye_brow_after_delete"] = [list(eye.rotation_quaternion), brow.value]
+report["playing_after_delete"] = rig.speech2flame_takes[rig.speech2flame_take_index].summary
 settings.key_parts = set()
 report["nothing_to_key"] = call(bpy.ops.speech2flame.generate)
 print_report(report)

@@ -122,6 +122,20 @@ report["file_in_edit_key"] = alice.speech2flame_takes[-1].sound_strip
 report["after_other_take"] = generate(alice, "FILE", audio_path=audio["c"])
 report["dlg_muted"] = dlg.mute
 
+# A take that follows the animator's strip (no strip of ours) plays alone: switching to it mutes
+# the strip of ours that another take of the rig added.
+bpy.ops.speech2flame.add_demo_head()
+carol = settings.rig
+carol.name = "carol"
+shutil.copy(audio["a"], project / "e.wav")  # a file not in the edit
+report["carol_takes"] = [generate(carol, "FILE", audio_path=str(project / "e.wav")),
+                         generate(carol, "FILE", audio_path=audio["b"])]  # b: the animator's line_02
+e_strip = next(s for s in editor.strips_all if s.type == "SOUND" and s.sound.filepath.endswith("e.wav"))
+carol.speech2flame_take_index = 0
+report["carol_e_on_e"] = e_strip.mute
+carol.speech2flame_take_index = 1
+report["carol_e_on_b"] = [e_strip.mute, editor.strips_all["line_02"].mute]
+
 # (c) A trimmed strip at 23.976 fps: the take covers the part heard, from where it is heard.
 scene.render.fps, scene.render.fps_base = 24, 1.001
 fps = 24 / 1.001

@@ -309,6 +309,12 @@ def test_production_scenes_override_duplicate_tweak_mode_drivers(addon_zip, tmp_
     assert report["mouth_only"] == ["FINISHED"] and report["mouth_only_mouth_keyed"]
     assert not report["mouth_only_brow_keyed"] and report["mouth_only_summary"].endswith("keys mouth")
     assert report["nothing_to_key"][0] == "ERROR" and "none is chosen" in report["nothing_to_key"][1]
+    # deleting the playing take of every part: the mouth-only one plays, eyes and brows at rest
+    assert report["every_part"] == report["delete_playing"] == ["FINISHED"]
+    eye, brow = report["eye_brow_while_playing"]
+    assert eye != [1.0, 0.0, 0.0, 0.0] or brow != 0.0  # the deleted take moved them
+    assert report["eye_brow_after_delete"] == [[1.0, 0.0, 0.0, 0.0], 0.0]
+    assert report["playing_after_delete"].endswith("keys mouth")
 
 
 def test_sound_strips_animators_own_never_muted_takes_follow_what_is_heard(addon_zip, tmp_path):
@@ -371,3 +377,6 @@ def test_sound_strips_animators_own_never_muted_takes_follow_what_is_heard(addon
 
     # (d) the project folder moved: our strips' sound is found there
     assert report["moved_found"] == {"my_line_c": True, "my_line_d": True}
+    # switching to a take that follows the animator's strip mutes the strip of ours another take added
+    assert report["carol_takes"] == [["FINISHED"], ["FINISHED"]]
+    assert report["carol_e_on_e"] is False and report["carol_e_on_b"] == [True, False]

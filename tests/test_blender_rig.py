@@ -452,3 +452,54 @@ def test_a_take_keys_only_the_parts_asked_for_and_the_rest_plays_the_animators_o
     assert tuple(arm_obj.pose.bones["left_eye"].rotation_quaternion) == (1.0, 0.0, 0.0, 0.0)  # rest, not the later take
     with pytest.raises(rig.RigError, match="Choose what to key among mouth, face, eyes, head"):
         take_writer.apply_take(take, arm_obj, parts={"lips"})
+
+
+def test_a_take_of_some_parts_keeps_its_frames_and_the_animators_loop_keeps_cycling(demo_head):
+    """Face only: the bone Action keys nothing, yet both Actions span the take's frames (timeline,
+    exports). The animator's cycling idle (a Cycles modifier) still cycles before and after its keys
+    once it plays from the NLA. A rig whose channels are all unnamed has no face to key: one sentence."""
+    import dataclasses
+
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    arm_obj = rig.build_rig(demo_head, name="loop")
+    neck = arm_obj.pose.bones["neck"]
+    neck.rotation_mode = "QUATERNION"
+    for frame, y in ((30, 0.0), (55, 0.4), (80, 0.0)):
+        neck.rotation_quaternion = (1.0, 0.0, y, 0.0)
+        neck.keyframe_insert("rotation_quaternion", frame=frame)
+    for fcurve in take_writer.action_fcurves(arm_obj.animation_data.action):
+        fcurve.modifiers.new("CYCLES")
+    scene = bpy.context.scene
+
+    def neck_y(frames):
+        values = []
+        for frame in frames:
+            scene.frame_set(frame)
+            values.append(round(neck.rotation_quaternion[2], 4))
+        return values
+
+    before = neck_y((10, 42, 105, 130))
+    result = take_writer.apply_take(smooth_take(demo_head), arm_obj, parts={"face"}, set_frame_range=False)
+    assert not take_writer.action_fcurves(result["armature_action"])
+    for action in (result["armature_action"], result["shape_action"]):
+        assert tuple(action.frame_range) == (START, START + FRAMES - 1)
+    assert neck_y((10, 42, 105, 130)) == before and len(set(before)) > 2  # cycling as before
+
+    unnamed = dataclasses.replace(demo_head, expression_names=[f"exp{i:03d}" for i in range(len(demo_head.expression_names))])
+    pca = rig.build_rig(unnamed, name="pca")
+    take = smooth_take(unnamed)
+    with pytest.raises(rig.RigError, match="has nothing to key for face .*unnamed"):
+        take_writer.apply_take(take, pca, parts={"face"})
+    assert not [a for a in bpy.data.actions if a.name.startswith("pca_take")]  # nothing left behind
+
+
+def test_a_linked_duplicate_no_scene_uses_does_not_block_a_take(demo_head):
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    arm_obj = rig.build_rig(demo_head, name="single")
+    _arm, mesh_obj = rig.find_rig(arm_obj)
+    orphan = mesh_obj.copy()  # shares the mesh data, in no scene
+    assert orphan.data == mesh_obj.data and not orphan.users_scene
+    take_writer.apply_take(smooth_take(demo_head), arm_obj)
+    bpy.context.scene.collection.objects.link(orphan)  # now a second face in the scene: refused
+    with pytest.raises(rig.RigError, match="shares its data with"):
+        take_writer.apply_take(smooth_take(demo_head), arm_obj)

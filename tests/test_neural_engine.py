@@ -277,6 +277,13 @@ def test_autoregressive_pose_prior_samples_block_by_block_what_its_masked_pass_p
     assert torch.equal(prior.sample(changed, temperature=0.0)[:, :-1], codes[:, :-1])
     a, b, c = (prior.sample(features, 1.0, seed) for seed in (1, 1, 2))
     assert torch.equal(a, b) and not torch.equal(a, c)
+    cfg.pose_context = 0  # no previous codes: each window starts afresh
+    prior = PosePrior(cfg).eval()
+    codes = prior.sample(features, temperature=0.0)
+    for start, end in prior._windows(codes.shape[1]):
+        logits = prior.window_logits(audio[:, start:end], prior._previous(codes, start),
+                                     prior._before(codes, start, end))
+        assert torch.equal(logits.argmax(-1), codes[:, start:end])
 
 
 def test_pose_only_training_keeps_the_face_and_scales_every_axis(trained, tmp_path):
@@ -308,6 +315,15 @@ def test_pose_only_training_keeps_the_face_and_scales_every_axis(trained, tmp_pa
                             Controls(seed=1))
     assert np.array_equal(new.expression, old.expression) and np.array_equal(new.jaw, old.jaw)
     assert not np.allclose(new.neck, old.neck)
+    moved = tmp_path / "init_moved"  # resuming needs only the run's own checkpoint, not train.init
+    shutil.move(trained["model"], moved)
+    try:
+        cfg["train"]["epochs"] = 3
+        lines = []
+        train(cfg, resume=True, show_progress=False, log=lines.append)
+        assert any(line.startswith("Resuming from epoch 2") for line in lines)
+    finally:
+        shutil.move(moved, trained["model"])
     no_init = small_config(trained["tmp"], 1, only="pose")
     no_init["output"] = str(tmp_path / "no_init")
     with pytest.raises(TrainConfigError, match="train.only: pose needs train.init"):

@@ -202,6 +202,10 @@ class PosePrior(nn.Module):
     def _start_cache(self, context_tokens: torch.Tensor) -> list[list[torch.Tensor]]:
         """Run the context tokens (B, C, H) through every layer (they see only each other); returns
         per layer [keys, values] (B, heads, C, H / heads)."""
+        if context_tokens.shape[1] == 0:  # pose_context 0: nothing to attend to yet
+            heads = self.transformer.layers[0].self_attn.num_heads
+            empty = context_tokens.new_zeros((context_tokens.shape[0], heads, 0, context_tokens.shape[2] // heads))
+            return [[empty, empty] for _ in self.transformer.layers]
         cache, x = [], context_tokens
         for layer in self.transformer.layers:
             q, k, v = self._qkv(layer, x)

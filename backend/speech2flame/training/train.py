@@ -554,8 +554,8 @@ POSE_MODULES = ("pose_vq.", "pose_prior.")
 
 def wanted_model_config(cfg: dict, head, dataset: MotionDataset, saved: ModelConfig | None = None) -> ModelConfig:
     """The ModelConfig a training config asks for: ``model`` for ``head``, or with ``train.init``
-    that checkpoint's config with this config's ``model.pose_*`` keys; ``pose_scale: auto`` taken
-    from ``saved`` (a run being resumed) or measured on ``dataset`` (:func:`pose_scale_from`)."""
+    that checkpoint's config (``saved``'s, a run being resumed) with this config's ``model.pose_*``
+    keys; ``pose_scale: auto`` taken from ``saved`` or measured on ``dataset`` (:func:`pose_scale_from`)."""
     wanted = copy.deepcopy(cfg["model"])
     if wanted.get("pose_scale") == "auto":
         wanted["pose_scale"] = list(saved.pose_scale) if saved is not None and saved.pose_scale \
@@ -565,8 +565,11 @@ def wanted_model_config(cfg: dict, head, dataset: MotionDataset, saved: ModelCon
         return config_for_head(head, **wanted)
     from ..models.checkpoint import check_head
 
-    base, _ = read_config(init)
-    check_head(base, head)
+    if saved is not None:  # a run being resumed holds the init's architecture: init itself may be gone
+        base = saved
+    else:
+        base, _ = read_config(init)
+        check_head(base, head)
     merged = base.to_dict()
     merged.update({key: value for key, value in wanted.items() if key.startswith("pose_")})
     return ModelConfig.from_dict(merged)
