@@ -79,7 +79,7 @@ class SPEECH2FLAME_PT_main(bpy.types.Panel):
         row = box.row()
         row.prop(settings, "seed")
         row.prop(settings, "reduce_keys")
-        box.row(align=True).prop(settings, "key_parts")
+        box.row(align=True).prop(settings, "key_parts", expand=True)
 
         if operators.job_running():
             row = layout.row(align=True)
