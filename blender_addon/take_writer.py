@@ -149,9 +149,9 @@ def unique_action_name(base: str) -> str:
 def assign_actions(rig_object, armature_action, shape_action, undo: list | None = None) -> list[str]:
     """Make this pair of take Actions the rig's active animation (bones and shape keys).
 
-    An Action of the animator's own (not a take) that they replace goes onto a new NLA track at
-    the bottom of its datablock's stack, so what the take does not key (body bones, corrective
-    shape keys) keeps playing under it, and is kept with a fake user; returns the names of those.
+    An Action of the animator's own (not a take) that they replace goes onto a new NLA track (on
+    top of the NLA stack, as it played when active; the take plays over it), so what the take does
+    not key (body bones, corrective shape keys) keeps playing, and is kept with a fake user; returns the names of those.
     Channels the previous take keyed and this one does not go back to rest (:func:`_rest_what_is_not_keyed`).
     ``undo``: a list to which (animation data, its previous Action and slot, the NLA track added
     or None) is appended per datablock, for :func:`discard`."""

@@ -318,7 +318,7 @@ def test_pose_only_training_keeps_the_face_and_scales_every_axis(trained, tmp_pa
     moved = tmp_path / "init_moved"  # resuming needs only the run's own checkpoint, not train.init
     shutil.move(trained["model"], moved)
     try:
-        cfg["train"]["epochs"] = 3
+        cfg["train"]["epochs"], cfg["train"]["init"] = 3, ""  # as when init was given only by --init
         lines = []
         train(cfg, resume=True, show_progress=False, log=lines.append)
         assert any(line.startswith("Resuming from epoch 2") for line in lines)

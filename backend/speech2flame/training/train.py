@@ -561,7 +561,7 @@ def wanted_model_config(cfg: dict, head, dataset: MotionDataset, saved: ModelCon
         wanted["pose_scale"] = list(saved.pose_scale) if saved is not None and saved.pose_scale \
             else pose_scale_from(dataset)
     init = cfg["train"]["init"]
-    if not init:
+    if not init and not (saved is not None and cfg["train"]["only"] == "pose"):  # pose-only: init's architecture
         return config_for_head(head, **wanted)
     from ..models.checkpoint import check_head
 
