@@ -78,6 +78,7 @@ def test_each_row_gets_its_own_settings_and_folder(lines):
     ("audio,start_frame\nl01.flac,-1\n", "start_frame must be a scene frame from 0"),
     ("audio,seed\nl01.flac,1.5\n", "seed must be a whole number"),
     ("audio,word_recognition\nl01.flac,maybe\n", "word_recognition must be yes or no"),
+    ("audio,key\nl01.flac,lips\n", "line 2: the parts to key are a comma list of mouth, face, eyes, head"),
     ("audio,transcript_file\nl01.flac,none.txt\n", "transcript file not found"),
     ("audio\nl01.flac,with, commas\n", "more cells than the header has columns"),
     ("audio\n# only a comment\n", "has no rows to generate"),
@@ -141,3 +142,34 @@ def test_a_report_lists_every_clip_for_a_pipeline(tmp_path):
     assert single.returncode == 2 and json.loads((tmp_path / "one.json").read_text())["failed"] == 1
     nowhere = cli("generate", tmp_path / "good.flac", "--out", tmp_path / "two", "--report", tmp_path / "no" / "r.json")
     assert nowhere.returncode == 2 and "does not exist" in nowhere.stderr and not (tmp_path / "two").exists()
+
+
+def test_a_key_column_keys_each_rows_rig_for_its_own_parts(tmp_path):
+    (tmp_path / "l01.flac").write_bytes(EXAMPLE.read_bytes())
+    (tmp_path / "lines.csv").write_text("audio,name,key\nl01.flac,lips,mouth\nl01.flac,look,eyes+head\n"
+                                        "l01.flac,every,\n", encoding="utf-8")
+    out = tmp_path / "out"
+    result = cli("generate", "--list", tmp_path / "lines.csv", "--out", out, "--outputs", "blend", "--key", "face",
+                 "--quiet")
+    assert result.returncode == 0, result.stderr
+    import subprocess
+    import sys
+
+    def keyed_bones_and_shapes(folder):
+        probe = subprocess.run([sys.executable, "-c", f"""
+import bpy, json
+bpy.ops.wm.open_mainfile(filepath={str(folder / 'scene.blend')!r})
+paths = {{fc.data_path for action in bpy.data.actions for layer in action.layers
+          for strip in layer.strips for bag in strip.channelbags for fc in bag.fcurves}}
+print("RESULT", json.dumps(sorted(paths)))
+"""], capture_output=True, text=True, timeout=120)
+        paths = json.loads([line for line in probe.stdout.splitlines() if line.startswith("RESULT")][0][7:])
+        return ({p.split('"')[1] for p in paths if p.startswith("pose.bones")},
+                {p.split('"')[1] for p in paths if p.startswith("key_blocks")})
+
+    bones, shapes = keyed_bones_and_shapes(out / "lips")
+    assert bones == {"jaw"} and "mouthClose" in shapes and "browInnerUp" not in shapes
+    bones, shapes = keyed_bones_and_shapes(out / "look")
+    assert bones == {"root", "neck", "left_eye", "right_eye"} and not any(s.startswith("mouth") for s in shapes)
+    bones, shapes = keyed_bones_and_shapes(out / "every")  # an empty cell: the command line's --key face
+    assert bones == set() and "browInnerUp" in shapes and "mouthClose" not in shapes

@@ -124,6 +124,7 @@ class Clip:
     controls: Controls | None = None
     start_frame: int | None = None
     label: str = ""  # how messages name the clip (a batch list's "LIST line N"); default its audio path
+    key_parts: tuple[str, ...] | None = None  # what its rig is keyed for (head_model.KEY_PARTS); None: the job's
 
     @property
     def shown(self) -> str:
@@ -163,6 +164,10 @@ class GenerateJob:
         if controls.transcript or not self.sidecar_transcripts or not sidecar.is_file():
             return controls
         return dataclasses.replace(controls, transcript=read_transcript_file(sidecar) or None)
+
+    def clip_key_parts(self, clip: Clip) -> tuple[str, ...]:
+        """What the clip's .blend rig and exports are keyed for: its own parts or the job's."""
+        return tuple(self.key_parts if clip.key_parts is None else clip.key_parts)
 
     def clip_start_frame(self, clip: Clip) -> int:
         """Scene frame of the clip's first animation frame: its own or the job's."""
@@ -211,7 +216,7 @@ class GenerateJob:
             if scene_outputs:
                 files = write_scene_outputs(take, head, out_dir, scene_outputs, audio.path, stage=stage,
                                             preview_resolution=self.preview_resolution, reduce_keys=self.reduce_keys,
-                                            key_parts=self.key_parts)
+                                            key_parts=self.clip_key_parts(clip))
                 written.update({kind: str(path) for kind, path in files.items()})
             write_json_atomically(out_dir / DONE_FILE, {"fingerprint": self.fingerprint(clip, audio.sha256),
                                                         "outputs": sorted(written)})
@@ -245,8 +250,8 @@ class GenerateJob:
                     ("outputs", "rig", "engine", "fps", "model", "preview_resolution")}
         if self.reduce_keys:  # only then: folders done before this option existed stay done
             settings["reduce_keys"] = True
-        if tuple(self.key_parts) != KEY_PARTS:  # likewise
-            settings["key_parts"] = list(self.key_parts)
+        if self.clip_key_parts(clip) != KEY_PARTS:  # likewise
+            settings["key_parts"] = list(self.clip_key_parts(clip))
         settings["start_frame"] = self.clip_start_frame(clip)
         settings["controls"] = self.clip_controls(clip).to_dict()
         settings["audio_sha256"] = audio_sha256

@@ -34,12 +34,13 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 
 from .batch import BatchError, Clip, check_distinct_folders, read_transcript_file
 from .controls import Controls, ControlsError, parse_emotion_schedule
+from .head_model import parse_key_parts
 from .take import MAX_FRAME
 
 NUMBER_COLUMNS = ("intensity", "articulation", "expressiveness", "head_motion", "blink_rate", "smoothing",
                   "temperature")
 COLUMNS = ("audio", "name", "transcript", "transcript_file", "emotion", "emotion_schedule", *NUMBER_COLUMNS,
-           "seed", "start_frame", "style_ref", "word_recognition")
+           "seed", "start_frame", "style_ref", "word_recognition", "key")
 _YES, _NO = {"yes", "y", "true", "1", "on"}, {"no", "n", "false", "0", "off"}
 MAX_ROWS = 100_000  # a list this long is a mistake (a wrong file), not a batch
 
@@ -176,7 +177,9 @@ def _clip_from_row(row: dict[str, str], base: Path, out_root: Path, defaults: Co
         frame = _whole(row["start_frame"], "start_frame")
         if not 0 <= frame <= MAX_FRAME:
             raise ValueError(f"start_frame must be a scene frame from 0 to {MAX_FRAME}, got {frame}.")
-    return Clip(str(audio), out_root.joinpath(*parts), controls, frame, label=f"{where} {'/'.join(parts)}")
+    key_parts = parse_key_parts(row["key"]) if "key" in row else None  # e.g. mouth+eyes (or "mouth,eyes")
+    return Clip(str(audio), out_root.joinpath(*parts), controls, frame, label=f"{where} {'/'.join(parts)}",
+                key_parts=key_parts)
 
 
 def _folder_parts(name: str) -> tuple[str, ...]:

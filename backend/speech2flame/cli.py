@@ -98,14 +98,12 @@ def _parse_outputs(text: str) -> list[str]:
 
 def key_parts(text: str) -> tuple[str, ...]:
     """``--key``: "all" or a comma list of head_model.KEY_PARTS -> those parts, in KEY_PARTS order."""
-    from .head_model import KEY_PARTS
+    from .head_model import KEY_PARTS, parse_key_parts
 
-    parts = {p.strip().lower() for p in text.split(",") if p.strip()}
-    if parts == {"all"}:
-        return KEY_PARTS
-    if not parts or parts - set(KEY_PARTS):
-        raise UsageError(f"--key takes a comma list of {', '.join(KEY_PARTS)} (or all); got {text!r}.")
-    return tuple(p for p in KEY_PARTS if p in parts)
+    try:
+        return parse_key_parts(text)
+    except ValueError:
+        raise UsageError(f"--key takes a comma list of {', '.join(KEY_PARTS)} (or all); got {text!r}.") from None
 
 
 def cmd_generate(args) -> int:

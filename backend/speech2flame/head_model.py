@@ -45,6 +45,17 @@ detail), face (the other expression channels: brows, eyelids, nose), eyes (the e
 (the neck and root bones). What a take does not key is left to the animator's own animation."""
 
 
+def parse_key_parts(text: str) -> tuple[str, ...]:
+    """"all" or a list of KEY_PARTS joined by commas or "+" (any case, any order) -> those parts in
+    KEY_PARTS order; ValueError (one sentence) otherwise."""
+    parts = {part.strip().lower() for part in str(text).replace("+", ",").split(",") if part.strip()}
+    if parts == {"all"}:
+        return KEY_PARTS
+    if not parts or parts - set(KEY_PARTS):
+        raise ValueError(f"the parts to key are a comma list of {', '.join(KEY_PARTS)} (or all); got {text!r}.")
+    return tuple(part for part in KEY_PARTS if part in parts)
+
+
 def mouth_channels(names) -> np.ndarray:
     """(E,) bool: which of the expression channels ``names`` move the mouth (by name, see
     MOUTH_PREFIXES); all of them when none is named so (an unnamed PCA basis such as FLAME's,
