@@ -60,7 +60,7 @@ def activate(arm_obj, index: int, scene=None) -> list[str]:
         first, last = item.armature_action.frame_range
         scene.use_preview_range = True  # the shot's own range (render, export of the scene) stays
         scene.frame_preview_start, scene.frame_preview_end = max(0, int(round(first))), max(0, int(round(last)))
-    if not item.scene_sound and scene is not None:  # only strips the add-on added (take_writer.sound_key)
+    if not _made_from_scene_sound(item) and scene is not None:  # only strips the add-on added (sound_key)
         ours = {take.sound_strip for take in arm_obj.speech2flame_takes if take.sound_strip}
         others = _played_by_others(arm_obj, scene)  # a strip another character's take plays stays on
         for strip in all_strips(scene):
@@ -70,6 +70,12 @@ def activate(arm_obj, index: int, scene=None) -> list[str]:
                 if key == item.sound_strip or key not in others:
                     strip.mute = key != item.sound_strip
     return kept
+
+
+def _made_from_scene_sound(item) -> bool:
+    """Whether the take was made from the scene's sound (its flag, or for a take saved before the
+    flag existed its summary, "engine, emotion, scene sound...")."""
+    return item.scene_sound or ", scene sound" in item.summary
 
 
 def _played_by_others(arm_obj, scene) -> set[str]:
