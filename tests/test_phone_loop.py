@@ -2,12 +2,16 @@
 
 import difflib
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from speech2flame.engines.phonetic import alignment, phone_loop
 from speech2flame.engines.phonetic.espeak import speak
+
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "hello.flac"
 
 
 @pytest.fixture(scope="module")
@@ -59,12 +63,17 @@ def test_recognises_speech_much_like_pocketsphinx_does(loop):
     without liftering, finds no phones at all)."""
     from pocketsphinx import Decoder, get_model_path
 
+    from speech2flame.audio import from_array, load_audio
+
     decoder = Decoder(allphone=os.path.join(get_model_path(), "en-us", "en-us-phone.lm.bin"), lm=None,
                       bestpath=False, loglevel="FATAL")
     ratios = []
+    clips = [load_audio(str(EXAMPLE)).samples]  # a fixed recording: the same audio in every run
     for text in ("Please bring the big blue map back to the boat.",
                  "Father watched the small boats move past the harbour wall."):
-        samples = speak(text, voice="en-us+f2", rate_wpm=150).samples
+        speech = speak(text, voice="en-us+f2", rate_wpm=150)  # eSpeak NG's noise differs from call to call
+        clips.append(from_array(speech.samples, speech.sample_rate).samples)  # 16 kHz, as both expect
+    for samples in clips:
         alignment._decode(decoder, alignment._pcm16(samples))
         theirs = [s.word for s in decoder.seg() if s.word not in ("SIL", "+NSN+", "+SPN+", "(NULL)")]
         phones = loop.recognise(samples)
@@ -72,7 +81,7 @@ def test_recognises_speech_much_like_pocketsphinx_does(loop):
         assert phones[0][1] == 0.0 and phones[-1][2] == pytest.approx(len(samples) / 16000)
         assert all(a[2] == b[1] for a, b in zip(phones, phones[1:]))  # contiguous
         ratios.append(difflib.SequenceMatcher(None, theirs, ours).ratio())
-    assert np.mean(ratios) > 0.3, ratios
+    assert np.mean(ratios) > 0.3 and min(ratios) > 0.1, ratios  # a wrong front end: about 0
 
 
 def test_silence_and_tiny_clips_are_silence(loop):
