@@ -151,8 +151,9 @@ def assign_actions(rig_object, armature_action, shape_action, undo: list | None 
 
     An Action of the animator's own (not a take) that they replace goes onto a new NLA track (on
     top of the NLA stack, as it played when active; the take plays over it), so what the take does
-    not key (body bones, corrective shape keys) keeps playing, and is kept with a fake user; returns the names of those.
-    Channels the previous take keyed and this one does not go back to rest (:func:`_rest_what_is_not_keyed`).
+    not key (body bones, corrective shape keys) keeps playing, and is kept with a fake user;
+    returns the names of those. Channels the previous take keyed and this one does not go back
+    to rest (:func:`_rest_what_is_not_keyed`).
     ``undo``: a list to which (animation data, its previous Action and slot, the NLA track added
     or None) is appended per datablock, for :func:`discard`."""
     arm_obj, mesh_obj = find_rig(rig_object)
@@ -171,7 +172,7 @@ def assign_actions(rig_object, armature_action, shape_action, undo: list | None 
         if undo is not None:
             undo.append([anim, current, anim.action_slot, None])
         if current is not None and current != action and TAKE_PROP not in current:
-            if not any(strip.action == current for track in anim.nla_tracks for strip in track.strips):
+            if not any(strip.action == current for layer in anim.nla_tracks for strip in layer.strips):
                 track = _play_under_takes(anim, current, span)
                 if undo is not None:
                     undo[-1][3] = track
