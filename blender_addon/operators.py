@@ -304,8 +304,8 @@ class SPEECH2FLAME_OT_generate(bpy.types.Operator):
         emotion = "keyed emotion" if take.metadata.get("controls", {}).get("emotion_schedule") else \
             f"{settings.emotion} {settings.intensity:.1f}"
         summary = f"{settings.engine}, {emotion}, {self.audio_name}"
-        if len(settings.key_parts) < 4:  # what the take keys, when not everything
-            summary += f", keys {'+'.join(p for p in ('mouth', 'face', 'eyes', 'head') if p in settings.key_parts)}"
+        if len(settings.key_parts) < len(hm.KEY_PARTS):  # what the take keys, when not everything
+            summary += f", keys {'+'.join(p for p in hm.KEY_PARTS if p in settings.key_parts)}"
         strip = result["sound_strip"] or existing or next(
             (s for s in all_strips(context.scene) if self.strip_name and s.name == self.strip_name), None)
         strip_name = sound_key(strip)  # "" for the animator's own strips: switching takes leaves them alone
@@ -323,6 +323,8 @@ class SPEECH2FLAME_OT_generate(bpy.types.Operator):
         message = f"Take {result['armature_action'].name}: {take.num_frames} frames in {elapsed:.2f} s."
         if take.metadata.get("retargeted_from"):
             message += " Carried over from the demo head's named channels onto this rig's expression basis."
+        if settings.audio_source == "FILE" and not self.add_sound:  # audio_source: the file already in the edit
+            message += f" It starts at frame {self.start_frame}, where the file already plays in the Sequencer."
         if result["kept_actions"]:
             message += (f" Your Action {', '.join(result['kept_actions'])} now plays on an NLA track under the "
                         "takes, for what they do not key.")

@@ -7,14 +7,12 @@ Run by test_addon.py in a subprocess (Blender's user folders in a temporary dire
 Prints one line "REPORT <json>" with what happened.
 """
 
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 import bpy
 
-from scenario_helpers import MODULE, call, install_addon, print_report
+from scenario_helpers import MODULE, call, install_addon, print_report, printed
 
 zip_path, audio, out_dir = sys.argv[1:4]
 out_dir = Path(out_dir)
@@ -29,22 +27,6 @@ def setup_session():
     settings.engine, settings.audio_source, settings.audio_path = "baseline", "FILE", audio
     settings.recognise_words = False
     return settings
-
-
-def printed(operator) -> tuple[list, str]:
-    """call(operator) and what Blender printed meanwhile (its reports: "Warning: ...")."""
-    sys.stdout.flush()
-    saved = os.dup(1)
-    with tempfile.TemporaryFile() as capture:
-        os.dup2(capture.fileno(), 1)
-        try:
-            result = call(operator)
-        finally:
-            sys.stdout.flush()
-            os.dup2(saved, 1)
-            os.close(saved)
-        capture.seek(0)
-        return result, capture.read().decode(errors="replace")
 
 
 def local_rig():

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import bpy
 
-from scenario_helpers import MODULE, call, fcurve_values, install_addon, print_report
+from scenario_helpers import MODULE, call, fcurve_values, install_addon, print_report, printed
 import numpy as np
 
 zip_path, project, head_seconds = sys.argv[1], Path(sys.argv[2]), float(sys.argv[3])
@@ -113,7 +113,8 @@ report["legacy_after_rename"] = [old.mute, editor.strips_all["line_old"].mute]
 # (b) File source, the file already in the edit at another frame: the take follows that strip.
 dlg = editor.strips.new_sound("dlg_hero_010", audio["f"], 6, 1050)
 strips_before = len(editor.strips_all)
-report["file_in_edit"] = generate(alice, "FILE", audio_path=audio["f"])
+settings.rig, settings.audio_source, settings.audio_path = alice, "FILE", audio["f"]
+report["file_in_edit"], report["file_in_edit_said"] = printed(bpy.ops.speech2flame.generate)
 first, last, jaw = keyed(alice.speech2flame_takes[-1])
 report["file_in_edit_keys"] = [first, last, len(jaw)]
 report["dlg_heard"] = [dlg.frame_final_start, dlg.frame_final_end]

@@ -6,6 +6,9 @@ so this module is imported from the script's own folder.
 """
 
 import json
+import os
+import sys
+import tempfile
 
 import bpy
 import numpy as np
@@ -26,6 +29,22 @@ def call(operator, **kwargs) -> list:
         return list(operator(**kwargs))
     except RuntimeError as exc:  # bpy.ops raises when the operator reported an error
         return ["ERROR", str(exc)]
+
+
+def printed(operator, **kwargs) -> tuple[list, str]:
+    """call(operator) and what Blender printed meanwhile (its reports: "Info: ...", "Warning: ...")."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    with tempfile.TemporaryFile() as capture:
+        os.dup2(capture.fileno(), 1)
+        try:
+            result = call(operator, **kwargs)
+        finally:
+            sys.stdout.flush()
+            os.dup2(saved, 1)
+            os.close(saved)
+        capture.seek(0)
+        return result, capture.read().decode(errors="replace")
 
 
 def fcurve_values(action, data_path_start: str) -> dict[str, np.ndarray]:

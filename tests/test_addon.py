@@ -353,6 +353,7 @@ def test_sound_strips_animators_own_never_muted_takes_follow_what_is_heard(addon
 
     # (b) File source, the file in the edit at frame 1050: the take follows that strip, none added
     assert report["file_in_edit"] == ["FINISHED"]
+    assert "It starts at frame 1050, where the file already plays in the Sequencer." in report["file_in_edit_said"]
     (first_frame, last_frame, _keys), (heard_from, heard_to) = report["file_in_edit_keys"], report["dlg_heard"]
     assert heard_from == 1050 and first_frame == 1050 and abs(last_frame - (heard_to - 1)) <= 1
     assert report["file_in_edit_added"] == 0 and report["file_in_edit_key"] == ""
