@@ -516,7 +516,8 @@ def sound_key(strip) -> str:
 
 
 def add_sound_strip(scene, sound_path: str, frame_start: int, channel: int = 1):
-    """Add ``sound_path`` as a VSE sound strip starting at ``frame_start``, marked as ours
+    """Add ``sound_path`` as a VSE sound strip starting at ``frame_start`` (on ``channel``, or the
+    first channel above it where it overlaps no other strip), marked as ours
     (:data:`SOUND_PROP`, a name no strip and no take of the file uses); returns the strip. Its path
     is relative to the .blend (``//``) when the file is saved and the sound is on its drive, so the
     project folder can move."""
@@ -536,4 +537,7 @@ def add_sound_strip(scene, sound_path: str, frame_start: int, channel: int = 1):
     strips = editor.strips if hasattr(editor, "strips") else editor.sequences  # 4.4+ / older
     strip = strips.new_sound(name=name, filepath=path, channel=channel, frame_start=int(frame_start))
     strip[SOUND_PROP] = strip.name
+    while any(other != strip and other.channel == strip.channel and other.frame_final_start < strip.frame_final_end
+              and strip.frame_final_start < other.frame_final_end for other in strips):
+        strip.channel += 1  # the first channel from ``channel`` up where it overlaps no strip
     return strip

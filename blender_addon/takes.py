@@ -28,10 +28,11 @@ def record(arm_obj, result: dict, summary: str, sound_strip: str = "", scene_sou
 def replace(arm_obj, index: int, result: dict, summary: str, sound_strip: str = "", scene_sound: bool = False) -> None:
     """Put the Actions written by ``take_writer.apply_take`` in the place of take ``index``: the
     take keeps its name (the new Actions take it) and is selected; its old Actions are deleted
-    unless something else (the NLA) uses them."""
+    unless something else (the NLA) uses them, its old sound strip unless a take still names it."""
     global _selecting_quietly
     item = arm_obj.speech2flame_takes[index]
     name, old = item.name, [a for a in (item.armature_action, item.shape_action) if a is not None]
+    old_strip = item.sound_strip
     item.armature_action, item.shape_action = result["armature_action"], result["shape_action"]
     item.summary, item.sound_strip, item.scene_sound = summary, sound_strip, scene_sound
     for action in old:
@@ -45,6 +46,22 @@ def replace(arm_obj, index: int, result: dict, summary: str, sound_strip: str = 
     finally:
         _selecting_quietly = False
     activate(arm_obj, index)  # its frames on the timeline, its sound strip the one of the rig's takes that plays
+    _drop_unused_strip(old_strip)  # the replaced take's own strip, when no take plays it any more
+
+
+def _drop_unused_strip(key: str, scene=None) -> None:
+    """Remove the sound strips of ours known by ``key`` (and their sound, if nothing else uses it)
+    when no take of any rig names it any more (after Replace Take or Delete Take)."""
+    scene = scene or bpy.context.scene
+    if not key or scene is None or any(item.sound_strip == key for obj in bpy.data.objects
+                                       for item in getattr(obj, "speech2flame_takes", ())):
+        return
+    editor = scene.sequence_editor
+    for strip in [s for s in all_strips(scene) if sound_key(s) == key]:
+        sound = strip.sound
+        (editor.strips if hasattr(editor, "strips") else editor.sequences).remove(strip)
+        if sound is not None and sound.users == 0:
+            bpy.data.sounds.remove(sound)
 
 
 def activate(arm_obj, index: int, scene=None) -> list[str]:
@@ -120,11 +137,12 @@ def on_rename(item, _context) -> None:
 
 
 def delete(arm_obj, index: int) -> None:
-    """Remove take ``index``; its Actions are deleted unless something else uses them. When
-    the rig was playing it, the take now at its place plays; otherwise what plays stays."""
+    """Remove take ``index``; its Actions are deleted unless something else uses them, its sound
+    strip (one the add-on added) unless a take still names it. When the rig was playing it, the
+    take now at its place plays; otherwise what plays stays."""
     global _selecting_quietly
     item = arm_obj.speech2flame_takes[index]
-    was_active = _is_active(arm_obj, item)
+    was_active, old_strip = _is_active(arm_obj, item), item.sound_strip
     actions = [a for a in (item.armature_action, item.shape_action) if a is not None]
     _arm, mesh_obj = find_rig(arm_obj)
     successor = index + 1 if index + 1 < len(arm_obj.speech2flame_takes) else index - 1
@@ -152,6 +170,7 @@ def delete(arm_obj, index: int) -> None:
         _selecting_quietly = False
     if was_active and len(arm_obj.speech2flame_takes):
         activate(arm_obj, arm_obj.speech2flame_take_index)
+    _drop_unused_strip(old_strip)  # its own sound strip, when no take names it any more
 
 
 def push_to_nla(arm_obj, index: int) -> None:

@@ -137,6 +137,21 @@ report["carol_e_on_e"] = e_strip.mute
 carol.speech2flame_take_index = 1
 report["carol_e_on_b"] = [e_strip.mute, editor.strips_all["line_02"].mute]
 
+# Strips of ours that start together go on channels of their own; Replace Take and Delete Take
+# remove the strip of ours no take names any more (the animator's strips stay).
+for name in ("g", "h"):
+    shutil.copy(audio["a"], project / f"{name}.wav")
+report["carol_g"] = generate(carol, "FILE", audio_path=str(project / "g.wav"))
+g_strip = next(s for s in editor.strips_all if s.type == "SOUND" and s.sound.filepath.endswith("g.wav"))
+report["carol_channels"] = [e_strip.channel, g_strip.channel, e_strip.frame_final_start == g_strip.frame_final_start]
+settings.replace_take = True
+report["carol_replace"] = generate(carol, "FILE", audio_path=str(project / "h.wav"))
+settings.replace_take = False
+sounds = lambda: sorted(Path(s.sound.filepath).name for s in editor.strips_all if s.type == "SOUND")  # noqa: E731
+report["carol_after_replace"] = sounds()
+bpy.ops.speech2flame.take_delete(index=0)  # e's take
+report["carol_after_delete"] = sounds()
+
 # (c) A trimmed strip at 23.976 fps: the take covers the part heard, from where it is heard.
 scene.render.fps, scene.render.fps_base = 24, 1.001
 fps = 24 / 1.001

@@ -381,3 +381,9 @@ def test_sound_strips_animators_own_never_muted_takes_follow_what_is_heard(addon
     # switching to a take that follows the animator's strip mutes the strip of ours another take added
     assert report["carol_takes"] == [["FINISHED"], ["FINISHED"]]
     assert report["carol_e_on_e"] is False and report["carol_e_on_b"] == [True, False]
+    e_channel, g_channel, same_start = report["carol_channels"]
+    assert same_start and g_channel != e_channel  # no two strips of ours overlap on one channel
+    assert report["carol_g"] == report["carol_replace"] == ["FINISHED"]
+    assert "g.wav" not in report["carol_after_replace"] and "h.wav" in report["carol_after_replace"]
+    assert "e.wav" in report["carol_after_replace"] and "e.wav" not in report["carol_after_delete"]
+    assert "b.wav" in report["carol_after_delete"] and "h.wav" in report["carol_after_delete"]
