@@ -215,10 +215,8 @@ def discard(result: dict) -> None:
     for action in (result.get("armature_action"), result.get("shape_action")):
         if action is not None:
             bpy.data.actions.remove(action)
-    strip = result.get("sound_strip")
-    if strip is not None:
-        editor = strip.id_data.sequence_editor
-        (editor.strips if hasattr(editor, "strips") else editor.sequences).remove(strip)
+    if result.get("sound_strip") is not None:
+        remove_sound_strip(result["sound_strip"])
 
 
 def action_fcurves(action, slot=None) -> list:
@@ -513,6 +511,14 @@ def sound_key(strip) -> str:
     if strip is None:
         return ""
     return strip.get(SOUND_PROP) or (strip.name if strip.name.startswith("speech2flame_audio") else "")
+
+
+def remove_sound_strip(strip) -> None:
+    """Remove a sound strip from its scene's Sequencer, and its sound if nothing else uses it."""
+    editor, sound = strip.id_data.sequence_editor, strip.sound
+    (editor.strips if hasattr(editor, "strips") else editor.sequences).remove(strip)  # 4.4+ / older
+    if sound is not None and sound.users == 0:
+        bpy.data.sounds.remove(sound)
 
 
 def add_sound_strip(scene, sound_path: str, frame_start: int, channel: int = 1):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import bpy
 
 from .rig import find_rig
-from .take_writer import SOUND_PROP, all_strips, assign_actions, rest_keyed_by, sound_key
+from .take_writer import SOUND_PROP, all_strips, assign_actions, remove_sound_strip, rest_keyed_by, sound_key
 
 
 _selecting_quietly = False  # set while the list's selection moves without switching the animation
@@ -56,12 +56,8 @@ def _drop_unused_strip(key: str, scene=None) -> None:
     if not key or scene is None or any(item.sound_strip == key for obj in bpy.data.objects
                                        for item in getattr(obj, "speech2flame_takes", ())):
         return
-    editor = scene.sequence_editor
     for strip in [s for s in all_strips(scene) if sound_key(s) == key]:
-        sound = strip.sound
-        (editor.strips if hasattr(editor, "strips") else editor.sequences).remove(strip)
-        if sound is not None and sound.users == 0:
-            bpy.data.sounds.remove(sound)
+        remove_sound_strip(strip)
 
 
 def activate(arm_obj, index: int, scene=None) -> list[str]:
