@@ -188,9 +188,7 @@ class PosePrior(nn.Module):
             cache = self._start_cache(self._tokens(audio[:, :0], previous, None))
             blocks = self.audio_in(audio[:, start:end]) + self.position[self.context:self.context + end - start]
             for i in range(start, end):
-                before = codes[:, i - 1:i] if i > 0 else torch.full((b, 1), self.num_codes, dtype=torch.long,
-                                                                   device=codes.device)
-                token = blocks[:, i - start:i - start + 1] + self.code_in(before)
+                token = blocks[:, i - start:i - start + 1] + self.code_in(self._before(codes, i, i + 1))
                 codes[:, i:i + 1] = pick(self.out(self._step(token, cache))).to(codes.device)
         return codes
 
