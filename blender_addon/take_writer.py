@@ -230,6 +230,12 @@ def _animated_paths(action) -> set[str]:
     return {fc.data_path for fc in action_fcurves(action)} if action is not None else set()
 
 
+def _quoted_name(data_path: str) -> str | None:
+    """The shape key or bone an F-curve's ``data_path`` names (``key_blocks["mouthClose"].value``
+    -> ``mouthClose``), None when it names none."""
+    return data_path.split('"')[1] if data_path.count('"') >= 2 else None
+
+
 def _rest_what_is_not_keyed(arm_obj, mesh_obj, armature_action, shape_action, previous: dict) -> None:
     """Set to rest (0) what the previous take (``previous``: datablock pointer -> the Action it
     played, when that was a take) keyed and the new Actions do not: with no F-curve Blender would
@@ -242,7 +248,7 @@ def _rest_what_is_not_keyed(arm_obj, mesh_obj, armature_action, shape_action, pr
         if before is None or TAKE_PROP not in before:
             continue
         for path in _animated_paths(before) - _animated_paths(action):
-            name = path.split('"')[1] if path.count('"') >= 2 else None
+            name = _quoted_name(path)
             if datablock == key and name in key.key_blocks and path.endswith(".value"):
                 key.key_blocks[name].value = 0.0
             elif datablock == arm_obj and name in arm_obj.pose.bones:
@@ -311,8 +317,7 @@ def driven_channels(arm_obj, mesh_obj, actions) -> list[str]:
         anim = datablock.animation_data
         for fcurve in (anim.drivers if anim is not None else ()):
             if fcurve.data_path in keyed or any(path.startswith(fcurve.data_path + ".") for path in keyed):
-                name = fcurve.data_path.split('"')[1] if '"' in fcurve.data_path else fcurve.data_path
-                driven.append(name)
+                driven.append(_quoted_name(fcurve.data_path) or fcurve.data_path)
     return sorted(set(driven))
 
 
@@ -513,6 +518,11 @@ def sound_key(strip) -> str:
     return strip.get(SOUND_PROP) or (strip.name if strip.name.startswith("speech2flame_audio") else "")
 
 
+def named_sound_keys() -> set[str]:
+    """The sound-strip keys (:func:`sound_key`) the takes of every rig in the file name."""
+    return {take.sound_strip for obj in bpy.data.objects for take in getattr(obj, "speech2flame_takes", ())}
+
+
 def remove_sound_strip(strip) -> None:
     """Remove a sound strip from its scene's Sequencer, and its sound if nothing else uses it."""
     editor, sound = strip.id_data.sequence_editor, strip.sound
@@ -528,7 +538,7 @@ def add_sound_strip(scene, sound_path: str, frame_start: int, channel: int = 1):
     is relative to the .blend (``//``) when the file is saved and the sound is on its drive, so the
     project folder can move."""
     used = {key for strip in all_strips(scene) for key in (strip.name, sound_key(strip))}
-    used |= {take.sound_strip for obj in bpy.data.objects for take in getattr(obj, "speech2flame_takes", ())}
+    used |= named_sound_keys()
     name, number = "speech2flame_audio", 0
     while name in used:  # a key of a deleted strip that a take still names is not given again
         number += 1

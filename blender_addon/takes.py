@@ -5,7 +5,8 @@ from __future__ import annotations
 import bpy
 
 from .rig import find_rig
-from .take_writer import SOUND_PROP, all_strips, assign_actions, remove_sound_strip, rest_keyed_by, sound_key
+from .take_writer import (SOUND_PROP, all_strips, assign_actions, named_sound_keys, remove_sound_strip, rest_keyed_by,
+                          sound_key)
 
 
 _selecting_quietly = False  # set while the list's selection moves without switching the animation
@@ -53,8 +54,7 @@ def _drop_unused_strip(key: str, scene=None) -> None:
     """Remove the sound strips of ours known by ``key`` (and their sound, if nothing else uses it)
     when no take of any rig names it any more (after Replace Take or Delete Take)."""
     scene = scene or bpy.context.scene
-    if not key or scene is None or any(item.sound_strip == key for obj in bpy.data.objects
-                                       for item in getattr(obj, "speech2flame_takes", ())):
+    if not key or scene is None or key in named_sound_keys():
         return
     for strip in [s for s in all_strips(scene) if sound_key(s) == key]:
         remove_sound_strip(strip)
