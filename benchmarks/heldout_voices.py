@@ -43,7 +43,8 @@ def _phones_in_child(info: dict, index: int) -> list:
     sentences = synth_corpus.load_sentences()
     if len(sentences) != info["sentences"]:
         raise SystemExit("The corpus was made with another sentence list; this benchmark needs the built-in one.")
-    voices = synth_corpus.voice_pools(info.get("festival_voices", []), info.get("flite_voices", []))
+    voices = synth_corpus.voice_pools(info.get("festival_voices", []), info.get("flite_voices", []),
+                                      info.get("mbrola_voices", []))
     spec = synth_corpus.item_spec(info["seed"], index, sentences, voices,
                                   info.get("tts_share", synth_corpus.TTS_SHARE), info.get("voice_bar_share", 0.0))
     return synth_corpus.speak_item(spec)[1]
@@ -67,8 +68,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     from speech2flame.audio import load_audio
     from speech2flame.controls import Controls
-    from speech2flame.engines.neural import MOUTH_PREFIXES
-    from speech2flame.head_model import load_head_model
+    from speech2flame.head_model import load_head_model, mouth_channels
     from speech2flame.lipsync_quality import LipSyncQuality, measure_quality
     from speech2flame.mouth import mouth_measurements
     from speech2flame.pipeline import generate_take
@@ -80,7 +80,7 @@ def main() -> None:
     head = load_head_model(info["head"])
     phones = spoken_phones(args.corpus, info, [int(e["id"]) for e in entries])
     names = list(head.expression_names)
-    mouth = [i for i, n in enumerate(names) if n.lower().startswith(MOUTH_PREFIXES)]
+    mouth = np.flatnonzero(mouth_channels(names))
 
     runs = {"teacher": (None, None, False)}  # label: (engine, model, recognise words)
     for model in args.model or [None]:
