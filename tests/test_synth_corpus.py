@@ -182,7 +182,7 @@ def test_festival_voices_give_arpabet_phones_when_installed(tmp_path, sentences)
     voice = synth_corpus.festival_voices()[0]
     _check_bob_made_a_map(synth_corpus.festival_speak("Bob made a map.", voice))
     summary = synth_corpus.write_corpus(tmp_path / "f", 0.01, sentences_path=sentences, show_progress=False,
-                                        festival=voice, flite="none")
+                                        festival=voice, flite="none", mbrola="none")
     voices = [e["voice"] for e in _manifest(tmp_path / "f")]
     assert any(v == "festival:" + voice for v in voices) and summary["items"] == len(voices)
     with pytest.raises(synth_corpus.CorpusError, match="other settings"):  # resuming with other voices
@@ -203,7 +203,7 @@ def test_flite_voices_give_arpabet_phones_and_speed_perturbation_when_installed(
     np.testing.assert_allclose([e for _, _, e in fast.phones], [e / 1.1 for _, _, e in speech.phones], atol=1e-6)
     # every training item spoken by Flite at tts_share 1; validation items keep held-out eSpeak voices
     synth_corpus.write_corpus(tmp_path / "f", 0.01, sentences_path=sentences, show_progress=False,
-                              festival="none", flite=voice, tts_share=1.0)
+                              festival="none", flite=voice, mbrola="none", tts_share=1.0)
     entries = _manifest(tmp_path / "f")
     assert all(e["voice"] == "flite:" + voice and 0.9 <= e["speed"] <= 1.1 for e in entries if e["split"] == "train")
     assert all(not e["voice"].startswith("flite:") for e in entries if e["split"] == "val")
@@ -211,6 +211,50 @@ def test_flite_voices_give_arpabet_phones_and_speed_perturbation_when_installed(
         synth_corpus.write_corpus(tmp_path / "g", 0.01, sentences_path=sentences, tts_share=1.5)
     with pytest.raises(synth_corpus.CorpusError, match="not installed"):
         synth_corpus.write_corpus(tmp_path / "g", 0.01, sentences_path=sentences, flite="no_such_voice")
+
+
+def test_mbrola_voices_speak_english_with_exact_phone_times_when_installed(tmp_path, sentences):
+    from speech2flame.engines.phonetic.phonemes import ARPABET
+
+    installed = synth_corpus.mbrola_voices()
+    if not installed:
+        pytest.skip("eSpeak NG with MBROLA voices is not installed (optional: apt install espeak-ng mbrola mbrola-us1)")
+    for voice in installed:  # every phone every voice says in the built-in sentences has a mapping
+        speech = synth_corpus.mbrola_speak(" ".join(synth_corpus.load_sentences()[:40]), voice)
+        names = [p for p, _, _ in speech.phones]
+        assert {"B", "M", "P", "AA", "UW"} <= set(names) <= set(ARPABET) | {"SIL"}, voice
+        # MBROLA speaks the durations eSpeak NG wrote: the phones end where the audio does (its
+        # 22.05 kHz voices round each phone to their frames: 30 ms over these 90 s)
+        seconds = len(speech.samples) / speech.sample_rate
+        assert abs(speech.phones[-1][2] - seconds) < 0.01 + 0.0005 * seconds, voice
+    voice = installed[0]
+    slow = synth_corpus.mbrola_speak("Bob made a map.", voice, stretch=1.5)
+    fast = synth_corpus.mbrola_speak("Bob made a map.", voice, stretch=0.75)
+    assert [p for p, _, _ in slow.phones] == [p for p, _, _ in fast.phones]
+    assert slow.phones[-1][2] > 1.4 * fast.phones[-1][2]
+    # the phones are where they are heard: the closure of the last /p/ is quieter than its vowel
+    level = lambda phone: float(np.sqrt(np.mean(slow.samples[int(phone[1] * slow.sample_rate):  # noqa: E731
+                                                             int(phone[2] * slow.sample_rate)] ** 2)))
+    names = [p for p, _, _ in slow.phones]
+    assert names[:2] == ["SIL", "B"] and names[-3:] in (["AA", "P", "SIL"], ["AE", "P", "SIL"]), names
+    assert level(slow.phones[-2]) < 0.5 * level(slow.phones[-3])
+    synth_corpus.write_corpus(tmp_path / "m", 0.01, sentences_path=sentences, show_progress=False,
+                              festival="none", flite="none", mbrola=voice, tts_share=1.0)
+    entries = _manifest(tmp_path / "m")
+    assert all(e["voice"] == "mbrola:" + voice for e in entries if e["split"] == "train")
+    with pytest.raises(synth_corpus.CorpusError, match="other settings"):  # resuming without it
+        synth_corpus.write_corpus(tmp_path / "m", 0.01, sentences_path=sentences, show_progress=False,
+                                  festival="none", flite="none", mbrola="none", tts_share=1.0)
+    with pytest.raises(synth_corpus.CorpusError, match="not installed"):
+        synth_corpus.write_corpus(tmp_path / "g", 0.01, sentences_path=sentences, mbrola="xx9-en")
+
+
+def test_mbrola_pho_files_parse_to_phone_durations():
+    pho = "; comment\nb\t65\nO\t41\t 0 232 80 215\n\n_\t301\n"
+    assert synth_corpus.parse_pho(pho) == [("b", 0.065), ("O", 0.041), ("_", 0.301)]
+    from speech2flame.engines.phonetic.phonemes import ARPABET
+
+    assert set(synth_corpus._MBROLA_PHONES.values()) <= set(ARPABET) | {"SIL"}
 
 
 def test_voice_bars_add_low_murmur_inside_voiced_stops_only():

@@ -97,16 +97,21 @@ def espeak_variants() -> list[str]:
     return sorted(p.name for p in folder.iterdir() if p.is_file() and " " not in p.name)
 
 
-def voice_pools(festival: list[str] | tuple = (), flite: list[str] | tuple = ()) -> tuple[list[str], list[str], list[str]]:
+RECORDED_KINDS = ("festival:", "flite:", "mbrola:")
+"""Prefixes of the voices built from recordings of real speakers (training items only)."""
+
+
+def voice_pools(festival: list[str] | tuple = (), flite: list[str] | tuple = (),
+                mbrola: list[str] | tuple = ()) -> tuple[list[str], list[str], list[str]]:
     """(training eSpeak voices, held-out eSpeak voices, recorded-speech voices). eSpeak names are
-    ``accent`` or ``accent+variant``; Festival and Flite names get a ``festival:`` or ``flite:``
-    prefix (training items only)."""
+    ``accent`` or ``accent+variant``; Festival, Flite and MBROLA names get a ``festival:``,
+    ``flite:`` or ``mbrola:`` prefix (training items only)."""
     variants = espeak_variants()
     held = [v for v in variants if v in HELD_OUT_VARIANTS]
     train = [""] + [v for v in variants if v not in HELD_OUT_VARIANTS]
     join = lambda accent, v: accent + ("+" + v if v else "")  # noqa: E731
     return ([join(a, v) for a in ACCENTS for v in train], [join(a, v) for a in ACCENTS for v in held],
-            ["festival:" + v for v in festival] + ["flite:" + v for v in flite])
+            ["festival:" + v for v in festival] + ["flite:" + v for v in flite] + ["mbrola:" + v for v in mbrola])
 
 
 # ---------------------------------------------------------------- Festival voices (optional)
@@ -198,7 +203,10 @@ def festival_voices() -> list[str]:
 
 
 def _to_arpabet(name: str, language: str) -> str:
-    """One Festival phone of ``language`` -> ARPAbet; CorpusError for a phone we have no mapping for."""
+    """One Festival phone of ``language`` -> ARPAbet (``"arpabet"``: already one); CorpusError for a
+    phone we have no mapping for."""
+    if language == "arpabet":
+        return name
     table = _FESTIVAL_PHONES[language]
     if language == "us":
         return table.get(name, name.upper())
@@ -291,13 +299,102 @@ def flite_speak(text: str, voice: str, stretch: float = 1.0):
     return Speech(samples=samples, sample_rate=int(rate), phones=_collect_phones(ends), espeak=[])
 
 
+# ---------------------------------------------------------------- MBROLA voices (optional)
+
+MBROLA_VOICES = ("en1", "us1", "us2", "us3", "af1-en", "de1-en", "de2-en", "de3-en", "de4-en", "de5-en",
+                 "de6-en", "fr1-en", "fr4-en", "gr2-en", "hu1-en", "nl2-en", "pl1-en", "ro1-en", "sw1-en",
+                 "sw2-en")
+"""eSpeak NG's MBROLA voices that read English (eSpeak voice ``mb-NAME``): diphones recorded from
+real speakers of British and US English, and of Afrikaans, German, French, Greek, Hungarian,
+Dutch, Polish, Romanian and Swedish reading English with their accent. eSpeak NG writes the
+phones and their durations (``--pho``), MBROLA speaks exactly those durations, so the timings
+are exact. Debian: ``espeak-ng mbrola mbrola-us1 mbrola-de1 ...`` (contrib / non-free)."""
+MBROLA_ROOT = Path("/usr/share/mbrola")
+"""Where eSpeak NG looks for MBROLA databases (``NAME/NAME``), as Debian installs them."""
+# The voices' SAMPA phones -> the nearest ARPAbet phone (what the teacher animates). Aspirated
+# stops (p_h, ph), syllabic and dark l / r are their plain phone; ? is a glottal stop.
+_MBROLA_PHONES = {
+    **_SHARED_PHONES, "_": "SIL", "?": "HH", "S": "SH", "Z": "ZH", "T": "TH", "D": "DH", "N": "NG",
+    "tS": "CH", "dZ": "JH", "C": "CH", "G": "JH", "J": "Y", "Y": "Y", "R": "R", "4": "D", "r=": "ER",
+    "l=": "L", "5": "L", "L": "L", "x": "HH", "X": "HH", "c": "K", "q": "G", "rs": "SH", "tj": "CH",
+    "dj": "JH", "p_h": "P", "t_h": "T", "k_h": "K", "ph": "P", "th": "T", "kh": "K",
+    "@": "AH", "V": "AH", "6": "AH", "3:": "ER", "a": "AA", "a:": "AA", "A": "AA", "A:": "AA", "Q": "AA",
+    "{": "AE", "&": "AE", "E": "EH", "E:": "EH", "e@": "EH", "e": "EY", "e:": "EY", "EI": "EY", "eI": "EY",
+    "Ei": "EY", "I": "IH", "I@": "IH", "i": "IY", "i:": "IY", "O": "AO", "O:": "AO", "O2": "AO",
+    "o": "OW", "o:": "OW", "@U": "OW", "$": "OW", "U": "UH", "U@": "UH", "u": "UW", "u:": "UW",
+    "u0": "UW", "2": "UH", "2:": "UH", "9": "UH", "y": "UW", "aI": "AY", "AI": "AY", "aU": "AW",
+    "Au": "AW", "OY": "OY", "OI": "OY",
+}
+
+
+def mbrola_database(voice: str) -> Path:
+    """The MBROLA database file an eSpeak ``mb-`` voice speaks with (``de1`` for ``de1-en``)."""
+    name = voice.split("-", 1)[0]
+    return MBROLA_ROOT / name / name
+
+
+def mbrola_voices() -> list[str]:
+    """:data:`MBROLA_VOICES` whose database is installed, sorted; [] without the ``espeak-ng`` and
+    ``mbrola`` programs."""
+    import shutil
+
+    if shutil.which("espeak-ng") is None or shutil.which("mbrola") is None:
+        return []
+    return sorted(v for v in MBROLA_VOICES if mbrola_database(v).is_file())
+
+
+def parse_pho(text: str) -> list[tuple[str, float]]:
+    """An MBROLA .pho file -> [(phone, duration s)]; comments (``;``) and empty lines skipped."""
+    rows = []
+    for line in text.splitlines():
+        fields = line.split(";", 1)[0].split()
+        if len(fields) >= 2:
+            rows.append((fields[0], float(fields[1]) / 1000.0))
+    return rows
+
+
+def mbrola_speak(text: str, voice: str, stretch: float = 1.0):
+    """Speak English ``text`` with an MBROLA voice of :data:`MBROLA_VOICES`; returns an eSpeak-like
+    Speech (samples, rate, ARPAbet phones). ``stretch`` > 1 speaks slower (eSpeak's rate 160 / stretch
+    words a minute)."""
+    import subprocess
+    import tempfile
+
+    import soundfile
+
+    from .engines.phonetic.espeak import Speech
+
+    rate = int(round(160.0 / float(stretch)))
+    pho = subprocess.run(["espeak-ng", "-v", f"mb-{voice}", "-q", "--pho", "-s", str(rate)],
+                         input=" ".join(text.split()), capture_output=True, text=True, timeout=120,
+                         check=True).stdout
+    pho = "_\t50\n" + pho  # a silence first, so the first phone is spoken from its own diphone
+    rows = parse_pho(pho)
+    unknown = sorted({name for name, _ in rows if name not in _MBROLA_PHONES})
+    if unknown:
+        raise CorpusError(f"MBROLA voice {voice!r} spoke phone(s) {', '.join(unknown)} that have no ARPAbet mapping.")
+    with tempfile.TemporaryDirectory() as folder:
+        path, wav = Path(folder) / "speech.pho", Path(folder) / "speech.wav"
+        path.write_text(pho)
+        subprocess.run(["mbrola", "-e", str(mbrola_database(voice)), str(path), str(wav)],
+                       capture_output=True, timeout=120, check=True)
+        samples, sample_rate = soundfile.read(wav, dtype="float32")
+    ends, end = [], 0.0
+    for name, duration in rows:
+        end += duration
+        ends.append((_MBROLA_PHONES[name], end))
+    phones = _collect_phones(ends, "arpabet")
+    return Speech(samples=samples, sample_rate=int(sample_rate), phones=phones, espeak=[])
+
+
 def recorded_voice_speak(voice: str, text: str, rate_wpm: int, speed: float = 1.0):
-    """Speak with a ``festival:NAME`` or ``flite:NAME`` voice at ``rate_wpm`` (120..240 -> durations
-    x1.33..x0.67), then speed-perturbed by ``speed`` (> 1: faster and higher); eSpeak-like Speech."""
+    """Speak with a ``festival:NAME``, ``flite:NAME`` or ``mbrola:NAME`` voice at ``rate_wpm``
+    (120..240 -> durations x1.33..x0.67), then speed-perturbed by ``speed`` (> 1: faster and
+    higher); eSpeak-like Speech."""
     import dataclasses
 
     kind, name = voice.split(":", 1)
-    speak = festival_speak if kind == "festival" else flite_speak
+    speak = {"festival": festival_speak, "flite": flite_speak, "mbrola": mbrola_speak}[kind]
     speech = speak(text, name, 160.0 / rate_wpm)
     if speed == 1.0:
         return speech
@@ -476,7 +573,7 @@ def speak_item(spec: ItemSpec):
 
     from .engines.phonetic import espeak
 
-    if spec.voice.startswith(("festival:", "flite:")):
+    if spec.voice.startswith(RECORDED_KINDS):
         speech = recorded_voice_speak(spec.voice, spec.text, spec.rate_wpm, spec.speed)
     else:
         lib = espeak._library()
@@ -563,11 +660,11 @@ def _choose_voices(kind: str, wanted: str, installed: list[str]) -> list[str]:
 
 def write_corpus(root: str | os.PathLike, hours: float, seed: int = 0, fps: float = 30.0, head: str = "demo",
                  sentences_path: str | os.PathLike | None = None, show_progress: bool = True,
-                 workers: int = 1, festival: str = "auto", flite: str = "auto",
+                 workers: int = 1, festival: str = "auto", flite: str = "auto", mbrola: str = "auto",
                  tts_share: float = TTS_SHARE, voice_bar_share: float = VOICE_BAR_SHARE) -> dict:
     """Generate (or resume) a corpus of at least ``hours`` of speech in ``root``.
 
-    festival, flite: "auto" (every installed voice of that synthesiser), "none", or
+    festival, flite, mbrola: "auto" (every installed voice of that synthesiser), "none", or
     comma-separated voice names. tts_share: fraction 0..1 of the training items spoken by those
     voices (when there are any; the rest use eSpeak NG). voice_bar_share: fraction 0..1 of the items
     whose voiced stops get a voice bar (:func:`add_voice_bars`).
@@ -597,13 +694,16 @@ def write_corpus(root: str | os.PathLike, hours: float, seed: int = 0, fps: floa
     sentences = load_sentences(sentences_path or SENTENCES_PATH)
     chosen = _choose_voices("Festival", festival, festival_voices() if festival != "none" else [])
     chosen_flite = _choose_voices("Flite", flite, flite_voices() if flite != "none" else [])
+    chosen_mbrola = _choose_voices("MBROLA", mbrola, mbrola_voices() if mbrola != "none" else [])
     settings = {"format_version": FORMAT_VERSION, "seed": int(seed), "fps": float(fps), "head": str(head),
                 "sentences": len(sentences), "festival_voices": chosen, "flite_voices": chosen_flite,
                 "tts_share": float(tts_share), "voice_bar_share": float(voice_bar_share)}
+    if chosen_mbrola:  # only then: corpora made before MBROLA voices existed still resume
+        settings["mbrola_voices"] = chosen_mbrola
     info_path = root / CORPUS_INFO
     if info_path.is_file():
         old = json.loads(info_path.read_text())
-        clash = [k for k in settings if old.get(k) != settings[k]]
+        clash = [k for k in {**old, **settings} if k != "hours" and old.get(k) != settings.get(k)]
         if clash:
             raise CorpusError(f"{root} holds a corpus made with other settings ({', '.join(clash)}); "
                               f"use a new folder or the same settings to resume.")
@@ -613,7 +713,7 @@ def write_corpus(root: str | os.PathLike, hours: float, seed: int = 0, fps: floa
     info_path.write_text(json.dumps({**settings, "hours": float(hours)}, indent=2))
 
     load_head_model(head)  # a bad rig fails here, with its own message, not inside a worker
-    voices = voice_pools(chosen, chosen_flite)
+    voices = voice_pools(chosen, chosen_flite, chosen_mbrola)
     done = _read_done(root)
     target_s = float(hours) * 3600.0
     total_s, index, written = 0.0, 0, 0
@@ -673,8 +773,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--flite", default="auto",
                         help="Flite voices to use as well: auto (all installed English voices), none, or a "
                              "comma-separated list (default auto)")
+    parser.add_argument("--mbrola", default="auto",
+                        help="MBROLA voices (through eSpeak NG) to use as well: auto (all installed voices of "
+                             "MBROLA_VOICES, which read English), none, or a comma-separated list (default auto)")
     parser.add_argument("--tts-share", type=float, default=TTS_SHARE,
-                        help=f"fraction of training items spoken by Festival/Flite voices when any are "
+                        help=f"fraction of training items spoken by Festival/Flite/MBROLA voices when any are "
                              f"installed (default {TTS_SHARE})")
     parser.add_argument("--voice-bar-share", type=float, default=VOICE_BAR_SHARE,
                         help=f"fraction of items whose voiced stops get a voice bar (default {VOICE_BAR_SHARE})")
@@ -689,7 +792,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         summary = write_corpus(args.output, args.hours, args.seed, args.fps, args.head, args.sentences,
                                show_progress=not args.quiet, workers=args.workers,
-                               festival=args.festival, flite=args.flite, tts_share=args.tts_share,
+                               festival=args.festival, flite=args.flite, mbrola=args.mbrola,
+                               tts_share=args.tts_share,
                                voice_bar_share=args.voice_bar_share)
     except (CorpusError, HeadModelError, ValueError, OSError) as exc:
         print(f"speech2flame: error: {exc}", file=sys.stderr)
@@ -699,4 +803,5 @@ def run(args: argparse.Namespace) -> int:
 
 
 __all__ = ["add_arguments", "run", "write_corpus", "item_spec", "make_item", "augment", "voice_pools",
-           "festival_voices", "festival_speak", "flite_voices", "flite_speak", "speak_item", "load_sentences", "CorpusError"]
+           "festival_voices", "festival_speak", "flite_voices", "flite_speak", "mbrola_voices",
+           "mbrola_speak", "speak_item", "load_sentences", "CorpusError"]
