@@ -149,4 +149,24 @@ def export_usd(filepath: str, rig_object, frame_start: int | None = None, frame_
             export_custom_properties=False, relative_paths=True)
     if result != {"FINISHED"}:
         raise RuntimeError(f"USD export to {filepath} failed.")
+    _write_frames_per_second(filepath)
     return Path(filepath)
+
+
+def _write_frames_per_second(filepath) -> bool:
+    """Give a USD file Blender wrote a ``framesPerSecond`` equal to its ``timeCodesPerSecond``
+    (Blender's exporter writes only the latter; players such as usdview and some DCC importers
+    play at ``framesPerSecond``, 24 when it is missing). Uses the USD library Blender carries;
+    False, and the file left as it is, where that cannot be imported."""
+    try:
+        if hasattr(bpy.utils, "expose_bundled_modules"):  # bpy as a Python module (4.4+)
+            bpy.utils.expose_bundled_modules()
+        from pxr import Sdf
+    except ImportError:
+        return False
+    layer = Sdf.Layer.FindOrOpen(str(filepath))
+    if layer is None:
+        return False
+    layer.Reload()  # an earlier export to the same path may still be open in USD's layer registry
+    layer.framesPerSecond = layer.timeCodesPerSecond
+    return bool(layer.Save())

@@ -74,6 +74,7 @@ def test_usd_holds_the_take_as_a_skeleton_animation(exported):
     usd = json.loads(probe.stdout.strip().splitlines()[-1])
     last = START + take.num_frames - 1
     assert (usd["start"], usd["end"], usd["fps"]) == (START, last, FPS)  # time codes are scene frames
+    assert usd["fps_authored"] and usd["frames_per_second"] == FPS  # players play it at the shot's rate
     assert usd["times"] == list(range(START, last + 1)) and usd["meshes"] == 1
     assert usd["up"] == "Y" and usd["meters_per_unit"] == 1.0
     weights = np.array(usd["weights"])

@@ -26,6 +26,7 @@ anim_joints = [j.split("/")[-1] for j in anim.GetJointsAttr().Get()]
 jaw = [quat(anim.GetRotationsAttr().Get(t)[anim_joints.index("jaw")]) for t in times]
 print(json.dumps({
     "start": stage.GetStartTimeCode(), "end": stage.GetEndTimeCode(), "fps": stage.GetTimeCodesPerSecond(),
+    "frames_per_second": stage.GetFramesPerSecond(), "fps_authored": stage.GetRootLayer().HasFramesPerSecond(),
     "up": UsdGeom.GetStageUpAxis(stage), "meters_per_unit": UsdGeom.GetStageMetersPerUnit(stage),
     "times": list(times), "blend_shapes": list(anim.GetBlendShapesAttr().Get()),
     "weights": np.array([list(anim.GetBlendShapeWeightsAttr().Get(t)) for t in times]).tolist(),
