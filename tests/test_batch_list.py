@@ -80,7 +80,8 @@ def test_each_row_gets_its_own_settings_and_folder(lines):
     ("audio,word_recognition\nl01.flac,maybe\n", "word_recognition must be yes or no"),
     ("audio,key\nl01.flac,lips\n", "line 2: the parts to key are a comma list of mouth, face, eyes, head"),
     ("audio,transcript_file\nl01.flac,none.txt\n", "transcript file not found"),
-    ("audio\nl01.flac,with, commas\n", "more cells than the header has columns"),
+    ("audio\nl01.flac,with, commas\n", "more cells than the header has columns (1); quote cells that hold a comma"),
+    ("audio;name\nl01.flac;one;two\n", "quote cells that hold a semicolon"),
     ("audio\n# only a comment\n", "has no rows to generate"),
     ("", "is empty"),
 ])

@@ -116,6 +116,7 @@ def test_batch_and_selected_outputs(tmp_path):
     (["generate", str(EXAMPLE), "--out", "x", "--rig", "nohead.npz"], "Head model file not found"),
     (["generate", str(EXAMPLE), "--out", "x", "--intensity", "3"], "intensity must be between"),
     (["generate", str(EXAMPLE), "--out", "x", "--emotion-schedule", "0:happy,zz"], "Cannot read emotion key"),
+    (["generate", str(EXAMPLE), "--out", "x", "--emotion-schedule", "1.2.3:happy"], "Cannot read emotion key '1.2.3:happy'"),
     (["mouth", "missing.npz"], "not found"),
     (["generate", str(EXAMPLE), "--out", "x", "--start-frame", "-5"], "--start-frame must be a scene frame from 0"),
     (["generate", str(EXAMPLE), "--out", "x", "--preview-resolution", "0"], "--preview-resolution must be"),

@@ -208,6 +208,18 @@ def test_style_reference_changes_output_statistics(trained, tmp_path):
     assert out["lively"] > 1.2 * out["calm"], out   # the toy corpus: lively clips move more
     with pytest.raises(EngineError, match="not found"):
         neural.synthesise(analysis, trained["head"], 30.0, Controls(style_ref=str(tmp_path / "none.npz")))
+    # FLAME-parameter files whose arrays have other shapes: one sentence, whichever array is off
+    frames = 10
+    for arrays in ({"expression": np.zeros((frames, 5)), "jaw": np.zeros((frames, 3)), "pose": np.zeros(6)},
+                   {"expression": np.zeros((frames, 5)), "pose": np.zeros(6)},
+                   {"expression": np.zeros((frames, 5)), "jaw": np.zeros(frames)}):
+        np.savez(tmp_path / "params.npz", **arrays)
+        reference = Controls(style_ref=str(tmp_path / "params.npz"), blink_rate=0.0)
+        if "jaw" in arrays and arrays["jaw"].ndim == 2:  # a usable file: its odd pose is not needed
+            neural.synthesise(analysis, trained["head"], 30.0, reference)
+        else:
+            with pytest.raises(EngineError, match="needs 'expression'"):
+                neural.synthesise(analysis, trained["head"], 30.0, reference)
 
 
 def test_checkpoint_for_another_rig_is_refused(trained):

@@ -72,6 +72,11 @@ def test_newer_format_and_foreign_files_are_refused(tmp_path):
         Take.load(tmp_path / "junk.npz")
     with pytest.raises(TakeError, match="not found"):
         Take.load(tmp_path / "missing.npz")
+    for damaged in ("{not json", "[1, 2]"):  # a hand-edited or truncated metadata_json
+        np.savez(tmp_path / "damaged.npz", **{**arrays, "format_version": np.int32(TAKE_FORMAT_VERSION),
+                                              "metadata_json": np.array(damaged)})
+        with pytest.raises(TakeError, match="damaged metadata"):
+            Take.load(tmp_path / "damaged.npz")
 
 
 def test_metadata_is_plain_json(tmp_path):

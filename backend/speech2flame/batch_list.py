@@ -219,7 +219,8 @@ def _whole(cell: str, column: str) -> int:
 
 
 def _name(delimiter: str) -> str:
-    return "tab" if delimiter == "\t" else "comma"
+    """The word for a batch list's cell separator, for messages."""
+    return {"\t": "tab", ";": "semicolon"}.get(delimiter, "comma")
 
 
 def _lower_first(text: str) -> str:

@@ -156,7 +156,8 @@ class Controls:
         return out
 
 
-_KEY = re.compile(r"^\s*([0-9.]+)\s*:\s*([a-z]+)\s*(?:@\s*([0-9.]+))?\s*$")
+_NUMBER = r"(\d+(?:\.\d*)?|\.\d+)"
+_KEY = re.compile(rf"^\s*{_NUMBER}\s*:\s*([a-z]+)\s*(?:@\s*{_NUMBER})?\s*$")
 
 
 def parse_emotion_schedule(text: str, default_intensity: float = 0.5) -> list:

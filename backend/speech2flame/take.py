@@ -163,6 +163,14 @@ class Take:
         missing = [k for k in ("fps", "expression", "expression_names", *POSE_CHANNELS) if k not in arrays]
         if missing:
             raise TakeError(f"{path.name} lacks required arrays: {', '.join(missing)}.")
+        metadata = {}
+        if "metadata_json" in arrays:
+            try:
+                metadata = json.loads(str(arrays["metadata_json"]))
+            except json.JSONDecodeError:
+                metadata = None
+            if not isinstance(metadata, dict):
+                raise TakeError(f"{path.name} has damaged metadata (metadata_json is not a JSON object).")
         take = cls(
             fps=float(arrays["fps"]),
             expression=arrays["expression"].astype(np.float32),
@@ -171,6 +179,6 @@ class Take:
             global_trans=arrays.get("global_trans"),
             detail_basis=arrays.get("detail_basis"),
             detail_weights=arrays.get("detail_weights"),
-            metadata=json.loads(str(arrays["metadata_json"])) if "metadata_json" in arrays else {},
+            metadata=metadata,
         )
         return take.validate()

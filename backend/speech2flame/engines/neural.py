@@ -206,8 +206,10 @@ def load_style_reference(path: str | os.PathLike, head: HeadModel, fps: float, m
         except (TypeError, ValueError):  # arrays that are not numbers
             raise EngineError(f"Style reference {path.name} is neither a take nor a FLAME-parameter .npz.") from None
         exp = p.get("expression", p.get("exp"))
-        jaw = p.get("jaw", p.get("jaw_pose", p["pose"][:, 3:6] if "pose" in p else None))
-        if exp is None or jaw is None or exp.ndim != 2 or len(jaw) != len(exp):
+        jaw = p.get("jaw", p.get("jaw_pose"))
+        if jaw is None and "pose" in p and p["pose"].ndim == 2 and p["pose"].shape[1] >= 6:
+            jaw = p["pose"][:, 3:6]  # FLAME's pose: global rotation, then jaw
+        if exp is None or jaw is None or exp.ndim != 2 or jaw.shape != (len(exp), 3):
             raise EngineError(f"Style reference {path.name} needs 'expression' (T, E) and 'jaw' (T, 3) arrays.")
         if mapping is not None:  # coefficients of the rig animated (its FLAME basis)
             exp = np.clip(mapping.invert(_fit_to(exp, len(mapping.target_names))), -1.0, 1.5)
