@@ -50,6 +50,23 @@ def test_decoding_frames_drawn_from_the_model_gives_back_their_phones(loop):
     assert decoded == [p for p, _ in sequence]
 
 
+def test_a_phone_sequence_scores_at_most_the_best_path_and_only_in_its_order(loop):
+    sequence = [("SIL", 8), ("B", 3), ("AA", 5), ("M", 3), ("AH", 4), ("P", 3), ("S", 4), ("SIL", 8)]
+    scores = loop.stream_scores(sample_frames(loop, sequence, np.random.default_rng(0)))
+    best = loop.best_path_score(scores)
+    spoken = ["B", "AA", "M", "AH", "P", "S"]
+    pauses = lambda phones: (["SIL", *phones, "SIL"], [True] + [False] * len(phones) + [True])  # noqa: E731
+    right = loop.sequence_score(scores, *pauses(spoken))
+    assert right <= best + 1e-3 and best - right < 0.05 * abs(best)  # the path it was drawn from
+    assert loop.sequence_score(scores, *pauses(spoken[::-1])) < right - 100.0
+    # a pause between words may be skipped: inserting one changes nothing where there is none
+    with_pause = loop.sequence_score(scores, ["SIL", "B", "AA", "SIL", "M", "AH", "P", "S", "SIL"],
+                                     [True, False, False, True, False, False, False, False, True])
+    assert abs(with_pause - right) < 1e-3
+    # more phones than frames can hold (three states each) cannot fit
+    assert loop.sequence_score(scores[:10], spoken, [False] * len(spoken)) == -np.inf
+
+
 def test_long_audio_is_scored_in_blocks_with_the_same_result(loop, monkeypatch):
     samples = speak("Bob bought a big map.", voice="en-us+f2").samples
     whole = loop.senone_scores(samples)

@@ -191,6 +191,29 @@ def test_transcript_of_other_words_warns_and_falls_back(speech):
     assert any(p != "SIL" for p, _, _ in result.phones)
 
 
+def test_a_raised_voice_with_its_transcript_is_aligned_and_other_words_are_not():
+    """A voice far from the aligner's acoustic model (here eSpeak's played 1.2x faster: higher,
+    child-like) scores low even with the right words; the transcript is judged against the
+    best phones of the same audio instead, so it still counts as matching, and other words do not."""
+    import soxr
+
+    from speech2flame.engines.phonetic import alignment
+
+    text, other = "Bob made a map of my bay.", "Maybe the members will vote by Monday morning."
+    speech = espeak.speak(text, "en-us+f2", 160, 50)
+    raised = soxr.resample(from_array(speech.samples, speech.sample_rate).samples, 16000, 16000 / 1.2)
+    score = alignment.force_align(raised, text, wide=True)[1]
+    assert score < alignment.MIN_ALIGN_SCORE  # a threshold on the score alone would refuse it
+    assert alignment.transcript_fit(raised, text) < 0.6 < 0.9 < alignment.transcript_fit(raised, other)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        phones, method = alignment.align(raised, text)
+    assert method == "aligned" and sum(p in ("B", "M", "P") for p, _, _ in phones) == 7  # B-o-B M-ade M-aP M-y B-ay
+    with pytest.warns(phonetic.TranscriptMismatchWarning, match="does not match"):
+        assert alignment.align(raised, other)[1] == "recognised"
+    assert alignment.transcript_fit(raised, "Ah.") is None  # one phone: nothing to judge it against
+
+
 def test_silence_gives_a_resting_face():
     audio = from_array(np.zeros(16000 * 2, np.float32), 16000)
     with warnings.catch_warnings():

@@ -301,6 +301,51 @@ class PhoneLoop:
         starts, ends = np.r_[0, changes], np.r_[changes, frames]
         return [(int(labels[s]), int(s), int(e)) for s, e in zip(starts, ends)]
 
+    def best_path_score(self, scores: np.ndarray) -> float:
+        """Log-likelihood of the best path through any phones, without the bigram, over
+        (frames, phones, 3) scores: the most any phone sequence can score on this audio."""
+        frames = len(scores)
+        stay = self.transitions[:, [0, 1, 2], [0, 1, 2]]
+        move = self.transitions[:, [0, 1], [1, 2]]
+        leave = self.transitions[:, 2, 3]
+        v = np.full((len(self.phones), 3), -np.inf)
+        v[:, 0] = scores[0, :, 0]
+        arrive = np.empty_like(v)
+        for i in range(1, frames):
+            arrive[:, 0] = (v[:, 2] + leave).max()
+            np.add(v[:, :2], move, out=arrive[:, 1:])
+            v = np.maximum(arrive, v + stay) + scores[i]
+        return float(v[:, 2].max())
+
+    def sequence_score(self, scores: np.ndarray, phones: list[str], optional: list[bool]) -> float:
+        """Log-likelihood of the best path through ``phones`` (model phone names) in this order
+        over (frames, phones, 3) scores; a phone marked ``optional`` (a pause between words) may
+        be skipped, but never two in a row. -inf when the phones cannot fit in the frames."""
+        index = np.array([self.phones.index(p) for p in phones])
+        skippable = np.array(optional, bool)
+        units = len(index)
+        stay = self.transitions[index][:, [0, 1, 2], [0, 1, 2]]
+        move = self.transitions[index][:, [0, 1], [1, 2]]
+        leave = self.transitions[index, 2, 3]
+        enter_over = np.r_[False, False, skippable[1:-1]]  # unit u entered from u - 2 past a skipped u - 1
+        v = np.full((units, 3), -np.inf)
+        v[0, 0] = scores[0, index[0], 0]
+        if skippable[0] and units > 1:
+            v[1, 0] = scores[0, index[1], 0]
+        arrive, enter = np.empty_like(v), np.empty(units)
+        for i in range(1, len(scores)):
+            exits = v[:, 2] + leave
+            enter[0] = -np.inf
+            enter[1:] = exits[:-1]
+            enter[2:] = np.where(enter_over[2:], np.maximum(enter[2:], exits[:-2]), enter[2:])
+            arrive[:, 0] = enter
+            np.add(v[:, :2], move, out=arrive[:, 1:])
+            v = np.maximum(arrive, v + stay) + scores[i, index]
+        last = v[-1, 2]
+        if skippable[-1] and units > 1:
+            last = max(last, v[-2, 2])
+        return float(last)
+
     def recognise(self, samples: np.ndarray) -> list:
         """Contiguous [(ARPAbet phone, start_s, end_s)] of 16 kHz float ``samples``; fillers and
         phones over near-silent audio (below alignment.SILENCE_DBFS on average) become SIL."""
