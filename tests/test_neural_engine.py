@@ -222,6 +222,29 @@ def test_style_reference_changes_output_statistics(trained, tmp_path):
                 neural.synthesise(analysis, trained["head"], 30.0, reference)
 
 
+def test_a_model_trained_again_in_the_same_folder_is_not_served_from_caches(trained, tmp_path):
+    import os
+    import shutil
+
+    from speech2flame.pipeline import AnalysisCache
+
+    folder = tmp_path / "model"
+    shutil.copytree(trained["model"], folder)
+    audio, cache = toy_audio(1.0), AnalysisCache()
+    run = lambda: generate_take(audio, trained["head"], "neural", Controls(blink_rate=0.0), model=str(folder),  # noqa: E731
+                                cache=cache)
+    run(), run()
+    assert (cache.hits, cache.misses) == (1, 1)  # a slider change reuses the analysis
+    # "trained again": other weights written into the same folder, as a resumed or repeated run does
+    shutil.copy(trained["tmp"] / "run" / "best" / "model.safetensors", folder / "model.safetensors")
+    os.utime(folder / "model.safetensors", ns=(1, os.stat(folder / "model.safetensors").st_mtime_ns + 10**9))
+    again = run()
+    assert (cache.hits, cache.misses) == (1, 2)  # the old model's features are not reused
+    fresh = generate_take(audio, trained["head"], "neural", Controls(blink_rate=0.0), model=str(folder))
+    np.testing.assert_array_equal(again.expression, fresh.expression)
+    assert sum(key[0] == str(folder.resolve()) for key in neural._models) == 1  # the old one is let go
+
+
 def test_checkpoint_for_another_rig_is_refused(trained):
     analysis = neural.analyse(toy_audio(1.0), 30.0, model=trained["model"])
     other_names = toy_head(expression_names=["exp000", "exp001", "exp002"], name="flame")

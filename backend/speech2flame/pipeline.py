@@ -51,8 +51,8 @@ def engine_head(engine: str, module, analysis, head: HeadModel) -> HeadModel:
 
 
 class AnalysisCache:
-    """A small LRU of engine analyses keyed by audio hash, engine, fps, transcript, model and
-    whether words are recognised.
+    """A small LRU of engine analyses keyed by audio hash, engine, fps, transcript, model (and
+    its weights' modification time) and whether words are recognised.
 
     A slider tweak on the same clip reuses the analysis and only re-runs synthesis.
     """
@@ -101,7 +101,9 @@ def generate_take(audio: Audio, head: HeadModel, engine: str = DEFAULT_ENGINE, c
                               progress=lambda f, m: report(0.8 * f, m),
                               recognise_words=bool(controls.recognise_words))
 
-    key = (audio.sha256, engine, float(fps), controls.transcript, model, bool(controls.recognise_words))
+    stamp = getattr(module, "model_stamp", None)  # engines with trained models: which weights
+    key = (audio.sha256, engine, float(fps), controls.transcript, model, bool(controls.recognise_words),
+           stamp(model) if stamp else None)
     analysis = cache.get_or_compute(key, analyse) if cache is not None else analyse()
     notes = list(getattr(analysis, "warnings", None) or [])  # already shown as warnings by the engine
     source, mapping = engine_head(engine, module, analysis, head), None

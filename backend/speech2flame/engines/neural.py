@@ -88,9 +88,24 @@ def resolve_model_path(model: str | None) -> str:
     raise EngineError("The neural engine needs a trained model: pass --model PATH (a checkpoint folder).")
 
 
+def model_stamp(model: str | None) -> tuple[str, int] | None:
+    """(checkpoint folder, its weights' modification time in ns) of ``model`` (None: the shipped
+    one), for caches of analyses: a model trained again in the same folder is another model.
+    None when there is no such model (analysing then says why)."""
+    from ..models.checkpoint import checkpoint_files
+
+    try:
+        path = resolve_model_path(model)
+        weights, _ = checkpoint_files(path)
+        return path, weights.stat().st_mtime_ns
+    except (EngineError, OSError):
+        return None
+
+
 def get_model(path: str, device: str | None = None):
     """Load a checkpoint once per process onto ``device`` (default: :func:`..device.inference_device_name`),
-    keyed by path, modification time and device."""
+    keyed by path, modification time and device; a model trained again in the same folder
+    replaces the one loaded before."""
     from ..device import DeviceError, inference_device_name, resolve_device
     from ..models.checkpoint import CheckpointError, checkpoint_files, load_checkpoint
 
@@ -103,9 +118,12 @@ def get_model(path: str, device: str | None = None):
     with _lock:
         if key not in _models:
             try:
-                _models[key] = load_checkpoint(path, target)
+                model = load_checkpoint(path, target)
             except CheckpointError as exc:
                 raise EngineError(str(exc)) from None
+            for old in [k for k in _models if k[0] == path and k[2] == key[2]]:
+                del _models[old]
+            _models[key] = model
         return _models[key]
 
 
