@@ -61,6 +61,9 @@ def main() -> None:
     parser.add_argument("--split", default="val")
     parser.add_argument("--limit", type=int, help="only the first N items")
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
+    parser.add_argument("--best", action="store_true",
+                        help="end with a line 'best: MODEL', the --model whose run with phone recognition closes "
+                             "the most held-out bilabials (how scripts/train_default_model.sh picks a seed)")
     args = parser.parse_args()
 
     import torch
@@ -137,6 +140,11 @@ def main() -> None:
         else:
             row += ["", "", "", ""]
         print(f"| {label} | " + " | ".join(row) + " |")
+    if args.best:
+        models = args.model or [None]
+        closed = [totals[[label for label, run in runs.items() if run == ("neural", m, False)][0]].closures
+                  for m in models]
+        print(f"best: {models[int(np.argmax(closed))] or 'default'}")
 
 
 if __name__ == "__main__":

@@ -43,9 +43,10 @@ def test_heldout_voices_benchmark_measures_a_small_corpus(tmp_path):
     corpus = tmp_path / "corpus"
     synth_corpus.write_corpus(corpus, 0.004, show_progress=False, festival="none", flite="none", mbrola="none")
     out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "heldout_voices.py"), "--corpus", str(corpus),
-                          "--split", "train", "--limit", "2", "--no-phonetic", "--no-words"],
+                          "--split", "train", "--limit", "2", "--no-phonetic", "--no-words", "--best"],
                          capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert out.returncode == 0, out.stderr[-2000:]
     rows = {line.split("|")[1].strip(): line for line in out.stdout.splitlines() if line.startswith("| ")}
     assert rows["teacher"].split("|")[2].strip().startswith("100% (")  # the teacher closes its own bilabials
     assert any(label.startswith("neural") and "phone recognition" in label for label in rows), out.stdout
+    assert out.stdout.splitlines()[-1] == "best: default"  # the one model measured

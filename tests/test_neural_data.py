@@ -171,6 +171,30 @@ def test_train_cli_entry_runs_a_yaml_config(tmp_path, capsys):
     assert "Unknown training config key" in capsys.readouterr().err
 
 
+def test_train_cli_seed_and_output_overrides_make_runs_of_other_seeds(tmp_path, capsys):
+    """How several seeds of one config are trained (scripts/train_default_model.sh): same seed,
+    same weights; another seed, other weights; each run in its own folder."""
+    from safetensors.numpy import load_file
+
+    torch.set_num_threads(1)
+    toy_head().save_npz(tmp_path / "toy.npz")
+    write_toy_corpus(tmp_path / "corpus", num_clips=2, seconds=1.0, val_clips=0)
+    (tmp_path / "cfg.yaml").write_text(
+        "seed: 0\nhead: toy.npz\noutput: out\ndata: {format: synthetic, root: corpus}\n"
+        "model: {hidden: 16, num_blocks: 1, audio: {dim: 16}}\ntrain: {epochs: 1, batch_size: 2}\n")
+    parser = argparse.ArgumentParser()
+    train_cli.add_arguments(parser)
+    weights = {}
+    for name, seed in (("a", 5), ("b", 5), ("c", 6)):
+        assert train_cli.run(parser.parse_args([str(tmp_path / "cfg.yaml"), "--quiet", "--seed", str(seed),
+                                                "--output", str(tmp_path / name)])) == 0
+        assert json.loads(capsys.readouterr().out)["last"] == str(tmp_path / name / "last")
+        weights[name] = load_file(tmp_path / name / "last" / "model.safetensors")
+    assert not (tmp_path / "out").exists()
+    assert all(np.array_equal(weights["a"][k], weights["b"][k]) for k in weights["a"])
+    assert any(not np.array_equal(weights["a"][k], weights["c"][k]) for k in weights["a"])
+
+
 def test_detail_residual_is_learned_and_written_to_the_take(tmp_path):
     from speech2flame.audio import from_array
     from speech2flame.controls import Controls

@@ -594,6 +594,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", help="auto, cpu, cuda, cuda:1, mps (default: the config's, else auto)")
     parser.add_argument("--epochs", type=int, help="override train.epochs")
     parser.add_argument("--init", help="override train.init: a checkpoint folder to start from")
+    parser.add_argument("--seed", type=int, help="override seed: initial weights and batch order")
+    parser.add_argument("--output", help="override output: the run folder (checkpoints, history.json)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -612,6 +614,10 @@ def run(args: argparse.Namespace) -> int:
             cfg["train"]["epochs"] = args.epochs
         if args.init:
             cfg["train"]["init"] = str(Path(args.init).resolve())
+        if args.seed is not None:
+            cfg["seed"] = args.seed
+        if args.output:
+            cfg["output"] = str(Path(args.output).resolve())
         Path(cfg["output"]).mkdir(parents=True, exist_ok=True)  # an output that cannot be made fails now, not after an epoch
         summary = train(cfg, resume=args.resume, show_progress=not args.quiet,
                         log=lambda m: print(m, file=sys.stderr))
