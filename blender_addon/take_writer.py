@@ -22,7 +22,6 @@ from .rig import (EXPRESSIONS_PROP, FLAME_TO_BLENDER, JOINT_SHIFTS_PROP, POSE_CO
 TAKE_PROP = "speech2flame_take"
 """Custom property on each Action holding the take's metadata as JSON."""
 
-_POSE_SLICES = {"global_rot": "root", "neck": "neck", "jaw": "jaw"}
 
 KEY_PARTS = hm.KEY_PARTS
 BONE_PARTS = {"root": "head", "neck": "head", "jaw": "mouth", "left_eye": "eyes", "right_eye": "eyes"}

@@ -135,7 +135,7 @@ class Clip:
 class GenerateJob:
     """The settings shared by every clip of a `generate` run (see its command-line help).
 
-    outputs: any of "take", "blend", "fbx", "abc", "mp4". fps: animation frames per second;
+    outputs: any of "take", "blend", "fbx", "abc", "glb", "usd", "mp4". fps: animation frames per second;
     start_frame: scene frame of the take's first frame. skip_existing: leave a clip whose
     folder already has every output made from the same audio with the same settings (its
     DONE_FILE, written last, says so): an interrupted batch goes on where it stopped. Files

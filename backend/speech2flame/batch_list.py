@@ -16,6 +16,7 @@ seed               0 to 4294967295
 start_frame        scene frame of the line's first animation frame
 style_ref          a take (.npz) whose speaking style the neural engine imitates
 word_recognition   yes/no: listen for English words when there is no transcript
+key                the parts the take keys: mouth, face, eyes, head, joined by ``+`` or commas
 =================  ==========================================================================
 
 An empty cell keeps the command line's value. A ``.tsv`` list is tab-separated, and a list

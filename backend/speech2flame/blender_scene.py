@@ -1,4 +1,4 @@
-"""Headless Blender output: a take onto a fresh scene, saved as .blend / FBX / Alembic / preview.
+"""Headless Blender output: a take onto a fresh scene, saved as .blend / FBX / Alembic / glTF / USD / preview.
 
 The rig building, take writing and exporting are the add-on's own functions
 (:mod:`speech2flame_blender`): the CLI and the add-on share one implementation.

@@ -173,7 +173,6 @@ def cmd_generate(args) -> int:
 def _generate_one(job, clip, args, head, out: Path, made: bool, results: list) -> int:
     """One clip into ``out`` itself: errors end the command (one sentence, exit code 2)."""
     from .batch import ClipResult, StageTimer
-    from .errors import user_errors
 
     timer = StageTimer(job.stage_count(), quiet=args.quiet)
     try:

@@ -61,7 +61,7 @@ class Controls:
     transcript      optional text of what is said
     recognise_words without a transcript, recognise the English words in the audio and close
                     the lips on their /p b m/ (slower first analysis, about 0.3 x real time;
-                    off: the audio model alone)
+                    off: recognised phones only, about 0.007 x real time)
     style_ref       optional path of a take / FLAME-parameter clip whose style is imitated
     """
 

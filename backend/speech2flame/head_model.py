@@ -112,7 +112,7 @@ class HeadModel:
         return self.J_regressor @ self.v_template
 
     def rig_id(self) -> str:
-        """Stable id of this rig's geometry (name + hash of template and basis sizes)."""
+        """Stable id of this rig: its name + a hash of the template vertices and the expression names."""
         digest = hashlib.sha256(np.ascontiguousarray(self.v_template, np.float32).tobytes())
         digest.update(",".join(self.expression_names).encode())
         return f"{self.name}-{digest.hexdigest()[:12]}"

@@ -80,7 +80,7 @@ def analyse(audio: Audio, fps: float, transcript: str | None = None, model: str 
     (also kept in ``analysis.warnings``) and phones recognised from the audio alone.
     ``recognise_words``: without a transcript, align the English words heard in the audio
     (:func:`.alignment.heard_phones`, about 0.3 x real time) instead of recognising phones
-    (about 0.1 x real time, far fewer lip closures right on real speech, docs/quality.md).
+    (about 0.007 x real time, far fewer lip closures right on real speech, docs/quality.md).
     """
     import warnings
 

@@ -12,7 +12,6 @@ SILENCE = "SIL"
 
 BILABIALS = ("P", "B", "M")
 LABIODENTALS = ("F", "V")
-ROUNDED = ("UW", "OW", "W", "UH", "OY", "SH", "ZH", "CH", "JH", "R", "ER")
 OPEN_VOWELS = ("AA", "AE", "AO", "AW", "AY", "EH")
 """Vowels the quality figures expect to open the mouth to >= 6 mm."""
 
