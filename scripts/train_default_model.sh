@@ -6,6 +6,7 @@
 #      installed: apt install festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts flite \
 #        festvox-italp16k festvox-itapc16k festvox-suopuhe-lj festvox-suopuhe-mv festvox-czech-dita \
 #        festvox-czech-krb festvox-czech-machac festvox-czech-ph festvox-ru festvox-ca-ona-hts
+#      (MBROLA voices, when installed, are left out: they did not help, docs/default_model.md)
 #   2. training per configs/default_model.yaml on CPU (GPU used when present: device auto)
 #   3. the head-pose VQ-VAE and prior trained again on top of it, per configs/default_model_pose.yaml
 #      (the audio encoder and face decoder stay exactly as step 2 left them)
@@ -24,7 +25,7 @@ FLITE=awb,kal,kal16,rms,slt
 
 export OMP_NUM_THREADS=$THREADS MKL_NUM_THREADS=$THREADS
 "$PY" -m speech2flame.cli synth-corpus "$OUT/corpus" --hours 1.5 --seed 0 --tts-share 0.8 \
-    --festival "$FESTIVAL" --flite "$FLITE" --workers "$THREADS" --quiet
+    --festival "$FESTIVAL" --flite "$FLITE" --mbrola none --workers "$THREADS" --quiet
 "$PY" -m speech2flame.cli train configs/default_model.yaml --resume --quiet
 "$PY" -m speech2flame.cli train configs/default_model_pose.yaml --resume --quiet
 rm -rf backend/speech2flame/data/neural_default
