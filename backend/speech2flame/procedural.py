@@ -23,6 +23,7 @@ MIN_PAUSE_S = 0.2     # shorter gaps in the speech (stop closures, unvoiced cons
 
 NOISE_FPS = 30.0      # time grid random motion is drawn on, then resampled to the take's fps
 EASE_S = 0.4          # head motion eases in from and out to rest over this at a take's ends
+BLINKS_PER_MIN = 17.0  # blinks a minute at blink_rate 1: a person's natural rate in conversation
 
 
 def random_streams(seed: int) -> dict[str, np.random.Generator]:
@@ -126,6 +127,18 @@ def roll_eyes_down(eyes: np.ndarray, blink: np.ndarray, radians: float = 0.12) -
     out = np.array(eyes, np.float32)
     out[:, [0, 3]] += radians * np.asarray(blink, np.float32)[:, None]
     return out
+
+
+def blinks_and_gaze(num_frames: int, fps: float, blink_rate: float, streams: dict, pauses: np.ndarray | None,
+                    neck: np.ndarray, global_rot: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The eyes every engine adds to its take: (blink (T,) lid closure 0..1, BLINKS_PER_MIN x
+    ``blink_rate`` blinks a minute, preferably where ``pauses`` (T,) bool is set; eyes (T, 6)
+    radians: fixations and saccades that hold their target while the head (``neck`` and
+    ``global_rot`` (T, 3), the take's final head motion) turns, rolled down a little in each
+    blink). ``streams``: :func:`random_streams` of the take's seed."""
+    blink = blink_curves(num_frames, fps, BLINKS_PER_MIN * blink_rate, streams["blinks"], pause_mask=pauses)
+    eyes = roll_eyes_down(steady_gaze(gaze_curves(num_frames, fps, streams["gaze"]), neck, global_rot), blink)
+    return blink, eyes
 
 
 def ease_ends(num_frames: int, fps: float, seconds: float = EASE_S) -> np.ndarray:

@@ -91,14 +91,13 @@ def synthesise(features: EnergyFeatures, head: HeadModel, fps: float, controls: 
     for name, value in emotion.overlay_channels(controls.emotion_curves(t, fps)).items():
         scale = controls.expressiveness if name.startswith(emotion.UPPER_FACE) else 1.0
         channels[name] = channels.get(name, 0.0) + scale * value
-    blink = procedural.blink_curves(t, fps, 17.0 * controls.blink_rate, streams["blinks"], pause_mask=~features.voiced)
     for name, curve in channels.items():
         if name in head.expression_names:
             take.expression[:, head.expression_names.index(name)] = curve
-    procedural.close_lids(take.expression, head.expression_names, blink)
     neck, global_rot = procedural.head_motion(t, fps, streams["head"], amount=controls.head_motion, energy=loud)
     ease = procedural.ease_ends(t, fps)[:, None]  # from rest and back to it at the take's ends
     take.neck[:], take.global_rot[:] = neck * ease, global_rot * ease
-    eyes = procedural.steady_gaze(procedural.gaze_curves(t, fps, streams["gaze"]), take.neck, take.global_rot)
-    take.eyes[:] = procedural.roll_eyes_down(eyes, blink)
+    blink, take.eyes[:] = procedural.blinks_and_gaze(t, fps, controls.blink_rate, streams, ~features.voiced,
+                                                     take.neck, take.global_rot)
+    procedural.close_lids(take.expression, head.expression_names, blink)
     return take

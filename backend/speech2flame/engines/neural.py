@@ -33,7 +33,6 @@ from ..head_model import HeadModel, mouth_channels
 from ..take import Take, TakeError
 from . import EngineError, Progress
 
-NATURAL_BLINKS_PER_MIN = 17.0
 HEAD_SMOOTHING_S = 0.05     # Gaussian sigma (seconds) on the pose sampler's head rotations
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "data" / "neural_default"
 
@@ -320,8 +319,7 @@ def synthesise(analysis: NeuralAnalysis, head: HeadModel, fps: float, controls: 
     take will be carried over by this map (:mod:`..retarget`), so a style reference made for the
     rig it goes to is read through it."""
     from ..models.checkpoint import CheckpointError, check_head
-    from ..procedural import (blink_curves, close_lids, ease_ends, gaze_curves, random_streams, roll_eyes_down, smooth,
-                              steady_gaze)
+    from ..procedural import blinks_and_gaze, close_lids, ease_ends, random_streams, smooth
 
     net = get_model(analysis.model_path)
     try:
@@ -369,9 +367,8 @@ def synthesise(analysis: NeuralAnalysis, head: HeadModel, fps: float, controls: 
 
     streams = random_streams(controls.seed)
     pauses = _to_fps(analysis.energy[:, None], mfps, fps, n)[:, 0] < 0.1
-    blinks = blink_curves(n, fps, NATURAL_BLINKS_PER_MIN * controls.blink_rate, streams["blinks"], pauses)
+    blinks, eyes = blinks_and_gaze(n, fps, controls.blink_rate, streams, pauses, neck, global_rot)
     close_lids(expression, names, blinks)
-    eyes = roll_eyes_down(steady_gaze(gaze_curves(n, fps, streams["gaze"]), neck, global_rot), blinks)
 
     take = Take(fps=float(fps), expression=expression, expression_names=names, jaw=jaw, neck=neck,
                 global_rot=global_rot, eyes=eyes)

@@ -31,7 +31,6 @@ from .phonemes import SILENCE
 __all__ = ["analyse", "analyse_with_phones", "synthesise", "phone_alignment", "PhoneticAnalysis",
            "TranscriptMismatchWarning"]
 
-BLINKS_PER_MIN = 17.0
 NOD_RAD = 0.035        # head nod on an accented syllable (radians, neck pitch)
 PITCH_TILT_RAD = 0.015  # head lift per 6 semitones above the speaker's median pitch
 BROW_ACCENT = 0.35     # browInnerUp/OuterUp on an accented high-pitch syllable
@@ -153,15 +152,12 @@ def synthesise(analysis: PhoneticAnalysis, head: HeadModel, fps: float, controls
     add("browOuterUpRight", 0.7 * brow)
     visemes.apply_contacts(jaw, channels, curves)  # a smiling mouth still closes for /m/
 
-    # blinks (preferably in pauses) and gaze
+    # pauses, where blinks come preferably
     t = np.arange(num_frames) / fps
     pause = np.zeros(num_frames, bool)
     for name, start, end in phones:
         if name == SILENCE and end - start >= PAUSE_S:
             pause |= (t >= start) & (t < end)
-    blink = procedural.blink_curves(num_frames, fps, BLINKS_PER_MIN * controls.blink_rate, streams["blinks"],
-                                    pause_mask=pause)
-    eyes = procedural.gaze_curves(num_frames, fps, streams["gaze"])
 
     # head: stochastic sway (more while speaking loudly), nods on accents, lift on high pitch
     energy = _resample(analysis.energy, num_frames, fps)
@@ -178,7 +174,7 @@ def synthesise(analysis: PhoneticAnalysis, head: HeadModel, fps: float, controls
         neck[:, 0] -= controls.head_motion * PITCH_TILT_RAD * lift
     ease = procedural.ease_ends(num_frames, fps)[:, None]  # from rest and back to it at the take's ends
     neck, global_rot = neck * ease, global_rot * ease
-    eyes = procedural.roll_eyes_down(procedural.steady_gaze(eyes, neck, global_rot), blink)
+    blink, eyes = procedural.blinks_and_gaze(num_frames, fps, controls.blink_rate, streams, pause, neck, global_rot)
 
     take = Take.rest(num_frames, fps, head.expression_names)
     take.jaw[:, 0] = jaw
