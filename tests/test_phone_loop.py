@@ -130,12 +130,13 @@ def test_neural_engine_closes_the_lips_on_recognised_bilabials(demo_head):
     from speech2flame.engines import neural
     from speech2flame.mouth import mouth_measurements
 
-    speech = speak("Father watched the small boats move past the harbour wall.", voice="en-us+f2")
+    text = "Father watched the small boats move past the harbour wall."
+    speech = speak(text, voice="en-us+f2")
     audio = from_array(speech.samples, speech.sample_rate)
     for words in (False, True):  # phones are recognised with or without heard words
         analysis = neural.analyse(audio, 30.0, recognise_words=words)
         assert analysis.recognised_phones == alignment.recognise_phones(audio.samples)
-    assert neural.analyse(audio, 30.0, transcript="Father watched the small boats").recognised_phones is None
+    assert neural.analyse(audio, 30.0, transcript=text).recognised_phones is None  # its phones are aligned
     analysis = neural.analyse(audio, 30.0)
     assert analysis.phones is None
     analysis.recognised_phones = [p for p in analysis.recognised_phones if p[0] not in ("P", "B", "M")]
