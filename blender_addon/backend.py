@@ -16,7 +16,7 @@ import threading
 import urllib.parse
 from pathlib import Path
 
-from .backend_client import BackendClient, BackendError, LocalServer, find_project_python
+from .backend_client import TOKEN_ENV, BackendClient, BackendError, LocalServer, find_project_python
 
 _local: LocalServer | None = None
 _local_setup: tuple[str, str] | None = None
@@ -48,7 +48,7 @@ def get_client(mode: str = "LOCAL", python_path: str = "", remote_url: str = "",
         if mode == "REMOTE":
             if not remote_url:
                 raise BackendError("Set the remote backend URL in the add-on preferences.")
-            return BackendClient(remote_base_url(remote_url), remote_token or os.environ.get("SPEECH2FLAME_TOKEN", ""),
+            return BackendClient(remote_base_url(remote_url), remote_token or os.environ.get(TOKEN_ENV, ""),
                                  timeout=60.0)
         if mode == "IN_PROCESS":
             if _in_process is None:

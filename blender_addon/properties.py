@@ -7,10 +7,19 @@ from bpy.props import (BoolProperty, CollectionProperty, EnumProperty, FloatProp
                        PointerProperty, StringProperty)
 
 from . import analyse_ahead, takes
+from .core import controls
 from .rig import RIG_PROP
 
 EMOTION_ITEMS = [(e, e.capitalize(), f"Speak with a {e} expression" if e != "neutral" else "No emotion")
-                 for e in ("neutral", "happy", "sad", "angry", "surprised", "disgusted", "fearful", "contempt")]
+                 for e in controls.EMOTIONS]
+_DEFAULTS = controls.Controls()
+
+
+def _slider(name: str, label: str, description: str, **options) -> FloatProperty:
+    """A slider of :class:`Controls` with the backend's range (controls.SLIDER_RANGES) and default."""
+    low, high = controls.SLIDER_RANGES[name]
+    return FloatProperty(name=label, min=low, max=high, default=getattr(_DEFAULTS, name), description=description,
+                         **options)
 ENGINE_ITEMS = [
     ("auto", "Automatic", "Phonetic when you give a transcript, else the trained neural model"),
     ("phonetic", "Phonetic", "Phoneme-based lip sync; uses the transcript when you give one"),
@@ -76,18 +85,12 @@ class Speech2FlameSettings(bpy.types.PropertyGroup):
                           description="Checkpoint of the neural engine (empty: the default model)")
     emotion: EnumProperty(name="Emotion", items=EMOTION_ITEMS, default="neutral",
                           description="Emotion shown while speaking")
-    intensity: FloatProperty(name="Intensity", min=0.0, max=1.0, default=0.5, subtype="FACTOR",
-                             description="How strongly the emotion shows")
-    articulation: FloatProperty(name="Articulation", min=0.0, max=2.0, default=1.0,
-                                description="Size of mouth movements (1 = natural)")
-    expressiveness: FloatProperty(name="Expressiveness", min=0.0, max=2.0, default=1.0,
-                                  description="Size of brow and upper-face movements (1 = natural)")
-    head_motion: FloatProperty(name="Head Motion", min=0.0, max=2.0, default=1.0,
-                               description="How much the head moves (0 = still, 1 = natural)")
-    blink_rate: FloatProperty(name="Blink Rate", min=0.0, max=3.0, default=1.0,
-                              description="How often the eyes blink (1 = about 17 times a minute)")
-    smoothing: FloatProperty(name="Smoothing", min=0.0, max=1.0, default=0.0, subtype="FACTOR",
-                             description="Extra smoothing of all motion (0 = crisp)")
+    intensity: _slider("intensity", "Intensity", "How strongly the emotion shows", subtype="FACTOR")
+    articulation: _slider("articulation", "Articulation", "Size of mouth movements (1 = natural)")
+    expressiveness: _slider("expressiveness", "Expressiveness", "Size of brow and upper-face movements (1 = natural)")
+    head_motion: _slider("head_motion", "Head Motion", "How much the head moves (0 = still, 1 = natural)")
+    blink_rate: _slider("blink_rate", "Blink Rate", "How often the eyes blink (1 = about 17 times a minute)")
+    smoothing: _slider("smoothing", "Smoothing", "Extra smoothing of all motion (0 = crisp)", subtype="FACTOR")
     replace_take: BoolProperty(
         name="Replace Take", default=False,
         description="Generate replaces the selected take (its Actions are deleted unless the NLA uses them) instead "
