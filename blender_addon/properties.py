@@ -99,8 +99,8 @@ class Speech2FlameSettings(bpy.types.PropertyGroup):
         name="Key", options={"ENUM_FLAG"}, default={"mouth", "face", "eyes", "head"},
         description="What the take keys; what it does not key keeps your own animation (e.g. only the mouth, to "
                     "animate brows, eyes and head yourself)",
-        items=[("mouth", "Mouth", "Lips, jaw and cheeks: the lip sync"),
-               ("face", "Face", "Brows, eyelids (blinks), nose: the expression"),
+        items=[("mouth", "Mouth", "Lips, jaw and cheek puffs: the lip sync"),
+               ("face", "Face", "Brows, eyelids (blinks), cheek squints, nose: the expression"),
                ("eyes", "Eyes", "Eye rotations: gaze"),
                ("head", "Head", "Neck and head rotation")])
     reduce_keys: BoolProperty(

@@ -57,6 +57,22 @@ def test_blinks_shut_the_eyes_under_every_emotion(line, demo_head, engine):
 
 
 @pytest.mark.parametrize("engine", ENGINES)
+def test_expressiveness_sizes_the_upper_face_and_articulation_the_mouth_alike_in_every_engine(line, demo_head, engine):
+    """The sliders mean the same in every engine: a smile's cheek squint and brows are the upper
+    face (expressiveness, keyed as "face"), cheek puffs and lips the mouth (articulation)."""
+    from speech2flame.head_model import is_mouth_channel
+
+    assert not is_mouth_channel("cheekSquintLeft") and is_mouth_channel("cheekPuff") and is_mouth_channel("mouthClose")
+    happy = dict(emotion="happy", intensity=1.0, blink_rate=0.0)
+    plain = take_of(line, demo_head, engine, **happy)
+    flat = take_of(line, demo_head, engine, expressiveness=0.0, **happy)
+    tight = take_of(line, demo_head, engine, articulation=0.0, **happy)
+    for name in ("cheekSquintLeft", "browInnerUp"):
+        assert np.abs(flat.channel(name)).max() < 1e-3 < np.abs(plain.channel(name)).max(), (engine, name)
+        np.testing.assert_allclose(tight.channel(name), plain.channel(name), atol=1e-4, err_msg=f"{engine} {name}")
+
+
+@pytest.mark.parametrize("engine", ENGINES)
 def test_head_starts_and_ends_at_rest_and_moves_without_pops(line, demo_head, engine):
     take = take_of(line, demo_head, engine, head_motion=1.0)
     rotation = head_rotation(take)

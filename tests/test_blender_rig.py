@@ -434,7 +434,7 @@ def test_a_take_keys_only_the_parts_asked_for_and_the_rest_plays_the_animators_o
     mouth_only = take_writer.apply_take(take, arm_obj, parts={"mouth"})
     shape_paths = {fc.data_path for fc in take_writer.action_fcurves(mouth_only["shape_action"])}
     bone_paths = {fc.data_path for fc in take_writer.action_fcurves(mouth_only["armature_action"])}
-    mouth = [n for n in demo_head.expression_names if n.lower().startswith(("jaw", "mouth", "lip", "cheek", "tongue"))]
+    mouth = [n for n in demo_head.expression_names if n.lower().startswith(("jaw", "mouth", "lip", "cheekpuff", "tongue"))]
     assert shape_paths == {f'key_blocks["{n}"].value' for n in mouth + list(rig.POSE_CORRECTIVE_NAMES)
                            if n in key.key_blocks and (n in mouth or n.startswith("pose_jaw_"))}
     assert bone_paths == {'pose.bones["jaw"].rotation_quaternion'}

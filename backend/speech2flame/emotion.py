@@ -38,8 +38,6 @@ STYLE = {
     "fearful": (0.9, 0.01, 1.2, 0.8), "contempt": (0.9, 0.0, 0.7, 0.8),
 }
 
-UPPER_FACE = ("brow", "eye", "cheek", "nose")
-
 
 def _expand(table: dict) -> dict:
     out = {}

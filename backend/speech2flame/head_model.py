@@ -34,15 +34,22 @@ BONE_NAMES = ("root", "neck", "jaw", "left_eye", "right_eye")
 
 NUM_POSE_CORRECTIVES = 36  # 4 non-root joints x 9 entries of (R - I)
 
-MOUTH_PREFIXES = ("jaw", "mouth", "lip", "cheek", "tongue")
-"""Expression channels whose name starts with one of these (any case) move the mouth."""
+MOUTH_PREFIXES = ("jaw", "mouth", "lip", "cheekpuff", "tongue")
+"""Expression channels whose name starts with one of these (any case) move the mouth: the lip
+sync, sized by the articulation slider and keyed as the mouth. The others (brows, eyelids,
+eyes, nose, cheek squints: the expression) are the upper face, sized by expressiveness."""
 
 
 KEY_PARTS = ("mouth", "face", "eyes", "head")
 """What a take can key onto a rig, each alone or together (all by default): mouth (the mouth's
 expression channels, see :func:`mouth_channels`, the jaw bone and its correctives, per-vertex
-detail), face (the other expression channels: brows, eyelids, nose), eyes (the eye bones), head
+detail), face (the other expression channels: brows, eyelids, cheek squints, nose), eyes (the eye bones), head
 (the neck and root bones). What a take does not key is left to the animator's own animation."""
+
+
+def is_mouth_channel(name: str) -> bool:
+    """Whether the expression channel ``name`` moves the mouth (see MOUTH_PREFIXES)."""
+    return str(name).lower().startswith(MOUTH_PREFIXES)
 
 
 def parse_key_parts(text: str) -> tuple[str, ...]:
@@ -60,7 +67,7 @@ def mouth_channels(names) -> np.ndarray:
     """(E,) bool: which of the expression channels ``names`` move the mouth (by name, see
     MOUTH_PREFIXES); all of them when none is named so (an unnamed PCA basis such as FLAME's,
     which cannot be split into mouth and upper face)."""
-    mouth = np.array([str(name).lower().startswith(MOUTH_PREFIXES) for name in names], bool)
+    mouth = np.array([is_mouth_channel(name) for name in names], bool)
     return mouth if mouth.any() else np.ones(len(mouth), bool)
 
 MOUTH_LANDMARKS = ("upper_lip_inner", "lower_lip_inner", "mouth_corner_left",

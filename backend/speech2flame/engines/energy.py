@@ -16,7 +16,7 @@ import numpy as np
 from .. import emotion, procedural
 from ..audio import Audio
 from ..controls import Controls
-from ..head_model import HeadModel
+from ..head_model import HeadModel, is_mouth_channel
 from ..take import Take
 
 MAX_JAW_RAD = 0.22
@@ -89,7 +89,7 @@ def synthesise(features: EnergyFeatures, head: HeadModel, fps: float, controls: 
         "browInnerUp": 0.25 * controls.expressiveness * procedural.smooth(loud, 6.0 * per_frame),
     }
     for name, value in emotion.overlay_channels(controls.emotion_curves(t, fps)).items():
-        scale = controls.expressiveness if name.startswith(emotion.UPPER_FACE) else 1.0
+        scale = 1.0 if is_mouth_channel(name) else controls.expressiveness  # the upper face's size
         channels[name] = channels.get(name, 0.0) + scale * value
     for name, curve in channels.items():
         if name in head.expression_names:

@@ -21,7 +21,7 @@ import numpy as np
 from ... import procedural
 from ...audio import Audio
 from ...controls import Controls
-from ...head_model import HeadModel
+from ...head_model import HeadModel, is_mouth_channel
 from ...take import Take
 from ... import emotion
 from . import alignment, coarticulation, prosody, visemes
@@ -144,7 +144,7 @@ def synthesise(analysis: PhoneticAnalysis, head: HeadModel, fps: float, controls
 
     # emotion overlays (upper face scaled by expressiveness), then accents on stressed syllables
     for name, value in emotion.overlay_channels(weights).items():
-        add(name, value * (expr if name.startswith(emotion.UPPER_FACE) else 1.0))
+        add(name, value * (1.0 if is_mouth_channel(name) else expr))
     brow, nod = prosody.accent_curves(phones, analysis.prominence, analysis.f0, fps, num_frames)
     brow = expr * BROW_ACCENT * style["brow_gain"] * brow
     add("browInnerUp", brow)
