@@ -18,7 +18,7 @@ from speech2flame.controls import Controls
 from speech2flame.engines import Cancelled, neural, phonetic
 from speech2flame.engines.phonetic import alignment, espeak
 from speech2flame.engines.phonetic.phonemes import BILABIALS
-from speech2flame.lipsync_quality import CLOSED_MM, phone_frames
+from speech2flame.lipsync_quality import CLOSED_MM, judged_frames
 from speech2flame.mouth import mouth_measurements
 from speech2flame.pipeline import AnalysisCache, generate_take
 
@@ -143,7 +143,7 @@ def test_neural_engine_closes_the_lips_on_every_heard_bilabial(audio, heard, dem
     assert with_words.metadata["controls"]["recognise_words"] is True
     aperture = mouth_measurements(demo_head, with_words)["aperture_mm"]
     for name, start, end in bilabials(heard[0]):
-        assert aperture[phone_frames(start, end, 30.0, len(aperture))].min() <= CLOSED_MM, (name, start, end)
+        assert aperture[judged_frames(start, end, 30.0, len(aperture))].min() <= CLOSED_MM, (name, start, end)
     # away from the heard bilabials the model's own output is kept
     plain = mouth_measurements(demo_head, audio_only)["aperture_mm"]
     assert np.median(np.abs(aperture - plain)) < 0.05
@@ -167,7 +167,7 @@ def test_neural_engine_with_a_transcript_closes_its_bilabials(demo_head):
     assert len(bilabials(analysis.phones)) == 7  # B-o-B M-ade a M-aP of M-y B-ay
     aperture = mouth_measurements(demo_head, take)["aperture_mm"]
     for _, start, end in bilabials(analysis.phones):
-        assert aperture[phone_frames(start, end, 30.0, len(aperture))].min() <= CLOSED_MM
+        assert aperture[judged_frames(start, end, 30.0, len(aperture))].min() <= CLOSED_MM
     with pytest.warns(phonetic.TranscriptMismatchWarning, match="recognised from the audio alone"):
         other = neural.analyse(audio, 30.0, transcript="seven of clubs and ten meters forward please")
     assert other.warnings and other.phones == alignment.recognise_phones(audio.samples)

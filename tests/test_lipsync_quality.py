@@ -28,7 +28,7 @@ def test_a_closure_counts_and_a_missed_closure_does_not():
 
 def test_a_closure_one_frame_late_counts_two_frames_late_does_not():
     phones = [("AA", 0.0, 0.5), ("M", 0.5, 0.56), ("AA", 0.56, 1.0)]
-    assert list(lq.phone_frames(0.5, 0.56, FPS, 30)) == [15, 16, 17]
+    assert list(lq.judged_frames(0.5, 0.56, FPS, 30)) == [15, 16, 17]
     late = flat(1.0, 10.0)
     late[17] = 0.0
     assert lq.measure_quality(late, phones, FPS).closures == 1

@@ -76,7 +76,7 @@ class LipSyncQuality:
         return out
 
 
-def phone_frames(start_s: float, end_s: float, fps: float, num_frames: int) -> np.ndarray:
+def judged_frames(start_s: float, end_s: float, fps: float, num_frames: int) -> np.ndarray:
     """Frame indices a phone is judged on: times in [start_s, end_s] plus centre frame +-1."""
     first, last = int(np.ceil(start_s * fps - 1e-9)), int(np.floor(end_s * fps + 1e-9))
     centre = int(round(0.5 * (start_s + end_s) * fps))
@@ -133,7 +133,7 @@ def measure_quality(aperture_mm: np.ndarray, phones: list, fps: float) -> LipSyn
     n = len(aperture)
     q = LipSyncQuality()
     for name, start, end in phones:
-        frames = phone_frames(start, end, fps, n)
+        frames = judged_frames(start, end, fps, n)
         if name in BILABIALS and len(frames):
             q.bilabials += 1
             q.closures += int(aperture[frames].min() <= CLOSED_MM)

@@ -15,8 +15,23 @@ Every engine module exposes two stages, so a slider tweak skips the slow part::
         Fast: controls -> per-frame channels. Returns a Take whose
         ``expression_names`` are the head's (channels the engine does not drive
         stay zero), with no metadata; the pipeline
-        (:mod:`speech2flame.pipeline`) adds it. Engines are imported lazily so that asking for one does
-not load the others' dependencies (torch, pocketsphinx).
+        (:mod:`speech2flame.pipeline`) adds it.
+
+Optional parts the pipeline uses when an engine has them:
+
+    analysis.warnings      sentences for the user (e.g. a transcript that does not fit)
+    analysis.heard_words   the words recognised without a transcript (kept in the take's metadata)
+    analysis.model_path    the checkpoint that ran (kept in the take's metadata)
+    fits_head(analysis, head) -> bool
+        False when the analysis drives another rig's channels (a neural model made for the demo
+        head): the take is made for that rig and carried over (:mod:`speech2flame.retarget`)
+    model_stamp(model) -> tuple | None
+        which weights ``model`` names now, added to the analysis cache key
+    synthesise(..., style_mapping=mapping)
+        the neural engine reads a style reference made for the target rig through that map
+
+Engines are imported lazily so that asking for one does not load the others' dependencies
+(torch, pocketsphinx).
 """
 
 from __future__ import annotations

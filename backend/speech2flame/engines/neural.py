@@ -275,7 +275,7 @@ def apply_lip_contact(expression: np.ndarray, names: list[str], jaw: np.ndarray,
 
     if "mouthClose" not in names or not close.any():
         return
-    jaw[:, 0] -= close * np.maximum(0.0, jaw[:, 0] - 0.08)  # as visemes.mouth_channels does for /p b m/
+    jaw[:, 0] -= close * np.maximum(0.0, jaw[:, 0] - 0.08)  # as visemes.articulation_channels does for /p b m/
     curves = np.zeros((len(close), len(visemes.PARAMS)))
     curves[:, visemes.PARAMS.index("close")] = close
     channels = {name: expression[:, i].astype(np.float64) for i, name in enumerate(names)}

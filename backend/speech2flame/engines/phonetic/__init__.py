@@ -137,7 +137,7 @@ def synthesise(analysis: PhoneticAnalysis, head: HeadModel, fps: float, controls
     jaw_scale = prosody.jaw_stress_scale(phones, analysis.prominence)
     curves = coarticulation.articulation_curves(phones, fps, num_frames, jaw_scale)
     curves = coarticulation.enforce_contacts(procedural.smooth(curves, 2.0 * smoothing), phones, fps)
-    jaw, channels = visemes.mouth_channels(curves, controls.articulation, style["jaw_gain"], style["jaw_offset"])
+    jaw, channels = visemes.articulation_channels(curves, controls.articulation, style["jaw_gain"], style["jaw_offset"])
 
     def add(name, value):
         channels[name] = channels.get(name, 0.0) + value

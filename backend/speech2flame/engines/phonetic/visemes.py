@@ -84,7 +84,7 @@ def _contacts(curves: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return close, tuck
 
 
-def mouth_channels(curves: np.ndarray, articulation: float = 1.0, jaw_gain=1.0,
+def articulation_channels(curves: np.ndarray, articulation: float = 1.0, jaw_gain=1.0,
                    jaw_offset=0.0) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Articulatory curves (T, len(PARAMS)) -> (jaw opening (T,) radians, {channel: (T,)}).
 
