@@ -6,14 +6,13 @@ Used by the CLI, the server and the in-process add-on backend alike.
 from __future__ import annotations
 
 import warnings
-from collections import OrderedDict
-from threading import Lock
 
 from . import __version__
 from .audio import Audio
 from .controls import Controls
 from .engines import DEFAULT_ENGINE, EngineError, Progress, get_engine, resolve_engine
 from .head_model import HeadModel, load_head_model
+from .lru import LRU
 from .retarget import RetargetError, channel_map, retarget_take
 from .take import Take, check_fps
 
@@ -50,7 +49,7 @@ def engine_head(engine: str, module, analysis, head: HeadModel) -> HeadModel:
     return demo_head()
 
 
-class AnalysisCache:
+class AnalysisCache(LRU):
     """A small LRU of engine analyses keyed by audio hash, engine, fps, transcript, model (and
     its weights' modification time) and whether words are recognised.
 
@@ -58,25 +57,7 @@ class AnalysisCache:
     """
 
     def __init__(self, capacity: int = 16):
-        self.capacity = capacity
-        self._items: OrderedDict = OrderedDict()
-        self._lock = Lock()
-        self.hits = 0
-        self.misses = 0
-
-    def get_or_compute(self, key: tuple, compute):
-        with self._lock:
-            if key in self._items:
-                self._items.move_to_end(key)
-                self.hits += 1
-                return self._items[key]
-        value = compute()
-        with self._lock:
-            self.misses += 1
-            self._items[key] = value
-            while len(self._items) > self.capacity:
-                self._items.popitem(last=False)
-        return value
+        super().__init__(capacity)
 
 
 def generate_take(audio: Audio, head: HeadModel, engine: str = DEFAULT_ENGINE, controls: Controls | None = None,

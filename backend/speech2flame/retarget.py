@@ -25,13 +25,12 @@ numpy only; a pair of heads with ~10k vertices each takes 0.2 to 0.4 s, once per
 from __future__ import annotations
 
 import hashlib
-from collections import OrderedDict
 from dataclasses import dataclass
-from threading import Lock
 
 import numpy as np
 
 from .head_model import JOINT_NAMES, MOUTH_LANDMARKS, HeadModel
+from .lru import LRU
 from .take import Take
 
 JAW = JOINT_NAMES.index("jaw")
@@ -158,23 +157,8 @@ def find_mouth_landmarks(head: HeadModel) -> dict[str, int] | None:
     }
 
 
-_found: OrderedDict = OrderedDict()
-_maps: OrderedDict = OrderedDict()
-_cache_lock = Lock()  # guards _found and _maps
-
-
-def _remembered(store: OrderedDict, key, compute):
-    """``store[key]``, computed by ``compute()`` the first time; ``store`` keeps the last 8 keys used."""
-    with _cache_lock:
-        if key in store:
-            store.move_to_end(key)
-            return store[key]
-    value = compute()
-    with _cache_lock:
-        store[key] = value
-        while len(store) > 8:
-            store.popitem(last=False)
-    return value
+_found = LRU(8)  # mouth landmarks found on a head, by its geometry
+_maps = LRU(8)   # channel maps, by both heads' geometry
 
 
 def _geometry_key(head: HeadModel, with_basis: bool = True) -> str:
@@ -196,7 +180,7 @@ def mouth_landmarks(head: HeadModel) -> dict[str, int] | None:
     mouth rim (kept for the last few meshes: finding them takes ~0.1 s, measuring a take is often)."""
     if all(name in head.landmarks for name in MOUTH_LANDMARKS):
         return {name: int(head.landmarks[name]) for name in MOUTH_LANDMARKS}
-    return _remembered(_found, _geometry_key(head, with_basis=False), lambda: find_mouth_landmarks(head))
+    return _found.get_or_compute(_geometry_key(head, with_basis=False), lambda: find_mouth_landmarks(head))
 
 
 # --- the channel map ---------------------------------------------------------------------------
@@ -302,7 +286,7 @@ def fit_channel_map(source: HeadModel, target: HeadModel) -> ChannelMap:
 def channel_map(source: HeadModel, target: HeadModel) -> ChannelMap:
     """:func:`fit_channel_map`, kept for the last few pairs of heads (by their geometry)."""
     key = (_geometry_key(source), _geometry_key(target))
-    return _remembered(_maps, key, lambda: fit_channel_map(source, target))
+    return _maps.get_or_compute(key, lambda: fit_channel_map(source, target))
 
 
 def retarget_take(take: Take, mapping: ChannelMap, source: HeadModel | None = None,

@@ -54,6 +54,7 @@ from .audio import MAX_FILE_BYTES, Audio, AudioError, load_audio
 from .controls import Controls, ControlsError
 from .engines import DEFAULT_ENGINE, ENGINES, Cancelled, EngineError, get_engine, resolve_engine
 from .head_model import DEMO_RIG, HeadModel, HeadModelError, demo_head_path, load_head_model
+from .lru import LRU
 from .pipeline import AnalysisCache, generate_take
 from .take import MAX_FRAME, TakeError, check_fps
 
@@ -151,36 +152,6 @@ class _JobCache:
         return self.shared.get_or_compute(key, counted)
 
 
-class _LRU:
-    """A thread-safe least-recently-used dict with hit / miss counters."""
-
-    def __init__(self, capacity: int):
-        self.capacity = capacity
-        self._items: OrderedDict = OrderedDict()
-        self._lock = threading.Lock()
-        self.hits = 0
-        self.misses = 0
-
-    def get(self, key):
-        with self._lock:
-            if key in self._items:
-                self._items.move_to_end(key)
-                self.hits += 1
-                return self._items[key]
-            self.misses += 1
-            return None
-
-    def put(self, key, value) -> None:
-        with self._lock:
-            self._items[key] = value
-            self._items.move_to_end(key)
-            while len(self._items) > self.capacity:
-                self._items.popitem(last=False)
-
-    def stats(self) -> dict:
-        return {"hits": self.hits, "misses": self.misses, "size": len(self._items)}
-
-
 # ----------------------------------------------------------------------------- the application
 
 
@@ -201,8 +172,8 @@ class ServerApp:
         self.max_jobs = max_jobs
         self.models_dirs = [Path(d) for d in (models_dirs or [])]
         self.analysis_cache = AnalysisCache(capacity=16)
-        self.audio_cache = _LRU(capacity=8)
-        self.head_cache = _LRU(capacity=4)
+        self.audio_cache = LRU(capacity=8)
+        self.head_cache = LRU(capacity=4)
         self._uploads = tempfile.TemporaryDirectory(prefix="speech2flame-uploads-")  # style references sent
         self.jobs: OrderedDict[str, Job] = OrderedDict()
         self._jobs_lock = threading.Lock()
@@ -246,8 +217,7 @@ class ServerApp:
             for job in self.jobs.values():
                 counts[job.status] = counts.get(job.status, 0) + 1
         return {
-            "analysis_cache": {"hits": self.analysis_cache.hits, "misses": self.analysis_cache.misses,
-                               "size": len(self.analysis_cache._items)},
+            "analysis_cache": self.analysis_cache.stats(),
             "audio_cache": self.audio_cache.stats(),
             "head_cache": self.head_cache.stats(),
             "jobs": counts,
