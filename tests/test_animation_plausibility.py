@@ -63,10 +63,17 @@ def test_expressiveness_sizes_the_upper_face_and_articulation_the_mouth_alike_in
     from speech2flame.head_model import is_mouth_channel
 
     assert not is_mouth_channel("cheekSquintLeft") and is_mouth_channel("cheekPuff") and is_mouth_channel("mouthClose")
-    happy = dict(emotion="happy", intensity=1.0, blink_rate=0.0)
-    plain = take_of(line, demo_head, engine, **happy)
-    flat = take_of(line, demo_head, engine, expressiveness=0.0, **happy)
-    tight = take_of(line, demo_head, engine, articulation=0.0, **happy)
+    from speech2flame.pipeline import AnalysisCache
+
+    audio, text = line
+    cache = AnalysisCache()  # one analysis, three slider settings, as in the add-on
+
+    def take(**sliders):
+        controls = Controls(transcript=text if engine == "phonetic" else None, recognise_words=False,
+                            emotion="happy", intensity=1.0, blink_rate=0.0, **sliders)
+        return generate_take(audio, demo_head, engine, controls, fps=30.0, cache=cache)
+
+    plain, flat, tight = take(), take(expressiveness=0.0), take(articulation=0.0)
     for name in ("cheekSquintLeft", "browInnerUp"):
         assert np.abs(flat.channel(name)).max() < 1e-3 < np.abs(plain.channel(name)).max(), (engine, name)
         np.testing.assert_allclose(tight.channel(name), plain.channel(name), atol=1e-4, err_msg=f"{engine} {name}")
