@@ -196,10 +196,10 @@ def remote_audio(audio_path: str) -> dict:
     copy = folder / f"speech2flame_upload_{os.getpid()}.wav"
     try:
         sound = aud.Sound(audio_path)  # low-passed, then resampled (aud's better resampler fails on odd lengths)
-        sound.rechannel(1).lowpass(7000, 0.7).lowpass(7000, 0.7).resample(16000, False).write(
-            str(copy), rate=16000, channels=aud.CHANNELS_MONO, format=aud.FORMAT_S16,
+        sound.rechannel(1).lowpass(7000, 0.7).lowpass(7000, 0.7).resample(scene_sound.MIX_RATE, False).write(
+            str(copy), rate=scene_sound.MIX_RATE, channels=aud.CHANNELS_MONO, format=aud.FORMAT_S16,
             container=aud.CONTAINER_WAV, codec=aud.CODEC_PCM)
-        scene_sound.cut_wav(str(copy), round(sound.length / sound.specs[0] * 16000))  # aud pads the end
+        scene_sound.cut_wav(str(copy), round(sound.length / sound.specs[0] * scene_sound.MIX_RATE))  # aud pads the end
         upload = BackendClient.audio_upload(copy)
     except Exception as exc:  # aud.error and the like: a file Blender cannot decode
         if isinstance(exc, BackendError):

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-SAMPLE_RATE = 16_000
+from .audio import SAMPLE_RATE
 
 
 class MetricsError(ValueError):

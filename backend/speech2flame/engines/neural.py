@@ -27,7 +27,7 @@ from threading import Lock
 
 import numpy as np
 
-from ..audio import Audio
+from ..audio import SAMPLE_RATE, Audio
 from ..controls import Controls
 from ..head_model import HeadModel, mouth_channels
 from ..take import Take, TakeError
@@ -143,7 +143,7 @@ def analyse(audio: Audio, fps: float, transcript: str | None = None, model: str 
     samples = torch.from_numpy(np.asarray(audio.samples, np.float32))[None].to(next(net.parameters()).device)
     with torch.inference_mode():
         feats = net.encode_audio(samples, n)[0].float().cpu().numpy()
-    hop = 16000.0 / model_fps
+    hop = SAMPLE_RATE / model_fps
     rms = np.array([np.sqrt(np.mean(audio.samples[int(i * hop): int((i + 1) * hop)] ** 2) + 1e-12)
                     for i in range(n)], np.float32)
     energy = np.clip(rms / (rms.max() + 1e-8), 0.0, 1.0)

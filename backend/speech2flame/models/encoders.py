@@ -22,9 +22,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..audio import SAMPLE_RATE
 from .config import AudioEncoderConfig
 
-SAMPLE_RATE = 16_000
 MAX_MASK_BANDS = 10   # SpecAugment: widest blanked band, mel bins
 MAX_MASK_FRAMES = 5   # SpecAugment: longest blanked span, 10 ms frames
 

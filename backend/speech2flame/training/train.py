@@ -39,6 +39,7 @@ import torch.nn.functional as F
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
+from ..audio import SAMPLE_RATE
 from ..device import resolve_device
 from ..head_model import HeadModelError, load_head_model
 from ..models.checkpoint import checkpoint_files, load_checkpoint, read_config, save_checkpoint, write_atomically
@@ -161,7 +162,7 @@ def make_batch(dataset: MotionDataset, indices: list[int], frames: int, fps: flo
     """Crop ``frames`` frames (zero-padded, with a mask) from each clip, plus a style
     reference crop from another clip of the same style. Returns torch tensors (B first);
     ``detail`` (B, T, V, 3) only when every clip has a detail residual."""
-    samples_per_frame = 16000.0 / fps
+    samples_per_frame = SAMPLE_RATE / fps
     n_audio = int(round(frames * samples_per_frame))
     out = {k: [] for k in ("audio", "face", "pose", "emotion", "mask", "style", "style_mask", "detail")}
 

@@ -20,6 +20,7 @@ import warnings
 
 import numpy as np
 
+from ...audio import SAMPLE_RATE
 from .phonemes import SILENCE, normalise_phone
 
 FRAME_S = 0.01  # PocketSphinx analyses 100 frames per second
@@ -158,7 +159,7 @@ def force_align(samples: np.ndarray, transcript: str, wide: bool = False) -> tup
     speech = [(d, sc) for n, _, d, sc in raw if normalise_phone(n) != SILENCE]
     frames = sum(d for d, _ in speech)
     score = sum(sc for _, sc in speech) / frames if frames else -np.inf
-    return _contiguous(phones, len(samples) / 16000.0), float(score)
+    return _contiguous(phones, len(samples) / SAMPLE_RATE), float(score)
 
 
 def _pronunciations(words: list[str]) -> list[list[str]]:
@@ -416,10 +417,10 @@ def recognise_and_align(samples: np.ndarray, progress=None) -> tuple[list, str] 
     for (first, _), (words, aligned) in zip(pieces, results):
         heard += words
         if aligned is not None:
-            phones += [(name, start + first / 16000.0, stop + first / 16000.0) for name, start, stop in aligned]
+            phones += [(name, start + first / SAMPLE_RATE, stop + first / SAMPLE_RATE) for name, start, stop in aligned]
     if not heard:
         return None
-    return _contiguous(phones, len(samples) / 16000.0), " ".join(heard)
+    return _contiguous(phones, len(samples) / SAMPLE_RATE), " ".join(heard)
 
 
 def _envelope(samples: np.ndarray) -> np.ndarray:
@@ -448,7 +449,7 @@ def espeak_phones(samples: np.ndarray, transcript: str) -> list | None:
     n = min(len(ours), len(theirs))
     if np.corrcoef(ours[:n], theirs[:n])[0, 1] < 0.8:
         return None
-    return _contiguous(speech.phones, len(samples) / 16000.0)
+    return _contiguous(speech.phones, len(samples) / SAMPLE_RATE)
 
 
 def align(samples: np.ndarray, transcript: str | None) -> tuple[list, str]:
@@ -461,7 +462,7 @@ def align(samples: np.ndarray, transcript: str | None) -> tuple[list, str]:
     Without a transcript see :func:`heard_phones`.
     """
     if is_silent(samples):
-        return _contiguous([], len(samples) / 16000.0), "silence"
+        return _contiguous([], len(samples) / SAMPLE_RATE), "silence"
     if transcript and transcript_words(transcript):
         phones = espeak_phones(samples, transcript)
         if phones is not None:

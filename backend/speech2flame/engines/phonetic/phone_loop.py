@@ -32,11 +32,11 @@ from pathlib import Path
 
 import numpy as np
 
+from ...audio import SAMPLE_RATE
 from .. import EngineError
 from .alignment import FRAME_S, SILENCE_DBFS, _contiguous, frame_levels
 from .phonemes import SILENCE
 
-SAMPLE_RATE = 16000
 LANGUAGE_WEIGHT = 6.5        # PocketSphinx's default ``-lw``
 BLOCK_FRAMES = 200           # frames scored at once (in cache; bounds memory on long clips)
 SCORE_EVERY = 2              # score every n-th frame (PocketSphinx's -ds)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from ... import procedural
+from ...audio import SAMPLE_RATE
 from .phonemes import VOWELS
 
 HOP_S = 0.01
@@ -14,7 +15,7 @@ WINDOW_S = 0.04
 F0_RANGE_HZ = (70.0, 400.0)
 
 
-def pitch_energy(samples: np.ndarray, sample_rate: int = 16000) -> tuple[np.ndarray, np.ndarray]:
+def pitch_energy(samples: np.ndarray, sample_rate: int = SAMPLE_RATE) -> tuple[np.ndarray, np.ndarray]:
     """(f0 (F,) Hz, 0 where unvoiced; energy (F,) dB) at 100 frames per second.
 
     F0 from the normalised autocorrelation peak in 70-400 Hz over 40 ms windows,
