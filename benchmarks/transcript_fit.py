@@ -5,11 +5,13 @@ its own transcript, another clip's, its transcript with one word left out and wi
 replaced, as recorded and played faster (resampled: a higher, smaller-sounding voice). For
 each, whether forced alignment is used: by the old rule (PocketSphinx's mean alignment score at
 least alignment.MIN_ALIGN_SCORE) and by the current one (alignment.transcript_fit at most
-alignment.MAX_TRANSCRIPT_FIT).
+alignment.MAX_TRANSCRIPT_FIT). With ``--espeak``, also: where the aligners put the bilabials
+of eSpeak NG voices (whose exact phone timings eSpeak reports), PocketSphinx's aligner, ours
+(alignment.own_alignment, used where PocketSphinx's finds no alignment) and recognised phones.
 
     .venv/bin/python benchmarks/get_real_clips.py /tmp/clips
     .venv/bin/python benchmarks/transcript_fit.py --clips /tmp/clips/pocketsphinx --clips /tmp/clips/librivox \\
-        --clips /tmp/clips/sonnet
+        --clips /tmp/clips/sonnet [--espeak]
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ def main() -> None:
     parser.add_argument("--clips", type=Path, action="append", required=True,
                         help="folder with audio files and transcripts.tsv (repeat for several)")
     parser.add_argument("--speeds", default="1.0,1.15,1.3", help="playback speeds, comma-separated")
+    parser.add_argument("--espeak", action="store_true", help="also the aligners' bilabials on eSpeak NG voices")
     args = parser.parse_args()
 
     import soxr
@@ -71,6 +74,42 @@ def main() -> None:
                 row[3].append(fit if fit is not None else np.nan)
         for label, (n, old, new, fits) in counts.items():
             print(f"| {speed:g}x | {label} | {old}/{n} | {new}/{n} | {np.nanmedian(fits):.2f}, {np.nanmax(fits):.2f} |")
+    if args.espeak:
+        espeak_aligners()
+
+
+ESPEAK_TEXTS = ("Bob made a map of the bay before the storm.", "Please pass me the purple pen, my friend.",
+                "Maybe the members will vote by Monday morning.", "Bob made a map of my bay.")
+
+
+def espeak_aligners() -> None:
+    """Bilabials (centres within 50 ms of eSpeak's own timing) each aligner finds on eSpeak NG
+    voices at 140, 175 and 220 words a minute, four sentences each."""
+    from speech2flame.audio import from_array
+    from speech2flame.engines.phonetic import alignment, espeak
+
+    def found(truth, phones):
+        centres = [(s + e) / 2 for p, s, e in phones if p in ("B", "M", "P")]
+        return sum(1 for p, s, e in truth if p in ("B", "M", "P") and centres
+                   and min(abs((s + e) / 2 - c) for c in centres) < 0.05)
+
+    print("\n| eSpeak voice | bilabials | PocketSphinx aligner (where it aligns) | own_alignment | recognised phones |")
+    print("|---|---|---|---|---|")
+    for voice in ("en-us", "en", "en-us+m3", "en-us+f2", "en-gb-scotland"):
+        total = ours = recognised = theirs = theirs_total = 0
+        for rate in (140, 175, 220):
+            for text in ESPEAK_TEXTS:
+                speech = espeak.speak(text, voice, rate, 50)
+                samples = from_array(speech.samples, speech.sample_rate).samples
+                count = sum(p in ("B", "M", "P") for p, _, _ in speech.phones)
+                total += count
+                ours += found(speech.phones, alignment.own_alignment(samples, text))
+                recognised += found(speech.phones, alignment.recognise_phones(samples))
+                result = alignment.force_align(samples, text) or alignment.force_align(samples, text, wide=True)
+                if result is not None:
+                    theirs += found(speech.phones, result[0])
+                    theirs_total += count
+        print(f"| {voice} | {total} | {theirs}/{theirs_total} | {ours}/{total} | {recognised}/{total} |")
 
 
 if __name__ == "__main__":

@@ -65,6 +65,12 @@ def test_a_phone_sequence_scores_at_most_the_best_path_and_only_in_its_order(loo
     assert abs(with_pause - right) < 1e-3
     # more phones than frames can hold (three states each) cannot fit
     assert loop.sequence_score(scores[:10], spoken, [False] * len(spoken)) == -np.inf
+    assert loop.align_sequence(scores[:10], spoken, [False] * len(spoken)) is None
+    # forced alignment puts each phone where it was drawn (every other frame is scored: +-2 frames)
+    path = loop.align_sequence(scores, *pauses(spoken))
+    assert [name for name, _, _ in path] == [p for p, _ in sequence]
+    drawn_ends = np.cumsum([3 * per_state for _, per_state in sequence])
+    assert np.abs(np.array([end for _, _, end in path]) - drawn_ends).max() <= 2
 
 
 def test_long_audio_is_scored_in_blocks_with_the_same_result(loop, monkeypatch):

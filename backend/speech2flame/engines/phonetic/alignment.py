@@ -180,25 +180,50 @@ def transcript_fit(samples: np.ndarray, transcript: str) -> float | None:
     from .phone_loop import get_phone_loop
 
     loop = get_phone_loop()
-    words = [[p for p in phones if p in loop.phones] for phones in _pronunciations(transcript_words(transcript))]
-    words = [w for w in words if w]
+    words = _word_phones(loop, transcript)
     reverse = [list(reversed(w)) for w in reversed(words)]
     if not words or reverse == words:
         return None
-
-    def sequence(ws):  # a pause may come before, between and after the words
-        phones, optional = ["SIL"], [True]
-        for w in ws:
-            phones += w + ["SIL"]
-            optional += [False] * len(w) + [True]
-        return phones, optional
-
     scores = loop.senone_scores(samples)
     best = loop.best_path_score(scores)
-    ours, reversed_ = (best - loop.sequence_score(scores, *sequence(ws)) for ws in (words, reverse))
+    ours, reversed_ = (best - loop.sequence_score(scores, *_with_pauses(ws)) for ws in (words, reverse))
     if not np.isfinite(ours):
         return float("inf")
     return float(ours / reversed_) if reversed_ > 0 else None
+
+
+def _word_phones(loop, transcript: str) -> list[list[str]]:
+    """The transcript's words as lists of the phone loop's phones."""
+    words = [[p for p in phones if p in loop.phones] for phones in _pronunciations(transcript_words(transcript))]
+    return [w for w in words if w]
+
+
+def _with_pauses(words: list[list[str]]) -> tuple[list[str], list[bool]]:
+    """(phones, optional): the words' phones with a pause that may come before, between and after them."""
+    phones, optional = [SILENCE], [True]
+    for w in words:
+        phones += w + [SILENCE]
+        optional += [False] * len(w) + [True]
+    return phones, optional
+
+
+def own_alignment(samples: np.ndarray, transcript: str) -> list | None:
+    """Forced alignment of ``transcript`` to 16 kHz ``samples`` with the phone loop's acoustic
+    model (context-independent phones, pauses between words where the audio has them):
+    contiguous [(ARPAbet phone, start_s, end_s)], None when the words cannot fit. Coarser than
+    PocketSphinx's aligner (which uses phones in context); for voices that aligner cannot
+    follow at all (far from its model: cartoon-high, child-like, synthetic)."""
+    from .phone_loop import get_phone_loop
+
+    loop = get_phone_loop()
+    words = _word_phones(loop, transcript)
+    if not words:
+        return None
+    path = loop.align_sequence(loop.senone_scores(samples), *_with_pauses(words))
+    if path is None:
+        return None
+    return _contiguous([(name, first * FRAME_S, end * FRAME_S) for name, first, end in path],
+                       len(samples) / SAMPLE_RATE)
 
 
 def _transcript_fits(samples: np.ndarray, transcript: str, align_score: float) -> bool:
@@ -472,6 +497,11 @@ def align(samples: np.ndarray, transcript: str | None) -> tuple[list, str]:
             result = force_align(samples, transcript, wide=True)
         if result is not None and _transcript_fits(samples, transcript, result[1]):
             return result[0], "aligned"
+        if result is None:  # PocketSphinx cannot follow this voice: if the words fit, align them ourselves
+            fit = transcript_fit(samples, transcript)
+            phones = own_alignment(samples, transcript) if fit is not None and fit <= MAX_TRANSCRIPT_FIT else None
+            if phones is not None:
+                return phones, "aligned"
         warnings.warn("The transcript does not match the audio, so phones were recognised from the audio alone.",
                       TranscriptMismatchWarning, stacklevel=3)
     return recognise_phones(samples), "recognised"

@@ -321,9 +321,25 @@ class PhoneLoop:
         """Log-likelihood of the best path through ``phones`` (model phone names) in this order
         over (frames, phones, 3) scores; a phone marked ``optional`` (a pause between words) may
         be skipped, but never two in a row. -inf when the phones cannot fit in the frames."""
+        return self._through(scores, phones, optional, trace=False)[0]
+
+    def align_sequence(self, scores: np.ndarray, phones: list[str], optional: list[bool]) -> list | None:
+        """Forced alignment over (frames, phones, 3) scores: [(phone, first frame, end frame)] of
+        the best path through ``phones`` in order (as :meth:`sequence_score`; skipped optional
+        phones left out), None when they cannot fit."""
+        score, units = self._through(scores, phones, optional, trace=True)
+        if not np.isfinite(score):
+            return None
+        changes = np.flatnonzero(np.diff(units)) + 1
+        starts, ends = np.r_[0, changes], np.r_[changes, len(units)]
+        return [(phones[units[s]], int(s), int(e)) for s, e in zip(starts, ends)]
+
+    def _through(self, scores: np.ndarray, phones: list[str], optional: list[bool], trace: bool):
+        """Viterbi through ``phones`` in order: (best log-likelihood, (frames,) unit of each frame
+        on the best path when ``trace``, else None)."""
         index = np.array([self.phones.index(p) for p in phones])
         skippable = np.array(optional, bool)
-        units = len(index)
+        units, frames = len(index), len(scores)
         stay = self.transitions[index][:, [0, 1, 2], [0, 1, 2]]
         move = self.transitions[index][:, [0, 1], [1, 2]]
         leave = self.transitions[index, 2, 3]
@@ -333,18 +349,37 @@ class PhoneLoop:
         if skippable[0] and units > 1:
             v[1, 0] = scores[0, index[1], 0]
         arrive, enter = np.empty_like(v), np.empty(units)
-        for i in range(1, len(scores)):
+        advanced = np.zeros((frames, units, 3), bool) if trace else None  # reached from the state before
+        over = np.zeros((frames, units), bool) if trace else None         # ... that being unit u - 2's last
+        for i in range(1, frames):
             exits = v[:, 2] + leave
             enter[0] = -np.inf
             enter[1:] = exits[:-1]
-            enter[2:] = np.where(enter_over[2:], np.maximum(enter[2:], exits[:-2]), enter[2:])
+            skip = np.zeros(units, bool)
+            skip[2:] = enter_over[2:] & (exits[:-2] > enter[2:])
+            enter[skip] = exits[:-2][skip[2:]]
             arrive[:, 0] = enter
             np.add(v[:, :2], move, out=arrive[:, 1:])
-            v = np.maximum(arrive, v + stay) + scores[i, index]
-        last = v[-1, 2]
-        if skippable[-1] and units > 1:
-            last = max(last, v[-2, 2])
-        return float(last)
+            kept = v + stay
+            if trace:
+                advanced[i] = arrive > kept
+                over[i] = skip
+            v = np.maximum(arrive, kept) + scores[i, index]
+        unit = units - 1
+        if skippable[-1] and units > 1 and v[-2, 2] > v[-1, 2]:
+            unit = units - 2
+        best = float(v[unit, 2])
+        if not trace:
+            return best, None
+        labels, state = np.empty(frames, np.intp), 2
+        for i in range(frames - 1, -1, -1):
+            labels[i] = unit
+            if i and advanced[i, unit, state]:
+                if state == 0:
+                    unit, state = unit - (2 if over[i, unit] else 1), 2
+                else:
+                    state -= 1
+        return best, labels
 
     def recognise(self, samples: np.ndarray) -> list:
         """Contiguous [(ARPAbet phone, start_s, end_s)] of 16 kHz float ``samples``; fillers and
