@@ -180,10 +180,13 @@ class GenerateJob:
         return {o: out_dir / ({"take": "take.npz"} | OUTPUT_FILES)[o] for o in self.outputs}
 
     def stage_count(self) -> int:
+        """Stages :meth:`run` reports for one clip (the progress bar's length): load audio,
+        engine, write take, then with any Blender output: build scene, apply take and one per
+        output file."""
         from .blender_scene import OUTPUT_FILES
 
         scene = [o for o in self.outputs if o in OUTPUT_FILES]
-        return 3 + len(scene) + (2 if scene else 0)  # + build scene, apply take
+        return 3 + len(scene) + (2 if scene else 0)
 
     def run(self, clip: Clip, head, stage=None) -> ClipResult:
         """Generate one clip's take with ``head`` (a HeadModel) and write the outputs into

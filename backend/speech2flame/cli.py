@@ -107,6 +107,7 @@ def key_parts(text: str) -> tuple[str, ...]:
 
 
 def cmd_generate(args) -> int:
+    """`speech2flame generate`: audio files or a batch list -> takes and scene files; exit code."""
     from .batch import GenerateJob, check_output_folder, check_report_path, clip_folders, write_report
     from .head_model import load_head_model
     from .take import MAX_FRAME, check_fps
@@ -238,6 +239,8 @@ def _print_clip(result, args, write=print) -> None:
 
 
 def cmd_transcribe(args) -> int:
+    """`speech2flame transcribe`: the English words heard in an audio file (with --phones, their
+    aligned phones); exit code."""
     from tqdm import tqdm
 
     from .audio import load_audio
@@ -267,6 +270,7 @@ def cmd_transcribe(args) -> int:
 
 
 def cmd_mouth(args) -> int:
+    """`speech2flame mouth`: a take's lip measurements in mm, summary or per frame; exit code."""
     from .head_model import load_head_model
     from .mouth import mouth_measurements, to_csv
     from .take import Take
@@ -320,6 +324,7 @@ def _print_lipsync_quality(report: dict, file) -> None:
 
 
 def cmd_build_demo_head(args) -> int:
+    """`speech2flame build-demo-head`: write the demo head (or a FLAME stand-in) .npz; exit code."""
     from .demo_head import build_demo_head, build_flame_stand_in
     from .head_model import demo_head_path
 

@@ -80,6 +80,8 @@ class Controls:
     style_ref: str | None = None
 
     def validate(self) -> "Controls":
+        """These controls, checked: ControlsError (one sentence) for a value out of range or of
+        the wrong type, an unknown emotion or an unreadable schedule."""
         if self.emotion not in EMOTIONS:
             raise ControlsError(f"Unknown emotion {_shown(self.emotion)}; choose one of {', '.join(EMOTIONS)}.")
         for name, (lo, hi) in SLIDER_RANGES.items():

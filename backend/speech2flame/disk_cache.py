@@ -61,7 +61,12 @@ def write_json_atomically(path: Path, value: Any) -> None:
     """Write ``value`` as JSON to ``path`` whole or not at all (a temporary file in the same
     folder, then renamed), also with several processes writing at once; raises OSError."""
     with tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=path.parent, suffix=".tmp", delete=False) as fh:
-        json.dump(value, fh)
+        try:
+            json.dump(value, fh)
+        except BaseException:  # a value JSON cannot hold: no temporary file left behind
+            fh.close()
+            Path(fh.name).unlink(missing_ok=True)
+            raise
     try:
         os.replace(fh.name, path)
     except OSError:

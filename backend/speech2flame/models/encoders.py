@@ -64,6 +64,7 @@ class LogMel(nn.Module):
         self.register_buffer("filters", torch.from_numpy(mel_filterbank(n_mels, n_fft)), persistent=False)
 
     def forward(self, samples: torch.Tensor) -> torch.Tensor:
+        """(batch, N) 16 kHz samples -> (batch, frames, n_mels) log-mel, one frame per ``hop`` samples."""
         samples = samples.float()
         if samples.shape[-1] < self.n_fft:
             samples = F.pad(samples, (0, self.n_fft - samples.shape[-1]))
@@ -106,6 +107,7 @@ class LogMelEncoder(nn.Module):
         return mel * (1 - bands) * (1 - frames)
 
     def forward(self, samples: torch.Tensor, num_frames: int) -> torch.Tensor:
+        """(batch, N) 16 kHz samples -> (batch, num_frames, dim) features at the motion's frame rate."""
         mel = self.logmel(samples)
         if self.training and (self.freq_masks or self.time_masks):
             mel = self.spec_augment(mel)
@@ -162,6 +164,7 @@ class PretrainedSpeechEncoder(nn.Module):
             extractor.requires_grad_(False)
 
     def forward(self, samples: torch.Tensor, num_frames: int) -> torch.Tensor:
+        """(batch, N) 16 kHz samples -> (batch, num_frames, dim) features at the motion's frame rate."""
         x = samples.float()
         x = (x - x.mean(dim=1, keepdim=True)) / (x.std(dim=1, keepdim=True) + 1e-7)
         if x.shape[1] < 800:
