@@ -29,6 +29,7 @@ import numpy as np
 
 from ..audio import SAMPLE_RATE, Audio
 from ..controls import Controls
+from ..curves import fit_channels, frames_at, resample_frames
 from ..head_model import HeadModel, mouth_channels
 from ..take import Take, TakeError
 from . import EngineError, Progress
@@ -191,7 +192,6 @@ def load_style_reference(path: str | os.PathLike, head: HeadModel, fps: float, m
     ``mapping`` (:class:`..retarget.ChannelMap` from ``head`` to the rig animated): a take for
     that rig, or a parameter clip in its basis, is carried back to ``head``'s channels first.
     """
-    from ..training.datasets import _fit_to, resample_frames
 
     path = Path(path)
     if not path.is_file():
@@ -229,8 +229,8 @@ def load_style_reference(path: str | os.PathLike, head: HeadModel, fps: float, m
         if exp is None or jaw is None or exp.ndim != 2 or jaw.shape != (len(exp), 3):
             raise EngineError(f"Style reference {path.name} needs 'expression' (T, E) and 'jaw' (T, 3) arrays.")
         if mapping is not None:  # coefficients of the rig animated (its FLAME basis)
-            exp = np.clip(mapping.invert(_fit_to(exp, len(mapping.target_names))), -1.0, 1.5)
-        motion = np.concatenate([_fit_to(exp, len(head.expression_names)), jaw], axis=1)
+            exp = np.clip(mapping.invert(fit_channels(exp, len(mapping.target_names))), -1.0, 1.5)
+        motion = np.concatenate([fit_channels(exp, len(head.expression_names)), jaw], axis=1)
         src_fps = float(p.get("fps", np.float32(fps)))
     if len(motion) < 2:
         raise EngineError(f"Style reference {path.name} is too short (fewer than 2 frames).")
@@ -247,13 +247,6 @@ def fits_head(analysis: NeuralAnalysis, head: HeadModel) -> bool:
     except CheckpointError:
         return False
     return True
-
-
-def _to_fps(x: np.ndarray, src_fps: float, dst_fps: float, num_frames: int) -> np.ndarray:
-    """(T, C) at src_fps -> (num_frames, C) at dst_fps by linear interpolation."""
-    t_dst = np.arange(num_frames) / dst_fps
-    t_src = np.arange(len(x)) / src_fps
-    return np.stack([np.interp(t_dst, t_src, x[:, c]) for c in range(x.shape[1])], axis=1).astype(np.float32)
 
 
 def contact_closure(probability: np.ndarray) -> np.ndarray:
@@ -333,7 +326,7 @@ def synthesise(analysis: NeuralAnalysis, head: HeadModel, fps: float, controls: 
     if progress:
         progress(0.6, "decoded face and head")
     n = analysis.num_frames
-    conv = lambda x: _to_fps(x, mfps, fps, n)  # noqa: E731
+    conv = lambda x: frames_at(x, mfps, fps, n)  # noqa: E731
     expression, jaw = conv(out["expression"]), conv(out["jaw"])
     neck, global_rot = conv(out["neck"]), conv(out["global_rot"])
 
@@ -343,7 +336,7 @@ def synthesise(analysis: NeuralAnalysis, head: HeadModel, fps: float, controls: 
     expression[:, ~mouth] *= controls.expressiveness
     jaw *= controls.articulation
     if analysis.sound is not None:  # the jaw rests where the audio is silent, whatever the model says
-        gate = smooth(_to_fps(analysis.sound[:, None].astype(np.float32), mfps, fps, n), 0.05 * fps)
+        gate = smooth(frames_at(analysis.sound[:, None].astype(np.float32), mfps, fps, n), 0.05 * fps)
         jaw *= np.clip(gate, 0.0, 1.0)
     # The pose sampler's windows can meet with a one-frame step: a light smoothing (50 ms) takes it
     # out; the head then eases in from rest and back to it at the take's ends.
@@ -366,7 +359,7 @@ def synthesise(analysis: NeuralAnalysis, head: HeadModel, fps: float, controls: 
     keep_lips_apart(expression, names, jaw, head)
 
     streams = random_streams(controls.seed)
-    pauses = _to_fps(analysis.energy[:, None], mfps, fps, n)[:, 0] < 0.1
+    pauses = frames_at(analysis.energy[:, None], mfps, fps, n)[:, 0] < 0.1
     blinks, eyes = blinks_and_gaze(n, fps, controls.blink_rate, streams, pauses, neck, global_rot)
     close_lids(expression, names, blinks)
 

@@ -36,6 +36,7 @@ import numpy as np
 
 from ..audio import SAMPLE_RATE, from_array, load_audio
 from ..controls import EMOTIONS, Controls
+from ..curves import fit_channels, resample_frames
 from ..take import Take
 
 FORMATS = ("synthetic", "flame_params", "vocaset")
@@ -80,21 +81,6 @@ class Clip:
         return np.concatenate([self.neck, self.global_rot], axis=1)
 
 
-def resample_frames(x: np.ndarray, src_fps: float, dst_fps: float) -> np.ndarray:
-    """(T, C) curves from ``src_fps`` to ``dst_fps``: plain striding for integer ratios
-    (VOCASET 60 -> 30 keeps every other frame), linear interpolation otherwise."""
-    x = np.asarray(x, np.float32)
-    if abs(src_fps - dst_fps) < 1e-6 or len(x) == 0:
-        return x
-    ratio = src_fps / dst_fps
-    if abs(ratio - round(ratio)) < 1e-6 and ratio > 1:
-        return x[:: int(round(ratio))]
-    n = max(1, int(round(len(x) / ratio)))
-    t = np.arange(n) * ratio
-    src = np.arange(len(x))
-    return np.stack([np.interp(t, src, x[:, c]) for c in range(x.shape[1])], axis=1).astype(np.float32)
-
-
 def emotion_weights(num_frames: int, fps: float, emotion: str = "neutral", intensity: float = 1.0,
                     schedule: list | None = None) -> np.ndarray:
     """(T, 8) per-frame emotion weights from a label (and intensity 0..1) or a schedule."""
@@ -102,13 +88,6 @@ def emotion_weights(num_frames: int, fps: float, emotion: str = "neutral", inten
         raise DatasetError(f"Unknown emotion label {emotion!r}; use one of {', '.join(EMOTIONS)}.")
     controls = Controls(emotion=emotion, intensity=float(intensity), emotion_schedule=list(schedule or []))
     return controls.validate().emotion_curves(num_frames, fps)
-
-
-def _fit_to(x: np.ndarray, width: int) -> np.ndarray:
-    """Cut or zero-pad (T, C) to (T, width)."""
-    out = np.zeros((len(x), width), np.float32)
-    out[:, : min(width, x.shape[1])] = x[:, :width]
-    return out
 
 
 def _read_manifest(root: Path, kind: str = "", required: tuple[str, ...] = ()) -> list[dict]:
@@ -236,7 +215,7 @@ def _load_flame_params(root: Path, entry: dict, head, fps: float) -> Clip:
         jaw = p["pose"][:, 3:6] if jaw is None else jaw
     src_fps = float(entry.get("fps", p.get("fps", np.float32(fps))))
     rs = lambda a: resample_frames(zeros if a is None else a, src_fps, fps)  # noqa: E731
-    expression = rs(_fit_to(expression, len(head.expression_names)))
+    expression = rs(fit_channels(expression, len(head.expression_names)))
     n = len(expression)
     audio = load_audio(root / entry["audio"]).samples
     return Clip(id=str(entry.get("id", path.stem)), audio=_trim_audio(audio, n, fps), expression=expression,

@@ -65,7 +65,7 @@ class PhoneticAnalysis:
 def analyse_with_phones(audio: Audio, fps: float, phones: list, method: str = "given") -> PhoneticAnalysis:
     """Analysis from known phone timings [(ARPAbet phone, start_s, end_s)], e.g. from
     :func:`.espeak.speak`; only pitch and energy are measured from the audio."""
-    phones = alignment._contiguous([(p, float(s), float(e)) for p, s, e in phones], audio.duration)
+    phones = alignment.contiguous_phones([(p, float(s), float(e)) for p, s, e in phones], audio.duration)
     f0, energy = prosody.pitch_energy(audio.samples, audio.sample_rate)
     return PhoneticAnalysis(phones=phones, method=method, duration_s=audio.duration, f0=f0, energy=energy,
                             prominence=prosody.prominence(phones, f0, energy))

@@ -85,8 +85,9 @@ def _decode(decoder, data: bytes) -> None:
     decoder.end_utt()
 
 
-def _contiguous(phones: list, duration_s: float) -> list:
-    """Merge adjacent silences, close gaps and cover [0, duration_s]."""
+def contiguous_phones(phones: list, duration_s: float) -> list:
+    """[(ARPAbet phone, start_s, end_s)] made contiguous: adjacent silences merged, gaps closed,
+    [0, duration_s] covered."""
     out: list = []
     cursor = 0.0
     for name, start, end in phones:
@@ -159,7 +160,7 @@ def force_align(samples: np.ndarray, transcript: str, wide: bool = False) -> tup
     speech = [(d, sc) for n, _, d, sc in raw if normalise_phone(n) != SILENCE]
     frames = sum(d for d, _ in speech)
     score = sum(sc for _, sc in speech) / frames if frames else -np.inf
-    return _contiguous(phones, len(samples) / SAMPLE_RATE), float(score)
+    return contiguous_phones(phones, len(samples) / SAMPLE_RATE), float(score)
 
 
 def _pronunciations(words: list[str]) -> list[list[str]]:
@@ -222,7 +223,7 @@ def own_alignment(samples: np.ndarray, transcript: str) -> list | None:
     path = loop.align_sequence(loop.senone_scores(samples), *_with_pauses(words))
     if path is None:
         return None
-    return _contiguous([(name, first * FRAME_S, end * FRAME_S) for name, first, end in path],
+    return contiguous_phones([(name, first * FRAME_S, end * FRAME_S) for name, first, end in path],
                        len(samples) / SAMPLE_RATE)
 
 
@@ -445,7 +446,7 @@ def recognise_and_align(samples: np.ndarray, progress=None) -> tuple[list, str] 
             phones += [(name, start + first / SAMPLE_RATE, stop + first / SAMPLE_RATE) for name, start, stop in aligned]
     if not heard:
         return None
-    return _contiguous(phones, len(samples) / SAMPLE_RATE), " ".join(heard)
+    return contiguous_phones(phones, len(samples) / SAMPLE_RATE), " ".join(heard)
 
 
 def _envelope(samples: np.ndarray) -> np.ndarray:
@@ -474,7 +475,7 @@ def espeak_phones(samples: np.ndarray, transcript: str) -> list | None:
     n = min(len(ours), len(theirs))
     if np.corrcoef(ours[:n], theirs[:n])[0, 1] < 0.8:
         return None
-    return _contiguous(speech.phones, len(samples) / SAMPLE_RATE)
+    return contiguous_phones(speech.phones, len(samples) / SAMPLE_RATE)
 
 
 def align(samples: np.ndarray, transcript: str | None) -> tuple[list, str]:
@@ -487,7 +488,7 @@ def align(samples: np.ndarray, transcript: str | None) -> tuple[list, str]:
     Without a transcript see :func:`heard_phones`.
     """
     if is_silent(samples):
-        return _contiguous([], len(samples) / SAMPLE_RATE), "silence"
+        return contiguous_phones([], len(samples) / SAMPLE_RATE), "silence"
     if transcript and transcript_words(transcript):
         phones = espeak_phones(samples, transcript)
         if phones is not None:

@@ -34,7 +34,7 @@ import numpy as np
 
 from ...audio import SAMPLE_RATE
 from .. import EngineError
-from .alignment import FRAME_S, SILENCE_DBFS, _contiguous, frame_levels
+from .alignment import FRAME_S, SILENCE_DBFS, contiguous_phones, frame_levels
 from .phonemes import SILENCE
 
 LANGUAGE_WEIGHT = 6.5        # PocketSphinx's default ``-lw``
@@ -394,7 +394,7 @@ class PhoneLoop:
             quiet = np.mean(levels[first:end] < SILENCE_DBFS) > 0.5 if end > first else True
             silent = quiet or name.startswith("+") or name == "SIL"
             phones.append((SILENCE if silent else name, first * FRAME_S, end * FRAME_S))
-        return _contiguous(phones, duration)
+        return contiguous_phones(phones, duration)
 
 
 def get_phone_loop() -> PhoneLoop:
