@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from conftest import flame_like_head
 
-from speech2flame import retarget
+from speech2flame import landmarks, retarget
 from speech2flame.controls import Controls
 from speech2flame.engines import EngineError
 from speech2flame.head_model import MOUTH_LANDMARKS
@@ -38,11 +38,11 @@ def speech():
 def test_mouth_landmarks_are_found_on_the_mouth_opening(flame_like, demo_head):
     head, named = flame_like
     assert not head.landmarks
-    assert retarget.find_mouth_landmarks(head) == {name: named.landmarks[name] for name in MOUTH_LANDMARKS}
+    assert landmarks.find_mouth_landmarks(head) == {name: named.landmarks[name] for name in MOUTH_LANDMARKS}
     closed = flame_like_head(columns=96, scale=SCALE, open_mouth=False)[0]
-    assert retarget.find_mouth_landmarks(closed) is None  # the demo design's mouth is shut by its bag
-    assert retarget.find_mouth_landmarks(demo_head) is None
-    assert retarget.mouth_landmarks(demo_head) == {name: demo_head.landmarks[name] for name in MOUTH_LANDMARKS}
+    assert landmarks.find_mouth_landmarks(closed) is None  # the demo design's mouth is shut by its bag
+    assert landmarks.find_mouth_landmarks(demo_head) is None
+    assert landmarks.mouth_landmarks(demo_head) == {name: demo_head.landmarks[name] for name in MOUTH_LANDMARKS}
 
 
 def test_the_same_mesh_with_a_rotated_basis_is_retargeted_exactly(demo_head):
@@ -152,7 +152,7 @@ def test_heads_placed_or_measured_otherwise_still_match(flame_like, demo_head):
     head, named = flame_like
     shift = np.array([0.01, -0.3, 0.02], np.float32)
     moved = dataclasses.replace(head, v_template=head.v_template + shift)
-    assert retarget.find_mouth_landmarks(moved) == retarget.find_mouth_landmarks(head)
+    assert landmarks.find_mouth_landmarks(moved) == landmarks.find_mouth_landmarks(head)
 
     in_mm = dataclasses.replace(head, v_template=head.v_template * 1000, shapedirs=head.shapedirs * 1000,
                                 posedirs=head.posedirs * 1000)
@@ -172,7 +172,7 @@ def test_a_face_outline_or_no_expressions_is_not_taken_for_a_mouth(flame_like, d
     closed, _ = flame_like_head(columns=96, scale=SCALE, open_mouth=False)
     front = closed.v_template[:, 2] > 0.03
     crop = dataclasses.replace(closed, f=closed.f[front[closed.f].all(axis=1)])
-    assert retarget.find_mouth_landmarks(crop) is None
+    assert landmarks.find_mouth_landmarks(crop) is None
 
     bare = dataclasses.replace(head, shapedirs=head.shapedirs[:, :, :0], expression_names=[])
     audio, text = speech

@@ -5,7 +5,7 @@ and lip protrusion (forward movement of the outer lip midpoints relative to
 rest), all in millimetres, measured in the head's own frame (head and neck
 rotation removed, the jaw kept). The landmark vertices are defined once per rig
 in its head model file (``landmark_*`` keys, see :data:`head_model.MOUTH_LANDMARKS`), or found
-on the rim of its mouth opening (a FLAME head, :func:`retarget.find_mouth_landmarks`).
+on the rim of its mouth opening (a FLAME head, :func:`landmarks.find_mouth_landmarks`).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from .head_model import MOUTH_LANDMARKS, HeadModel, HeadModelError
-from .retarget import mouth_landmarks
+from .landmarks import mouth_landmarks
 from .take import Take
 
 COLUMNS = ("time_s", "aperture_mm", "width_mm", "protrusion_mm", "lip_gap_mm")

@@ -7,7 +7,7 @@ neck, global and eye rotations carry over as they are; the expression weights go
 linear map, fitted once per pair of heads from their geometry:
 
 1. Mouth landmarks of each head: its own ``landmark_*`` vertex ids, else found on the rim of
-   the mouth opening (:func:`find_mouth_landmarks`; FLAME's mouth is a hole in the mesh).
+   the mouth opening (:func:`.landmarks.find_mouth_landmarks`; FLAME's mouth is a hole in the mesh).
 2. Alignment: target -> source space by a per-axis scale and a shift fitted on the two eye
    joints and four mouth landmarks (both heads use FLAME's axes, so there is no rotation).
 3. Correspondence: each target vertex takes the four nearest source vertices on the same side
@@ -24,12 +24,12 @@ numpy only; a pair of heads with ~10k vertices each takes 0.2 to 0.4 s, once per
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 
 import numpy as np
 
-from .head_model import JOINT_NAMES, MOUTH_LANDMARKS, HeadModel
+from .head_model import JOINT_NAMES, HeadModel
+from .landmarks import geometry_key, mouth_landmarks
 from .lru import LRU
 from .take import Take
 
@@ -74,113 +74,7 @@ class ChannelMap:
         return (np.asarray(weights, np.float64) @ np.linalg.pinv(self.matrix)).astype(np.float32)
 
 
-# --- mouth landmarks ---------------------------------------------------------------------------
-
-def boundary_loops(faces: np.ndarray) -> list[np.ndarray]:
-    """Vertex ids of each connected set of open edges (edges used by one triangle) of ``faces`` (F, 3)."""
-    edges = np.sort(np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]]), axis=1)
-    unique, counts = np.unique(edges, axis=0, return_counts=True)
-    open_edges = unique[counts == 1]
-    if not len(open_edges):
-        return []
-    parent = {int(v): int(v) for v in np.unique(open_edges)}
-
-    def root(v):
-        while parent[v] != v:
-            parent[v] = parent[parent[v]]
-            v = parent[v]
-        return v
-
-    for a, b in open_edges:
-        ra, rb = root(int(a)), root(int(b))
-        if ra != rb:
-            parent[ra] = rb
-    groups: dict[int, list[int]] = {}
-    for v in parent:
-        groups.setdefault(root(v), []).append(v)
-    return [np.array(sorted(g), np.int64) for g in groups.values()]
-
-
-def find_mouth_landmarks(head: HeadModel) -> dict[str, int] | None:
-    """MOUTH_LANDMARKS vertex ids found on the rim of the mouth opening, or None.
-
-    The mouth's rim is the open edge loop that is centred between the eyes left-right, lies
-    wholly below them, has vertices on both sides of the jaw (jaw weight above and below 1/2:
-    the lower and upper lip), is 0.5 to 2.5 eye distances wide, and lies furthest forward (+z).
-    The inner lip points are its upper and lower vertices nearest the midline, the corners its
-    leftmost and rightmost vertices; the
-    outer lip points are the most forward vertices near the midline within 0.4 half mouth
-    widths above the upper and below the lower inner point.
-    """
-    p = head.v_template.astype(np.float64)
-    joints = head.joints()
-    eye_distance = float(np.linalg.norm(joints[LEFT_EYE] - joints[RIGHT_EYE]))
-    if eye_distance <= 0:
-        return None
-    jaw = head.weights[:, JAW] > 0.5
-    midline = 0.5 * float(joints[LEFT_EYE, 0] + joints[RIGHT_EYE, 0])
-    eye_height = min(float(joints[LEFT_EYE, 1]), float(joints[RIGHT_EYE, 1]))
-    best = None
-    for loop in boundary_loops(np.asarray(head.f)):
-        x = p[loop, 0]
-        width = float(x.max() - x.min())
-        centred = abs(float(x.mean()) - midline) < 0.1 * width
-        if (len(loop) < 6 or not centred or not 0.5 * eye_distance <= width <= 2.5 * eye_distance
-                or p[loop, 1].max() >= eye_height or jaw[loop].all() or not jaw[loop].any()):
-            continue
-        if best is None or p[loop, 2].mean() > p[best, 2].mean():
-            best = loop
-    if best is None:
-        return None
-    upper, lower = best[~jaw[best]], best[jaw[best]]
-    mid_x = 0.5 * (p[best, 0].max() + p[best, 0].min())
-    upper_inner = int(upper[np.argmin(np.abs(p[upper, 0] - mid_x))])
-    lower_inner = int(lower[np.argmin(np.abs(p[lower, 0] - mid_x))])
-    half_width = 0.5 * float(p[best, 0].max() - p[best, 0].min())
-    near_midline = np.abs(p[:, 0] - mid_x) < 0.15 * half_width
-
-    def most_forward(lo: float, hi: float, side: np.ndarray) -> int | None:
-        ids = np.flatnonzero(near_midline & side & (p[:, 1] > lo) & (p[:, 1] < hi))
-        return int(ids[np.argmax(p[ids, 2])]) if len(ids) else None
-
-    upper_outer = most_forward(p[upper_inner, 1], p[upper_inner, 1] + 0.4 * half_width, ~jaw)
-    lower_outer = most_forward(p[lower_inner, 1] - 0.4 * half_width, p[lower_inner, 1], jaw)
-    if upper_outer is None or lower_outer is None:
-        return None
-    return {
-        "upper_lip_inner": upper_inner,
-        "lower_lip_inner": lower_inner,
-        "mouth_corner_left": int(best[np.argmax(p[best, 0])]),  # subject's left = +x
-        "mouth_corner_right": int(best[np.argmin(p[best, 0])]),
-        "upper_lip_outer": upper_outer,
-        "lower_lip_outer": lower_outer,
-    }
-
-
-_found = LRU(8)  # mouth landmarks found on a head, by its geometry
-_maps = LRU(8)   # channel maps, by both heads' geometry
-
-
-def _geometry_key(head: HeadModel, with_basis: bool = True) -> str:
-    """Hash of what is read from a head: template, triangles, skinning, joint regressor and, with
-    ``with_basis``, its expression basis, names and landmarks (all a channel map depends on)."""
-    arrays = [head.v_template, head.f, head.weights, head.J_regressor]
-    digest = hashlib.sha256()
-    for array in arrays + ([head.expression_dirs] if with_basis else []):
-        digest.update(np.ascontiguousarray(array).tobytes())
-        digest.update(str(array.shape).encode())
-    if with_basis:
-        digest.update(repr(sorted(head.landmarks.items())).encode())
-        digest.update(",".join(head.expression_names).encode())
-    return digest.hexdigest()
-
-
-def mouth_landmarks(head: HeadModel) -> dict[str, int] | None:
-    """The head's own mouth landmarks if it has all of MOUTH_LANDMARKS, else those found on its
-    mouth rim (kept for the last few meshes: finding them takes ~0.1 s, measuring a take is often)."""
-    if all(name in head.landmarks for name in MOUTH_LANDMARKS):
-        return {name: int(head.landmarks[name]) for name in MOUTH_LANDMARKS}
-    return _found.get_or_compute(_geometry_key(head, with_basis=False), lambda: find_mouth_landmarks(head))
+_maps = LRU(8)  # channel maps, by both heads' geometry
 
 
 # --- the channel map ---------------------------------------------------------------------------
@@ -285,7 +179,7 @@ def fit_channel_map(source: HeadModel, target: HeadModel) -> ChannelMap:
 
 def channel_map(source: HeadModel, target: HeadModel) -> ChannelMap:
     """:func:`fit_channel_map`, kept for the last few pairs of heads (by their geometry)."""
-    key = (_geometry_key(source), _geometry_key(target))
+    key = (geometry_key(source), geometry_key(target))
     return _maps.get_or_compute(key, lambda: fit_channel_map(source, target))
 
 

@@ -287,7 +287,7 @@ def keep_lips_apart(expression: np.ndarray, names: list[str], jaw: np.ndarray, h
     expression (T, E) weights of channels ``names``, jaw (T, 3) radians; heads without
     ``mouthClose`` or mouth landmarks are left as they are."""
     from ..mouth import landmark_layer, lip_gap_mm
-    from ..retarget import mouth_landmarks
+    from ..landmarks import mouth_landmarks
 
     if "mouthClose" not in names or mouth_landmarks(head) is None:
         return
