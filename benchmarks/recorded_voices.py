@@ -29,7 +29,7 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(1)
-    from speech2flame import synth_corpus
+    from speech2flame import synth_corpus, synth_voices
     from speech2flame.audio import from_array
     from speech2flame.controls import Controls
     from speech2flame.head_model import load_head_model
@@ -42,12 +42,12 @@ def main() -> None:
     print("|---|---|---|---|---|---|")
     for voice in args.voices.split(","):
         kind, name = voice.split(":", 1)
-        language = synth_corpus.festival_language(name) if kind == "festival" else "us"
+        language = synth_voices.festival_language(name) if kind == "festival" else "us"
         sentences = synth_corpus.load_sentences() if language == "us" else synth_corpus.language_sentences(language)
         counts = {words: {"closures": 0, "bilabials": 0, "openings": 0, "open_vowels": 0} for words in (True, False)}
         heard = ""
         for text in sentences[: args.sentences]:
-            speech = synth_corpus.recorded_voice_speak(voice, text, args.rate)
+            speech = synth_voices.recorded_voice_speak(voice, text, args.rate)
             audio = from_array(speech.samples, speech.sample_rate)
             for words in (True, False):
                 with warnings.catch_warnings():

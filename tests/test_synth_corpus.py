@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from speech2flame import synth_corpus
+from speech2flame import synth_corpus, synth_voices
 from speech2flame.audio import SAMPLE_RATE
 from speech2flame.head_model import load_head_model
 from speech2flame.take import Take
@@ -177,10 +177,10 @@ def _check_bob_made_a_map(speech):
 def test_festival_voices_give_arpabet_phones_when_installed(tmp_path, sentences):
     import shutil
 
-    if shutil.which("festival") is None or not synth_corpus.festival_voices():
+    if shutil.which("festival") is None or not synth_voices.festival_voices():
         pytest.skip("Festival with a US voice is not installed (optional: apt install festival festvox-kallpc16k)")
-    voice = synth_corpus.festival_voices()[0]
-    _check_bob_made_a_map(synth_corpus.festival_speak("Bob made a map.", voice))
+    voice = synth_voices.festival_voices()[0]
+    _check_bob_made_a_map(synth_voices.festival_speak("Bob made a map.", voice))
     summary = synth_corpus.write_corpus(tmp_path / "f", 0.01, sentences_path=sentences, show_progress=False,
                                         festival=voice, flite="none", mbrola="none")
     voices = [e["voice"] for e in _manifest(tmp_path / "f")]
@@ -193,12 +193,12 @@ def test_festival_voices_give_arpabet_phones_when_installed(tmp_path, sentences)
 def test_flite_voices_give_arpabet_phones_and_speed_perturbation_when_installed(tmp_path, sentences):
     import shutil
 
-    if shutil.which("flite") is None or not synth_corpus.flite_voices():
+    if shutil.which("flite") is None or not synth_voices.flite_voices():
         pytest.skip("Flite is not installed (optional: apt install flite)")
-    voice = synth_corpus.flite_voices()[0]
-    speech = synth_corpus.flite_speak("Bob made a map.", voice)
+    voice = synth_voices.flite_voices()[0]
+    speech = synth_voices.flite_speak("Bob made a map.", voice)
     _check_bob_made_a_map(speech)
-    fast = synth_corpus.recorded_voice_speak("flite:" + voice, "Bob made a map.", 160, speed=1.1)
+    fast = synth_voices.recorded_voice_speak("flite:" + voice, "Bob made a map.", 160, speed=1.1)
     assert fast.sample_rate == round(1.1 * speech.sample_rate)  # same samples played 1.1x faster
     np.testing.assert_allclose([e for _, _, e in fast.phones], [e / 1.1 for _, _, e in speech.phones], atol=1e-6)
     # every training item spoken by Flite at tts_share 1; validation items keep held-out eSpeak voices
@@ -216,11 +216,11 @@ def test_flite_voices_give_arpabet_phones_and_speed_perturbation_when_installed(
 def test_mbrola_voices_speak_english_with_exact_phone_times_when_installed(tmp_path, sentences):
     from speech2flame.engines.phonetic.phonemes import ARPABET
 
-    installed = synth_corpus.mbrola_voices()
+    installed = synth_voices.mbrola_voices()
     if not installed:
         pytest.skip("eSpeak NG with MBROLA voices is not installed (optional: apt install espeak-ng mbrola mbrola-us1)")
     for voice in installed:  # every phone every voice says in the built-in sentences has a mapping
-        speech = synth_corpus.mbrola_speak(" ".join(synth_corpus.load_sentences()[:40]), voice)
+        speech = synth_voices.mbrola_speak(" ".join(synth_corpus.load_sentences()[:40]), voice)
         names = [p for p, _, _ in speech.phones]
         assert {"B", "M", "P", "AA", "UW"} <= set(names) <= set(ARPABET) | {"SIL"}, voice
         # MBROLA speaks the durations eSpeak NG wrote: the phones end where the audio does (its
@@ -228,11 +228,11 @@ def test_mbrola_voices_speak_english_with_exact_phone_times_when_installed(tmp_p
         seconds = len(speech.samples) / speech.sample_rate
         assert abs(speech.phones[-1][2] - seconds) < 0.01 + 0.0005 * seconds, voice
     voice = installed[0]
-    slow = synth_corpus.mbrola_speak("Bob made a map.", voice, stretch=1.5)
-    fast = synth_corpus.mbrola_speak("Bob made a map.", voice, stretch=0.75)
+    slow = synth_voices.mbrola_speak("Bob made a map.", voice, stretch=1.5)
+    fast = synth_voices.mbrola_speak("Bob made a map.", voice, stretch=0.75)
     assert [p for p, _, _ in slow.phones] == [p for p, _, _ in fast.phones]
     assert slow.phones[-1][2] > 1.4 * fast.phones[-1][2]
-    again = synth_corpus.mbrola_speak("Bob made a map.", voice, stretch=1.5)  # same corpus from the same seed
+    again = synth_voices.mbrola_speak("Bob made a map.", voice, stretch=1.5)  # same corpus from the same seed
     assert np.array_equal(again.samples, slow.samples) and again.phones == slow.phones
     # the phones are where they are heard: the closure of the last /p/ is quieter than its vowel
     level = lambda phone: float(np.sqrt(np.mean(slow.samples[int(phone[1] * slow.sample_rate):  # noqa: E731
@@ -253,10 +253,10 @@ def test_mbrola_voices_speak_english_with_exact_phone_times_when_installed(tmp_p
 
 def test_mbrola_pho_files_parse_to_phone_durations():
     pho = "; comment\nb\t65\nO\t41\t 0 232 80 215\n\n_\t301\n"
-    assert synth_corpus.parse_pho(pho) == [("b", 0.065), ("O", 0.041), ("_", 0.301)]
+    assert synth_voices.parse_pho(pho) == [("b", 0.065), ("O", 0.041), ("_", 0.301)]
     from speech2flame.engines.phonetic.phonemes import ARPABET
 
-    assert set(synth_corpus._MBROLA_PHONES.values()) <= set(ARPABET) | {"SIL"}
+    assert set(synth_voices._MBROLA_PHONES.values()) <= set(ARPABET) | {"SIL"}
 
 
 def test_voice_bars_add_low_murmur_inside_voiced_stops_only():
@@ -294,20 +294,20 @@ def test_other_language_festival_phones_map_to_arpabet_and_unknown_ones_are_refu
     from speech2flame.engines.phonetic.phonemes import ARPABET
 
     # Italian "babbo" as lp_diphone's segments say it: stress digits stripped, double consonants kept
-    phones = synth_corpus._collect_phones([("#", 0.1), ("b", 0.18), ("a1", 0.3), ("b", 0.38), ("b", 0.45),
+    phones = synth_voices._collect_phones([("#", 0.1), ("b", 0.18), ("a1", 0.3), ("b", 0.38), ("b", 0.45),
                                            ("o", 0.6), ("#", 0.8)], "it")
     assert [p for p, _, _ in phones] == ["SIL", "B", "AA", "B", "B", "OW", "SIL"]
     # Finnish length marks, Czech devoicing marks and Russian palatalised (doubled) consonants
-    assert synth_corpus._to_arpabet("p:", "fi") == "P" and synth_corpus._to_arpabet("r~*", "cs") == "ZH"
-    assert synth_corpus._to_arpabet("pp", "ru") == "P" and synth_corpus._to_arpabet("mm", "ru") == "M"
-    for language, table in synth_corpus._FESTIVAL_PHONES.items():
+    assert synth_voices._to_arpabet("p:", "fi") == "P" and synth_voices._to_arpabet("r~*", "cs") == "ZH"
+    assert synth_voices._to_arpabet("pp", "ru") == "P" and synth_voices._to_arpabet("mm", "ru") == "M"
+    for language, table in synth_voices._FESTIVAL_PHONES.items():
         assert set(table.values()) <= set(ARPABET) | {"SIL"}, language
-    with pytest.raises(synth_corpus.CorpusError, match="no ARPAbet mapping"):
-        synth_corpus._to_arpabet("q!", "cs")
+    with pytest.raises(synth_voices.VoiceError, match="no ARPAbet mapping"):
+        synth_voices._to_arpabet("q!", "cs")
 
 
 def test_other_language_voices_speak_their_own_sentences():
-    languages = {language for language, _ in synth_corpus.FESTIVAL_OTHER_VOICES.values()}
+    languages = {language for language, _ in synth_voices.FESTIVAL_OTHER_VOICES.values()}
     for language in languages:
         assert len(synth_corpus.language_sentences(language)) >= 20, language
     voices = (["en-us"], ["en-us+f4"], ["festival:czech_ph"])
@@ -323,12 +323,12 @@ def test_other_language_voices_speak_their_own_sentences():
 def test_other_language_festival_voices_speak_with_bilabials_when_installed():
     from speech2flame.engines.phonetic.phonemes import ARPABET
 
-    installed = [v for v in synth_corpus.festival_voices() if v in synth_corpus.FESTIVAL_OTHER_VOICES]
+    installed = [v for v in synth_voices.festival_voices() if v in synth_voices.FESTIVAL_OTHER_VOICES]
     if not installed:
         pytest.skip("no Festival voice of another language is installed (optional: apt install festvox-italp16k ...)")
     for voice in installed:
-        text = synth_corpus.language_sentences(synth_corpus.festival_language(voice))[0]
-        speech = synth_corpus.festival_speak(text, voice)
+        text = synth_corpus.language_sentences(synth_voices.festival_language(voice))[0]
+        speech = synth_voices.festival_speak(text, voice)
         names = [p for p, _, _ in speech.phones]
         assert names[0] == "SIL" and {"M", "P"} <= set(names) <= set(ARPABET) | {"SIL"}, (voice, names)
         assert abs(speech.phones[-1][2] - len(speech.samples) / speech.sample_rate) < 0.05, voice
