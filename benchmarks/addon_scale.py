@@ -60,7 +60,7 @@ def main() -> None:
     for i in range(args.objects):
         bpy.data.objects.new(f"prop_{i:05d}", None).location.x = i * 0.01
         scene.collection.objects.link(bpy.data.objects[f"prop_{i:05d}"])
-    take_writer = sys.modules[MODULE + ".take_writer"]
+    sequencer = sys.modules[MODULE + ".sequencer"]
 
     rigs, generate_s = [], []
     for c in range(args.characters):
@@ -91,8 +91,8 @@ def main() -> None:
     for each in rigs:  # each rig plays its selected take and exactly one sound strip of its takes
         item = each.speech2flame_takes[each.speech2flame_take_index]
         ours = {take.sound_strip for take in each.speech2flame_takes}
-        playing = [take_writer.sound_key(s) for s in take_writer.all_strips(scene)
-                   if not s.mute and take_writer.sound_key(s) in ours]
+        playing = [sequencer.sound_key(s) for s in sequencer.all_strips(scene)
+                   if not s.mute and sequencer.sound_key(s) in ours]
         wrong += each.animation_data.action != item.armature_action or playing != [item.sound_strip]
     blend = work / "shot.blend"
     save_s = timed(lambda k: bpy.ops.wm.save_as_mainfile(filepath=str(blend)))

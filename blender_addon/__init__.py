@@ -3,7 +3,7 @@
 Modules: ``properties`` (settings saved in the .blend), ``operators``
 (everything under ``speech2flame.``), ``panels`` (the sidebar tab),
 ``preferences`` (how to reach the backend), ``rig`` / ``take_writer`` /
-``export`` / ``preview`` (shared with the headless CLI), ``backend`` and
+``sequencer`` / ``export`` / ``preview`` (shared with the headless CLI), ``backend`` and
 ``backend_client`` (the job server connection), ``analyse_ahead`` (the chosen
 clip analysed before Generate is clicked). Never imports torch.
 """

@@ -17,7 +17,8 @@ from .backend_client import BackendClient, BackendError, JobWatcher
 from .core import head_model as hm
 from .core import take as take_module
 from .rig import RigError, build_rig, find_rig
-from .take_writer import all_strips, apply_take, discard, driven_channels, rig_problem, sound_key
+from .sequencer import all_strips, sound_key
+from .take_writer import apply_take, discard, driven_channels, rig_problem
 
 HEAD_PROP = "speech2flame_head"
 """Custom property on a rig: the head model the backend should use ("demo" or a file path)."""

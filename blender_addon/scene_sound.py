@@ -24,16 +24,9 @@ from pathlib import Path
 import bpy
 
 from .backend_client import BackendError
+from .sequencer import top_strips
 
 MIX_RATE = 16000  # the backend analyses 16 kHz audio: a higher rate would only be resampled
-
-
-def _top_strips(scene) -> list:
-    """The strips of the Sequencer's top level (meta strips hold the others)."""
-    editor = scene.sequence_editor
-    if editor is None:
-        return []
-    return list(editor.strips if hasattr(editor, "strips") else editor.sequences)
 
 
 def _plays(strip, channels) -> bool:
@@ -60,7 +53,7 @@ def sound_strips(scene, channel: int = 0) -> list:
     """The top-level strips heard in ``scene``'s frame range (sound strips, meta strips with sound
     that plays), on ``channel`` (0: any channel)."""
     channels = getattr(scene.sequence_editor, "channels", None) if scene.sequence_editor else None
-    return [s for s in _top_strips(scene) if _plays(s, channels) and (channel == 0 or s.channel == channel)
+    return [s for s in top_strips(scene) if _plays(s, channels) and (channel == 0 or s.channel == channel)
             and in_range(s, scene)]
 
 
@@ -68,7 +61,7 @@ def muted_strips(scene, channel: int = 0) -> list[str]:
     """Names of the top-level sound (or meta) strips in the frame range, on ``channel`` (0: any),
     that are not heard (muted, on a muted channel, or switched off by the take list): left out of the mix."""
     channels = getattr(scene.sequence_editor, "channels", None) if scene.sequence_editor else None
-    return [s.name for s in _top_strips(scene) if _sounds(s) and not _plays(s, channels)
+    return [s.name for s in top_strips(scene) if _sounds(s) and not _plays(s, channels)
             and (channel == 0 or s.channel == channel) and in_range(s, scene)]
 
 
@@ -83,7 +76,7 @@ def mixdown(scene, channel: int = 0) -> str:
         raise BackendError(f"No sound strip {where}plays in the scene's frame range ({scene.frame_start}-"
                            f"{scene.frame_end}); add the dialogue to the Video Sequencer"
                            + (", pick its channel," if channel else "") + " or switch the audio source.")
-    muted = [(s, True) for s in _top_strips(scene) if not s.mute and channel and s.channel != channel]
+    muted = [(s, True) for s in top_strips(scene) if not s.mute and channel and s.channel != channel]
     return _mix(scene, scene.frame_start, scene.frame_end, muted)
 
 
@@ -101,9 +94,9 @@ def strip_mixdown(scene, strip) -> str:
     returns its path. Everything else in the Sequencer is muted for the mixdown, and the strip,
     the meta strips holding it and their channels heard; all is given back after.
     Raises BackendError (one sentence) when Blender cannot mix it down."""
-    chain = _holders(_top_strips(scene), strip) or [strip]  # outermost meta strip ... strip
+    chain = _holders(top_strips(scene), strip) or [strip]  # outermost meta strip ... strip
     editor = scene.sequence_editor
-    levels = zip([_top_strips(scene), *(meta.strips for meta in chain[:-1])],
+    levels = zip([top_strips(scene), *(meta.strips for meta in chain[:-1])],
                  [getattr(editor, "channels", None), *(getattr(meta, "channels", None) for meta in chain[:-1])],
                  chain)
     mutes = []

@@ -5,8 +5,8 @@ from __future__ import annotations
 import bpy
 
 from .rig import find_rig
-from .take_writer import (SOUND_PROP, all_strips, assign_actions, named_sound_keys, remove_sound_strip, rest_keyed_by,
-                          sound_key)
+from .sequencer import SOUND_PROP, all_strips, named_sound_keys, remove_sound_strip, sound_key
+from .take_writer import assign_actions, rest_keyed_by
 
 
 _selecting_quietly = False  # set while the list's selection moves without switching the animation
@@ -14,7 +14,7 @@ _selecting_quietly = False  # set while the list's selection moves without switc
 
 def record(arm_obj, result: dict, summary: str, sound_strip: str = "", scene_sound: bool = False) -> None:
     """Add the Actions written by ``take_writer.apply_take`` to the rig's take list and select
-    it; ``sound_strip``: the key (``take_writer.sound_key``) of the sound strip the add-on added
+    it; ``sound_strip``: the key (``sequencer.sound_key``) of the sound strip the add-on added
     for its audio, "" for none (muted while another take of the rig is active); ``scene_sound``:
     made from the scene's sound mixed down (its audio is whatever plays: no strip is muted for it)."""
     item = arm_obj.speech2flame_takes.add()
