@@ -154,15 +154,21 @@ def test_resample_and_unknown_format(tmp_path):
         MotionDataset("bvh", tmp_path, toy_head())
 
 
-def test_train_cli_entry_runs_a_yaml_config(tmp_path, capsys):
+def toy_training(folder) -> argparse.ArgumentParser:
+    """A toy head, corpus and config (folder/cfg.yaml, one epoch into folder/out); the train CLI's parser."""
     torch.set_num_threads(1)
-    toy_head().save_npz(tmp_path / "toy.npz")
-    write_toy_corpus(tmp_path / "corpus", num_clips=2, seconds=1.0, val_clips=0)
-    (tmp_path / "cfg.yaml").write_text(
-        "head: toy.npz\noutput: out\ndata: {format: synthetic, root: corpus}\n"
+    toy_head().save_npz(folder / "toy.npz")
+    write_toy_corpus(folder / "corpus", num_clips=2, seconds=1.0, val_clips=0)
+    (folder / "cfg.yaml").write_text(
+        "seed: 0\nhead: toy.npz\noutput: out\ndata: {format: synthetic, root: corpus}\n"
         "model: {hidden: 16, num_blocks: 1, audio: {dim: 16}}\ntrain: {epochs: 1, batch_size: 2}\n")
     parser = argparse.ArgumentParser()
     train_cli.add_arguments(parser)
+    return parser
+
+
+def test_train_cli_entry_runs_a_yaml_config(tmp_path, capsys):
+    parser = toy_training(tmp_path)
     assert train_cli.run(parser.parse_args([str(tmp_path / "cfg.yaml"), "--quiet"])) == 0
     assert json.loads(capsys.readouterr().out)["best"].endswith("best")
     assert (tmp_path / "out" / "best" / "config.json").is_file()
@@ -172,18 +178,11 @@ def test_train_cli_entry_runs_a_yaml_config(tmp_path, capsys):
 
 
 def test_train_cli_seed_and_output_overrides_make_runs_of_other_seeds(tmp_path, capsys):
-    """How several seeds of one config are trained (scripts/train_default_model.sh): same seed,
-    same weights; another seed, other weights; each run in its own folder."""
+    """How several seeds of one config are trained (the seed experiments of docs/default_model.md):
+    same seed, same weights; another seed, other weights; each run in its own folder."""
     from safetensors.numpy import load_file
 
-    torch.set_num_threads(1)
-    toy_head().save_npz(tmp_path / "toy.npz")
-    write_toy_corpus(tmp_path / "corpus", num_clips=2, seconds=1.0, val_clips=0)
-    (tmp_path / "cfg.yaml").write_text(
-        "seed: 0\nhead: toy.npz\noutput: out\ndata: {format: synthetic, root: corpus}\n"
-        "model: {hidden: 16, num_blocks: 1, audio: {dim: 16}}\ntrain: {epochs: 1, batch_size: 2}\n")
-    parser = argparse.ArgumentParser()
-    train_cli.add_arguments(parser)
+    parser = toy_training(tmp_path)
     weights = {}
     for name, seed in (("a", 5), ("b", 5), ("c", 6)):
         assert train_cli.run(parser.parse_args([str(tmp_path / "cfg.yaml"), "--quiet", "--seed", str(seed),
