@@ -28,6 +28,7 @@ from .disk_cache import write_json_atomically
 from .engines import DEFAULT_ENGINE
 from .head_model import KEY_PARTS
 from .errors import UsageError, user_errors
+from . import worker_process
 from .worker_process import stop_workers
 
 DONE_FILE = ".speech2flame-done.json"
@@ -362,13 +363,11 @@ def _run_in_workers(job: GenerateJob, clips: list[Clip], jobs: int) -> Iterator[
     results: queue.Queue = queue.Queue()
     workers, todo, running = [], list(clips), {}
 
-    env = dict(os.environ)  # the worker imports this package from where this process did
+    env = dict(os.environ)
     env.setdefault("SPEECH2FLAME_RECOGNITION_WORKERS", "1")  # clips run side by side already
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path(__file__).resolve().parents[1]), env.get("PYTHONPATH")]))
 
     def start_worker() -> subprocess.Popen:
-        worker = subprocess.Popen([sys.executable, "-P", "-m", "speech2flame.batch"], stdin=subprocess.PIPE,
-                                  stdout=subprocess.PIPE, start_new_session=True, env=env)
+        worker = worker_process.start_worker("speech2flame.batch", env)
         workers.append(worker)
         try:
             pickle.dump((job, threads), worker.stdin)
@@ -475,12 +474,10 @@ def _worker_main() -> None:
     """A worker program: reads (job, threads) then Clip pickles
     on stdin until it closes, writes a ClipResult pickle per clip. Anything else written to
     standard output (Blender's exporters print) goes to stderr, clear of the results."""
-    from .worker_process import exit_with_parent
+    from .worker_process import exit_with_parent, result_stream
 
     exit_with_parent()  # the command was killed (not Ctrl-C, which it handles): stop too
-    results = os.fdopen(os.dup(1), "wb")
-    os.dup2(2, 1)
-    sys.stdout = sys.stderr
+    results = result_stream()
     import torch
 
     from .head_model import load_head_model

@@ -1,4 +1,5 @@
-"""Worker programs of ours: each ends when the program that started it ends, which stops them.
+"""Worker programs of ours: how they are started (:func:`start_worker`), where they write their
+results (:func:`result_stream`), and how each ends when the program that started it ends.
 
 Worker programs (:mod:`.batch`, :mod:`.engines.phonetic.recognition_worker`) run in their own
 session, so that Ctrl-C reaches only the command, which then stops them. If the command is
@@ -9,8 +10,34 @@ watches for that.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
+
+
+def start_worker(module: str, env: dict | None = None, stderr=None) -> subprocess.Popen:
+    """Start ``python -m module`` as a worker program: a fresh interpreter of this Python (not a
+    multiprocessing child, which would re-run the caller's script and inherit Blender's module
+    paths) that imports this package from where this process did, in its own session (Ctrl-C
+    reaches only the command, which then stops it); stdin and stdout are pipes. ``env``: the
+    environment (default: this process's); ``stderr``: as subprocess.Popen's (default: ours)."""
+    env = dict(os.environ if env is None else env)
+    package_root = str(Path(__file__).resolve().parents[1])
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
+    return subprocess.Popen([sys.executable, "-P", "-m", module], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=stderr, start_new_session=True, env=env)
+
+
+def result_stream():
+    """In a worker program: the binary stream its results go to (the original stdout), with
+    anything else written to standard output (Blender's exporters print) sent to stderr, clear
+    of the results."""
+    results = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    return results
 
 
 def exit_with_parent(interval_s: float = 0.5) -> None:

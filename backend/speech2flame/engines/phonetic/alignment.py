@@ -332,18 +332,15 @@ def _in_workers(kind: str, pieces: list, workers: int, progress, message: str) -
     import pickle
     import subprocess
     import time
-    from pathlib import Path
+
+    from ...worker_process import start_worker
 
     env = dict(os.environ, **{WORKERS_ENV: "1"})
-    package_root = str(Path(__file__).resolve().parents[3])
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
     shares = [list(range(k, len(pieces), workers)) for k in range(workers)]  # piece numbers per worker
     procs = []
     try:
         for share in shares:
-            proc = subprocess.Popen([sys.executable, "-P", "-m", "speech2flame.engines.phonetic.recognition_worker"],
-                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                    start_new_session=True, env=env)
+            proc = start_worker("speech2flame.engines.phonetic.recognition_worker", env, stderr=subprocess.DEVNULL)
             procs.append(proc)
             pickle.dump((kind, [pieces[i] for i in share]), proc.stdin)
             proc.stdin.close()

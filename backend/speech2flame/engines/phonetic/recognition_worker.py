@@ -10,18 +10,15 @@ Anything else written to standard output goes to stderr, clear of the result.
 
 from __future__ import annotations
 
-import os
 import pickle
 import sys
 
 
 def main() -> None:
-    from speech2flame.worker_process import exit_with_parent
+    from speech2flame.worker_process import exit_with_parent, result_stream
 
     exit_with_parent()  # the command was killed: stop, do not recognise for nobody
-    results = os.fdopen(os.dup(1), "wb")
-    os.dup2(2, 1)
-    sys.stdout = sys.stderr
+    results = result_stream()
     from speech2flame.engines.phonetic import alignment
 
     kind, pieces = pickle.load(sys.stdin.buffer)
