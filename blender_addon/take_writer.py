@@ -343,28 +343,9 @@ def apply_take(take: "take_module.Take", rig_object, name: str | None = None, sc
     """
     take.validate()
     parts = set(parts)
-    if not parts or parts - set(KEY_PARTS):
-        raise RigError(f"Choose what to key among {', '.join(KEY_PARTS)} (got {', '.join(sorted(parts)) or 'none'}).")
     arm_obj, mesh_obj = find_rig(rig_object)
-    problem = rig_problem(arm_obj, mesh_obj)
-    if problem:
-        raise RigError(problem)
+    _check_take_fits(take, parts, arm_obj, mesh_obj)
     scene = scene or bpy.context.scene
-    key = mesh_obj.data.shape_keys
-    missing = [n for n in take.expression_names if n not in key.key_blocks]
-    if missing:
-        raise RigError(f"This take drives {len(missing)} expression channel(s) the rig {arm_obj.name} lacks "
-                       f"(e.g. {missing[0]}); generate it for this rig.")
-    if take.detail_basis is not None and take.detail_basis.shape[1] != len(mesh_obj.data.vertices):
-        raise RigError(f"The take's per-vertex detail has {take.detail_basis.shape[1]} vertices; the rig's mesh has "
-                       f"{len(mesh_obj.data.vertices)}.")
-    last = take.frame_offset + take.num_frames - 1
-    if take.frame_offset < 0:
-        raise RigError(f"The take would start at frame {take.frame_offset}, before Blender's first frame 0; "
-                       "start it at frame 0 or later.")
-    if last > take_module.MAX_FRAME:
-        raise RigError(f"The take would run from frame {take.frame_offset} to {last}, outside Blender's frames "
-                       f"(up to {take_module.MAX_FRAME}); start it earlier.")
     notes = make_keyable(arm_obj, mesh_obj)
     key = mesh_obj.data.shape_keys  # the override's, when make_keyable gave the mesh one
     frames = take.frame_offset + np.arange(take.num_frames, dtype=np.float32)
@@ -375,44 +356,10 @@ def apply_take(take: "take_module.Take", rig_object, name: str | None = None, sc
         metadata["keyed_parts"] = [part for part in KEY_PARTS if part in parts]
     meta = json.dumps(metadata, sort_keys=True)
 
-    # Shape keys: every expression of the rig (zero where the take has none, so nothing of an
-    # earlier take lingers), pose correctives, per-vertex detail, those of the parts asked for;
-    # slider ranges widened to admit the values.
-    weights = _rig_expression_weights(take, arm_obj, key)
-    mouth = dict(zip(weights, hm.mouth_channels(list(weights))))
     shape = _ActionBuilder(unique_action_name(base + "_shapes"), "KEY", key)
-    for channel, values in weights.items():
-        if ("mouth" if mouth[channel] else "face") in parts:
-            _widen_slider(key.key_blocks[channel], values)
-            shape.add_curves(f'key_blocks["{channel}"].value', frames, values, "Expressions", tolerance.get("value"))
-    correctives = pose_corrective_weights(take)
-    for channel, values in zip(POSE_CORRECTIVE_NAMES, correctives.T):
-        joint = channel[len("pose_"):-len("_00")]
-        if channel in key.key_blocks and BONE_PARTS[joint] in parts:
-            _widen_slider(key.key_blocks[channel], values)
-            shape.add_curves(f'key_blocks["{channel}"].value', frames, values, "Pose correctives",
-                             tolerance.get("value"))
-    for channel, values in (_detail_weights(take, mesh_obj).items() if "mouth" in parts else ()):
-        _widen_slider(key.key_blocks[channel], values)
-        shape.add_curves(f'key_blocks["{channel}"].value', frames, values, "Detail", tolerance.get("value"))
-
-    # Bones: quaternions in each bone's local frame; locations for the root translation (when the
-    # take has one: else the head stays where the animator put it) and for joints the expressions
-    # move (every take of such a rig keys them, zeros included).
-    rest = {bone.name: np.array(bone.matrix_local.to_3x3()) for bone in arm_obj.data.bones}
+    weights, mouth = _key_shape_keys(shape, take, arm_obj, mesh_obj, parts, frames, tolerance)
     bones = _ActionBuilder(unique_action_name(base), "OBJECT", arm_obj)
-    for bone_name, quats in take_bone_quaternions(take, rest).items():
-        if BONE_PARTS[bone_name] not in parts:
-            continue
-        arm_obj.pose.bones[bone_name].rotation_mode = "QUATERNION"
-        bones.add_curves(f'pose.bones["{bone_name}"].rotation_quaternion', frames, quats, bone_name,
-                         tolerance.get("rotation_quaternion"))
-    shift = _joint_shift(arm_obj, weights)
-    for bone_name, location in take_bone_locations(take, rest, shift).items():
-        if BONE_PARTS[bone_name] in parts and (
-                shift is not None or (bone_name == "root" and take.global_trans is not None)):
-            bones.add_curves(f'pose.bones["{bone_name}"].location', frames, location, bone_name,
-                             tolerance.get("location"))
+    _key_bones(bones, take, arm_obj, weights, parts, frames, tolerance)
 
     frame_start, frame_end = int(frames[0]), int(frames[-1])
     if not action_fcurves(bones.action) and not action_fcurves(shape.action):
@@ -442,6 +389,79 @@ def apply_take(take: "take_module.Take", rig_object, name: str | None = None, sc
         discard(result)
         raise
     return result
+
+
+def _check_take_fits(take: "take_module.Take", parts: set, arm_obj, mesh_obj) -> None:
+    """RigError (one sentence, nothing changed) when ``parts`` are not KEY_PARTS, the rig cannot
+    take a take (:func:`rig_problem`), or this take drives channels it lacks, has detail for
+    another mesh or falls outside Blender's frames."""
+    if not parts or parts - set(KEY_PARTS):
+        raise RigError(f"Choose what to key among {', '.join(KEY_PARTS)} (got {', '.join(sorted(parts)) or 'none'}).")
+    problem = rig_problem(arm_obj, mesh_obj)
+    if problem:
+        raise RigError(problem)
+    key = mesh_obj.data.shape_keys
+    missing = [n for n in take.expression_names if n not in key.key_blocks]
+    if missing:
+        raise RigError(f"This take drives {len(missing)} expression channel(s) the rig {arm_obj.name} lacks "
+                       f"(e.g. {missing[0]}); generate it for this rig.")
+    if take.detail_basis is not None and take.detail_basis.shape[1] != len(mesh_obj.data.vertices):
+        raise RigError(f"The take's per-vertex detail has {take.detail_basis.shape[1]} vertices; the rig's mesh has "
+                       f"{len(mesh_obj.data.vertices)}.")
+    last = take.frame_offset + take.num_frames - 1
+    if take.frame_offset < 0:
+        raise RigError(f"The take would start at frame {take.frame_offset}, before Blender's first frame 0; "
+                       "start it at frame 0 or later.")
+    if last > take_module.MAX_FRAME:
+        raise RigError(f"The take would run from frame {take.frame_offset} to {last}, outside Blender's frames "
+                       f"(up to {take_module.MAX_FRAME}); start it earlier.")
+
+
+def _key_shape_keys(shape: "_ActionBuilder", take: "take_module.Take", arm_obj, mesh_obj, parts: set,
+                    frames: np.ndarray, tolerance: dict) -> tuple[dict, dict]:
+    """Key the shape keys of ``parts`` into ``shape``: every expression of the rig (zero where the
+    take has none, so nothing of an earlier take lingers), pose correctives, per-vertex detail;
+    slider ranges widened to admit the values. ``frames`` (T,) scene frames. Returns ({expression:
+    (T,) weights}, {expression: whether it is a mouth channel})."""
+    key = mesh_obj.data.shape_keys
+    weights = _rig_expression_weights(take, arm_obj, key)
+    mouth = dict(zip(weights, hm.mouth_channels(list(weights))))
+    for channel, values in weights.items():
+        if ("mouth" if mouth[channel] else "face") in parts:
+            _widen_slider(key.key_blocks[channel], values)
+            shape.add_curves(f'key_blocks["{channel}"].value', frames, values, "Expressions", tolerance.get("value"))
+    correctives = pose_corrective_weights(take)
+    for channel, values in zip(POSE_CORRECTIVE_NAMES, correctives.T):
+        joint = channel[len("pose_"):-len("_00")]
+        if channel in key.key_blocks and BONE_PARTS[joint] in parts:
+            _widen_slider(key.key_blocks[channel], values)
+            shape.add_curves(f'key_blocks["{channel}"].value', frames, values, "Pose correctives",
+                             tolerance.get("value"))
+    for channel, values in (_detail_weights(take, mesh_obj).items() if "mouth" in parts else ()):
+        _widen_slider(key.key_blocks[channel], values)
+        shape.add_curves(f'key_blocks["{channel}"].value', frames, values, "Detail", tolerance.get("value"))
+    return weights, mouth
+
+
+def _key_bones(bones: "_ActionBuilder", take: "take_module.Take", arm_obj, weights: dict, parts: set,
+               frames: np.ndarray, tolerance: dict) -> None:
+    """Key the bones of ``parts`` into ``bones``: quaternions in each bone's local frame; locations
+    for the root translation (when the take has one: else the head stays where the animator put
+    it) and for joints the expressions move (every take of such a rig keys them, zeros included).
+    ``weights``: the rig's expression weights (:func:`_key_shape_keys`)."""
+    rest = {bone.name: np.array(bone.matrix_local.to_3x3()) for bone in arm_obj.data.bones}
+    for bone_name, quats in take_bone_quaternions(take, rest).items():
+        if BONE_PARTS[bone_name] not in parts:
+            continue
+        arm_obj.pose.bones[bone_name].rotation_mode = "QUATERNION"
+        bones.add_curves(f'pose.bones["{bone_name}"].rotation_quaternion', frames, quats, bone_name,
+                         tolerance.get("rotation_quaternion"))
+    shift = _joint_shift(arm_obj, weights)
+    for bone_name, location in take_bone_locations(take, rest, shift).items():
+        if BONE_PARTS[bone_name] in parts and (
+                shift is not None or (bone_name == "root" and take.global_trans is not None)):
+            bones.add_curves(f'pose.bones["{bone_name}"].location', frames, location, bone_name,
+                             tolerance.get("location"))
 
 
 def _rig_expression_weights(take: "take_module.Take", arm_obj, key) -> dict[str, np.ndarray]:
