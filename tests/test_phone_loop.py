@@ -66,6 +66,7 @@ def test_a_phone_sequence_scores_at_most_the_best_path_and_only_in_its_order(loo
     # more phones than frames can hold (three states each) cannot fit
     assert loop.sequence_score(scores[:10], spoken, [False] * len(spoken)) == -np.inf
     assert loop.align_sequence(scores[:10], spoken, [False] * len(spoken)) is None
+    assert loop.align_sequence(scores[:12], ["AA"], [False]) == [("AA", 0, 12)]  # one phone: the whole span
     # forced alignment puts each phone where it was drawn (every other frame is scored: +-2 frames)
     path = loop.align_sequence(scores, *pauses(spoken))
     assert [name for name, _, _ in path] == [p for p, _ in sequence]

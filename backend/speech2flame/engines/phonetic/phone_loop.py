@@ -343,7 +343,7 @@ class PhoneLoop:
         stay = self.transitions[index][:, [0, 1, 2], [0, 1, 2]]
         move = self.transitions[index][:, [0, 1], [1, 2]]
         leave = self.transitions[index, 2, 3]
-        enter_over = np.r_[False, False, skippable[1:-1]]  # unit u entered from u - 2 past a skipped u - 1
+        enter_over = np.r_[False, False, skippable[1:-1]][:units]  # unit u entered from u - 2 past a skipped u - 1
         v = np.full((units, 3), -np.inf)
         v[0, 0] = scores[0, index[0], 0]
         if skippable[0] and units > 1:
