@@ -63,7 +63,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
     parser.add_argument("--best", action="store_true",
                         help="end with a line 'best: MODEL', the --model whose run with phone recognition closes "
-                             "the most held-out bilabials (how scripts/train_default_model.sh picks a seed)")
+                             "the most held-out bilabials (to pick among seeds, docs/default_model.md \"Experiments\")")
     args = parser.parse_args()
 
     import torch

@@ -70,7 +70,7 @@ def main() -> None:
                 row = counts.setdefault(label, [0, 0, 0, []])
                 row[0] += 1
                 row[1] += result is not None and result[1] >= alignment.MIN_ALIGN_SCORE
-                row[2] += result is not None and alignment._transcript_fits(audio, transcript, result[1])
+                row[2] += result is not None and alignment.transcript_fits(audio, transcript, result[1])
                 row[3].append(fit if fit is not None else np.nan)
         for label, (n, old, new, fits) in counts.items():
             print(f"| {speed:g}x | {label} | {old}/{n} | {new}/{n} | {np.nanmedian(fits):.2f}, {np.nanmax(fits):.2f} |")
@@ -103,7 +103,7 @@ def espeak_aligners() -> None:
                 samples = from_array(speech.samples, speech.sample_rate).samples
                 count = sum(p in ("B", "M", "P") for p, _, _ in speech.phones)
                 total += count
-                ours += found(speech.phones, alignment.own_alignment(samples, text))
+                ours += found(speech.phones, alignment.own_alignment(samples, text) or [])
                 recognised += found(speech.phones, alignment.recognise_phones(samples))
                 result = alignment.force_align(samples, text) or alignment.force_align(samples, text, wide=True)
                 if result is not None:

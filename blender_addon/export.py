@@ -167,6 +167,6 @@ def _write_frames_per_second(filepath) -> bool:
     layer = Sdf.Layer.FindOrOpen(str(filepath))
     if layer is None:
         return False
-    layer.Reload()  # an earlier export to the same path may still be open in USD's layer registry
+    layer.Reload(force=True)  # an earlier export to the same path may still be open in USD's layer registry
     layer.framesPerSecond = layer.timeCodesPerSecond
     return bool(layer.Save())

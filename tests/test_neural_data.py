@@ -190,6 +190,8 @@ def test_train_cli_seed_and_output_overrides_make_runs_of_other_seeds(tmp_path, 
         assert json.loads(capsys.readouterr().out)["last"] == str(tmp_path / name / "last")
         weights[name] = load_file(tmp_path / name / "last" / "model.safetensors")
     assert not (tmp_path / "out").exists()
+    assert train_cli.run(parser.parse_args([str(tmp_path / "cfg.yaml"), "--quiet", "--seed", "-1"])) == 2
+    assert capsys.readouterr().err.strip() == "speech2flame: error: --seed must be a whole number from 0, got -1."
     assert all(np.array_equal(weights["a"][k], weights["b"][k]) for k in weights["a"])
     assert any(not np.array_equal(weights["a"][k], weights["c"][k]) for k in weights["a"])
 

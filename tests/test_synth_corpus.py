@@ -249,6 +249,14 @@ def test_mbrola_voices_speak_english_with_exact_phone_times_when_installed(tmp_p
                                   festival="none", flite="none", mbrola="none", tts_share=1.0)
     with pytest.raises(synth_corpus.CorpusError, match="not installed"):
         synth_corpus.write_corpus(tmp_path / "g", 0.01, sentences_path=sentences, mbrola="xx9-en")
+    with pytest.raises(synth_voices.VoiceError, match="MBROLA voice 'xx9-en' could not speak"):  # one sentence
+        synth_voices.mbrola_speak("Bob made a map.", "xx9-en")
+    # a corpus made without MBROLA voices resumes with the default --mbrola auto, without them
+    synth_corpus.write_corpus(tmp_path / "old", 0.005, sentences_path=sentences, show_progress=False,
+                              festival="none", flite="none", mbrola="none")
+    again = synth_corpus.write_corpus(tmp_path / "old", 0.005, sentences_path=sentences, show_progress=False,
+                                      festival="none", flite="none")
+    assert again["written"] == 0 and "mbrola_voices" not in json.loads((tmp_path / "old" / "corpus.json").read_text())
 
 
 def test_mbrola_pho_files_parse_to_phone_durations():

@@ -153,10 +153,10 @@ def reference_phones(audio, transcript: str) -> list:
     """Reference phones [(ARPAbet phone, start_s, end_s)] of an :class:`~speech2flame.audio.Audio`
     by PocketSphinx forced alignment to ``transcript`` (the phonetic engine's aligner).
 
-    Raises AlignmentError when no alignment exists. A poor fit (mean phone score below the
-    engine's mismatch threshold) gives a TranscriptMismatchWarning but still returns the
-    alignment: synthetic voices score low even with the right words (for audio that is eSpeak
-    NG's own rendering of the transcript, as the README's example, the warning says so).
+    Raises AlignmentError when no alignment exists. A transcript that does not fit
+    (:func:`.engines.phonetic.alignment.transcript_fits`) gives a TranscriptMismatchWarning but
+    still returns the alignment; so does audio that is eSpeak NG's own rendering of the
+    transcript (the README's example), which PocketSphinx aligns loosely.
     """
     import warnings
 
@@ -169,11 +169,12 @@ def reference_phones(audio, transcript: str) -> list:
             result = wide
     if result is None:
         raise AlignmentError("The transcript could not be aligned to the audio, so there is no reference to measure against.")
+    fits = alignment.transcript_fits(audio.samples, transcript, result[1])
     if result[1] < alignment.MIN_ALIGN_SCORE and alignment.espeak_phones(audio.samples, transcript) is not None:
         warnings.warn(f"The audio is eSpeak NG's rendering of the transcript, which PocketSphinx aligns loosely "
                       f"(score {result[1]:.0f}), so the reference phones are approximate.",
                       alignment.TranscriptMismatchWarning, stacklevel=2)
-    elif result[1] < alignment.MIN_ALIGN_SCORE:
+    elif not fits:
         warnings.warn(f"The transcript fits the audio poorly (alignment score {result[1]:.0f}), so the reference "
                       f"phones may be wrong.", alignment.TranscriptMismatchWarning, stacklevel=2)
     return result[0]

@@ -28,13 +28,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .head_model import JOINT_NAMES, HeadModel
-from .landmarks import geometry_key, mouth_landmarks
+from .head_model import HeadModel
+from .landmarks import JAW, LEFT_EYE, RIGHT_EYE, geometry_key, mouth_landmarks
 from .lru import LRU
 from .take import Take
 
-JAW = JOINT_NAMES.index("jaw")
-LEFT_EYE, RIGHT_EYE = JOINT_NAMES.index("left_eye"), JOINT_NAMES.index("right_eye")
 LIP_WEIGHT = 10.0
 """Weight of vertices around the mouth in the fit, against 1 for the rest of the face."""
 MATCH_DISTANCE = 0.1

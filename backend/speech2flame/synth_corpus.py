@@ -115,7 +115,7 @@ def voice_pools(festival: list[str] | tuple = (), flite: list[str] | tuple = (),
 # ---------------------------------------------------------------- corpus settings
 
 TTS_SHARE = 0.25
-"""Default fraction of training items spoken by Festival / Flite voices, when any are installed.
+"""Default fraction of training items spoken by Festival / Flite / MBROLA voices, when any are installed.
 Their voices are built from recordings of real speakers (diphones, or statistical models of one
 speaker), so their stops, nasals and formant transitions sound more like real speech than eSpeak's."""
 VOICE_BAR_SHARE = 0.0
@@ -123,7 +123,7 @@ VOICE_BAR_SHARE = 0.0
 at 0.5 it gave no measurable gain on real speech (docs/default_model.md)."""
 VOICED_STOPS = ("B", "D", "G")
 SPEED_RANGE = (0.9, 1.1)
-"""Speed perturbation of Festival / Flite items (resampling: tempo, pitch and formants together,
+"""Speed perturbation of Festival / Flite / MBROLA items (resampling: tempo, pitch and formants together,
 as if a shorter or longer vocal tract spoke), so their few speakers become many."""
 
 
@@ -168,7 +168,7 @@ def item_spec(seed: int, index: int, sentences: list[str], voices: tuple, tts_sh
               voice_bar_share: float = VOICE_BAR_SHARE) -> ItemSpec:
     """The random choices of item ``index`` (depends only on seed and index); ``voices`` as
     returned by :func:`voice_pools`; ``tts_share`` of the training items use its recorded-speech
-    (Festival / Flite) voices when there are any; ``voice_bar_share`` of all items get voice bars."""
+    (Festival / Flite / MBROLA) voices when there are any; ``voice_bar_share`` of all items get voice bars."""
     rng = np.random.default_rng([int(seed), int(index)])
     split = "val" if index % VAL_EVERY == VAL_EVERY - 1 else "train"
     pool = [s for k, s in enumerate(sentences) if is_val_sentence(k, len(sentences)) == (split == "val")]
@@ -424,15 +424,17 @@ def write_corpus(root: str | os.PathLike, hours: float, seed: int = 0, fps: floa
     sentences = load_sentences(sentences_path or SENTENCES_PATH)
     chosen = _choose_voices("Festival", festival, festival_voices() if festival != "none" else [])
     chosen_flite = _choose_voices("Flite", flite, flite_voices() if flite != "none" else [])
+    info_path = root / CORPUS_INFO
+    old = json.loads(info_path.read_text()) if info_path.is_file() else None
+    if mbrola == "auto" and old is not None and "mbrola_voices" not in old:
+        mbrola = "none"  # a corpus made without MBROLA voices resumes without them
     chosen_mbrola = _choose_voices("MBROLA", mbrola, mbrola_voices() if mbrola != "none" else [])
     settings = {"format_version": FORMAT_VERSION, "seed": int(seed), "fps": float(fps), "head": str(head),
                 "sentences": len(sentences), "festival_voices": chosen, "flite_voices": chosen_flite,
                 "tts_share": float(tts_share), "voice_bar_share": float(voice_bar_share)}
     if chosen_mbrola:  # only then: corpora made before MBROLA voices existed still resume
         settings["mbrola_voices"] = chosen_mbrola
-    info_path = root / CORPUS_INFO
-    if info_path.is_file():
-        old = json.loads(info_path.read_text())
+    if old is not None:
         clash = [k for k in {**old, **settings} if k != "hours" and old.get(k) != settings.get(k)]
         if clash:
             raise CorpusError(f"{root} holds a corpus made with other settings ({', '.join(clash)}); "

@@ -17,6 +17,19 @@ RECORDED_KINDS = ("festival:", "flite:", "mbrola:")
 """Prefixes of the voices built from recordings of real speakers (training items only)."""
 
 
+def _run(command: list[str], what: str, text: str | None = None):
+    """Run a synthesiser's program (text output, two minutes at most); VoiceError (one
+    sentence) when it cannot run or fails."""
+    import subprocess
+
+    try:
+        return subprocess.run(command, input=text, capture_output=True, encoding="utf-8", errors="replace",
+                              timeout=120, check=True)
+    except (OSError, subprocess.SubprocessError) as exc:
+        detail = (getattr(exc, "stderr", None) or "").strip().splitlines()[-1:] or [type(exc).__name__]
+        raise VoiceError(f"{what} could not speak ({command[0]}: {detail[0]}).") from None
+
+
 # ---------------------------------------------------------------- Festival voices (optional)
 
 FESTIVAL_US_VOICES = ("kal_diphone", "ked_diphone", "cmu_us_")
@@ -121,7 +134,6 @@ def festival_speak(text: str, voice: str, stretch: float = 1.0):
     ``stretch`` > 1 speaks slower (Festival's Duration_Stretch). Text for a voice of
     :data:`FESTIVAL_OTHER_VOICES` is in its language.
     """
-    import subprocess
     import tempfile
 
     import soundfile
@@ -136,7 +148,7 @@ def festival_speak(text: str, voice: str, stretch: float = 1.0):
                          f'(set! utt (Utterance Text "{quoted}"))\n(utt.synth utt)\n'
                          f"(utt.save.wave utt \"{wav}\" 'riff)\n(utt.save.segs utt \"{segs}\")\n")
                         .encode(encoding, errors="replace"))
-        subprocess.run(["festival", "--batch", str(scm)], capture_output=True, timeout=120, check=True)
+        _run(["festival", "--batch", str(scm)], f"Festival voice {voice!r}")
         samples, rate = soundfile.read(wav, dtype="float32")
         rows = [line.split() for line in segs.read_text(errors="replace").splitlines()[1:] if line.strip()]
     phones = _collect_phones([(name, float(end)) for end, _, name in rows], language)
@@ -166,7 +178,6 @@ def flite_speak(text: str, voice: str, stretch: float = 1.0):
 
     ``stretch`` > 1 speaks slower (Flite's duration_stretch). Phone end times come from ``-psdur``.
     """
-    import subprocess
     import tempfile
 
     import soundfile
@@ -175,9 +186,8 @@ def flite_speak(text: str, voice: str, stretch: float = 1.0):
 
     with tempfile.TemporaryDirectory() as folder:
         wav = Path(folder) / "speech.wav"
-        out = subprocess.run(["flite", "-voice", voice, "-psdur", "--setf", f"duration_stretch={float(stretch):.3f}",
-                              "-t", " ".join(text.split()), "-o", str(wav)],
-                             capture_output=True, text=True, timeout=120, check=True).stdout
+        out = _run(["flite", "-voice", voice, "-psdur", "--setf", f"duration_stretch={float(stretch):.3f}",
+                    "-t", " ".join(text.split()), "-o", str(wav)], f"Flite voice {voice!r}").stdout
         samples, rate = soundfile.read(wav, dtype="float32")
     ends = [(tok.rsplit(":", 1)[0], float(tok.rsplit(":", 1)[1])) for tok in out.split()
             if ":" in tok and tok.rsplit(":", 1)[1].replace(".", "", 1).isdigit()]
@@ -242,7 +252,6 @@ def mbrola_speak(text: str, voice: str, stretch: float = 1.0):
     """Speak English ``text`` with an MBROLA voice of :data:`MBROLA_VOICES`; returns an eSpeak-like
     Speech (samples, rate, ARPAbet phones). ``stretch`` > 1 speaks slower (eSpeak's rate 160 / stretch
     words a minute)."""
-    import subprocess
     import tempfile
 
     import soundfile
@@ -250,9 +259,8 @@ def mbrola_speak(text: str, voice: str, stretch: float = 1.0):
     from .engines.phonetic.espeak import Speech
 
     rate = int(round(160.0 / float(stretch)))
-    pho = subprocess.run(["espeak-ng", "-v", f"mb-{voice}", "-q", "--pho", "-s", str(rate)],
-                         input=" ".join(text.split()), capture_output=True, text=True, timeout=120,
-                         check=True).stdout
+    pho = _run(["espeak-ng", "-v", f"mb-{voice}", "-q", "--pho", "-s", str(rate)], f"MBROLA voice {voice!r}",
+               " ".join(text.split())).stdout
     pho = "_\t50\n" + pho  # a silence first, so the first phone is spoken from its own diphone
     rows = parse_pho(pho)
     unknown = sorted({name for name, _ in rows if name not in _MBROLA_PHONES})
@@ -261,8 +269,7 @@ def mbrola_speak(text: str, voice: str, stretch: float = 1.0):
     with tempfile.TemporaryDirectory() as folder:
         path, wav = Path(folder) / "speech.pho", Path(folder) / "speech.wav"
         path.write_text(pho)
-        subprocess.run(["mbrola", "-e", str(mbrola_database(voice)), str(path), str(wav)],
-                       capture_output=True, timeout=120, check=True)
+        _run(["mbrola", "-e", str(mbrola_database(voice)), str(path), str(wav)], f"MBROLA voice {voice!r}")
         samples, sample_rate = soundfile.read(wav, dtype="float32")
     ends, end = [], 0.0
     for name, duration in rows:

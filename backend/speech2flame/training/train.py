@@ -616,6 +616,8 @@ def run(args: argparse.Namespace) -> int:
         if args.init:
             cfg["train"]["init"] = str(Path(args.init).resolve())
         if args.seed is not None:
+            if args.seed < 0:
+                raise TrainConfigError(f"--seed must be a whole number from 0, got {args.seed}.")
             cfg["seed"] = args.seed
         if args.output:
             cfg["output"] = str(Path(args.output).resolve())

@@ -1,7 +1,10 @@
 """Phone timings from audio with PocketSphinx.
 
 With a transcript: forced alignment (word pass, then a phone-level pass). Words
-missing from the CMU dictionary get pronunciations from eSpeak NG. Without one:
+missing from the CMU dictionary get pronunciations from eSpeak NG. Whether the transcript
+fits the audio is judged against the audio's own best phones (:func:`transcript_fit`); where
+PocketSphinx finds no alignment but the words fit, the phone loop's model aligns them
+(:func:`own_alignment`). Without one:
 word recognition with the English language model and dictionary shipped in the
 PocketSphinx wheel (:func:`recognise_words`), then forced alignment of what was heard.
 When no words are heard, or a transcript does not fit the audio: phone recognition
@@ -31,6 +34,10 @@ alignment is treated as a transcript that does not match the audio, where
 :func:`transcript_fit` cannot judge (a transcript of one or two phones). Matching speech
 scores about -5..-23, a transcript of other words about -45 or worse; but voices far from
 the acoustic model (high, child-like, synthetic) score low with the right words too."""
+FIT_MAX_CELLS = 50_000_000
+"""Largest frames x phones :func:`transcript_fit` and :func:`own_alignment` take on (about 2.5
+minutes of speech with its transcript): their search grows with both, and the alignment keeps
+4 bytes per cell. Longer clips keep the score rule and PocketSphinx's alignment alone."""
 MAX_TRANSCRIPT_FIT = 0.7
 """Largest :func:`transcript_fit` of a transcript taken to match the audio. On 25 real clips
 of three speakers the right transcript scores at most 0.34 and another clip's transcript at
@@ -177,13 +184,14 @@ def transcript_fit(samples: np.ndarray, transcript: str) -> float | None:
     reversed, the fit of a transcript of other words. Measured with the phone loop's acoustic
     model (:mod:`.phone_loop`), so a voice far from that model (child-like, synthetic) lowers
     both scores alike instead of looking like a mismatch. None when it cannot be judged (no
-    transcript words, or reversing them changes nothing); inf when the phones cannot fit."""
+    transcript words, reversing them changes nothing or scores no worse, or the clip and
+    transcript pass FIT_MAX_CELLS); inf when the phones cannot fit."""
     from .phone_loop import get_phone_loop
 
     loop = get_phone_loop()
     words = _word_phones(loop, transcript)
     reverse = [list(reversed(w)) for w in reversed(words)]
-    if not words or reverse == words:
+    if not words or reverse == words or _too_long(samples, words):
         return None
     scores = loop.senone_scores(samples)
     best = loop.best_path_score(scores)
@@ -197,6 +205,12 @@ def _word_phones(loop, transcript: str) -> list[list[str]]:
     """The transcript's words as lists of the phone loop's phones."""
     words = [[p for p in phones if p in loop.phones] for phones in _pronunciations(transcript_words(transcript))]
     return [w for w in words if w]
+
+
+def _too_long(samples: np.ndarray, words: list[list[str]]) -> bool:
+    """Whether searching ``words`` over ``samples`` would pass FIT_MAX_CELLS."""
+    frames = len(samples) / SAMPLE_RATE / FRAME_S
+    return frames * (2 * len(words) + 1 + sum(map(len, words))) > FIT_MAX_CELLS
 
 
 def _with_pauses(words: list[list[str]]) -> tuple[list[str], list[bool]]:
@@ -218,7 +232,7 @@ def own_alignment(samples: np.ndarray, transcript: str) -> list | None:
 
     loop = get_phone_loop()
     words = _word_phones(loop, transcript)
-    if not words:
+    if not words or _too_long(samples, words):
         return None
     path = loop.align_sequence(loop.senone_scores(samples), *_with_pauses(words))
     if path is None:
@@ -227,7 +241,7 @@ def own_alignment(samples: np.ndarray, transcript: str) -> list | None:
                        len(samples) / SAMPLE_RATE)
 
 
-def _transcript_fits(samples: np.ndarray, transcript: str, align_score: float) -> bool:
+def transcript_fits(samples: np.ndarray, transcript: str, align_score: float) -> bool:
     """Whether an alignment of ``transcript`` (its PocketSphinx score) is of the words spoken."""
     fit = transcript_fit(samples, transcript)
     return align_score >= MIN_ALIGN_SCORE if fit is None else fit <= MAX_TRANSCRIPT_FIT
@@ -480,8 +494,10 @@ def align(samples: np.ndarray, transcript: str | None) -> tuple[list, str]:
 
     Audio that is eSpeak NG's own rendering of the transcript (default voice) takes
     eSpeak's exact phoneme timings instead. Returns (phones, method) with method
-    "espeak", "aligned", "recognised" (phone recognition) or "silence". A transcript that
-    does not match the audio gives a TranscriptMismatchWarning and phone recognition.
+    "espeak", "aligned" (PocketSphinx's alignment, or :func:`own_alignment` where it finds
+    none but the words fit), "recognised" (phone recognition) or "silence". A transcript that
+    does not fit the audio (:func:`transcript_fits`) gives a TranscriptMismatchWarning and
+    phone recognition.
     Without a transcript see :func:`heard_phones`.
     """
     if is_silent(samples):
@@ -493,7 +509,7 @@ def align(samples: np.ndarray, transcript: str | None) -> tuple[list, str]:
         result = force_align(samples, transcript)
         if result is None:
             result = force_align(samples, transcript, wide=True)
-        if result is not None and _transcript_fits(samples, transcript, result[1]):
+        if result is not None and transcript_fits(samples, transcript, result[1]):
             return result[0], "aligned"
         if result is None:  # PocketSphinx cannot follow this voice: if the words fit, align them ourselves
             fit = transcript_fit(samples, transcript)
