@@ -186,19 +186,42 @@ def transcript_fit(samples: np.ndarray, transcript: str) -> float | None:
     both scores alike instead of looking like a mismatch. None when it cannot be judged (no
     transcript words, reversing them changes nothing or scores no worse, or the clip and
     transcript pass FIT_MAX_CELLS); inf when the phones cannot fit."""
+    search = _transcript_search(samples, transcript)
+    return None if search is None else _fit(*search)
+
+
+def _transcript_search(samples: np.ndarray, transcript: str) -> tuple | None:
+    """(phone loop, the transcript's words as its phones, (frames, phones, 3) scores of
+    ``samples``) for :func:`_fit` and :func:`_aligned`, computed once; None when there are no
+    words or the search would pass FIT_MAX_CELLS."""
     from .phone_loop import get_phone_loop
 
     loop = get_phone_loop()
     words = _word_phones(loop, transcript)
-    reverse = [list(reversed(w)) for w in reversed(words)]
-    if not words or reverse == words or _too_long(samples, words):
+    if not words or _too_long(samples, words):
         return None
-    scores = loop.senone_scores(samples)
+    return loop, words, loop.senone_scores(samples)
+
+
+def _fit(loop, words: list[list[str]], scores: np.ndarray) -> float | None:
+    """:func:`transcript_fit` from a :func:`_transcript_search`."""
+    reverse = [list(reversed(w)) for w in reversed(words)]
+    if reverse == words:
+        return None
     best = loop.best_path_score(scores)
     ours, reversed_ = (best - loop.sequence_score(scores, *_with_pauses(ws)) for ws in (words, reverse))
     if not np.isfinite(ours):
         return float("inf")
     return float(ours / reversed_) if reversed_ > 0 else None
+
+
+def _aligned(loop, words: list[list[str]], scores: np.ndarray, duration_s: float) -> list | None:
+    """:func:`own_alignment` from a :func:`_transcript_search`, covering [0, duration_s]."""
+    path = loop.align_sequence(scores, *_with_pauses(words))
+    if path is None:
+        return None
+    return contiguous_phones([(name, first * FRAME_S, end * FRAME_S) for name, first, end in path],
+                             duration_s)
 
 
 def _word_phones(loop, transcript: str) -> list[list[str]]:
@@ -228,17 +251,8 @@ def own_alignment(samples: np.ndarray, transcript: str) -> list | None:
     contiguous [(ARPAbet phone, start_s, end_s)], None when the words cannot fit. Coarser than
     PocketSphinx's aligner (which uses phones in context); for voices that aligner cannot
     follow at all (far from its model: cartoon-high, child-like, synthetic)."""
-    from .phone_loop import get_phone_loop
-
-    loop = get_phone_loop()
-    words = _word_phones(loop, transcript)
-    if not words or _too_long(samples, words):
-        return None
-    path = loop.align_sequence(loop.senone_scores(samples), *_with_pauses(words))
-    if path is None:
-        return None
-    return contiguous_phones([(name, first * FRAME_S, end * FRAME_S) for name, first, end in path],
-                       len(samples) / SAMPLE_RATE)
+    search = _transcript_search(samples, transcript)
+    return None if search is None else _aligned(*search, len(samples) / SAMPLE_RATE)
 
 
 def transcript_fits(samples: np.ndarray, transcript: str, align_score: float) -> bool:
@@ -512,8 +526,9 @@ def align(samples: np.ndarray, transcript: str | None) -> tuple[list, str]:
         if result is not None and transcript_fits(samples, transcript, result[1]):
             return result[0], "aligned"
         if result is None:  # PocketSphinx cannot follow this voice: if the words fit, align them ourselves
-            fit = transcript_fit(samples, transcript)
-            phones = own_alignment(samples, transcript) if fit is not None and fit <= MAX_TRANSCRIPT_FIT else None
+            search = _transcript_search(samples, transcript)  # scores and words, once for both
+            fit = None if search is None else _fit(*search)
+            phones = _aligned(*search, len(samples) / SAMPLE_RATE) if fit is not None and fit <= MAX_TRANSCRIPT_FIT else None
             if phones is not None:
                 return phones, "aligned"
         warnings.warn("The transcript does not match the audio, so phones were recognised from the audio alone.",
