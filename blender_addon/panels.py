@@ -6,6 +6,7 @@ import bpy
 
 from . import analyse_ahead, emotion_keys, operators
 from .rig import RIG_PROP
+from .sequencer import all_strips
 
 
 class SPEECH2FLAME_UL_takes(bpy.types.UIList):
@@ -43,7 +44,7 @@ class SPEECH2FLAME_PT_main(bpy.types.Panel):
         elif settings.audio_source == "SCENE":
             box.prop(settings, "mix_channel")
             box.label(text=f"Frames {context.scene.frame_start}-{context.scene.frame_end}, one take", icon="SEQUENCE")
-        elif context.scene.sequence_editor:
+        elif any(strip.type == "SOUND" for strip in all_strips(context.scene)):
             editor = context.scene.sequence_editor
             box.prop_search(settings, "sound_strip", editor,
                             "strips_all" if hasattr(editor, "strips_all") else "sequences_all", text="")

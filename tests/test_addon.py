@@ -387,3 +387,46 @@ def test_sound_strips_animators_own_never_muted_takes_follow_what_is_heard(addon
     assert "g.wav" not in report["carol_after_replace"] and "h.wav" in report["carol_after_replace"]
     assert "e.wav" in report["carol_after_replace"] and "e.wav" not in report["carol_after_delete"]
     assert "b.wav" in report["carol_after_delete"] and "h.wav" in report["carol_after_delete"]
+
+
+def test_panel_take_list_and_preferences_draw_in_every_state(addon_zip, tmp_path):
+    """Every property, operator, icon and UI list the sidebar panel, the take list and the
+    preferences draw exists, with keywords Blender's UILayout takes, in each audio source x engine,
+    with heard words, keyed sliders, a job running, and each backend mode (ui_layout_check)."""
+    audio = tmp_path / "line.wav"
+    write_speech(audio, "Bob bought a big map.")
+    report = run_scenario("addon_panel_scenario.py", addon_zip, audio, home=tmp_path)
+
+    assert report["add_demo_head"] == ["FINISHED"] and report["generate"] == ["FINISHED"] and report["takes"] == 1
+    states = report["states"]
+    assert len(states) == 2 + 12 + 4
+    for state, drawn in states.items():
+        assert drawn["problems"] == [], state
+    for entry in ("audio_path", "mix_channel", "sound_strip", "model", "style_ref", "emotion", "intensity",
+                  "articulation", "transcript_text", "recognise_words", "key_parts"):
+        assert any(["prop", entry] in drawn["drawn"] for drawn in states.values()), entry
+
+    def shown(state):
+        return [tuple(item) for item in states[state]["drawn"]]
+
+    assert ("label", "No sound strips in the Sequencer") in shown("empty scene")
+    assert ("template_list", "SPEECH2FLAME_UL_takes") not in shown("empty scene")
+    assert ("template_list", "SPEECH2FLAME_UL_takes") in shown("STRIP neural")
+    assert ("prop", "model") in shown("STRIP neural") and ("prop", "model") not in shown("STRIP phonetic")
+    assert ("prop", "audio_path") in shown("FILE auto") and ("prop", "sound_strip") in shown("STRIP auto")
+    assert ("operator", "speech2flame.use_heard_words") in shown("heard words")
+    assert ("label", "Keyed on the timeline: the take follows the keys") in shown("intensity keyed")
+    running = shown("job running")
+    assert ("progress", "Analysing audio") in running and ("operator", "speech2flame.cancel") in running
+    assert ("operator", "speech2flame.generate") not in running
+    assert ("operator", "speech2flame.generate") in shown("STRIP neural")
+    for kind in ("fbx", "alembic", "gltf", "usd"):
+        assert ("operator", f"speech2flame.export_{kind}") in shown("STRIP neural")
+
+    assert len(report["take_rows"]) == 1
+    assert report["take_rows"][0]["problems"] == [] and ["prop", "name"] in report["take_rows"][0]["drawn"]
+    prefs = report["preferences"]
+    assert all(mode["problems"] == [] for mode in prefs.values()), prefs
+    assert ["prop", "python_path"] in prefs["LOCAL"]["drawn"] and ["prop", "remote_url"] in prefs["REMOTE"]["drawn"]
+    assert any(item[0] == "label" and "unencrypted" in item[1] for item in prefs["REMOTE"]["drawn"])
+    assert all(["operator", "speech2flame.check_backend"] in mode["drawn"] for mode in prefs.values())
