@@ -440,3 +440,27 @@ print("RESULT", "|".join(paths))
     wrong = cli("generate", EXAMPLE, "--out", tmp_path / "x", "--key", "lips", "--quiet")
     lines = wrong.stderr.strip().splitlines()
     assert wrong.returncode == 2 and len(lines) == 1 and "--key takes a comma list of mouth, face, eyes, head" in lines[0]
+
+
+def test_one_rule_tells_user_errors_from_bugs():
+    """errors.is_user_error, used by the command line, the batch workers and the server alike:
+    the package's own ValueError types and Cancelled are the user's (one sentence), anything
+    Python or a library raises is a bug (traceback / internal error)."""
+    import json
+
+    from speech2flame.audio import AudioError
+    from speech2flame.engines import Cancelled
+    from speech2flame.errors import UsageError, is_user_error
+    from speech2flame.models.checkpoint import CheckpointError
+    from speech2flame.npz_files import NpzError
+    from speech2flame.retarget import RetargetError
+
+    for error in (AudioError("a"), UsageError("b"), CheckpointError("c"), NpzError("d"), RetargetError("e"),
+                  Cancelled()):
+        assert is_user_error(error), type(error)
+    try:
+        json.loads("{")
+    except ValueError as exc:
+        library_error = exc
+    for error in (ValueError("x"), library_error, KeyError("k"), RuntimeError("r"), TypeError("t")):
+        assert not is_user_error(error), type(error)

@@ -27,7 +27,7 @@ from .controls import Controls
 from .disk_cache import write_json_atomically
 from .engines import DEFAULT_ENGINE
 from .head_model import KEY_PARTS
-from .errors import UsageError, user_errors
+from .errors import UsageError, is_user_error
 from . import worker_process
 from .worker_process import stop_workers
 
@@ -339,7 +339,7 @@ def check_distinct_folders(clips: list[Clip], labels: list[str]) -> None:
 def run_batch(job: GenerateJob, clips: list[Clip], jobs: int = 1, head=None) -> Iterator[ClipResult]:
     """Run ``job`` on every Clip of ``clips`` and yield each ClipResult as it
     finishes (in that order with one job, in finishing order with more). A user's error
-    (:func:`errors.user_errors`) becomes the result's one-sentence ``error``; anything else too,
+    (:func:`errors.is_user_error`) becomes the result's one-sentence ``error``; anything else too,
     with its traceback printed on stderr, so one bad clip never stops the others.
     ``jobs`` > 1: that many worker processes (at most one per core), the CPU threads shared out between them;
     Ctrl-C stops them all (KeyboardInterrupt is raised here). ``head``: the job's HeadModel
@@ -431,11 +431,12 @@ def _run_clip(job: GenerateJob, head, clip: Clip) -> ClipResult:
             warnings.simplefilter("always")
             result = job.run(clip, head, stage=timer)
         result.warnings = [str(w.message) for w in caught]
-    except user_errors() as exc:
-        result = ClipResult(str(clip.audio_path), error=str(exc))
-    except Exception as exc:  # a bug, not the user's: keep the traceback, go on with the batch
-        traceback.print_exc()
-        result = ClipResult(str(clip.audio_path), error=f"internal error ({type(exc).__name__}: {exc}).")
+    except Exception as exc:
+        if is_user_error(exc):
+            result = ClipResult(str(clip.audio_path), error=str(exc))
+        else:  # a bug, not the user's: keep the traceback, go on with the batch
+            traceback.print_exc()
+            result = ClipResult(str(clip.audio_path), error=f"internal error ({type(exc).__name__}: {exc}).")
     finally:
         timer.close()
     result.times = timer.times

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from . import __version__
-from .errors import UsageError, user_errors
+from .errors import UsageError, is_user_error
 
 if TYPE_CHECKING:
     from .controls import Controls
@@ -181,7 +181,7 @@ def _generate_one(job, clip, args, head, out: Path, made: bool, results: list) -
     except BaseException as exc:
         if made and out.is_dir() and not any(out.iterdir()):
             out.rmdir()  # made for this clip, which failed before writing anything
-        if isinstance(exc, user_errors()):
+        if is_user_error(exc):
             results.append(ClipResult(clip.audio_path, error=str(exc), label=clip.shown, out_dir=str(out)))
         raise
     finally:
@@ -451,7 +451,9 @@ def main(argv=None) -> int:
     warnings.showwarning = _show_warning
     try:
         return args.func(args)
-    except user_errors() as exc:
+    except Exception as exc:
+        if not is_user_error(exc):
+            raise
         print(f"speech2flame: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -1,8 +1,8 @@
 """The errors a user can cause, whose message is one clear sentence meant for them.
 
 Each part of the package raises its own type (AudioError, HeadModelError, ...); the command
-line and batch workers catch :func:`user_errors` and print the message alone, without a
-traceback.
+line, the batch workers and the server tell them from bugs by :func:`is_user_error` and show
+the message alone, without a traceback.
 """
 
 from __future__ import annotations
@@ -12,22 +12,14 @@ class UsageError(ValueError):
     """A bad command-line value."""
 
 
-def user_errors() -> tuple:
-    """Exception types whose message is meant for the user (one clear sentence)."""
-    from .audio import AudioError
-    from .batch import BatchError, OutputError
-    from .controls import ControlsError
-    from .device import DeviceError
-    from .engines import Cancelled, EngineError
-    from .head_model import HeadModelError
-    from .lipsync_quality import AlignmentError
-    from .take import TakeError
+def is_user_error(exc: BaseException) -> bool:
+    """Whether ``exc``'s message is meant for the user (one clear sentence, shown without a
+    traceback): every ValueError subclass this package or its Blender add-on defines
+    (AudioError, HeadModelError, RigError, UsageError, ...), and Cancelled. A plain ValueError or a
+    library's (``int("x")``, ``json.JSONDecodeError``) is a bug, not the user's. The one rule of
+    the command line, the batch workers and the server."""
+    from .engines import Cancelled
 
-    errors = [AudioError, AlignmentError, BatchError, ControlsError, DeviceError, EngineError, HeadModelError,
-              TakeError, UsageError, OutputError, Cancelled]
-    try:
-        from speech2flame_blender.rig import RigError
-        errors.append(RigError)
-    except ImportError:
-        pass
-    return tuple(errors)
+    if isinstance(exc, Cancelled):
+        return True
+    return isinstance(exc, ValueError) and type(exc).__module__.split(".")[0] in ("speech2flame", "speech2flame_blender")

@@ -53,6 +53,7 @@ from . import __version__
 from .audio import MAX_FILE_BYTES, Audio, AudioError, load_audio
 from .controls import Controls, ControlsError
 from .engines import DEFAULT_ENGINE, ENGINES, Cancelled, EngineError, get_engine, resolve_engine
+from .errors import is_user_error
 from .head_model import DEMO_RIG, HeadModel, HeadModelError, demo_head_path, load_head_model
 from .lru import LRU
 from .pipeline import AnalysisCache, generate_take
@@ -479,7 +480,7 @@ class ServerApp:
         except Cancelled:
             self._finish(job, "cancelled", "cancelled")
         except Exception as exc:
-            if isinstance(exc, ValueError) and type(exc).__module__.startswith("speech2flame"):
+            if is_user_error(exc):
                 log.warning("job %s failed: %s", job.id, exc)  # a user error (AudioError, EngineError, ...)
                 error = {"code": _snake(type(exc).__name__), "message": str(exc)}
             else:
