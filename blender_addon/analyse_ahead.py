@@ -60,21 +60,23 @@ def start(context) -> bool:
     """Send the panel's clip for analysis now; returns at once (starting the server and submitting
     run on a thread). False when there is nothing to send: no clip chosen, a generation running,
     analysis ahead turned off, or a job with the same analysis (:func:`analysis_key`) already sent."""
+    from . import job as job_module
     from . import operators
+    from .rig import HEAD_PROP, RigError, find_rig
 
     if operators.job_running() or not enabled(context):
         return False
     try:
-        audio_path, start_frame, _add_sound = operators.audio_source(context)
+        audio_path, start_frame, _add_sound = job_module.audio_source(context)
     except BackendError:
         return False
     try:
-        arm_obj = operators.find_rig(context.scene.speech2flame.rig or getattr(context, "active_object", None))[0]
-        rig = arm_obj.get(operators.HEAD_PROP, "demo")
-    except operators.RigError:
+        arm_obj = find_rig(context.scene.speech2flame.rig or getattr(context, "active_object", None))[0]
+        rig = arm_obj.get(HEAD_PROP, "demo")
+    except RigError:
         rig = "demo"  # the analysis does not depend on the rig
     try:
-        job = operators.job_request(context, rig, audio_path, start_frame, same_machine=True)
+        job = job_module.request(context, rig, audio_path, start_frame, same_machine=True)
     except BackendError:  # e.g. a style reference that is gone: Generate says so
         return False
     _stopped.clear()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import bpy
 
-from . import analyse_ahead, emotion_keys, operators
+from . import analyse_ahead, emotion_keys, job, operators
 from .rig import RIG_PROP
 from .sequencer import all_strips
 
@@ -56,7 +56,7 @@ class SPEECH2FLAME_PT_main(bpy.types.Panel):
         box.prop(settings, "transcript")
         box.prop(settings, "transcript_text", text="Text")
         row = box.row()
-        row.active = not operators.transcript_of(settings)
+        row.active = not job.transcript_of(settings)
         row.prop(settings, "recognise_words")
         if settings.heard_words:
             row = box.row(align=True)

@@ -20,6 +20,8 @@ FLAME_TO_BLENDER = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]]
 """3x3 change of basis: blender_vector = FLAME_TO_BLENDER @ flame_vector."""
 
 RIG_PROP = "speech2flame_rig_id"
+HEAD_PROP = "speech2flame_head"
+"""Custom property on a rig: the head model the backend should use ("demo" or a file path)."""
 EXPRESSIONS_PROP = "speech2flame_expressions"
 JOINT_SHIFTS_PROP = "speech2flame_joint_shifts"
 """Custom property on a rig whose joints move with its expressions (FLAME regresses joints from

@@ -21,7 +21,7 @@ def shape_curve(take, name):
 
 
 install_addon(zip_path)
-operators = sys.modules[MODULE + ".operators"]
+job = sys.modules[MODULE + ".job"]
 bpy.context.preferences.addons[MODULE].preferences.backend_mode = "IN_PROCESS"
 scene = bpy.context.scene
 scene.render.fps = 30
@@ -33,7 +33,7 @@ settings.engine = "baseline"
 settings.audio_source = "FILE"
 settings.audio_path = line
 
-report["constant_schedule"] = operators.job_request(bpy.context, "demo", line, 1, True)["controls"].get(
+report["constant_schedule"] = job.request(bpy.context, "demo", line, 1, True)["controls"].get(
     "emotion_schedule")
 # Happy and gentle for the first second, then angry and strong from frame 61 (2 s after the take's start).
 for frame, emotion, intensity in ((1, "happy", 0.3), (31, "happy", 0.3), (61, "angry", 1.0)):
@@ -42,7 +42,7 @@ for frame, emotion, intensity in ((1, "happy", 0.3), (31, "happy", 0.3), (61, "a
     scene.keyframe_insert('speech2flame.intensity', frame=frame)
 scene.frame_set(90)
 report["panel_value_at_90"] = settings.emotion  # the keys drive the panel as the timeline plays
-report["schedule"] = operators.job_request(bpy.context, "demo", line, 1, True)["controls"]["emotion_schedule"]
+report["schedule"] = job.request(bpy.context, "demo", line, 1, True)["controls"]["emotion_schedule"]
 report["generate"] = call(bpy.ops.speech2flame.generate)
 take = rig.speech2flame_takes[-1]
 report["summary"] = take.summary
@@ -54,8 +54,8 @@ report["brow_down"] = shape_curve(take, "browDownLeft")
 scene.animation_data_clear()  # the keyed emotion off again
 settings.engine, settings.recognise_words = "neural", False
 settings.style_ref = style_take
-local = operators.job_request(bpy.context, "demo", line, 1, True)["controls"]["style_ref"]
-remote = operators.job_request(bpy.context, "demo", line, 1, False)["controls"]["style_ref"]
+local = job.request(bpy.context, "demo", line, 1, True)["controls"]["style_ref"]
+remote = job.request(bpy.context, "demo", line, 1, False)["controls"]["style_ref"]
 report["style_local"], report["style_remote_keys"] = local, sorted(remote)
 report["generate_styled"] = call(bpy.ops.speech2flame.generate)
 styled = rig.speech2flame_takes[-1]

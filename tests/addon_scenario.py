@@ -207,7 +207,7 @@ report["flame_exp_range"] = max(float(np.abs(v[:, 1]).max()) for v in exp_curves
 report["flame_negative_keys"] = any(float(v[:, 1].min()) < -0.01 for v in exp_curves.values())
 
 # What a clip's analysis depends on: not the sliders; a transcript typed since does.
-job = sys.modules[MODULE + ".operators"].job_request(bpy.context, "demo", audio_path, 1, True)
+job = sys.modules[MODULE + ".job"].request(bpy.context, "demo", audio_path, 1, True)
 slid = json.loads(json.dumps(job))
 slid["controls"]["articulation"] = 1.7
 typed = json.loads(json.dumps(job))

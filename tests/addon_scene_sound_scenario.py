@@ -60,9 +60,9 @@ report["generate_muted"] = call(bpy.ops.speech2flame.generate)
 report["muted_first"], report["muted_jaw"] = jaw_open(rig.speech2flame_takes[-1])
 a.mute = False
 
-operators = sys.modules[MODULE + ".operators"]  # as the analysis ahead asks, outside an operator
-first_mix = operators.audio_source(bpy.context)
-report["same_mix_same_file"] = first_mix == operators.audio_source(bpy.context)  # named by content: caches hold
+job = sys.modules[MODULE + ".job"]  # as the analysis ahead asks, outside an operator
+first_mix = job.audio_source(bpy.context)
+report["same_mix_same_file"] = first_mix == job.audio_source(bpy.context)  # named by content: caches hold
 report["mix_start_frame"] = first_mix[1]
 
 takes_before = len(rig.speech2flame_takes)
@@ -74,7 +74,7 @@ report["takes_unchanged"] = len(rig.speech2flame_takes) == takes_before
 # counts as one strip of its own channel.
 settings.mix_channel = 0
 editor.channels[3].mute = True  # line B's channel
-report["muted_names"] = operators.scene_sound.muted_strips(scene)
+report["muted_names"] = job.scene_sound.muted_strips(scene)
 report["generate_channel_muted"] = call(bpy.ops.speech2flame.generate)
 report["channel_muted_first"], report["channel_muted_jaw"] = jaw_open(rig.speech2flame_takes[-1])
 editor.channels[3].mute = False

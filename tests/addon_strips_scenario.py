@@ -44,7 +44,7 @@ def generate(rig, source: str, **settings_values) -> list:
 
 
 install_addon(zip_path)
-operators = sys.modules[MODULE + ".operators"]
+job = sys.modules[MODULE + ".job"]
 take_writer = sys.modules[MODULE + ".take_writer"]
 prefs = bpy.context.preferences.addons[MODULE].preferences
 prefs.backend_mode = "IN_PROCESS"
@@ -162,8 +162,8 @@ report["trimmed_heard"] = [line.frame_start, line.frame_final_start, line.frame_
 settings.sound_strip = "line_trimmed"
 settings.audio_source = "STRIP"
 state_before = [mutes(), scene.frame_start, scene.frame_end]
-path, start, add = operators.audio_source(bpy.context)  # what Generate and the analysis ahead send
-report["trimmed_source"] = [path != audio["trimmed"], start, add, path == operators.audio_source(bpy.context)[0]]
+path, start, add = job.audio_source(bpy.context)  # what Generate and the analysis ahead send
+report["trimmed_source"] = [path != audio["trimmed"], start, add, path == job.audio_source(bpy.context)[0]]
 with wave.open(path) as clip:
     report["trimmed_seconds"] = clip.getnframes() / clip.getframerate()
 report["trimmed_state_kept"] = state_before == [mutes(), scene.frame_start, scene.frame_end]

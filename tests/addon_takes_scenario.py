@@ -29,7 +29,7 @@ def unmuted(scene):
 
 
 install_addon(zip_path)
-operators = sys.modules[MODULE + ".operators"]
+job = sys.modules[MODULE + ".job"]
 backend = sys.modules[MODULE + ".backend"]
 prefs = bpy.context.preferences.addons[MODULE].preferences
 prefs.backend_mode = "IN_PROCESS"  # the backend inside this Python: fast, and what shares_files reports
@@ -244,7 +244,7 @@ with sys.modules[MODULE + ".backend_client"].LocalServer(sys.executable, []) as 
     report["remote_generate"] = call(bpy.ops.speech2flame.generate)
     report["remote_generate_again"] = call(bpy.ops.speech2flame.generate)
     report["remote_head_cache"] = remote.client().stats()["head_cache"]
-    operators.UPLOAD_AS_IS_BYTES = 1000  # as if it were a long clip: sent as a 16 kHz mono copy
+    job.UPLOAD_AS_IS_BYTES = 1000  # as if it were a long clip: sent as a 16 kHz mono copy
     import numpy as np
     import soundfile
 
