@@ -257,7 +257,12 @@ def own_alignment(samples: np.ndarray, transcript: str) -> list | None:
 
 def transcript_fits(samples: np.ndarray, transcript: str, align_score: float) -> bool:
     """Whether an alignment of ``transcript`` (its PocketSphinx score) is of the words spoken."""
-    fit = transcript_fit(samples, transcript)
+    return _fits(transcript_fit(samples, transcript), align_score)
+
+
+def _fits(fit: float | None, align_score: float) -> bool:
+    """:func:`transcript_fits` from the transcript's :func:`transcript_fit`: the score rule
+    (MIN_ALIGN_SCORE) where the fit cannot be judged."""
     return align_score >= MIN_ALIGN_SCORE if fit is None else fit <= MAX_TRANSCRIPT_FIT
 
 
@@ -273,16 +278,17 @@ def is_silent(samples: np.ndarray) -> bool:
     return len(samples) < 1600 or not np.any(frame_levels(samples) > SILENCE_DBFS)
 
 
-def recognise_phones(samples: np.ndarray) -> list:
+def recognise_phones(samples: np.ndarray, scores: np.ndarray | None = None) -> list:
     """Phone recognition (no transcript) of 16 kHz ``samples``; contiguous phone list.
 
     PocketSphinx's acoustic model and phonetic language model, decoded by
     :mod:`.phone_loop` (about 0.007 x real time on one core). Phones recognised over near-silent
-    audio (below SILENCE_DBFS on average) become SIL.
+    audio (below SILENCE_DBFS on average) become SIL. ``scores``: the phone loop's
+    ``senone_scores(samples)`` where already computed.
     """
     from .phone_loop import get_phone_loop
 
-    return get_phone_loop().recognise(samples)
+    return get_phone_loop().recognise(samples, scores)
 
 
 def speech_pieces(samples: np.ndarray, longest_s: float = WORDS_PIECE_S) -> list[tuple[int, int]]:
@@ -523,14 +529,15 @@ def align(samples: np.ndarray, transcript: str | None) -> tuple[list, str]:
         result = force_align(samples, transcript)
         if result is None:
             result = force_align(samples, transcript, wide=True)
-        if result is not None and transcript_fits(samples, transcript, result[1]):
+        search = _transcript_search(samples, transcript)  # the phone loop's scores, once for all below
+        fit = None if search is None else _fit(*search)
+        if result is not None and _fits(fit, result[1]):
             return result[0], "aligned"
-        if result is None:  # PocketSphinx cannot follow this voice: if the words fit, align them ourselves
-            search = _transcript_search(samples, transcript)  # scores and words, once for both
-            fit = None if search is None else _fit(*search)
-            phones = _aligned(*search, len(samples) / SAMPLE_RATE) if fit is not None and fit <= MAX_TRANSCRIPT_FIT else None
+        if result is None and fit is not None and fit <= MAX_TRANSCRIPT_FIT:
+            phones = _aligned(*search, len(samples) / SAMPLE_RATE)  # PocketSphinx cannot follow this voice
             if phones is not None:
                 return phones, "aligned"
         warnings.warn("The transcript does not match the audio, so phones were recognised from the audio alone.",
                       TranscriptMismatchWarning, stacklevel=3)
+        return recognise_phones(samples, None if search is None else search[2]), "recognised"
     return recognise_phones(samples), "recognised"

@@ -381,15 +381,16 @@ class PhoneLoop:
                     state -= 1
         return best, labels
 
-    def recognise(self, samples: np.ndarray) -> list:
+    def recognise(self, samples: np.ndarray, scores: np.ndarray | None = None) -> list:
         """Contiguous [(ARPAbet phone, start_s, end_s)] of 16 kHz float ``samples``; fillers and
-        phones over near-silent audio (below alignment.SILENCE_DBFS on average) become SIL."""
+        phones over near-silent audio (below alignment.SILENCE_DBFS on average) become SIL.
+        ``scores``: :meth:`senone_scores` of ``samples`` where already computed."""
         duration = len(samples) / SAMPLE_RATE
         if len(samples) < 1600:
             return [(SILENCE, 0.0, duration)]
         levels = frame_levels(samples)
         phones = []
-        for index, first, end in self.decode(self.senone_scores(samples)):
+        for index, first, end in self.decode(self.senone_scores(samples) if scores is None else scores):
             name = self.phones[index]
             quiet = np.mean(levels[first:end] < SILENCE_DBFS) > 0.5 if end > first else True
             silent = quiet or name.startswith("+") or name == "SIL"
