@@ -217,6 +217,28 @@ def test_a_raised_voice_with_its_transcript_is_aligned_and_other_words_are_not(m
     assert alignment.transcript_fit(raised, text) is None and alignment.own_alignment(raised, text) is None
 
 
+def test_stretches_of_digital_silence_do_not_make_a_transcript_a_mismatch():
+    """Three lines with exact zeros before and between them (an edit's gaps, a mixdown of sound
+    strips with room between them) and their transcript: the transcript fits and is aligned.
+    Without the phone loop's dither (phone_loop.DITHER) the zeros sat at the log floor, pulled
+    the cepstral mean with them, and the right words fitted no better than other words (0.97)."""
+    from speech2flame.engines.phonetic import alignment
+
+    lines = ["Bob made a map of my bay.", "Maybe the members will vote by Monday morning.",
+             "Please bring the big blue map back to the boat."]
+    parts = [np.zeros(16000, np.float32)]
+    for line in lines:
+        speech = espeak.speak(line, "en-us+f2", 160, 50)
+        parts += [from_array(speech.samples, speech.sample_rate).samples, np.zeros(24000, np.float32)]
+    samples, text = np.concatenate(parts), " ".join(lines)
+    assert alignment.transcript_fit(samples, text) < 0.5
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no mismatch warning
+        phones, method = alignment.align(samples, text)
+    assert method == "aligned" and sum(p in ("B", "M", "P") for p, _, _ in phones) == 7 + 8 + 8
+    assert all(p == "SIL" for p, s, e in phones if e <= 0.9)  # the first second is silence
+
+
 def test_a_voice_pocketsphinx_cannot_align_is_aligned_with_the_phone_loops_model():
     """eSpeak's formant voice en-us+m3 at 175 words a minute: PocketSphinx's aligner finds no
     alignment at all (with any beam), yet the words fit the audio, so the phone loop's own

@@ -163,10 +163,18 @@ def _power_spectrum(frames: np.ndarray, n_fft: int) -> np.ndarray:
         return torch.fft.rfft(torch.from_numpy(frames), n_fft).abs().square().double().numpy()
 
 
+DITHER = 1.0
+"""Peak of the uniform noise, in 16-bit steps, added to the audio before its cepstra (Sphinx's
+``-dither``): stretches of exact zeros (edited gaps, mixdowns of strips with room between them)
+would otherwise sit at the log floor, far below any silence the model knows, and pull the
+clip's cepstral mean with them."""
+
+
 def cepstra(samples: np.ndarray, n_filters: int = 25, low_hz: float = 130.0, high_hz: float = 6800.0,
             n_cepstra: int = 13, lifter: float = 22.0) -> np.ndarray:
     """(frames, 13) mean-normalised MFCCs of 16 kHz float ``samples`` (-1..1), 100 frames per second."""
     x = np.asarray(samples, np.float64) * 32768.0
+    x = x + np.random.default_rng(0).uniform(-DITHER, DITHER, len(x))  # digital silence is no outlier
     x = np.append(x[:1], x[1:] - 0.97 * x[:-1])
     window = int(round(0.025625 * SAMPLE_RATE))
     hop = int(SAMPLE_RATE * FRAME_S)
