@@ -10,7 +10,7 @@ from speech2flame.audio import from_array
 from speech2flame.controls import Controls
 from speech2flame.engines import get_engine
 from speech2flame.engines import phonetic
-from speech2flame.engines.phonetic import alignment, espeak
+from speech2flame.engines.phonetic import alignment, espeak, phone_loop
 from speech2flame.engines.phonetic.phonemes import BILABIALS, OPEN_VOWELS
 from speech2flame.head_model import HeadModel
 
@@ -212,8 +212,8 @@ def test_a_raised_voice_with_its_transcript_is_aligned_and_other_words_are_not(m
     with pytest.warns(phonetic.TranscriptMismatchWarning, match="does not match"):
         assert alignment.align(raised, other)[1] == "recognised"
     assert alignment.transcript_fit(raised, "Ah.") is None  # one phone: nothing to judge it against
-    # past the search budget (long clips with long transcripts) the score rule decides alone
-    monkeypatch.setattr(alignment, "FIT_MAX_CELLS", 1000)
+    # past the search budget (a band of phones too wide for too long) the score rule decides alone
+    monkeypatch.setattr(phone_loop, "SEQUENCE_MAX_CELLS", 1000)
     assert alignment.transcript_fit(raised, text) is None and alignment.own_alignment(raised, text) is None
 
 
@@ -237,6 +237,29 @@ def test_stretches_of_digital_silence_do_not_make_a_transcript_a_mismatch():
         phones, method = alignment.align(samples, text)
     assert method == "aligned" and sum(p in ("B", "M", "P") for p, _, _ in phones) == 7 + 8 + 8
     assert all(p == "SIL" for p, s, e in phones if e <= 0.9)  # the first second is silence
+
+
+def test_a_long_clip_with_its_transcript_is_judged_and_aligned_by_the_phone_loop():
+    """Three minutes of speech with its 900-word transcript: the search through the transcript's
+    phones is beam-pruned, so it costs about the clip's length (a few seconds), not length x
+    transcript; the right words fit and other words do not, and our aligner puts nearly every
+    bilabial where eSpeak spoke it. Before, past about 2.5 minutes with a transcript, the fit
+    could not be judged and a low aligner score made right words a mismatch."""
+    from speech2flame.engines.phonetic import alignment
+
+    lines = ["Bob made a map of my bay.", "Maybe the members will vote by Monday morning.",
+             "Please bring the big blue map back to the boat.", "Father saw a pop art show in the park.",
+             "A warm summer breeze moved the maple leaves."]
+    text = " ".join(lines * 16)
+    speech = espeak.speak(text, "en-us+f2", 175, 50)
+    samples = from_array(speech.samples, speech.sample_rate).samples
+    assert len(samples) / 16000 > 180
+    assert alignment.transcript_fit(samples, text) < 0.3
+    assert alignment.transcript_fit(samples, " ".join(["Seven of clubs and ten meters forward please."] * 70)) > 0.9
+    found = [(s + e) / 2 for p, s, e in alignment.own_alignment(samples, text) if p in ("B", "M", "P")]
+    spoken = [(s + e) / 2 for p, s, e in speech.phones if p in ("B", "M", "P")]
+    assert len(found) == len(spoken) == 16 * 32
+    assert np.mean(np.abs(np.subtract(found, spoken)) < 0.05) > 0.9
 
 
 def test_a_voice_pocketsphinx_cannot_align_is_aligned_with_the_phone_loops_model():

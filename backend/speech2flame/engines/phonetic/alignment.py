@@ -34,10 +34,6 @@ alignment is treated as a transcript that does not match the audio, where
 :func:`transcript_fit` cannot judge (a transcript of one or two phones). Matching speech
 scores about -5..-23, a transcript of other words about -45 or worse; but voices far from
 the acoustic model (high, child-like, synthetic) score low with the right words too."""
-FIT_MAX_CELLS = 50_000_000
-"""Largest frames x phones :func:`transcript_fit` and :func:`own_alignment` take on (about 2.5
-minutes of speech with its transcript): their search grows with both, and the alignment keeps
-4 bytes per cell. Longer clips keep the score rule and PocketSphinx's alignment alone."""
 MAX_TRANSCRIPT_FIT = 0.7
 """Largest :func:`transcript_fit` of a transcript taken to match the audio. On 25 real clips
 of three speakers the right transcript scores at most 0.34 and another clip's transcript at
@@ -184,8 +180,8 @@ def transcript_fit(samples: np.ndarray, transcript: str) -> float | None:
     reversed, the fit of a transcript of other words. Measured with the phone loop's acoustic
     model (:mod:`.phone_loop`), so a voice far from that model (child-like, synthetic) lowers
     both scores alike instead of looking like a mismatch. None when it cannot be judged (no
-    transcript words, reversing them changes nothing or scores no worse, or the clip and
-    transcript pass FIT_MAX_CELLS); inf when the phones cannot fit."""
+    transcript words, reversing them changes nothing or scores no worse, or a search passes
+    phone_loop.SEQUENCE_MAX_CELLS); inf when the phones cannot fit."""
     search = _transcript_search(samples, transcript)
     return None if search is None else _fit(*search)
 
@@ -193,12 +189,12 @@ def transcript_fit(samples: np.ndarray, transcript: str) -> float | None:
 def _transcript_search(samples: np.ndarray, transcript: str) -> tuple | None:
     """(phone loop, the transcript's words as its phones, (frames, phones, 3) scores of
     ``samples``) for :func:`_fit` and :func:`_aligned`, computed once; None when there are no
-    words or the search would pass FIT_MAX_CELLS."""
+    words."""
     from .phone_loop import get_phone_loop
 
     loop = get_phone_loop()
     words = _word_phones(loop, transcript)
-    if not words or _too_long(samples, words):
+    if not words:
         return None
     return loop, words, loop.senone_scores(samples)
 
@@ -210,6 +206,8 @@ def _fit(loop, words: list[list[str]], scores: np.ndarray) -> float | None:
         return None
     best = loop.best_path_score(scores)
     ours, reversed_ = (best - loop.sequence_score(scores, *_with_pauses(ws)) for ws in (words, reverse))
+    if np.isnan(ours) or np.isnan(reversed_):  # a search given up (phone_loop.SEQUENCE_MAX_CELLS)
+        return None
     if not np.isfinite(ours):
         return float("inf")
     return float(ours / reversed_) if reversed_ > 0 else None
@@ -228,12 +226,6 @@ def _word_phones(loop, transcript: str) -> list[list[str]]:
     """The transcript's words as lists of the phone loop's phones."""
     words = [[p for p in phones if p in loop.phones] for phones in _pronunciations(transcript_words(transcript))]
     return [w for w in words if w]
-
-
-def _too_long(samples: np.ndarray, words: list[list[str]]) -> bool:
-    """Whether searching ``words`` over ``samples`` would pass FIT_MAX_CELLS."""
-    frames = len(samples) / SAMPLE_RATE / FRAME_S
-    return frames * (2 * len(words) + 1 + sum(map(len, words))) > FIT_MAX_CELLS
 
 
 def _with_pauses(words: list[list[str]]) -> tuple[list[str], list[bool]]:

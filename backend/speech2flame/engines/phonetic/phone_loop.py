@@ -40,6 +40,8 @@ from .phonemes import SILENCE
 LANGUAGE_WEIGHT = 6.5        # PocketSphinx's default ``-lw``
 BLOCK_FRAMES = 200           # frames scored at once (in cache; bounds memory on long clips)
 SCORE_EVERY = 2              # score every n-th frame (PocketSphinx's -ds)
+SEQUENCE_BEAM = 500.0        # forced alignment keeps the units within this log-likelihood of a frame's best
+SEQUENCE_MAX_CELLS = 50_000_000  # ... and gives up past this many frames x band units (about 200 MB traced)
 _LOG_BASE = np.log(1.0001)   # PocketSphinx's log base, for the bigram and the mixture weights
 _SENDUMP_SHIFT = 10          # sendump stores -log(weight) >> 10 in that base
 
@@ -344,7 +346,11 @@ class PhoneLoop:
 
     def _through(self, scores: np.ndarray, phones: list[str], optional: list[bool], trace: bool):
         """Viterbi through ``phones`` in order: (best log-likelihood, (frames,) unit of each frame
-        on the best path when ``trace``, else None)."""
+        on the best path when ``trace``, else None). Beam-pruned: each frame keeps only the units
+        that can still reach the last phone in time and score within SEQUENCE_BEAM of the best
+        of those, a narrow band that moves along the phones, so a
+        long clip with a long transcript costs frames x band, not frames x phones. The score is
+        nan when the band would pass SEQUENCE_MAX_CELLS (the search is given up)."""
         index = np.array([self.phones.index(p) for p in phones])
         skippable = np.array(optional, bool)
         units, frames = len(index), len(scores)
@@ -356,37 +362,55 @@ class PhoneLoop:
         v[0, 0] = scores[0, index[0], 0]
         if skippable[0] and units > 1:
             v[1, 0] = scores[0, index[1], 0]
-        arrive, enter = np.empty_like(v), np.empty(units)
-        advanced = np.zeros((frames, units, 3), bool) if trace else None  # reached from the state before
-        over = np.zeros((frames, units), bool) if trace else None         # ... that being unit u - 2's last
+        required_after = np.r_[np.cumsum((~skippable)[::-1])[::-1][1:], 0]  # phones that cannot be skipped after u
+        to_finish = 3 * required_after[:, None] + np.array([2, 1, 0])  # (units, 3) frames from a state to the end
+        lo, hi = 0, min(units, 2)  # the band: units [lo, hi) may hold a path (all others are -inf)
+        steps = [] if trace else None  # per frame: (lo, reached from the state before, ... past a skipped unit)
+        cells = 0
         for i in range(1, frames):
-            exits = v[:, 2] + leave
-            enter[0] = -np.inf
+            end = min(units, hi + 2)  # a path moves on by two units a frame at most
+            band = v[lo:end]
+            exits = band[:, 2] + leave[lo:end]
+            enter = np.full(end - lo, -np.inf)
             enter[1:] = exits[:-1]
-            skip = np.zeros(units, bool)
-            skip[2:] = enter_over[2:] & (exits[:-2] > enter[2:])
+            skip = np.zeros(end - lo, bool)
+            skip[2:] = enter_over[lo + 2:end] & (exits[:-2] > enter[2:])
             enter[skip] = exits[:-2][skip[2:]]
+            arrive = np.empty_like(band)
             arrive[:, 0] = enter
-            np.add(v[:, :2], move, out=arrive[:, 1:])
-            kept = v + stay
+            np.add(band[:, :2], move[lo:end], out=arrive[:, 1:])
+            kept = band + stay[lo:end]
             if trace:
-                advanced[i] = arrive > kept
-                over[i] = skip
-            v = np.maximum(arrive, kept) + scores[i, index]
+                steps.append((lo, arrive > kept, skip))
+            band = np.maximum(arrive, kept) + scores[i, index[lo:end]]
+            band[i + to_finish[lo:end] > frames - 1] = -np.inf  # too far behind to reach the last phone in time
+            best_of_unit = band.max(axis=1)
+            top = best_of_unit.max()
+            if not np.isfinite(top):  # no path left: more phones than frames
+                return -np.inf, None
+            band[best_of_unit < top - SEQUENCE_BEAM] = -np.inf
+            v[lo:end] = band
+            alive = np.flatnonzero(best_of_unit >= top - SEQUENCE_BEAM)
+            cells += end - lo
+            lo, hi = lo + int(alive[0]), lo + int(alive[-1]) + 1
+            if cells > SEQUENCE_MAX_CELLS:
+                return float("nan"), None
         unit = units - 1
         if skippable[-1] and units > 1 and v[-2, 2] > v[-1, 2]:
             unit = units - 2
         best = float(v[unit, 2])
-        if not trace:
+        if not trace or not np.isfinite(best):
             return best, None
         labels, state = np.empty(frames, np.intp), 2
         for i in range(frames - 1, -1, -1):
             labels[i] = unit
-            if i and advanced[i, unit, state]:
-                if state == 0:
-                    unit, state = unit - (2 if over[i, unit] else 1), 2
-                else:
-                    state -= 1
+            if i:
+                first, advanced, over = steps[i - 1]
+                if advanced[unit - first, state]:
+                    if state == 0:
+                        unit, state = unit - (2 if over[unit - first] else 1), 2
+                    else:
+                        state -= 1
         return best, labels
 
     def recognise(self, samples: np.ndarray, scores: np.ndarray | None = None) -> list:
