@@ -226,9 +226,13 @@ class SPEECH2FLAME_OT_generate(bpy.types.Operator):
             _job_running = False
 
     def invoke(self, context, event):
-        global _job_running
-        if bpy.app.background:
+        if bpy.app.background:  # scripts and headless runs wait for the take (execute)
             return self.execute(context)
+        return self._start(context)
+
+    def _start(self, context) -> set:
+        """Submit the job and follow it from :meth:`modal` on a timer, the interface free meanwhile."""
+        global _job_running
         settings = _settings(context)
         try:
             self._submit(context)

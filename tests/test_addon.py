@@ -430,3 +430,36 @@ def test_panel_take_list_and_preferences_draw_in_every_state(addon_zip, tmp_path
     assert ["prop", "python_path"] in prefs["LOCAL"]["drawn"] and ["prop", "remote_url"] in prefs["REMOTE"]["drawn"]
     assert any(item[0] == "label" and "unencrypted" in item[1] for item in prefs["REMOTE"]["drawn"])
     assert all(["operator", "speech2flame.check_backend"] in mode["drawn"] for mode in prefs.values())
+
+
+def test_interactive_generate_shows_progress_and_esc_cancel_or_a_deleted_rig_leave_the_scene(addon_zip, tmp_path):
+    """The path a click takes in Blender's interface (invoke -> modal on a timer), which background
+    mode never runs: the take arrives with progress shown and the window manager's timer and
+    progress bar given back; Esc and the Cancel button stop the backend's job and add nothing;
+    a rig deleted meanwhile adds nothing; Generate is enabled again after each."""
+    short, long = tmp_path / "short.wav", tmp_path / "long.wav"
+    write_speech(short, "Bob bought a big map.")
+    write_speech(long, " ".join(["Please bring the big blue map back to the boat."] * 8), voice="en-us+f2")
+    report = run_scenario("addon_modal_scenario.py", addon_zip, short, long, home=tmp_path)
+
+    done = report["done"]
+    assert done["started"] == ["RUNNING_MODAL"] and done["running_after_start"] and not done["poll_while_running"]
+    assert done["result"] == ["FINISHED"] and done["takes_after"] == done["takes_before"] + 1 == 1
+    assert done["job_status"] == "done" and done["progress"][-1] == 1.0
+    assert any(kind == "INFO" and message.startswith("Take ") for kind, message in done["reports"])
+    for run in report.values():
+        if not isinstance(run, dict):
+            continue
+        assert not run["running_after"] and run["poll_after"] and run["status_after"] == ""
+        assert run["wm_calls"][:3] == ["timer_add", "progress_begin", "modal_handler_add"]
+        assert run["wm_calls"][-2:] == ["progress_end", "timer_remove"] and run["timers_left"] == 0
+    esc = report["esc"]
+    assert esc["first"] == [["PASS_THROUGH"], ["CANCELLED"]] and esc["result"] == ["CANCELLED"]
+    assert esc["reports"] == [["ERROR", "Generation cancelled; the scene is unchanged."]]
+    assert esc["job_status"] == "cancelled" and esc["takes_after"] == esc["takes_before"] == 1
+    button = report["cancel_button"]
+    assert report["cancel_op"] == ["FINISHED"] and button["result"] == ["CANCELLED"]
+    assert button["job_status"] == "cancelled" and button["takes_after"] == 1 and len(button["progress"]) == 1
+    gone = report["rig_deleted"]
+    assert gone["result"] == ["CANCELLED"] and gone["takes_after"] is None
+    assert gone["reports"] == [["ERROR", "The rig was deleted while its take was being generated; nothing was added."]]
