@@ -36,7 +36,8 @@ prefs.backend_mode = "IN_PROCESS"  # the backend inside this Python: fast, and w
 scene = bpy.context.scene
 scene.render.fps = 30
 settings = scene.speech2flame
-report["running_flag_saved"] = "is_running" in type(settings).bl_rna.properties.keys()
+report["running_flags_saved"] = [name for name, prop in type(settings).bl_rna.properties.items()
+                                 if prop.type == "BOOLEAN" and "running" in name]
 bpy.ops.speech2flame.add_demo_head()
 rig = settings.rig
 
@@ -107,6 +108,7 @@ report["export_first_usd"] = call(bpy.ops.speech2flame.export_usd, filepath=str(
 report["fps"] = scene.render.fps
 first_range = rig.speech2flame_takes[0].armature_action.frame_range
 report["first_take_frames"] = [round(first_range[0]), round(first_range[1])]
+report["shot_range_after_exports"] = [scene.frame_start, scene.frame_end]  # given back by every export
 report["export_scene_range"] = [scene.frame_preview_start, scene.frame_preview_end]  # the timeline's
 report["export_left_hidden"] = rig.children[0].hide_get()
 report["export_left_selection"] = [o.name for o in bpy.context.view_layer.objects if o.select_get()]

@@ -142,6 +142,7 @@ def test_neural_engine_closes_the_lips_on_every_heard_bilabial(audio, heard, dem
     assert with_words.metadata["heard_words"] == heard[1] and "heard_words" not in audio_only.metadata
     assert with_words.metadata["controls"]["recognise_words"] is True
     aperture = mouth_measurements(demo_head, with_words)["aperture_mm"]
+    assert len(bilabials(heard[0])) >= 3
     for name, start, end in bilabials(heard[0]):
         assert aperture[judged_frames(start, end, 30.0, len(aperture))].min() <= CLOSED_MM, (name, start, end)
     # away from the heard bilabials the model's own output is kept
