@@ -100,12 +100,15 @@ def test_the_same_seed_moves_the_head_the_same_at_any_frame_rate(line, demo_head
         assert np.degrees(np.abs(np.interp(t30, *yaw[fps]) - y30)).max() < 0.5, fps
 
 
-def test_smoothing_is_measured_in_seconds(line, demo_head):
+@pytest.mark.parametrize("engine", ["baseline", "phonetic", "neural"])
+def test_smoothing_smooths_and_is_measured_in_seconds(line, demo_head, engine):
+    """The smoothing slider slows the jaw in every engine, alike at 30 and 60 fps."""
     speeds = {}
-    for fps in (30.0, 60.0):
-        take = take_of(line, demo_head, "baseline", fps=fps, smoothing=1.0)
-        speeds[fps] = np.abs(np.diff(take.jaw[:, 0])).max() * fps  # rad/s
-    assert speeds[60.0] == pytest.approx(speeds[30.0], rel=0.25)
+    for fps, smoothing in ((30.0, 0.0), (30.0, 1.0), (60.0, 1.0)):
+        take = take_of(line, demo_head, engine, fps=fps, smoothing=smoothing)
+        speeds[fps, smoothing] = np.abs(np.diff(take.jaw[:, 0])).max() * fps  # rad/s
+    assert speeds[30.0, 1.0] < 0.6 * speeds[30.0, 0.0], speeds
+    assert speeds[60.0, 1.0] == pytest.approx(speeds[30.0, 1.0], rel=0.25)
 
 
 def test_a_take_names_the_shipped_model_that_made_it(line, demo_head):

@@ -147,6 +147,29 @@ def test_lips_close_and_open_on_the_demo_head_geometry(analysis, speech):
                 assert aperture[inside].max() >= 6.0, f"{emotion_name}: mouth shut at {p} {start:.2f} s"
 
 
+def test_smoothing_eases_closures_yet_every_bilabial_still_shuts(analysis, speech):
+    """The smoothing slider softens the lips' closing and parting too (their contact fall-off
+    widens), without leaving a bilabial open."""
+    import torch
+
+    from speech2flame.head_model import load_head_model
+    from speech2flame.mouth import mouth_measurements
+
+    torch.set_num_threads(1)
+    head = load_head_model("demo")
+    speed = {}
+    for smoothing in (0.0, 1.0):
+        aperture = mouth_measurements(head, phonetic.synthesise(analysis, head, FPS, Controls(smoothing=smoothing)))[
+            "aperture_mm"]
+        t = np.arange(len(aperture)) / FPS
+        for p, start, end in speech.phones:
+            inside = np.flatnonzero((t >= start) & (t < end))
+            if p in BILABIALS and len(inside):
+                assert aperture[inside].min() <= 2.0, f"smoothing {smoothing}: lips open at {p} {start:.2f} s"
+        speed[smoothing] = np.abs(np.diff(aperture)).max() * FPS  # mm/s
+    assert speed[1.0] < 0.5 * speed[0.0], speed
+
+
 def test_emotion_changes_brows_and_corners_yet_bilabials_close(analysis, speech):
     rig = tiny_rig()
     neutral = phonetic.synthesise(analysis, rig, FPS, Controls(emotion="neutral"))

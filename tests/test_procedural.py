@@ -121,3 +121,14 @@ def test_head_eases_from_and_to_rest_and_the_eyes_hold_their_target():
     eyes = procedural.steady_gaze(still, neck, root, gain=1.0)
     np.testing.assert_allclose(eyes[:, 1] + neck[:, 1] + root[:, 1], 0.0, atol=1e-6)  # the gaze stays put
     np.testing.assert_allclose(eyes[:, 0] + neck[:, 0] + root[:, 0], 0.0, atol=1e-6)
+
+
+def test_soften_peaks_eases_a_closure_in_and_out_without_lowering_it():
+    closure = np.zeros(40)
+    closure[18:22] = 1.0
+    closure[30] = 0.5
+    soft = procedural.soften_peaks(closure, 2.0)
+    assert np.all(soft >= closure) and np.all(soft[18:22] == 1.0) and soft.max() == 1.0
+    assert soft[17] == soft[22] == np.exp(-0.125) and soft[10] == 0.0  # the fall-off is symmetric, 3 sigma wide
+    assert np.abs(np.diff(soft)).max() < 0.5  # no step from open to shut
+    assert np.array_equal(procedural.soften_peaks(closure, 0.0), closure)

@@ -31,6 +31,20 @@ def random_streams(seed: int) -> dict[str, np.random.Generator]:
     return {name: np.random.default_rng([int(seed), k]) for k, name in enumerate(("blinks", "gaze", "head"))}
 
 
+def soften_peaks(x: np.ndarray, sigma_frames: float) -> np.ndarray:
+    """(T,) curve whose every value spreads to its neighbours with a Gaussian fall-off of
+    ``sigma_frames`` (the largest of those reaches kept): a closure that is 1 stays 1, but now
+    eases in and out instead of stepping (a smoothing that never lowers a peak)."""
+    if sigma_frames <= 0.05 or len(x) < 2:
+        return x
+    out = np.array(x, np.float64)
+    for k in range(1, int(np.ceil(3 * sigma_frames)) + 1):
+        weight = np.exp(-0.5 * (k / sigma_frames) ** 2)
+        out[k:] = np.maximum(out[k:], weight * x[:-k])
+        out[:-k] = np.maximum(out[:-k], weight * x[k:])
+    return out.astype(np.asarray(x).dtype)
+
+
 def smooth(x: np.ndarray, sigma_frames: float) -> np.ndarray:
     """Zero-phase Gaussian smoothing along axis 0 (edges padded by reflection)."""
     if sigma_frames <= 0.05 or len(x) < 2:

@@ -312,7 +312,7 @@ def synthesise(analysis: NeuralAnalysis, head: HeadModel, fps: float, controls: 
     take will be carried over by this map (:mod:`..retarget`), so a style reference made for the
     rig it goes to is read through it."""
     from ..models.checkpoint import CheckpointError, check_head
-    from ..procedural import blinks_and_gaze, close_lids, ease_ends, random_streams, smooth
+    from ..procedural import blinks_and_gaze, close_lids, ease_ends, random_streams, smooth, soften_peaks
 
     net = get_model(analysis.model_path)
     try:
@@ -343,17 +343,18 @@ def synthesise(analysis: NeuralAnalysis, head: HeadModel, fps: float, controls: 
     ease = ease_ends(n, fps)[:, None]
     neck = smooth(neck, HEAD_SMOOTHING_S * fps) * controls.head_motion * ease
     global_rot = smooth(global_rot, HEAD_SMOOTHING_S * fps) * controls.head_motion * ease
-    if controls.smoothing > 0:
-        sigma = controls.smoothing * 0.1 * fps
-        expression, jaw, neck, global_rot = (smooth(a, sigma) for a in (expression, jaw, neck, global_rot))
     close = np.zeros(n)
     if "lip_contact" in out:
         close = contact_closure(conv(out["lip_contact"][:, None])[:, 0])
+    if controls.smoothing > 0:  # gentler motion, closures included (a closure still shuts the lips)
+        sigma = controls.smoothing * 0.1 * fps
+        expression, jaw, neck, global_rot = (smooth(a, sigma) for a in (expression, jaw, neck, global_rot))
+        close = soften_peaks(close, sigma)
     from .phonetic.coarticulation import closure_curve
 
     for phones in (analysis.phones, analysis.recognised_phones):
         if phones:
-            close = np.maximum(close, closure_curve(phones, fps, n))
+            close = np.maximum(close, closure_curve(phones, fps, n, soften_s=controls.smoothing * 0.1))
     apply_lip_contact(expression, names, jaw, close)
 
     keep_lips_apart(expression, names, jaw, head)

@@ -135,7 +135,8 @@ def synthesise(analysis: PhoneticAnalysis, head: HeadModel, fps: float, controls
 
     # mouth: phones -> coarticulated articulation -> jaw and lip channels
     jaw_scale = prosody.jaw_stress_scale(phones, analysis.prominence)
-    curves = coarticulation.articulation_curves(phones, fps, num_frames, jaw_scale)
+    curves = coarticulation.articulation_curves(phones, fps, num_frames, jaw_scale,
+                                                soften_s=2.0 * float(controls.smoothing) / 30.0)
     curves = coarticulation.enforce_contacts(procedural.smooth(curves, 2.0 * smoothing), phones, fps)
     jaw, channels = visemes.articulation_channels(curves, controls.articulation, style["jaw_gain"], style["jaw_offset"])
 

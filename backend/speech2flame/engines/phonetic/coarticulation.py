@@ -60,14 +60,16 @@ def dominance_blend(phones: list, times: np.ndarray, targets: np.ndarray, domina
     return out
 
 
-def contact_curve(phones: list, times: np.ndarray, names: tuple, amount: float = 1.0) -> np.ndarray:
-    """(T,) 0..1 contact strength at ``times``: 1 inside phones in ``names``, Gaussian
-    fall-off outside them (CONTACT_BEFORE_S ahead, CONTACT_AFTER_S after)."""
+def contact_curve(phones: list, times: np.ndarray, names: tuple, amount: float = 1.0,
+                  soften_s: float = 0.0) -> np.ndarray:
+    """(T,) 0..1 contact strength at ``times`` (seconds): 1 inside phones in ``names``, Gaussian
+    fall-off outside them (CONTACT_BEFORE_S ahead, CONTACT_AFTER_S after, each ``soften_s``
+    longer: the smoothing slider makes closures gentler too)."""
     out = np.zeros(len(times))
     for name, start, end in phones:
         if name in names:
-            before = np.maximum(0.0, start - times) / CONTACT_BEFORE_S
-            after = np.maximum(0.0, times - end) / CONTACT_AFTER_S
+            before = np.maximum(0.0, start - times) / (CONTACT_BEFORE_S + soften_s)
+            after = np.maximum(0.0, times - end) / (CONTACT_AFTER_S + soften_s)
             out = np.maximum(out, amount * np.exp(-(before + after) ** 2))
     return out
 
@@ -85,7 +87,7 @@ def phone_frames(phones: list, fps: float, num_frames: int, names: tuple) -> np.
 
 
 def articulation_curves(phones: list, fps: float, num_frames: int, jaw_scale: np.ndarray | None = None,
-                        oversample: int = 4) -> np.ndarray:
+                        oversample: int = 4, soften_s: float = 0.0) -> np.ndarray:
     """(T, len(PARAMS)) articulatory curves (see :mod:`.visemes`) at ``fps``.
 
     jaw_scale: optional (N,) multiplier of each phone's jaw target (stress: unstressed
@@ -99,16 +101,16 @@ def articulation_curves(phones: list, fps: float, num_frames: int, jaw_scale: np
     curves = dominance_blend(phones, sub, targets, dominance)
     curves = curves.reshape(num_frames, oversample, -1).mean(axis=1)
     times = np.arange(num_frames) / fps  # contacts are sampled at the frame times, not blurred
-    curves[:, PARAMS.index("close")] = contact_curve(phones, times, BILABIALS)
-    curves[:, PARAMS.index("tuck")] = contact_curve(phones, times, LABIODENTALS)
+    curves[:, PARAMS.index("close")] = contact_curve(phones, times, BILABIALS, soften_s=soften_s)
+    curves[:, PARAMS.index("tuck")] = contact_curve(phones, times, LABIODENTALS, soften_s=soften_s)
     return curves
 
 
-def closure_curve(phones: list, fps: float, num_frames: int) -> np.ndarray:
+def closure_curve(phones: list, fps: float, num_frames: int, soften_s: float = 0.0) -> np.ndarray:
     """(T,) 0..1 lip closure at the frame times for the bilabials among ``phones``: the
-    contact bumps of :func:`contact_curve`, and 1 on every frame of a bilabial, as
-    :func:`enforce_contacts` sets (so a bilabial shorter than a frame still closes)."""
-    out = contact_curve(phones, np.arange(num_frames) / fps, BILABIALS)
+    contact bumps of :func:`contact_curve` (``soften_s`` as there), and 1 on every frame of a
+    bilabial, as :func:`enforce_contacts` sets (so a bilabial shorter than a frame still closes)."""
+    out = contact_curve(phones, np.arange(num_frames) / fps, BILABIALS, soften_s=soften_s)
     out[phone_frames(phones, fps, num_frames, BILABIALS)] = 1.0
     return out
 
