@@ -1,5 +1,6 @@
 """glTF and USD outputs, read back by independent readers (pygltflib; Pixar's usd-core in its own
-process) and compared with the take frame by frame: shape-key weights and the jaw's rotation."""
+process) and compared with the take frame by frame: shape-key weights and every bone's rotation,
+about the take's own axes (so the up axis and each bone's direction are checked too)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import sys
 import numpy as np
 import pytest
 
+from speech2flame.rotations import axis_angle_to_matrix
 from speech2flame.take import Take
 from test_cli import EXAMPLE, ROOT, cli
 
@@ -26,9 +28,12 @@ def exported(tmp_path_factory):
     return out, Take.load(out / "take.npz")
 
 
-def angle_from(quats: np.ndarray, rest: np.ndarray) -> np.ndarray:
-    """Rotation angle (radians) of each unit quaternion (w, x, y, z) relative to ``rest``."""
-    return 2 * np.arccos(np.clip(np.abs(quats @ rest), 0.0, 1.0))
+def quaternion_matrix(q) -> np.ndarray:
+    """3x3 rotation matrix of a glTF quaternion (x, y, z, w)."""
+    x, y, z, w = np.asarray(q, np.float64) / np.linalg.norm(q)
+    return np.array([[1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+                     [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+                     [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)]])
 
 
 def test_gltf_holds_the_take_as_one_animation(exported):
@@ -59,11 +64,38 @@ def test_gltf_holds_the_take_as_one_animation(exported):
     values = read(weights.output).reshape(len(times), len(names))
     for j, name in enumerate(take.expression_names):
         assert np.allclose(values[:, names.index(name)], take.expression[:, j], atol=1e-5), name
-    jaw_node = next(n for n in gltf.nodes if n.name == "jaw")
-    rotation = read(channels[("jaw", "rotation")].output)[:, [3, 0, 1, 2]]  # glTF: x, y, z, w
-    rest = np.array(jaw_node.rotation or [0, 0, 0, 1], np.float64)[[3, 0, 1, 2]]
+    # Every bone turns as the take says, about the take's own axes: glTF is Y-up with the face
+    # towards +Z, as FLAME is, so a bone's rotation carried from its rest frame into the world's
+    # is the take's rotation itself (a jaw that opened upward or sideways would differ).
+    parents = {child: i for i, node in enumerate(gltf.nodes) for child in node.children or []}
+
+    def rest_in_world(index: int) -> np.ndarray:
+        chain, k = [], parents.get(index)
+        while k is not None:
+            chain.append(k)
+            k = parents.get(k)
+        world = np.eye(3)
+        for k in reversed(chain):
+            world = world @ quaternion_matrix(gltf.nodes[k].rotation or [0, 0, 0, 1])
+        return world
+
     assert np.linalg.norm(take.jaw, axis=1).max() > 0.1  # the mouth opens
-    assert np.allclose(angle_from(rotation, rest), np.linalg.norm(take.jaw, axis=1), atol=1e-3)
+    for bone, rotation in (("jaw", take.jaw), ("neck", take.neck), ("left_eye", take.eyes[:, :3]),
+                           ("right_eye", take.eyes[:, 3:])):
+        index = next(i for i, n in enumerate(gltf.nodes) if n.name == bone)
+        parent = rest_in_world(index)
+        bind = parent @ quaternion_matrix(gltf.nodes[index].rotation or [0, 0, 0, 1])
+        keyed = read(channels[(bone, "rotation")].output)
+        expected = axis_angle_to_matrix(rotation.astype(np.float64))
+        assert len(keyed) == take.num_frames and np.abs(rotation).max() > 0.01, bone
+        for q, want in zip(keyed, expected):
+            np.testing.assert_allclose(parent @ quaternion_matrix(q) @ bind.T, want, atol=1e-4, err_msg=bone)
+    # Y-up, metres: the head stands along Y, the eyes above the jaw and the left eye at +X (FLAME's)
+    position = gltf.accessors[gltf.meshes[mesh_node.mesh].primitives[0].attributes.POSITION]
+    extent = np.subtract(position.max, position.min)
+    assert extent[1] == extent.max() and 0.2 < extent[1] < 0.5
+    joint = {n.name: np.array(n.translation or [0, 0, 0]) for n in gltf.nodes}
+    assert joint["left_eye"][1] > joint["jaw"][1] + 0.02 and joint["left_eye"][0] > 0 > joint["right_eye"][0]
 
 
 def test_usd_holds_the_take_as_a_skeleton_animation(exported):
@@ -80,8 +112,10 @@ def test_usd_holds_the_take_as_a_skeleton_animation(exported):
     weights = np.array(usd["weights"])
     for j, name in enumerate(take.expression_names):
         assert np.allclose(weights[:, usd["blend_shapes"].index(name)], take.expression[:, j], atol=1e-5), name
-    jaw_angle = angle_from(np.array(usd["jaw"]), np.array(usd["jaw_rest"]))
-    assert np.allclose(jaw_angle, np.linalg.norm(take.jaw, axis=1), atol=1e-3)
+    for bone, rotation in (("jaw", take.jaw), ("neck", take.neck), ("left_eye", take.eyes[:, :3]),
+                           ("right_eye", take.eyes[:, 3:])):  # about the take's own axes (usd_probe.py)
+        expected = axis_angle_to_matrix(rotation.astype(np.float64))
+        np.testing.assert_allclose(np.array(usd["turns"][bone]), expected, atol=1e-4, err_msg=bone)
 
 
 def test_a_wrong_output_name_lists_the_formats(tmp_path):

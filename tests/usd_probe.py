@@ -8,29 +8,41 @@ import json
 import sys
 
 import numpy as np
-from pxr import Usd, UsdGeom, UsdSkel
-
-
-def quat(q) -> list:
-    return [q.GetReal(), *q.GetImaginary()]
-
+from pxr import Gf, Usd, UsdGeom, UsdSkel
 
 stage = Usd.Stage.Open(sys.argv[1])
 anim = next(UsdSkel.Animation(p) for p in stage.Traverse() if p.IsA(UsdSkel.Animation))
 skel = next(UsdSkel.Skeleton(p) for p in stage.Traverse() if p.IsA(UsdSkel.Skeleton))
 times = anim.GetBlendShapeWeightsAttr().GetTimeSamples()
 skel_joints = [j.split("/")[-1] for j in skel.GetJointsAttr().Get()]
-binds = skel.GetBindTransformsAttr().Get()  # joint-to-world at bind time, row vectors: local = world * parent^-1
-jaw_rest = (binds[skel_joints.index("jaw")] * binds[skel_joints.index("neck")].GetInverse()).ExtractRotationQuat()
+binds = skel.GetBindTransformsAttr().Get()  # joint-to-skeleton at bind time, row vectors
 anim_joints = [j.split("/")[-1] for j in anim.GetJointsAttr().Get()]
-jaw = [quat(anim.GetRotationsAttr().Get(t)[anim_joints.index("jaw")]) for t in times]
+# Each joint's rotation as FLAME states it (about the world's axes at rest, relative to its
+# parent): its keyed local rotation carried from its bind frame into the skeleton's, then into
+# the stage's Y-up world (the skeleton prim's own transform).
+parents = list(UsdSkel.Topology(skel.GetJointsAttr().Get()).GetParentIndices())
+
+
+def rotation(matrix) -> np.ndarray:
+    """Column-vector 3x3 rotation of a row-vector Gf matrix."""
+    return np.array(matrix.ExtractRotationMatrix()).T
+
+
+to_world = rotation(UsdGeom.Xformable(skel.GetPrim()).ComputeLocalToWorldTransform(Usd.TimeCode.Default()))
+turns = {}
+for name in ("jaw", "neck", "left_eye", "right_eye"):
+    j, k = skel_joints.index(name), anim_joints.index(name)
+    parent_bind = rotation(binds[parents[j]]) if parents[j] >= 0 else np.eye(3)
+    bind = rotation(binds[j])
+    turns[name] = [(to_world @ parent_bind @ rotation(Gf.Matrix4d().SetRotate(anim.GetRotationsAttr().Get(t)[k]))
+                    @ bind.T @ to_world.T).tolist() for t in times]
 print(json.dumps({
     "start": stage.GetStartTimeCode(), "end": stage.GetEndTimeCode(), "fps": stage.GetTimeCodesPerSecond(),
     "frames_per_second": stage.GetFramesPerSecond(), "fps_authored": stage.GetRootLayer().HasFramesPerSecond(),
     "up": UsdGeom.GetStageUpAxis(stage), "meters_per_unit": UsdGeom.GetStageMetersPerUnit(stage),
     "times": list(times), "blend_shapes": list(anim.GetBlendShapesAttr().Get()),
     "weights": np.array([list(anim.GetBlendShapeWeightsAttr().Get(t)) for t in times]).tolist(),
-    "jaw": jaw, "jaw_rest": quat(jaw_rest),
+    "turns": turns,
     "meshes": sum(1 for p in stage.Traverse() if p.IsA(UsdGeom.Mesh)),
     "mesh_paths": [str(p.GetPath()) for p in stage.Traverse() if p.IsA(UsdGeom.Mesh)],
 }))
