@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -464,3 +465,47 @@ def test_one_rule_tells_user_errors_from_bugs():
         library_error = exc
     for error in (ValueError("x"), library_error, KeyError("k"), RuntimeError("r"), TypeError("t")):
         assert not is_user_error(error), type(error)
+
+
+def test_every_slider_flag_reaches_the_take(full_run, tmp_path):
+    """Each control of the command line goes into the job: recorded in the take's controls and
+    seen in its motion (a still head at --head-motion 0, no blink at --blink-rate 0, an emotion
+    schedule's emotions keyed over time)."""
+    style = full_run[0] / "take.npz"
+    common = ("--outputs", "take", "--quiet", "--no-word-recognition", "--engine", "neural",
+              "--transcript-file", ROOT / "examples" / "hello.txt")
+    result = cli("generate", EXAMPLE, "--out", tmp_path / "set", *common, "--articulation", "1.4",
+                 "--expressiveness", "0.3", "--head-motion", "0", "--blink-rate", "0", "--smoothing", "0.5",
+                 "--temperature", "0.6", "--style-ref", style, "--emotion-schedule", "0:happy@0.9,1:angry@0.5",
+                 "--seed", "7")
+    assert result.returncode == 0, result.stderr
+    take = Take.load(tmp_path / "set" / "take.npz")
+    controls = take.metadata["controls"]
+    assert {k: controls[k] for k in ("articulation", "expressiveness", "head_motion", "blink_rate", "smoothing",
+                                     "temperature", "seed")} == {
+        "articulation": 1.4, "expressiveness": 0.3, "head_motion": 0.0, "blink_rate": 0.0, "smoothing": 0.5,
+        "temperature": 0.6, "seed": 7}
+    assert controls["style_ref"] == str(style)
+    assert [(e[1], e[2]) for e in controls["emotion_schedule"]] == [("happy", 0.9), ("angry", 0.5)]
+    assert np.abs(take.neck).max() == 0.0 and np.abs(take.global_rot).max() == 0.0
+    assert take.channel("eyeBlinkLeft").max() < 0.05
+    plain = cli("generate", EXAMPLE, "--out", tmp_path / "plain", *common, "--seed", "7")
+    assert plain.returncode == 0, plain.stderr
+    default = Take.load(tmp_path / "plain" / "take.npz")
+    assert np.abs(default.neck).max() > 0.005 and default.channel("eyeBlinkLeft").max() > 0.5
+    assert default.metadata["controls"]["style_ref"] is None
+
+
+def test_names_the_output_encoding_lacks_do_not_stop_a_batch(tmp_path):
+    """Windows gives piped output its ANSI code page (cp1252 here): clip and folder names outside
+    it are printed escaped instead of ending the batch after the first clip."""
+    clips = []
+    for name in ("Ёлка_01", "Ёлка_02"):
+        clips.append(tmp_path / f"{name}.flac")
+        clips[-1].write_bytes(EXAMPLE.read_bytes())
+    run = subprocess.run([sys.executable, "-m", "speech2flame.cli", "generate", *map(str, clips), "--out",
+                          str(tmp_path / "Сцена 1"), "--outputs", "take", "--engine", "baseline"],
+                         capture_output=True, timeout=600, cwd=ROOT, env=dict(os.environ, PYTHONIOENCODING="cp1252"))
+    assert run.returncode == 0, run.stderr.decode("cp1252", "replace")
+    assert all((tmp_path / "Сцена 1" / clip.stem / "take.npz").is_file() for clip in clips)
+    assert b"\\u0401" in run.stdout  # the names, escaped

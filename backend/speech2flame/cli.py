@@ -446,6 +446,9 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
 def main(argv=None) -> int:
     """Entry point of the `speech2flame` console script; returns the exit code."""
     argv = sys.argv[1:] if argv is None else list(argv)
+    for stream in (sys.stdout, sys.stderr):  # a name the console's code page lacks (Windows, piped
+        if hasattr(stream, "reconfigure"):  # output: cp1252) is escaped, not a crash after the work
+            stream.reconfigure(errors="backslashreplace")
     parser = build_parser(next((a for a in argv if not a.startswith("-")), None))
     args = parser.parse_args(argv)
     warnings.showwarning = _show_warning
