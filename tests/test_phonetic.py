@@ -345,3 +345,44 @@ def test_rig_without_arkit_names_still_gets_jaw_eyes_and_head(analysis):
 
 def test_engine_is_registered():
     assert get_engine("phonetic") is phonetic
+
+
+def test_espeak_data_in_a_folder_too_deep_for_it_is_copied_somewhere_short(tmp_path):
+    """eSpeak NG fails to start when its data folder's path passes 160 bytes (a venv in a deep
+    project folder): the data is copied once into the speech2flame cache and used from there;
+    where no short folder can be had, one sentence says so."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    script = """
+import os, shutil, sys
+import espeakng_loader
+deep = os.path.join(sys.argv[1], "d" * 100, "e" * 60, "espeak-ng-data")
+shutil.copytree(espeakng_loader.get_data_path(), deep)
+espeakng_loader.get_data_path = lambda: deep
+from speech2flame.engines import EngineError
+from speech2flame.engines.phonetic import espeak
+try:
+    print("SAMPLES", len(espeak.speak("Bob made a map.").samples))
+except EngineError as exc:
+    print("ERROR", exc)
+"""
+
+    def run(cache, tmp):
+        env = dict(os.environ, SPEECH2FLAME_CACHE_DIR=str(cache), TMPDIR=str(tmp))
+        done = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True,
+                              timeout=120, env=env)
+        assert done.returncode == 0, done.stderr
+        shutil.rmtree(tmp_path / ("d" * 100))
+        return done.stdout.strip().splitlines()[-1]
+
+    short = tmp_path / "cache"
+    assert int(run(short, tmp_path).split()[1]) > 10000
+    assert (short / "espeak-ng-data" / "phontab").is_file()
+    assert int(run(short, tmp_path).split()[1]) > 10000  # the copy is used again
+    deep = tmp_path / ("x" * 120) / ("y" * 60)
+    deep.mkdir(parents=True)
+    line = run(deep, deep)
+    assert line.startswith("ERROR eSpeak NG cannot open its data at") and "shorter folder" in line

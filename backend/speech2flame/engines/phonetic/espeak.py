@@ -9,11 +9,15 @@ eSpeak keeps global state, so every call holds one module lock.
 from __future__ import annotations
 
 import ctypes
+import os
+import sys
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
+from .. import EngineError
 from .phonemes import espeak_to_arpabet
 
 _AUDIO_OUTPUT_SYNCHRONOUS = 2
@@ -57,6 +61,56 @@ class Speech:
     espeak: list
 
 
+DATA_PATH_LIMIT = 150
+"""Longest path (bytes) of eSpeak NG's data folder it is given: the library copies it into a
+fixed buffer and fails to start past 160 bytes on Linux and macOS (230 on Windows)."""
+
+
+def _fits_espeak(path: str) -> bool:
+    """Whether eSpeak NG can open ``path``: short enough, and ASCII on Windows (it opens files
+    with the narrow, code-page API there)."""
+    return len(path.encode()) <= DATA_PATH_LIMIT and (sys.platform != "win32" or path.isascii())
+
+
+def _usable_data_path(path: str) -> str:
+    """``path`` (espeakng-loader's data folder) when eSpeak NG can open it, else a copy of the
+    folder (about 18 MB, made once) in the first short, plain place: the speech2flame cache,
+    the temporary folder, or on Windows the public folder. EngineError when there is none."""
+    if _fits_espeak(path):
+        return path
+    import shutil
+    import tempfile
+
+    from ...disk_cache import cache_dir
+
+    places = [cache_dir(), Path(tempfile.gettempdir()) / "speech2flame"]
+    if sys.platform == "win32":
+        places += [Path(os.environ.get("PUBLIC", "C:\\Users\\Public")) / "speech2flame"]
+    for place in places:
+        if place is None:
+            continue
+        copy = place / "espeak-ng-data"
+        if not _fits_espeak(str(copy)):
+            continue
+        if not (copy / "phontab").is_file():
+            try:
+                place.mkdir(parents=True, exist_ok=True)
+                partial = Path(tempfile.mkdtemp(prefix="espeak-ng-data.", dir=place))
+                shutil.copytree(path, partial / "data")
+                try:
+                    os.replace(partial / "data", copy)
+                except OSError:  # another process made it meanwhile
+                    pass
+                shutil.rmtree(partial, ignore_errors=True)
+            except OSError:
+                continue
+        if (copy / "phontab").is_file():
+            return str(copy)
+    raise EngineError(f"eSpeak NG cannot open its data at {path} (a path over {DATA_PATH_LIMIT} bytes"
+                      f"{' or with non-ASCII characters' if sys.platform == 'win32' else ''}), and no short "
+                      "folder to copy it to was writable; install speech2flame in a shorter folder.")
+
+
 def _library():
     global _lib, _sample_rate
     if _lib is None:
@@ -71,10 +125,11 @@ def _library():
         lib.espeak_SetParameter.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]
         lib.espeak_TextToPhonemes.restype = ctypes.c_char_p
         lib.espeak_TextToPhonemes.argtypes = [ctypes.POINTER(ctypes.c_char_p), ctypes.c_int, ctypes.c_int]
-        rate = lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 0, espeakng_loader.get_data_path().encode(),
+        data = _usable_data_path(espeakng_loader.get_data_path())
+        rate = lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 0, data.encode(),
                                      _INITIALIZE_PHONEME_EVENTS | _INITIALIZE_DONT_EXIT)
         if rate <= 0:
-            raise RuntimeError("eSpeak NG could not be initialised from the espeakng-loader package.")
+            raise EngineError(f"eSpeak NG could not start with its data at {data}; reinstall espeakng-loader.")
         _sample_rate = rate
         _lib = lib
     return _lib
