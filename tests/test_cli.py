@@ -509,3 +509,18 @@ def test_names_the_output_encoding_lacks_do_not_stop_a_batch(tmp_path):
     assert run.returncode == 0, run.stderr.decode("cp1252", "replace")
     assert all((tmp_path / "Сцена 1" / clip.stem / "take.npz").is_file() for clip in clips)
     assert b"\\u0401" in run.stdout  # the names, escaped
+
+
+def test_an_output_open_in_another_program_on_windows_is_named_so(tmp_path):
+    """Windows cannot replace a file another program holds open (a preview playing): the message
+    says so; elsewhere, and for a folder that cannot be written, the system's reason is given."""
+    from speech2flame.batch import write_error
+
+    playing = tmp_path / "preview.mp4"
+    playing.write_bytes(b"")
+    held = PermissionError(13, "Access is denied", str(tmp_path / "preview.partial.mp4"), None, str(playing))
+    assert str(write_error(held, tmp_path, windows=True)) == (
+        f"Cannot replace {playing}: it is open in another program (a player or viewer); close it and run again.")
+    assert str(write_error(held, tmp_path, windows=False)) == f"Cannot write {playing}: Access is denied."
+    assert str(write_error(PermissionError(13, "Permission denied"), tmp_path, windows=True)) == (
+        f"Cannot write {tmp_path}: Permission denied.")

@@ -132,6 +132,16 @@ class Clip:
         return self.label or str(self.audio_path)
 
 
+def write_error(exc: OSError, out_dir: Path, windows: bool = sys.platform == "win32") -> OutputError:
+    """The one sentence for an output that could not be written: the file the error names, and on
+    Windows, where a file another program holds open cannot be replaced, that it is open."""
+    target = exc.filename2 or exc.filename or out_dir  # the file, where the error names one
+    if windows and isinstance(exc, PermissionError) and Path(target).is_file():
+        return OutputError(f"Cannot replace {target}: it is open in another program (a player or viewer); "
+                           "close it and run again.")
+    return OutputError(f"Cannot write {target}: {exc.strerror or exc}.")
+
+
 @dataclass(frozen=True)
 class GenerateJob:
     """The settings shared by every clip of a `generate` run (see its command-line help).
@@ -225,8 +235,7 @@ class GenerateJob:
             write_json_atomically(out_dir / DONE_FILE, {"fingerprint": self.fingerprint(clip, audio.sha256),
                                                         "outputs": sorted(written)})
         except OSError as exc:
-            target = exc.filename2 or exc.filename or out_dir  # the file, where the error names one
-            raise OutputError(f"Cannot write {target}: {exc.strerror or exc}.") from None
+            raise write_error(exc, out_dir) from None
         except RuntimeError as exc:  # Blender's exporters report write failures this way
             reason = str(exc).strip().splitlines()[0].removeprefix("Error: ").rstrip(".")
             raise OutputError(f"Blender could not write into {out_dir}: {reason}.") from None
