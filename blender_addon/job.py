@@ -16,6 +16,13 @@ from .core import head_model as hm
 from .sequencer import all_strips, sound_key
 
 
+def file_path(text: str) -> str:
+    """The absolute path of a file path the animator set (a relative ``//`` path resolved against
+    the .blend; the other system's separators too, as in a file saved on Windows and opened on
+    macOS or Linux: Blender converts its own paths so, not an add-on's)."""
+    return os.path.abspath(bpy.path.abspath(bpy.path.native_pathsep(text)))
+
+
 def audio_source(context) -> tuple[str, int, bool]:
     """(audio file path, start frame, whether the take's sound is a strip of ours: one is added at
     the start frame unless there) from the settings.
@@ -35,7 +42,7 @@ def audio_source(context) -> tuple[str, int, bool]:
         return (*_strip_audio(context.scene, strip), False)
     if not settings.audio_path:
         raise BackendError("Choose an audio file first.")
-    path = os.path.abspath(bpy.path.abspath(settings.audio_path))
+    path = file_path(settings.audio_path)
     if not os.path.isfile(path):
         raise BackendError(f"Audio file not found: {path}.")
     theirs = [s for s in strips_of_file(context.scene, path) if not sound_key(s) and not s.mute]
@@ -136,14 +143,14 @@ def request(context, rig: str, audio_path: str, start_frame: int, same_machine: 
     if schedule:
         controls["emotion_schedule"] = schedule
     if settings.style_ref.strip():
-        style = os.path.abspath(bpy.path.abspath(settings.style_ref.strip()))
+        style = file_path(settings.style_ref.strip())
         if not os.path.isfile(style):
             raise BackendError(f"Style reference not found: {style}.")
         controls["style_ref"] = style if same_machine else BackendClient.upload(style, "style reference")
     return {  # a backend on another machine (remote mode, even through a tunnel) gets the files themselves
         "audio": {"path": audio_path} if same_machine else remote_audio(audio_path),
         "engine": settings.engine,
-        "model": bpy.path.abspath(settings.model) if settings.model and settings.engine == "neural" else None,
+        "model": file_path(settings.model) if settings.model and settings.engine == "neural" else None,
         "rig": rig if same_machine or rig == hm.DEMO_RIG else BackendClient.head_reference(rig),
         "fps": context.scene.render.fps / context.scene.render.fps_base,
         "start_frame": start_frame,

@@ -43,7 +43,8 @@ def client_settings(context) -> tuple:
     prefs = preferences.get(context)
     if prefs is None:
         return ()
-    return (prefs.backend_mode, bpy.path.abspath(prefs.python_path), prefs.remote_url, prefs.remote_token,
+    return (prefs.backend_mode, job_module.file_path(prefs.python_path) if prefs.python_path else "",
+            prefs.remote_url, prefs.remote_token,
             prefs.device)
 
 

@@ -69,6 +69,17 @@ for item in rig.speech2flame_takes:  # the take list's rows
     items.append({"problems": layout.problems, "drawn": layout.drawn})
 report["take_rows"] = items
 
+# A .blend saved on Windows keeps the add-on's relative paths with backslashes: found on this system too.
+import os  # noqa: E402
+import shutil  # noqa: E402
+
+folder = os.path.dirname(audio_path)
+os.makedirs(os.path.join(folder, "sub"), exist_ok=True)
+shutil.copy(audio_path, os.path.join(folder, "sub", "line.wav"))
+bpy.ops.wm.save_as_mainfile(filepath=os.path.join(folder, "shot.blend"))
+settings.audio_source, settings.audio_path = "FILE", "//sub\\line.wav"
+report["windows_relative_path"] = sys.modules[MODULE + ".job"].audio_source(bpy.context)[0]
+
 preferences = {}
 for mode in ("LOCAL", "REMOTE", "IN_PROCESS"):
     prefs.backend_mode = mode

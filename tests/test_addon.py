@@ -424,6 +424,7 @@ def test_panel_take_list_and_preferences_draw_in_every_state(addon_zip, tmp_path
     for kind in ("fbx", "alembic", "gltf", "usd"):
         assert ("operator", f"speech2flame.export_{kind}") in shown("STRIP neural")
 
+    assert report["windows_relative_path"] == str(tmp_path / "sub" / "line.wav")  # "//sub\\line.wav"
     assert len(report["take_rows"]) == 1
     assert report["take_rows"][0]["problems"] == [] and ["prop", "name"] in report["take_rows"][0]["drawn"]
     prefs = report["preferences"]
