@@ -2,6 +2,7 @@
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -80,6 +81,17 @@ def test_resume_gives_the_same_weights_as_one_run(tmp_path):
     w_resumed = load_checkpoint(resumed["last"]).state_dict()
     assert len(resumed["history"]) == 2
     assert all(torch.equal(w_straight[k], w_resumed[k]) for k in w_straight)
+    # the optimiser state read on resuming is in memory, not a mapped file (Windows could not
+    # replace a mapped file at the next save)
+    from torch.optim import Adam
+
+    from speech2flame.training.train import STATE_TENSORS, load_training_state
+
+    state_file = Path(resumed["last"]) / STATE_TENSORS
+    load_training_state(state_file.parent, Adam(load_checkpoint(resumed["last"]).parameters()))
+    maps = Path("/proc/self/maps")
+    if maps.is_file():
+        assert str(state_file.resolve()) not in maps.read_text()
 
 
 def test_resume_with_a_pretrained_encoder_gives_the_same_weights_as_one_run(tmp_path, monkeypatch):

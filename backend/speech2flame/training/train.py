@@ -37,6 +37,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from safetensors import safe_open
+from safetensors.torch import load as load_safetensors
 from safetensors.torch import load_file, save_file
 
 from ..audio import SAMPLE_RATE
@@ -325,7 +326,9 @@ def load_training_state(folder: Path, optimiser: torch.optim.Optimizer) -> dict:
     TrainConfigError (one sentence) when the files are damaged."""
     try:
         doc = json.loads((folder / STATE_JSON).read_text())
-        tensors = load_file(str(folder / STATE_TENSORS))
+        # read into memory, not mapped: the optimiser keeps these tensors, and Windows cannot
+        # replace a mapped file, which the next epoch's save does
+        tensors = load_safetensors((folder / STATE_TENSORS).read_bytes())
         state: dict = {}
         for name, value in tensors.items():
             if name.startswith("state."):
