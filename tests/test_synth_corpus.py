@@ -54,6 +54,17 @@ def test_same_seed_same_corpus_other_seed_other_corpus(tmp_path, sentences):
     assert [e["voice"] for e in _manifest(a)] != [e["voice"] for e in _manifest(c)]
 
 
+def test_where_there_is_no_fork_server_the_workers_are_spawned(tmp_path, sentences, monkeypatch):
+    """Windows starts processes only by spawning: the corpus is the same made that way."""
+    import multiprocessing
+
+    _corpus(tmp_path / "a", sentences)
+    monkeypatch.setattr(multiprocessing, "get_all_start_methods", lambda: ["spawn"])
+    assert synth_corpus.clean_start_method() == "spawn"
+    _corpus(tmp_path / "b", sentences)
+    assert _manifest(tmp_path / "a") == _manifest(tmp_path / "b")
+
+
 def test_writes_the_format_the_neural_dataset_reads(tmp_path, sentences, head):
     from speech2flame.training.datasets import MotionDataset
 

@@ -388,6 +388,12 @@ def _choose_voices(kind: str, wanted: str, installed: list[str]) -> list[str]:
     return chosen
 
 
+def clean_start_method() -> str:
+    """"forkserver" where the system has it, else "spawn" (Windows): child processes that do
+    not inherit this one's threads and locks."""
+    return "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+
+
 def write_corpus(root: str | os.PathLike, hours: float, seed: int = 0, fps: float = 30.0, head: str = "demo",
                  sentences_path: str | os.PathLike | None = None, show_progress: bool = True,
                  workers: int = 1, festival: str = "auto", flite: str = "auto", mbrola: str = "auto",
@@ -451,8 +457,9 @@ def write_corpus(root: str | os.PathLike, hours: float, seed: int = 0, fps: floa
     total_s, index, written = 0.0, 0, 0
     bar = tqdm(total=round(target_s), unit="s", desc="synth-corpus", disable=not show_progress)
     # Workers come from a fork server (a clean process of its own): forking this process could
-    # copy a lock held by one of its threads (torch, Blender) and hang the child.
-    context = multiprocessing.get_context("forkserver")
+    # copy a lock held by one of its threads (torch, Blender) and hang the child. Windows has
+    # no fork server: fresh processes there (spawn), as clean.
+    context = multiprocessing.get_context(clean_start_method())
     with SyntheticCorpusWriter(root) as writer, context.Pool(max(1, int(workers)), maxtasksperchild=1,
                                                              initializer=_init_worker,
                                                              initargs=(str(head), float(fps))) as pool:
