@@ -26,8 +26,10 @@ def start_worker(module: str, env: dict | None = None, stderr=None) -> subproces
     env = dict(os.environ if env is None else env)
     package_root = str(Path(__file__).resolve().parents[1])
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
+    own_group = {"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP} if sys.platform == "win32" else \
+        {"start_new_session": True}  # Windows knows no sessions: a process group keeps Ctrl-C away
     return subprocess.Popen([sys.executable, "-P", "-m", module], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=stderr, start_new_session=True, env=env)
+                            stderr=stderr, env=env, **own_group)
 
 
 def result_stream():
@@ -42,15 +44,34 @@ def result_stream():
 
 def exit_with_parent(interval_s: float = 0.5) -> None:
     """Start a daemon thread that ends this process (exit code 1) as soon as its parent process
-    is gone (it is then adopted by another, so its parent id changes)."""
+    is gone (it is then adopted by another, so its parent id changes; Windows keeps the old id,
+    so there the thread waits on the parent process itself)."""
     parent = os.getppid()
 
     def watch() -> None:
+        if sys.platform == "win32" and _wait_for_process(parent):
+            os._exit(1)
         while os.getppid() == parent:
             time.sleep(interval_s)
         os._exit(1)
 
     threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
+def _wait_for_process(pid: int) -> bool:
+    """Windows: wait until process ``pid`` has ended; False (at once) if it cannot be watched."""
+    import ctypes
+    from ctypes import wintypes
+
+    kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)
+    kernel32.OpenProcess.restype = wintypes.HANDLE
+    kernel32.OpenProcess.argtypes = [wintypes.DWORD, wintypes.BOOL, wintypes.DWORD]
+    kernel32.WaitForSingleObject.argtypes = [wintypes.HANDLE, wintypes.DWORD]
+    handle = kernel32.OpenProcess(0x00100000, False, pid)  # SYNCHRONIZE: enough to wait on it
+    if not handle:
+        return False
+    kernel32.WaitForSingleObject(handle, 0xFFFFFFFF)  # INFINITE
+    return True
 
 
 def stop_workers(procs) -> None:
