@@ -15,6 +15,7 @@ import bpy
 import numpy as np
 import torch
 
+from conftest import process_alive
 from scenario_helpers import MODULE, call, fcurve_values, install_addon, print_report
 
 zip_path, audio_path, long_audio_path, out_dir, heard_audio_path, flame_path = sys.argv[1:7]
@@ -218,12 +219,7 @@ report["ahead_key_follows_transcript"] = ahead.analysis_key(job) != ahead.analys
 pid = backend.local_server_pid()
 bpy.ops.preferences.addon_disable(module=MODULE)
 time.sleep(0.5)
-try:
-    os.kill(pid, 0)
-    alive = True
-except OSError:
-    alive = False
-report["server_alive_after_disable"] = alive
+report["server_alive_after_disable"] = process_alive(pid)
 report["disabled"] = MODULE not in bpy.context.preferences.addons
 
 # Disabled while an analysis ahead is still starting its server: that server is stopped too.

@@ -10,6 +10,7 @@ import zipfile
 
 import numpy as np
 import pytest
+from conftest import PEAK_MB, needs_resource
 
 from speech2flame.npz_files import MAX_NPZ_BYTES, NpzError, array_bytes, load_npz
 
@@ -45,18 +46,18 @@ def test_sizes_come_from_the_headers(tmp_path):
      "from speech2flame.head_model import load_head_model\n"
      "load = lambda p: load_style_reference(p, load_head_model('demo'), 30.0)", "is neither a take nor"),
 ])
+@needs_resource
 def test_a_small_archive_asking_for_a_gigabyte_is_refused_before_it_is_read(tmp_path, loader, words):
     path = tmp_path / "bomb.npz"
     write_bomb(path, MAX_NPZ_BYTES // 2**20 + 512)
     assert path.stat().st_size < 2_000_000
-    run = subprocess.run([sys.executable, "-c", f"""
-import resource
+    run = subprocess.run([sys.executable, "-c", PEAK_MB + f"""
 {loader}
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+before = peak_mb()
 try:
     load({str(path)!r})
 except ValueError as exc:
-    print("REFUSED", (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) // 1024, exc)
+    print("REFUSED", int(peak_mb() - before), exc)
 """], capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-2000:]
     assert run.stdout.startswith("REFUSED"), run.stdout
