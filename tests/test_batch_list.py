@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -68,7 +69,11 @@ def test_each_row_gets_its_own_settings_and_folder(lines):
     ("audio,name\nl01.flac,\\tmp\\outside\n", "must be a folder name under the output folder"),
     ("audio,name\nl01.flac,/tmp/outside\n", "must be a folder name under the output folder"),
     ("audio,name\nl01.flac,C:outside\n", "must be a folder name under the output folder"),
-    ("audio,name\nl01.flac,line1\nl01.flac,line1.\n", "would both write to"),
+    ("audio,name\nl01.flac,line1\nl01.flac,line1.\n", "line 3: the name 'line1.' has a folder name Windows cannot make"),
+    ("audio,name\nl01.flac,take?2\n", "Windows cannot make ('take?2')"),
+    ("audio,name\nl01.flac,ep1/CON\n", "Windows cannot make ('CON')"),
+    ("audio,name\nl01.flac,aux.take\n", "Windows cannot make"),
+    ('audio,name\nl01.flac,"a|b"\n', "Windows cannot make"),
     ("audio,name\nl01.flac,caf\u00e9\nl01.flac,cafe\u0301\n", "would both write to"),
     ("audio,style_ref\nl01.flac,none.npz\n", "line 2: style reference not found"),
     ('audio,transcript\nl01.flac,"two\nlines"\nl01.flac,x,y\n', "line 4: more cells than the header"),
@@ -143,6 +148,9 @@ def test_a_report_lists_every_clip_for_a_pipeline(tmp_path):
     assert single.returncode == 2 and json.loads((tmp_path / "one.json").read_text())["failed"] == 1
     nowhere = cli("generate", tmp_path / "good.flac", "--out", tmp_path / "two", "--report", tmp_path / "no" / "r.json")
     assert nowhere.returncode == 2 and "does not exist" in nowhere.stderr and not (tmp_path / "two").exists()
+    if Path("/sys").is_dir():  # a folder no one may write into, that os.access passes (as on Windows)
+        sealed = cli("generate", tmp_path / "good.flac", "--out", tmp_path / "three", "--report", "/sys/r.json")
+        assert sealed.returncode == 2 and "--report: the folder /sys cannot be written" in sealed.stderr
 
 
 def test_a_key_column_keys_each_rows_rig_for_its_own_parts(tmp_path):

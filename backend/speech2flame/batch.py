@@ -459,8 +459,10 @@ def check_report_path(path: Path) -> None:
         raise UsageError(f"--report names a folder, {path}; give a file name such as report.json.")
     if not path.parent.is_dir():
         raise UsageError(f"--report: the folder {path.parent} does not exist.")
-    if not os.access(path.parent, os.W_OK):
-        raise UsageError(f"--report: the folder {path.parent} cannot be written.")
+    try:  # a file made and removed: os.access says yes to any folder on Windows
+        tempfile.TemporaryFile(dir=path.parent).close()
+    except OSError:
+        raise UsageError(f"--report: the folder {path.parent} cannot be written.") from None
 
 
 def write_report(path: Path, results: list[ClipResult], total: int, interrupted: bool = False) -> None:
