@@ -75,7 +75,9 @@ def _sound_path(sound) -> str:
 def strips_of_file(scene, path: str) -> list:
     """The sound strips of ``scene`` playing the file at ``path`` (absolute): those in the scene's
     frame range first, then by the frame they are heard from."""
-    strips = [s for s in all_strips(scene) if s.type == "SOUND" and s.sound and _sound_path(s.sound) == path]
+    same = os.path.normcase(path)  # Windows and macOS: C:\Audio and c:\audio are one file
+    strips = [s for s in all_strips(scene)
+              if s.type == "SOUND" and s.sound and os.path.normcase(_sound_path(s.sound)) == same]
     return sorted(strips, key=lambda s: (not scene_sound.in_range(s, scene), s.frame_final_start))
 
 

@@ -659,6 +659,12 @@ def test_a_style_reference_can_be_sent_with_the_job(server, clip, tmp_path):
     take_path.write_bytes(client.fetch_take(done["job_id"]))
     kept = Take.load(take_path).metadata["controls"]["style_ref"]
     assert kept.endswith("_style_take.npz") and Path(kept).name != style.name  # the server's own copy
+    # a name another system allows but this one may not (a Mac's "?" on a Windows server) is made plain
+    odd = {**sent, "filename": "C:\\takes\\what? *now*.npz"}
+    done = client.wait(client.submit({**body, "controls": {**body["controls"], "style_ref": odd}}), timeout=120)
+    assert done["status"] == "done", done
+    take_path.write_bytes(client.fetch_take(done["job_id"]))
+    assert Path(Take.load(take_path).metadata["controls"]["style_ref"]).name.endswith("_what___now_.npz")
     for bad in ({**sent, "filename": "style.txt"}, {**sent, "data_b64": "not base64!"}, {**sent, "path": "/etc"}):
         status, answer = raw_request(server, "POST", "/v1/jobs", json.dumps(
             {**job({"path": clip}), "controls": {"style_ref": bad}}).encode(), token=server.token)

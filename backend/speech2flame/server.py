@@ -406,7 +406,8 @@ class ServerApp:
                 not isinstance(filename, str) or not filename.lower().endswith(".npz"):
             raise ApiError(400, "bad_controls", "An uploaded style_ref takes data_b64 and a filename ending in .npz.")
         data = _decoded(spec["data_b64"], "bad_controls", "style_ref")
-        path = Path(self._uploads.name) / f"{hashlib.sha256(data).hexdigest()[:16]}_{Path(filename).name}"
+        name = re.sub(r"[^\w.-]", "_", Path(filename.replace("\\", "/")).name)  # a name any system can make
+        path = Path(self._uploads.name) / f"{hashlib.sha256(data).hexdigest()[:16]}_{name}"
         if not path.is_file():  # whole or not at all: another job may send the same file meanwhile
             with tempfile.NamedTemporaryFile(dir=path.parent, delete=False) as scratch:
                 scratch.write(data)
@@ -734,7 +735,7 @@ class Server(ThreadingHTTPServer):
     """ThreadingHTTPServer carrying the ServerApp (``server.app``)."""
 
     daemon_threads = True
-    allow_reuse_address = True
+    allow_reuse_address = sys.platform != "win32"  # on Windows it lets a second server take a port in use
 
     def __init__(self, address, app: ServerApp):
         self.app = app

@@ -350,7 +350,7 @@ def _read_done(root: Path) -> dict[str, dict]:
     if not path.is_file():
         return {}
     done, good = {}, []
-    for line in path.read_text().splitlines():
+    for line in path.read_text(encoding="utf-8").splitlines():
         try:
             entry = json.loads(line)
         except json.JSONDecodeError:
@@ -431,7 +431,7 @@ def write_corpus(root: str | os.PathLike, hours: float, seed: int = 0, fps: floa
     chosen = _choose_voices("Festival", festival, festival_voices() if festival != "none" else [])
     chosen_flite = _choose_voices("Flite", flite, flite_voices() if flite != "none" else [])
     info_path = root / CORPUS_INFO
-    old = json.loads(info_path.read_text()) if info_path.is_file() else None
+    old = json.loads(info_path.read_text(encoding="utf-8")) if info_path.is_file() else None
     if mbrola == "auto" and old is not None and "mbrola_voices" not in old:
         mbrola = "none"  # a corpus made without MBROLA voices resumes without them
     chosen_mbrola = _choose_voices("MBROLA", mbrola, mbrola_voices() if mbrola != "none" else [])

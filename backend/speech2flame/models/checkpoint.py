@@ -74,7 +74,7 @@ def read_config(path: str | os.PathLike) -> tuple[ModelConfig, dict]:
     if not weights.is_file() or not config.is_file():
         raise CheckpointError(f"No speech2flame checkpoint at {path}: expected {weights.name} and {config.name}.")
     try:
-        doc = json.loads(config.read_text())
+        doc = json.loads(config.read_text(encoding="utf-8"))
         if doc.get("architecture") != ARCHITECTURE:
             raise CheckpointError(f"{config} describes a {doc.get('architecture')!r} model; "
                                   f"this speech2flame runs {ARCHITECTURE}.")

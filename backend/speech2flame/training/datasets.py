@@ -97,7 +97,7 @@ def _read_manifest(root: Path, kind: str = "", required: tuple[str, ...] = ()) -
     if not path.is_file():
         raise DatasetError(f"{root} has no {MANIFEST}; see docs/neural.md for the dataset layouts.")
     items = []
-    for number, line in enumerate(path.read_text().splitlines(), 1):
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         if not line.strip():
             continue
         try:
@@ -134,7 +134,7 @@ class SyntheticCorpusWriter:
         self.root = Path(root)
         (self.root / "audio").mkdir(parents=True, exist_ok=True)
         (self.root / "takes").mkdir(parents=True, exist_ok=True)
-        self._manifest = open(self.root / MANIFEST, "a")
+        self._manifest = open(self.root / MANIFEST, "a", encoding="utf-8")
 
     def add(self, item_id: str, samples: np.ndarray, take: Take, split: str = "train",
             emotion: str | None = None, intensity: float | None = None, style: str = "",

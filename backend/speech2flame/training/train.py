@@ -123,7 +123,7 @@ def load_train_config(path: str | Path) -> dict:
     if not path.is_file():
         raise TrainConfigError(f"Training config not found: {path}.")
     try:
-        user = yaml.safe_load(path.read_text()) or {}
+        user = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
@@ -325,7 +325,7 @@ def load_training_state(folder: Path, optimiser: torch.optim.Optimizer) -> dict:
     """Restore what :func:`save_training_state` wrote (optimiser and RNG states); returns the JSON info.
     TrainConfigError (one sentence) when the files are damaged."""
     try:
-        doc = json.loads((folder / STATE_JSON).read_text())
+        doc = json.loads((folder / STATE_JSON).read_text(encoding="utf-8"))
         # read into memory, not mapped: the optimiser keeps these tensors, and Windows cannot
         # replace a mapped file, which the next epoch's save does
         tensors = load_safetensors((folder / STATE_TENSORS).read_bytes())
@@ -360,7 +360,7 @@ def check_resumable(folder: Path) -> int:
                 with safe_open(str(folder / name), "pt") as fh:
                     epoch = (fh.metadata() or {}).get("epoch")
             else:
-                epoch = json.loads((folder / name).read_text())["epoch"]
+                epoch = json.loads((folder / name).read_text(encoding="utf-8"))["epoch"]
             if epoch is not None:  # older checkpoints: no epoch in the safetensors files
                 epochs[name] = int(epoch)
         except Exception:
@@ -468,7 +468,7 @@ def train(cfg: dict, resume: bool = False, show_progress: bool = True, log=print
         check_resumable(last)
         saved_model, _ = read_config(last)
         notes = resume_differences(last, saved_model, wanted_model_config(cfg, head, train_set, saved_model),
-                                   json.loads((last / STATE_JSON).read_text()).get("settings"), cfg)
+                                   json.loads((last / STATE_JSON).read_text(encoding="utf-8")).get("settings"), cfg)
         if notes:
             log(f"warning: settings differ from the run being resumed, the new values are used: {'; '.join(notes)}.")
         model = load_checkpoint(last, device).train()
