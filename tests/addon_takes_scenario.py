@@ -257,6 +257,15 @@ with sys.modules[MODULE + ".backend_client"].LocalServer(sys.executable, []) as 
     report["remote_generate_large"] = call(bpy.ops.speech2flame.generate)
     meta = json.loads(settings.rig.speech2flame_takes[-1].armature_action["speech2flame_take"])
     first = json.loads(settings.rig.speech2flame_takes[-2].armature_action["speech2flame_take"])
-    report["remote_large_audio"] = [meta["audio_sha256"] != first["audio_sha256"],
-                                    abs(meta["audio_duration_s"] - first["audio_duration_s"])]
+    import base64
+    import hashlib
+    import io
+
+    sent = job.remote_audio(settings.audio_path)  # what Generate uploaded: a 16 kHz mono WAV copy
+    copy = soundfile.info(io.BytesIO(base64.b64decode(sent["data_b64"])))
+    report["remote_large_audio"] = {
+        "taken_from_the_copy": meta["audio_sha256"] == hashlib.sha256(base64.b64decode(sent["data_b64"])).hexdigest(),
+        "not_the_file": meta["audio_sha256"] != hashlib.sha256(Path(settings.audio_path).read_bytes()).hexdigest(),
+        "copy": [copy.samplerate, copy.channels, sent["filename"]],
+        "duration_change_s": abs(meta["audio_duration_s"] - first["audio_duration_s"])}
 print_report(report)
