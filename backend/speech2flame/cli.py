@@ -391,7 +391,7 @@ def build_parser(selected: str | None = None) -> argparse.ArgumentParser:
     gen.add_argument("--jobs", type=int, default=1,
                      help="batch: clips generated at once in worker processes (default 1; each gets its share of the cores)")
     gen.add_argument("--reduce-keys", action="store_true",
-                     help="scene.blend: key the rig only where needed (linear between keys, within 0.005 of each "
+                     help="scene.blend: key the rig only where needed (linear between keys, within 0.004 of each "
                           "shape-key weight), easier to edit by hand; exports still hold every frame")
     gen.add_argument("--key", default="all", metavar="PARTS",
                      help="what the rig in scene.blend and the exports is keyed for: mouth, face, eyes, head, "
