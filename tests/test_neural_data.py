@@ -223,6 +223,8 @@ def test_detail_residual_is_learned_and_written_to_the_take(tmp_path):
     analysis = neural.analyse(from_array(toy_clip(1.0, rng)[0], 16000), 30.0, model=str(tmp_path / "run" / "last"))
     take = neural.synthesise(analysis, head, 30.0, Controls())
     assert take.detail_basis.shape == (2, head.num_vertices, 3) and take.detail_weights.shape == (30, 2)
+    offsets = np.einsum("tk,kvc->tvc", take.detail_weights, take.detail_basis)  # metres
+    assert offsets[:, head.regions["lips"], 2].max() > 0.001  # the lips push out (2 mm), as the corpus taught
 
 
 @pytest.mark.parametrize("text,words", [
