@@ -219,6 +219,32 @@ bpy.ops.ed.undo()
 report["replace"]["undone"] = take_state() == state_before_replace  # Ctrl-Z brings the old take back
 rig = bpy.context.scene.speech2flame.rig
 
+
+# Delete Take and Push to NLA undo as Generate does: Ctrl-Z gives the take list, its Actions and
+# the NLA back.
+def nla_tracks():
+    data = bpy.context.scene.speech2flame.rig.animation_data
+    return [t.name for t in data.nla_tracks] if data else []
+
+
+rig.speech2flame_take_index = 0
+bpy.ops.ed.undo_push(message="before delete")
+state = take_state()
+report["delete_undo"] = {"result": call(bpy.ops.speech2flame.take_delete)}
+bpy.ops.ed.undo_push(message="Delete Take")
+report["delete_undo"]["one_fewer"] = take_state()["takes"] == state["takes"][1:]
+bpy.ops.ed.undo()
+report["delete_undo"]["back"] = take_state() == state
+bpy.context.scene.speech2flame.rig.speech2flame_take_index = 0
+bpy.ops.ed.undo_push(message="before push")
+state, tracks = take_state(), nla_tracks()
+report["push_undo"] = {"result": call(bpy.ops.speech2flame.take_push_to_nla)}
+bpy.ops.ed.undo_push(message="Push to NLA")
+report["push_undo"]["one_more_track"] = len(nla_tracks()) == len(tracks) + 1
+bpy.ops.ed.undo()
+report["push_undo"]["back"] = nla_tracks() == tracks and take_state() == state
+rig = bpy.context.scene.speech2flame.rig
+
 # Backend addresses: remote means upload, whatever the URL looks like; typos get one sentence.
 report["remote_url_added_scheme"] = backend.remote_base_url("localhost:8765")
 for typo in ("gpu-box:port", "ftp://gpu-box", ""):

@@ -214,6 +214,8 @@ def test_takes_keep_the_animators_own_animation(addon_zip, tmp_path):
     assert report["remote_import"] == report["remote_generate"] == report["remote_generate_again"] == ["FINISHED"]
     assert report["remote_head_cache"]["size"] == 1  # uploaded once, then named by its hash
     assert report["remote_generate_large"] == ["FINISHED"]  # a large file goes as a 16 kHz mono copy
+    for kind, changed in (("delete_undo", "one_fewer"), ("push_undo", "one_more_track")):  # Ctrl-Z undoes them
+        assert report[kind] == {"result": ["FINISHED"], changed: True, "back": True}, report[kind]
     large = report["remote_large_audio"]  # sent as a 16 kHz mono copy, the take made from it, as long
     assert large["taken_from_the_copy"] and large["not_the_file"] and large["copy"] == [16000, 1, "wide.wav"]
     assert large["duration_change_s"] < 0.01
