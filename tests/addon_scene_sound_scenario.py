@@ -7,6 +7,7 @@ Prints one line "REPORT <json>" with what happened.
 """
 
 import sys
+import wave
 
 import bpy
 
@@ -64,6 +65,38 @@ job = sys.modules[MODULE + ".job"]  # as the analysis ahead asks, outside an ope
 first_mix = job.audio_source(bpy.context)
 report["same_mix_same_file"] = first_mix == job.audio_source(bpy.context)  # named by content: caches hold
 report["mix_start_frame"] = first_mix[1]
+
+# Volumes and fades are mixed as Blender plays them: line B at volume 0 is silence in the mix (the
+# face rests there), and a fade-in keyed on line A's volume makes its start quieter.
+def loudness(path, first, last):
+    """RMS of the mixdown at ``path`` (which starts at scene frame 11) over scene frames first..last."""
+    with wave.open(path) as w:
+        x = np.frombuffer(w.readframes(w.getnframes()), np.int16) / 32768.0
+    span = x[round((first - 11) / 30 * 16000):round((last - 11) / 30 * 16000)]
+    return float(np.sqrt(np.mean(span ** 2)))
+
+
+a_start, a_end = report["strips"]["line_a"]
+b_start, b_end = report["strips"]["line_b"]
+b.volume = 0.0
+quiet_b = job.scene_sound.mixdown(scene)
+report["generate_b_silent"] = call(bpy.ops.speech2flame.generate)
+report["b_silent_first"], report["b_silent_jaw"] = jaw_open(rig.speech2flame_takes[-1])
+b.volume = 1.0
+a_mid = (a_start + a_end) // 2
+a.volume = 0.0
+a.keyframe_insert("volume", frame=a_start)
+a.volume = 1.0
+a.keyframe_insert("volume", frame=a_mid)
+faded_a = job.scene_sound.mixdown(scene)
+a.keyframe_delete("volume", frame=a_start)
+a.keyframe_delete("volume", frame=a_mid)
+a.volume = 1.0
+report["loudness"] = {
+    "b": [loudness(first_mix[0], b_start, b_end), loudness(quiet_b, b_start, b_end)],
+    "a_start": [loudness(first_mix[0], a_start, a_start + 8), loudness(faded_a, a_start, a_start + 8)],
+    "a_end": [loudness(first_mix[0], a_mid, a_end), loudness(faded_a, a_mid, a_end)],
+}
 
 takes_before = len(rig.speech2flame_takes)
 settings.mix_channel = 7

@@ -250,6 +250,12 @@ def test_scene_sound_animates_a_whole_shot(addon_zip, tmp_path):
     first, jaw = report["muted_first"], report["muted_jaw"]
     assert moving(jaw, first, (a_start, a_end)) < 0.01 and moving(jaw, first, (b_start, b_end)) > 0.05
     assert report["same_mix_same_file"] and report["mix_start_frame"] == 11
+    loud = report["loudness"]  # [as mixed before, with line B at volume 0 / line A fading in]
+    assert loud["b"][0] > 0.01 and loud["b"][1] < 1e-4
+    assert loud["a_start"][1] < 0.3 * loud["a_start"][0] and loud["a_end"][1] == pytest.approx(loud["a_end"][0], rel=0.1)
+    assert report["generate_b_silent"] == ["FINISHED"]
+    first, jaw = report["b_silent_first"], report["b_silent_jaw"]
+    assert moving(jaw, first, (a_start, a_end)) > 0.05 and moving(jaw, first, (b_start, b_end)) < 0.01
     assert report["generate_empty_channel"][0] == "ERROR" and report["takes_unchanged"]
     assert "No sound strip on channel 7 plays" in report["generate_empty_channel"][1]
     assert report["muted_names"] == ["line_b"] and report["generate_channel_muted"] == ["FINISHED"]
