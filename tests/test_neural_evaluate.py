@@ -120,3 +120,19 @@ def test_masks_pickles_python3_and_code(tmp_path):
 def test_evaluate_help_names_what_it_scores():
     out = subprocess.run([sys.executable, "-m", "speech2flame.cli", "--help"], capture_output=True, text=True).stdout
     assert "score a neural checkpoint" in out
+
+
+def test_speech2flame_evaluate_runs_from_the_command_line(vocaset, tmp_path):
+    """The `speech2flame evaluate` subcommand itself: its arguments reach the evaluation."""
+    import json
+    import subprocess
+    import sys
+
+    root, _head, model = vocaset
+    run = subprocess.run([sys.executable, "-m", "speech2flame.cli", "evaluate", "--model", model, "--data", str(root),
+                          "--format", "vocaset", "--head", str(root / "toy.npz"), "--split-subjects",
+                          "test=FaceTalk_B", "--split", "test", "--seeds", "1", "--quiet", "--output",
+                          str(tmp_path / "m.json")], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    result = json.loads((tmp_path / "m.json").read_text())
+    assert result["clips"] == 2 and result["frames"] == 45 and result["lve"] > 0

@@ -233,6 +233,21 @@ def test_local_server_starts_and_stops():
     assert not process_alive(pid)
 
 
+def test_serve_on_an_outside_address_warns_in_its_log():
+    """`speech2flame serve --host 0.0.0.0`: a warning that anyone who reaches it and has the token may use it."""
+    import subprocess
+
+    server = subprocess.Popen([sys.executable, "-m", "speech2flame.cli", "serve", "--host", "0.0.0.0", "--port", "0"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        ready = json.loads(server.stdout.readline())
+        assert ready["event"] == "ready" and ready["port"] > 0
+    finally:
+        server.terminate()
+        _out, log = server.communicate(timeout=30)
+    assert "listening on 0.0.0.0: anyone who can reach this address and knows the token can use" in log
+
+
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGTERM is POSIX")
 def test_sigterm_stops_the_server_cleanly():
     with LocalServer(sys.executable) as local:
