@@ -34,6 +34,10 @@ from ..head_model import HeadModel, mouth_channels
 from ..take import Take, TakeError
 from . import EngineError, Progress
 
+DRIFT_SHARE = 1.0
+"""How much of the teacher's slow sway of the whole head (procedural.head_motion's global part, periods of
+about 4 s) is added to the pose sampler's: the sampler's windows carry the speech-rate motion but about a
+third of the slow drift, which follows no cue in the audio (measured: benchmarks/head_motion.py)."""
 HEAD_SMOOTHING_S = 0.05     # Gaussian sigma (seconds) on the pose sampler's head rotations
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "data" / "neural_default"
 
@@ -312,7 +316,8 @@ def synthesise(analysis: NeuralAnalysis, head: HeadModel, fps: float, controls: 
     take will be carried over by this map (:mod:`..retarget`), so a style reference made for the
     rig it goes to is read through it."""
     from ..models.checkpoint import CheckpointError, check_head
-    from ..procedural import blinks_and_gaze, close_lids, ease_ends, random_streams, smooth, soften_peaks
+    from ..procedural import (blinks_and_gaze, close_lids, ease_ends, head_motion, random_streams, smooth,
+                              soften_peaks)
 
     net = get_model(analysis.model_path)
     try:
@@ -341,8 +346,10 @@ def synthesise(analysis: NeuralAnalysis, head: HeadModel, fps: float, controls: 
     # The pose sampler's windows can meet with a one-frame step: a light smoothing (50 ms) takes it
     # out; the head then eases in from rest and back to it at the take's ends.
     ease = ease_ends(n, fps)[:, None]
+    streams = random_streams(controls.seed)
+    drift = head_motion(n, fps, streams["head"])[1]  # the teacher's slow sway of the whole head
     neck = smooth(neck, HEAD_SMOOTHING_S * fps) * controls.head_motion * ease
-    global_rot = smooth(global_rot, HEAD_SMOOTHING_S * fps) * controls.head_motion * ease
+    global_rot = (smooth(global_rot, HEAD_SMOOTHING_S * fps) + DRIFT_SHARE * drift) * controls.head_motion * ease
     close = np.zeros(n)
     if "lip_contact" in out:
         close = contact_closure(conv(out["lip_contact"][:, None])[:, 0])
@@ -359,7 +366,6 @@ def synthesise(analysis: NeuralAnalysis, head: HeadModel, fps: float, controls: 
 
     keep_lips_apart(expression, names, jaw, head)
 
-    streams = random_streams(controls.seed)
     pauses = frames_at(analysis.energy[:, None], mfps, fps, n)[:, 0] < 0.1
     blinks, eyes = blinks_and_gaze(n, fps, controls.blink_rate, streams, pauses, neck, global_rot)
     close_lids(expression, names, blinks)
