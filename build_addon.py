@@ -25,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent
 ADDON = ROOT / "blender_addon"
 BACKEND = ROOT / "backend" / "speech2flame"
-VENDORED = ("head_model.py", "flame_pickle.py", "npz_files.py", "take.py", "rotations.py", "controls.py")
+VENDORED = ("head_model.py", "flame_pickle.py", "npz_files.py", "take.py", "rotations.py", "controls.py", "folders.py")
 VENDORED_DATA = ("data/demo_head.npz",)
 
 

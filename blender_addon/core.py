@@ -1,4 +1,5 @@
-"""The numpy-only core shared with the backend package (head models, takes, rotations, controls).
+"""The numpy-only core shared with the backend package (head models, takes, rotations, controls,
+the folder write check).
 
 Inside the installed extension these modules are vendored by ``build_addon.py``
 into ``vendor/``; from a source checkout (the CLI, tests) they come from the
@@ -6,8 +7,8 @@ into ``vendor/``; from a source checkout (the CLI, tests) they come from the
 """
 
 try:
-    from .vendor import controls, head_model, rotations, take
+    from .vendor import controls, folders, head_model, rotations, take
 except ImportError:  # running from the source tree / pip-installed backend
-    from speech2flame import controls, head_model, rotations, take
+    from speech2flame import controls, folders, head_model, rotations, take
 
-__all__ = ["controls", "head_model", "rotations", "take"]
+__all__ = ["controls", "folders", "head_model", "rotations", "take"]

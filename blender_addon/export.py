@@ -6,12 +6,12 @@ no leaf bones, no key simplification, and the scene frame range.
 
 from __future__ import annotations
 
-import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
 import bpy
 
+from .core import folders
 from .rig import find_rig, meshes_deformed_by
 
 
@@ -33,10 +33,8 @@ def _exporting(objects, filepath):
     folder = Path(filepath).resolve().parent
     if not folder.is_dir():
         raise RuntimeError(f"The folder {folder} does not exist.")
-    try:  # a file made and removed: os.access says yes to any folder on Windows
-        tempfile.TemporaryFile(dir=folder).close()
-    except OSError:
-        raise RuntimeError(f"The folder {folder} cannot be written.") from None
+    if folders.write_problem(folder):
+        raise RuntimeError(f"The folder {folder} cannot be written.")
     layer = bpy.context.view_layer
     selected, active = [o for o in layer.objects if o.select_get()], layer.objects.active
     hidden = [(o, o.hide_get(), o.hide_viewport) for o in objects]

@@ -19,8 +19,8 @@ from .sequencer import all_strips, sound_key
 def file_path(text: str) -> str:
     """The absolute path of a file path the animator set (a relative ``//`` path resolved against
     the .blend; the other system's separators too, as in a file saved on Windows and opened on
-    macOS or Linux: Blender converts its own paths so, not an add-on's)."""
-    return os.path.abspath(bpy.path.abspath(bpy.path.native_pathsep(text)))
+    macOS or Linux: Blender converts its own paths so, not an add-on's; ``~`` is the home folder)."""
+    return os.path.abspath(os.path.expanduser(bpy.path.abspath(bpy.path.native_pathsep(text))))
 
 
 def audio_source(context) -> tuple[str, int, bool]:
@@ -75,7 +75,7 @@ def _sound_path(sound) -> str:
 def strips_of_file(scene, path: str) -> list:
     """The sound strips of ``scene`` playing the file at ``path`` (absolute): those in the scene's
     frame range first, then by the frame they are heard from."""
-    same = os.path.normcase(path)  # Windows and macOS: C:\Audio and c:\audio are one file
+    same = os.path.normcase(path)  # Windows: C:\Audio and c:\audio are one file
     strips = [s for s in all_strips(scene)
               if s.type == "SOUND" and s.sound and os.path.normcase(_sound_path(s.sound)) == same]
     return sorted(strips, key=lambda s: (not scene_sound.in_range(s, scene), s.frame_final_start))

@@ -106,7 +106,7 @@ class Speech2FlameSettings(bpy.types.PropertyGroup):
     reduce_keys: BoolProperty(
         name="Reduce Keys", default=False,
         description="Key only where needed (linear between keys, within 0.004 of each shape-key weight and 0.01 "
-                    "degrees of each bone: the head within 0.1 mm), a fifth to a third of the keys to edit by hand; "
+                    "degrees of each bone: the head within 0.1 mm), a fifth to two fifths of the keys to edit by hand; "
                     "off: a key on every frame")
     style_ref: StringProperty(
         name="Style", subtype="FILE_PATH",

@@ -13,8 +13,8 @@ venv_python() {  # the venv's interpreter: .venv/bin/python, or .venv/Scripts/py
     if [ -x .venv/Scripts/python.exe ]; then echo .venv/Scripts/python.exe; else echo .venv/bin/python; fi
 }
 if [ ! -x "$(venv_python)" ]; then
-    if [ -n "${PYTHON:-}" ]; then python=("$PYTHON")  # python3.11 (Linux, macOS), else Windows' py -3.11
-    elif command -v python3.11 >/dev/null; then python=(python3.11)
+    if [ -n "${PYTHON:-}" ]; then read -ra python <<<"$PYTHON"  # e.g. "py -3.11": a command and its options
+    elif command -v python3.11 >/dev/null; then python=(python3.11)  # Linux, macOS; else Windows' py -3.11
     elif command -v py >/dev/null && py -3.11 -c "" 2>/dev/null; then python=(py -3.11)
     else echo "setup: python3.11 not found; install Python 3.11 or set PYTHON=..." >&2; exit 1; fi
     "${python[@]}" -m venv .venv || { echo "setup: could not make .venv with ${python[*]} (Python 3.11 needed)" >&2; exit 1; }

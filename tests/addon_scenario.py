@@ -15,7 +15,7 @@ import bpy
 import numpy as np
 import torch
 
-from conftest import process_alive
+from processes import process_alive
 from scenario_helpers import MODULE, call, fcurve_values, install_addon, print_report
 
 zip_path, audio_path, long_audio_path, out_dir, heard_audio_path, flame_path = sys.argv[1:7]

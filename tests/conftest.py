@@ -29,20 +29,6 @@ def peak_mb():
 needs_resource = pytest.mark.skipif(os.name == "nt", reason="peak memory through the POSIX resource module")
 
 
-def process_alive(pid: int) -> bool:
-    """Whether process ``pid`` runs (os.kill(pid, 0) would end it on Windows)."""
-    if os.name == "nt":
-        import subprocess
-
-        found = subprocess.run(["tasklist", "/FI", f"PID eq {pid}", "/NH"], capture_output=True, text=True)
-        return str(pid) in found.stdout
-    try:
-        os.kill(pid, 0)
-    except OSError:
-        return False
-    return True
-
-
 def write_speech(path, text: str = "Bob bought a big map. Father saw a pop art show.", rate_wpm: int = 150,
                  voice: str = "en-us"):
     """Speak ``text`` with eSpeak NG into a WAV at ``path``; returns the Speech (with phone timings)."""

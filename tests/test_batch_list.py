@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -148,7 +149,7 @@ def test_a_report_lists_every_clip_for_a_pipeline(tmp_path):
     assert single.returncode == 2 and json.loads((tmp_path / "one.json").read_text())["failed"] == 1
     nowhere = cli("generate", tmp_path / "good.flac", "--out", tmp_path / "two", "--report", tmp_path / "no" / "r.json")
     assert nowhere.returncode == 2 and "does not exist" in nowhere.stderr and not (tmp_path / "two").exists()
-    if Path("/sys").is_dir():  # a folder no one may write into, that os.access passes (as on Windows)
+    if Path("/sys").is_dir():  # no one may write into /sys, yet os.access lets root (as any user on Windows)
         sealed = cli("generate", tmp_path / "good.flac", "--out", tmp_path / "three", "--report", "/sys/r.json")
         assert sealed.returncode == 2 and "--report: the folder /sys cannot be written" in sealed.stderr
 
@@ -182,3 +183,17 @@ print("RESULT", json.dumps(sorted(paths)))
     assert bones == {"root", "neck", "left_eye", "right_eye"} and not any(s.startswith("mouth") for s in shapes)
     bones, shapes = keyed_bones_and_shapes(out / "every")  # an empty cell: the command line's --key face
     assert bones == set() and "browInnerUp" in shapes and "mouthClose" not in shapes
+
+
+def test_an_audio_files_own_name_is_its_folder_even_where_windows_would_refuse_it(tmp_path):
+    """The Windows rule applies to the names a list gives; a row without one takes its audio
+    file's name, which this system already allows ("take 1?" on Linux or macOS)."""
+    if os.name == "nt":
+        pytest.skip("Windows allows no '?' in a file name")
+    from speech2flame.batch_list import read_batch_list
+    from speech2flame.controls import Controls
+
+    (tmp_path / "take 1?.flac").write_bytes(EXAMPLE.read_bytes())
+    (tmp_path / "lines.csv").write_text("audio\ntake 1?.flac\n", encoding="utf-8")
+    clips = read_batch_list(tmp_path / "lines.csv", tmp_path / "out", Controls())
+    assert [clip.out_dir.name for clip in clips] == ["take 1?"]

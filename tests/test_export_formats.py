@@ -94,7 +94,12 @@ def test_gltf_holds_the_take_as_one_animation(exported):
     position = gltf.accessors[gltf.meshes[mesh_node.mesh].primitives[0].attributes.POSITION]
     extent = np.subtract(position.max, position.min)
     assert extent[1] == extent.max() and 0.2 < extent[1] < 0.5
-    joint = {n.name: np.array(n.translation or [0, 0, 0]) for n in gltf.nodes}
+    def rest_position(index: int) -> np.ndarray:  # the node's place in the world at rest (metres)
+        node, parent = gltf.nodes[index], parents.get(index)
+        here = np.array(node.translation or [0, 0, 0], np.float64)
+        return here if parent is None else rest_position(parent) + rest_in_world(index) @ here
+
+    joint = {n.name: rest_position(i) for i, n in enumerate(gltf.nodes)}
     assert joint["left_eye"][1] > joint["jaw"][1] + 0.02 and joint["left_eye"][0] > 0 > joint["right_eye"][0]
 
 

@@ -91,7 +91,7 @@ def test_resume_gives_the_same_weights_as_one_run(tmp_path):
     optimiser = Adam(load_checkpoint(resumed["last"]).parameters())
     load_training_state(state_file.parent, optimiser)
     maps = Path("/proc/self/maps")
-    if maps.is_file():  # Linux
+    if maps.is_file():  # Linux only: where a process's mapped files can be listed
         assert optimiser.state and str(state_file.resolve()) not in maps.read_text()
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile
-from conftest import process_alive
+from processes import process_alive
 
 from speech2flame.server import make_server
 from speech2flame.take import Take

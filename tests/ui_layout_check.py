@@ -13,6 +13,7 @@ import bpy
 
 _FUNCTIONS = bpy.types.UILayout.bl_rna.functions
 _ICONS = {item.identifier for item in _FUNCTIONS["label"].parameters["icon"].enum_items}
+_SETTINGS = {p.identifier for p in bpy.types.UILayout.bl_rna.properties if not p.is_readonly}
 
 
 def _operator_exists(idname: str) -> bool:
@@ -33,16 +34,20 @@ class CheckedLayout:
     """
 
     def __init__(self, problems: list | None = None, drawn: list | None = None):
-        self.problems = [] if problems is None else problems
-        self.drawn = [] if drawn is None else drawn
-        self.active = True
-        self.enabled = True
-        self.alert = False
+        object.__setattr__(self, "problems", [] if problems is None else problems)
+        object.__setattr__(self, "drawn", [] if drawn is None else drawn)
 
     def __getattr__(self, name):  # a UILayout function this stand-in does not know
+        if name in _SETTINGS:
+            return getattr(bpy.types.UILayout.bl_rna.properties[name], "default", None)
         if name in _FUNCTIONS:
             raise NotImplementedError(f"CheckedLayout does not check UILayout.{name} yet")
         raise AttributeError(f"UILayout has no function {name!r}")
+
+    def __setattr__(self, name, value):  # layout.active = False and the like: only UILayout's settings
+        if name not in _SETTINGS:
+            self.problems.append(f"UILayout has no setting {name!r}")
+        object.__setattr__(self, name, value)
 
     def _check_keywords(self, function: str, given: dict) -> None:
         known = {p.identifier for p in _FUNCTIONS[function].parameters}

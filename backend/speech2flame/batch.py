@@ -15,7 +15,6 @@ import pickle
 import queue
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import traceback
@@ -28,6 +27,7 @@ from .disk_cache import write_json_atomically
 from .engines import DEFAULT_ENGINE
 from .head_model import KEY_PARTS
 from .errors import UsageError, is_user_error
+from .folders import write_problem
 from . import worker_process
 from .worker_process import stop_workers
 
@@ -292,9 +292,11 @@ def check_output_folder(out_root: Path) -> None:
         raise BatchError(f"The output folder {out_root} is a file.")
     try:
         out_root.mkdir(parents=True, exist_ok=True)
-        tempfile.TemporaryFile(dir=out_root).close()
     except OSError as exc:
         raise BatchError(f"Cannot write into the output folder {out_root}: {exc.strerror or exc}.") from None
+    problem = write_problem(out_root)
+    if problem:
+        raise BatchError(f"Cannot write into the output folder {out_root}: {problem}.")
 
 
 def _done(out_dir: Path) -> str | None:
@@ -459,10 +461,8 @@ def check_report_path(path: Path) -> None:
         raise UsageError(f"--report names a folder, {path}; give a file name such as report.json.")
     if not path.parent.is_dir():
         raise UsageError(f"--report: the folder {path.parent} does not exist.")
-    try:  # a file made and removed: os.access says yes to any folder on Windows
-        tempfile.TemporaryFile(dir=path.parent).close()
-    except OSError:
-        raise UsageError(f"--report: the folder {path.parent} cannot be written.") from None
+    if write_problem(path.parent):
+        raise UsageError(f"--report: the folder {path.parent} cannot be written.")
 
 
 def write_report(path: Path, results: list[ClipResult], total: int, interrupted: bool = False) -> None:

@@ -140,8 +140,8 @@ def _clip_from_row(row: dict[str, str], base: Path, out_root: Path, defaults: Co
     audio = _resolve(row["audio"], base)
     if not audio.is_file():
         raise ValueError(f"audio file not found: {audio}." if not audio.exists() else f"the audio {audio} is a folder.")
-    name = row.get("name") or audio.stem
-    parts = _folder_parts(name)
+    # a name cell must suit every system; an audio file's own name already suits this one
+    parts = _folder_parts(row["name"], portable=True) if row.get("name") else _folder_parts(audio.stem)
 
     changes: dict = {}
     if "transcript" in row and "transcript_file" in row:
@@ -187,18 +187,19 @@ WINDOWS_RESERVED = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(1, 10
 """Names Windows gives devices: no file or folder can be called so, whatever its extension."""
 
 
-def _folder_parts(name: str) -> tuple[str, ...]:
+def _folder_parts(name: str, portable: bool = False) -> tuple[str, ...]:
     """The folders of a row's output ``name`` under the output folder; ValueError for a name that
     could lead anywhere else on any system (absolute, a drive, '..', ':') or names nothing, and
-    for one Windows cannot make (``<>"|?*``, control characters, a device name such as ``CON``,
-    a trailing dot or space), so the list is refused before the first clip wherever it runs."""
+    with ``portable`` for one Windows cannot make (``<>"|?*``, control characters, a device name
+    such as ``CON``, a trailing dot or space), so a list is refused before the first clip
+    wherever it runs."""
     posix, windows = PurePosixPath(name.replace("\\", "/")), PureWindowsPath(name)
     parts = posix.parts
     if posix.is_absolute() or windows.anchor or windows.drive or ":" in name or not parts or \
             any(part.strip(". ") == "" for part in parts):
         raise ValueError(f"the name {name!r} must be a folder name under the output folder (no '..', no drive, "
                          "not absolute).")
-    for part in parts:
+    for part in parts if portable else ():
         if any(c in '<>"|?*' or ord(c) < 32 for c in part) or part.split(".")[0].strip().lower() in WINDOWS_RESERVED \
                 or part[-1] in ". ":
             raise ValueError(f"the name {name!r} has a folder name Windows cannot make ({part!r}): leave out "

@@ -17,6 +17,10 @@ import time
 from pathlib import Path
 
 
+PARENT_ENV = "SPEECH2FLAME_WORKER_PARENT"
+"""Environment variable a worker program finds its starting process's id in."""
+
+
 def start_worker(module: str, env: dict | None = None, stderr=None) -> subprocess.Popen:
     """Start ``python -m module`` as a worker program: a fresh interpreter of this Python (not a
     multiprocessing child, which would re-run the caller's script and inherit Blender's module
@@ -24,6 +28,7 @@ def start_worker(module: str, env: dict | None = None, stderr=None) -> subproces
     reaches only the command, which then stops it); stdin and stdout are pipes. ``env``: the
     environment (default: this process's); ``stderr``: as subprocess.Popen's (default: ours)."""
     env = dict(os.environ if env is None else env)
+    env[PARENT_ENV] = str(os.getpid())  # on Windows a venv's python.exe is a launcher between us
     package_root = str(Path(__file__).resolve().parents[1])
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
     own_group = {"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP} if sys.platform == "win32" else \
@@ -44,22 +49,29 @@ def result_stream():
 
 def exit_with_parent(interval_s: float = 0.5) -> None:
     """Start a daemon thread that ends this process (exit code 1) as soon as its parent process
-    is gone (it is then adopted by another, so its parent id changes; Windows keeps the old id,
-    so there the thread waits on the parent process itself)."""
-    parent = os.getppid()
+    is gone (it is then adopted by another, so its parent id changes). Windows keeps the old id,
+    and a venv's python.exe there is a launcher standing between the two, so there the thread
+    waits on the process that started the worker (PARENT_ENV) itself."""
+    if sys.platform == "win32":
+        parent = int(os.environ.get(PARENT_ENV) or os.getppid())
 
-    def watch() -> None:
-        if sys.platform == "win32" and _wait_for_process(parent):
+        def watch() -> None:
+            _wait_for_process(parent)  # returns at once if it is gone already
             os._exit(1)
-        while os.getppid() == parent:
-            time.sleep(interval_s)
-        os._exit(1)
+    else:
+        parent = os.getppid()
+
+        def watch() -> None:
+            while os.getppid() == parent:
+                time.sleep(interval_s)
+            os._exit(1)
 
     threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
 def _wait_for_process(pid: int) -> bool:
-    """Windows: wait until process ``pid`` has ended; False (at once) if it cannot be watched."""
+    """Windows: wait until process ``pid`` has ended; False (at once) if it cannot be opened
+    (it has ended already)."""
     import ctypes
     from ctypes import wintypes
 

@@ -83,18 +83,24 @@ def _usable_data_path(path: str) -> str:
 
     from ...disk_cache import cache_dir
 
+    from importlib.metadata import version
+
+    from ...folders import write_problem
+
     places = [cache_dir(), Path(tempfile.gettempdir()) / "speech2flame"]
     if sys.platform == "win32":
         places += [Path(os.environ.get("PUBLIC", "C:\\Users\\Public")) / "speech2flame"]
     for place in places:
         if place is None:
             continue
-        copy = place / "espeak-ng-data"
+        copy = place / f"espeak-ng-data-{version('espeakng-loader')}"  # a new loader: a new copy
         if not _fits_espeak(str(copy)):
             continue
         if not (copy / "phontab").is_file():
             try:
                 place.mkdir(parents=True, exist_ok=True)
+                if write_problem(place):
+                    continue
                 partial = Path(tempfile.mkdtemp(prefix="espeak-ng-data.", dir=place))
                 shutil.copytree(path, partial / "data")
                 try:

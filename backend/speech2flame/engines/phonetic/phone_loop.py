@@ -330,13 +330,14 @@ class PhoneLoop:
     def sequence_score(self, scores: np.ndarray, phones: list[str], optional: list[bool]) -> float:
         """Log-likelihood of the best path through ``phones`` (model phone names) in this order
         over (frames, phones, 3) scores; a phone marked ``optional`` (a pause between words) may
-        be skipped, but never two in a row. -inf when the phones cannot fit in the frames."""
+        be skipped, but never two in a row. -inf when the phones cannot fit in the frames, nan
+        when the search was given up (SEQUENCE_MAX_CELLS)."""
         return self._through(scores, phones, optional, trace=False)[0]
 
     def align_sequence(self, scores: np.ndarray, phones: list[str], optional: list[bool]) -> list | None:
         """Forced alignment over (frames, phones, 3) scores: [(phone, first frame, end frame)] of
         the best path through ``phones`` in order (as :meth:`sequence_score`; skipped optional
-        phones left out), None when they cannot fit."""
+        phones left out), None when they cannot fit or the search was given up."""
         score, units = self._through(scores, phones, optional, trace=True)
         if not np.isfinite(score):
             return None
