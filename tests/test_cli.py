@@ -524,3 +524,14 @@ def test_an_output_open_in_another_program_on_windows_is_named_so(tmp_path):
     assert str(write_error(held, tmp_path, windows=False)) == f"Cannot write {playing}: Access is denied."
     assert str(write_error(PermissionError(13, "Permission denied"), tmp_path, windows=True)) == (
         f"Cannot write {tmp_path}: Permission denied.")
+
+
+def test_a_folder_is_checked_by_writing_into_it(tmp_path):
+    """folders.write_problem: None for a folder a file can be made in (and none is left there),
+    the system's reason for one that refuses, a missing folder included."""
+    from speech2flame.folders import write_problem
+
+    assert write_problem(tmp_path) is None and list(tmp_path.iterdir()) == []
+    assert write_problem(tmp_path / "missing")  # "No such file or directory", in the system's words
+    if Path("/sys").is_dir():
+        assert write_problem("/sys") == "Permission denied"
