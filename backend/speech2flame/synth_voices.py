@@ -88,11 +88,11 @@ def festival_voices() -> list[str]:
 
     if shutil.which("festival") is None:
         return []
-    with tempfile.NamedTemporaryFile("w", suffix=".scm") as script:
-        script.write("(print (voice.list))\n")
-        script.flush()
+    with tempfile.TemporaryDirectory() as folder:  # a closed file Festival may open on any system
+        script = Path(folder) / "voices.scm"
+        script.write_text("(print (voice.list))\n")
         try:
-            out = subprocess.run(["festival", "--batch", script.name], capture_output=True, text=True,
+            out = subprocess.run(["festival", "--batch", str(script)], capture_output=True, text=True,
                                  timeout=60).stdout
         except (OSError, subprocess.SubprocessError):
             return []
@@ -146,7 +146,7 @@ def festival_speak(text: str, voice: str, stretch: float = 1.0):
         wav, segs, scm = (Path(folder) / n for n in ("speech.wav", "speech.segs", "speech.scm"))
         scm.write_bytes((f"(voice_{voice})\n(Parameter.set 'Duration_Stretch {float(stretch):.3f})\n"
                          f'(set! utt (Utterance Text "{quoted}"))\n(utt.synth utt)\n'
-                         f"(utt.save.wave utt \"{wav}\" 'riff)\n(utt.save.segs utt \"{segs}\")\n")
+                         f"(utt.save.wave utt \"{wav.as_posix()}\" 'riff)\n(utt.save.segs utt \"{segs.as_posix()}\")\n")
                         .encode(encoding, errors="replace"))
         _run(["festival", "--batch", str(scm)], f"Festival voice {voice!r}")
         samples, rate = soundfile.read(wav, dtype="float32")
