@@ -80,11 +80,9 @@ def _usable_data_path(path: str) -> str:
         return path
     import shutil
     import tempfile
-
-    from ...disk_cache import cache_dir
-
     from importlib.metadata import version
 
+    from ...disk_cache import cache_dir
     from ...folders import write_problem
 
     places = [cache_dir(), Path(tempfile.gettempdir()) / "speech2flame"]
