@@ -14,8 +14,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import secrets
 import sys
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -37,16 +37,18 @@ def cache_dir() -> Path | None:
     return base / "speech2flame"
 
 
-def cached_json(kind: str, key: bytes, compute: Callable[[], Any]) -> Any:
-    """``compute()``'s JSON-able result, read from the cache when ``key`` (the bytes that
-    decide the result: input data and versions) was seen before, else computed and stored."""
+def cached_json(kind: str, key: bytes, compute: Callable[[], Any], read: Callable[[Any], Any] = lambda value: value) -> Any:
+    """``read(compute())``: ``compute()``'s JSON-able result, taken from the cache when ``key`` (the
+    bytes that decide the result: input data and versions) was seen before, else computed and
+    stored. ``read`` turns the stored value into the caller's and raises TypeError or ValueError
+    on one of the wrong shape (a damaged or foreign file), which is then computed again."""
     folder = cache_dir()
     if folder is None:
-        return compute()
+        return read(compute())
     path = folder / kind / f"{hashlib.sha256(key).hexdigest()}.json"
     try:
-        return json.loads(path.read_text(encoding="utf-8"))["value"]
-    except (OSError, ValueError, KeyError, TypeError):
+        return read(json.loads(path.read_text(encoding="utf-8"))["value"])
+    except (OSError, ValueError, KeyError, TypeError, IndexError):
         pass  # not there yet, or damaged
     value = compute()
     try:
@@ -54,21 +56,19 @@ def cached_json(kind: str, key: bytes, compute: Callable[[], Any]) -> Any:
         write_json_atomically(path, {"value": value})
     except OSError:
         pass
-    return value
+    return read(value)
 
 
 def write_json_atomically(path: Path, value: Any) -> None:
     """Write ``value`` as JSON to ``path`` whole or not at all (a temporary file in the same
-    folder, then renamed), also with several processes writing at once; raises OSError."""
-    with tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=path.parent, suffix=".tmp", delete=False) as fh:
-        try:
-            json.dump(value, fh)
-        except BaseException:  # a value JSON cannot hold: no temporary file left behind
-            fh.close()
-            Path(fh.name).unlink(missing_ok=True)
-            raise
+    folder, then renamed), also with several processes writing at once; raises OSError. The file
+    gets the permissions of any other new file (the umask's), so that other accounts can read a
+    shared cache or a farm's reports (``tempfile`` would make it private to this one)."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
     try:
-        os.replace(fh.name, path)
-    except OSError:
-        Path(fh.name).unlink(missing_ok=True)
+        with open(temporary, "x", encoding="utf-8") as fh:
+            json.dump(value, fh)
+        os.replace(temporary, path)
+    except BaseException:  # a value JSON cannot hold, a full disk: no temporary file left behind
+        temporary.unlink(missing_ok=True)
         raise

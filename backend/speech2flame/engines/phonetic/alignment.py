@@ -439,10 +439,16 @@ def heard_phones(samples: np.ndarray, progress=None) -> tuple[list, str] | None:
 
     samples = np.ascontiguousarray(samples, np.float32)
     key = f"heard_phones {HEARD_VERSION} pocketsphinx {version('pocketsphinx')} ".encode() + samples.tobytes()
-    value = cached_json("heard_phones", key, lambda: recognise_and_align(samples, progress))
+    return cached_json("heard_phones", key, lambda: recognise_and_align(samples, progress), _read_heard_phones)
+
+
+def _read_heard_phones(value) -> tuple[list, str] | None:
+    """:func:`heard_phones`'s result from its JSON form; TypeError / ValueError for any other shape."""
     if value is None:
         return None
     phones, words = value
+    if not isinstance(words, str):
+        raise TypeError("words must be a string")
     return [(str(name), float(start), float(end)) for name, start, end in phones], words
 
 
