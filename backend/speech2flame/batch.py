@@ -26,7 +26,8 @@ from .controls import Controls
 from .disk_cache import write_json_atomically
 from .engines import DEFAULT_ENGINE
 from .head_model import KEY_PARTS
-from .errors import UsageError, is_user_error
+from .errors import UsageError, is_user_error, raise_if_signalled, reported_interruption
+from .folder_lock import claim_folder
 from .folders import write_problem
 from . import worker_process
 from .worker_process import stop_workers
@@ -201,16 +202,29 @@ class GenerateJob:
 
     def run(self, clip: Clip, head, stage=None) -> ClipResult:
         """Generate one clip's take with ``head`` (a HeadModel) and write the outputs into
-        its folder; ``stage(name)`` is called as each stage starts. Raises on failure."""
+        its folder; ``stage(name)`` is called as each stage starts. Raises on failure (FolderError
+        when the folder cannot be made or another run writes into it). A clip that fails before
+        writing leaves no empty folder. Outputs of an earlier run that this one does
+        not make are left as they were, with a warning."""
+        def checked_stage(name: str) -> None:  # a Ctrl-C or SIGTERM that Blender swallowed still stops the run
+            raise_if_signalled()
+            if stage is not None:
+                stage(name)
+
+        checked_stage.progress = getattr(stage, "progress", None)
+        with claim_folder(clip.out_dir):  # one run at a time in a folder
+            return self._run_claimed(clip, head, checked_stage)
+
+    def _run_claimed(self, clip: Clip, head, stage) -> ClipResult:
         from .audio import load_audio
         from .blender_scene import OUTPUT_FILES, partial_path, write_scene_outputs
         from .pipeline import generate_take
 
-        stage = stage or (lambda name: None)
         audio_path, out_dir = clip.audio_path, clip.out_dir
         existing = self.output_paths(out_dir)
         if self.skip_existing and all(p.is_file() for p in existing.values()) and self.done_before(clip):
             return ClipResult(str(audio_path), {o: str(p) for o, p in existing.items()}, skipped=True)
+        earlier = _done_record(out_dir).get("outputs") or []  # what the last complete run here wrote
         _forget_done(out_dir)  # the folder's outputs are about to change
         stage("load audio")
         audio = load_audio(audio_path)
@@ -221,7 +235,6 @@ class GenerateJob:
         stage("write take.npz")
         written = {}
         try:
-            out_dir.mkdir(parents=True, exist_ok=True)  # only now: a clip that fails early leaves no empty folder
             if "take" in self.outputs:
                 path = existing["take"]
                 os.replace(take.save(partial_path(path)), path)
@@ -232,11 +245,17 @@ class GenerateJob:
                                             preview_resolution=self.preview_resolution, reduce_keys=self.reduce_keys,
                                             key_parts=self.clip_key_parts(clip))
                 written.update({kind: str(path) for kind, path in files.items()})
+            raise_if_signalled()  # not "done" when interrupted during the last export
             write_json_atomically(out_dir / DONE_FILE, {"fingerprint": self.fingerprint(clip, audio.sha256),
                                                         "outputs": sorted(written)})
+            _warn_stale(out_dir, [o for o in earlier if o not in written])
         except OSError as exc:
             raise write_error(exc, out_dir) from None
         except RuntimeError as exc:  # Blender's exporters report write failures this way
+            raise_if_signalled()  # and Ctrl-C or SIGTERM that came while one ran
+            interruption = reported_interruption(str(exc))  # (also where no handler of ours saw the signal)
+            if interruption is not None:
+                raise interruption from None
             reason = str(exc).strip().splitlines()[0].removeprefix("Error: ").rstrip(".")
             raise OutputError(f"Blender could not write into {out_dir}: {reason}.") from None
         return ClipResult(str(audio_path), written, take.metadata.get("heard_words") or None)
@@ -266,9 +285,45 @@ class GenerateJob:
         if self.clip_key_parts(clip) != KEY_PARTS:  # likewise
             settings["key_parts"] = list(self.clip_key_parts(clip))
         settings["start_frame"] = self.clip_start_frame(clip)
-        settings["controls"] = self.clip_controls(clip).to_dict()
+        controls = self.clip_controls(clip)
+        settings["controls"] = controls.to_dict()
         settings["audio_sha256"] = audio_sha256
+        # what the files named hold: a rig, model or style take replaced at the same path is another one
+        settings["contents"] = [None if self.rig == "demo" else file_digest(self.rig), self.model_digest(),
+                                controls.style_ref and file_digest(controls.style_ref)]
         return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()
+
+    def model_digest(self) -> str | None:
+        """sha256 of the neural model's weights and settings (the shipped one when none is named);
+        None for engines without one or when it cannot be read (generating then says why)."""
+        from .engines.neural import resolve_model_path
+        from .models.checkpoint import checkpoint_files
+
+        if self.engine in ("phonetic", "baseline"):
+            return None
+        try:
+            return "+".join(file_digest(path) for path in checkpoint_files(resolve_model_path(self.model)))
+        except (ValueError, OSError):
+            return None
+
+
+_digests: dict[tuple, str] = {}
+
+
+def file_digest(path: str | os.PathLike) -> str | None:
+    """sha256 of a file's bytes (None if it cannot be read), worked out once per process for
+    each size and modification time of the file."""
+    import hashlib
+
+    try:
+        stat = os.stat(path)
+        key = (os.path.abspath(path), stat.st_size, stat.st_mtime_ns)
+        if key not in _digests:
+            with open(path, "rb") as fh:
+                _digests[key] = hashlib.file_digest(fh, "sha256").hexdigest()
+        return _digests[key]
+    except OSError:
+        return None
 
 
 def read_transcript_file(path: Path) -> str:
@@ -299,14 +354,36 @@ def check_output_folder(out_root: Path) -> None:
         raise BatchError(f"Cannot write into the output folder {out_root}: {problem}.")
 
 
-def _done(out_dir: Path) -> str | None:
-    """The fingerprint in a clip folder's DONE_FILE, None if there is none (or it is damaged)."""
+def _done_record(out_dir: Path) -> dict:
+    """A clip folder's DONE_FILE ({"fingerprint": ..., "outputs": [...]}); {} if there is none or it is damaged."""
     import json
 
     try:
-        return json.loads((out_dir / DONE_FILE).read_text(encoding="utf-8"))["fingerprint"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
+        record = json.loads((out_dir / DONE_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return record if isinstance(record, dict) else {}
+
+
+def _done(out_dir: Path) -> str | None:
+    """The fingerprint in a clip folder's DONE_FILE, None if there is none (or it is damaged)."""
+    fingerprint = _done_record(out_dir).get("fingerprint")
+    return fingerprint if isinstance(fingerprint, str) else None
+
+
+def _warn_stale(out_dir: Path, outputs: list) -> None:
+    """Warn about the files of ``outputs`` (output names) that an earlier run wrote into
+    ``out_dir`` and this one did not: they were kept, but are of other settings."""
+    import warnings
+
+    from .blender_scene import OUTPUT_FILES
+
+    names = [({"take": "take.npz"} | OUTPUT_FILES).get(o) for o in outputs]
+    stale = [name for name in names if name and (out_dir / name).is_file()]
+    if stale:
+        them = "it" if len(stale) == 1 else "them"
+        warnings.warn(f"{out_dir} still holds {', '.join(stale)} of an earlier run with other outputs or settings: "
+                      f"this run did not write {them}; delete {them} or ask for {them} too.", stacklevel=2)
 
 
 def _forget_done(out_dir: Path) -> None:
@@ -467,14 +544,16 @@ def check_report_path(path: Path) -> None:
 
 def write_report(path: Path, results: list[ClipResult], total: int, interrupted: bool = False) -> None:
     """Write the JSON report of a `generate` run to ``path`` (whole or not at all): per clip its
-    status (done, skipped, failed), error, warnings, files written, words heard and seconds;
+    status (done, skipped, failed), error, warnings, files written, words heard and seconds (the
+    audio file and folder as absolute paths);
     then counts, ``not_run`` (clips an interruption left) and ``interrupted``."""
     from . import __version__
 
     def status(result: ClipResult) -> str:
         return "failed" if result.error else "skipped" if result.skipped else "done"
 
-    clips = [{"clip": r.label, "audio": r.audio_path, "folder": r.out_dir, "status": status(r), "error": r.error,
+    clips = [{"clip": r.label, "audio": os.path.abspath(r.audio_path), "folder": os.path.abspath(r.out_dir),
+              "status": status(r), "error": r.error,
               "warnings": r.warnings, "outputs": r.written, "heard_words": r.heard_words,
               "seconds": round(sum(r.times.values()), 3)} for r in results]
     counts = {state: sum(1 for c in clips if c["status"] == state) for state in ("done", "skipped", "failed")}

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from . import __version__
-from .errors import UsageError, is_user_error
+from .errors import Terminated, UsageError, is_user_error, raise_on_signals
 
 if TYPE_CHECKING:
     from .controls import Controls
@@ -159,6 +159,7 @@ def cmd_generate(args) -> int:
             raise
     results: list = []
     interrupted = False
+    raise_on_signals()  # a farm's cancel (SIGTERM) stops the run as Ctrl-C does: workers stopped, report written
     try:
         if not args.batch:
             return _generate_one(job, clips[0], args, head, out, made, results)
@@ -172,20 +173,30 @@ def cmd_generate(args) -> int:
 
 
 def _generate_one(job, clip, args, head, out: Path, made: bool, results: list) -> int:
-    """One clip into ``out`` itself: errors end the command (one sentence, exit code 2)."""
+    """One clip into ``out`` itself: errors end the command (one sentence, exit code 2). Its
+    warnings are shown when it ends and kept in ``results`` for the report, as a batch's are."""
     from .batch import ClipResult, StageTimer
 
     timer = StageTimer(job.stage_count(), quiet=args.quiet)
+    caught: list = []
     try:
-        result = job.run(clip, head, stage=timer)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            result = job.run(clip, head, stage=timer)
     except BaseException as exc:
         if made and out.is_dir() and not any(out.iterdir()):
             out.rmdir()  # made for this clip, which failed before writing anything
-        if is_user_error(exc):
-            results.append(ClipResult(clip.audio_path, error=str(exc), label=clip.shown, out_dir=str(out)))
+        if isinstance(exc, Exception):  # not an interruption: the clip failed
+            error = str(exc) if is_user_error(exc) else f"internal error ({type(exc).__name__}: {exc})."
+            results.append(ClipResult(clip.audio_path, error=error, warnings=[str(w.message) for w in caught],
+                                      label=clip.shown, out_dir=str(out)))
         raise
     finally:
         timer.close()
+        for caught_warning in caught:
+            warnings.showwarning(caught_warning.message, caught_warning.category, caught_warning.filename,
+                                 caught_warning.lineno)
+    result.warnings = [str(w.message) for w in caught]
     result.times, result.label, result.out_dir = timer.times, clip.shown, str(clip.out_dir)
     results.append(result)
     if result.skipped:
@@ -459,6 +470,9 @@ def main(argv=None) -> int:
             raise
         print(f"speech2flame: error: {exc}", file=sys.stderr)
         return 2
+    except Terminated:
+        print("speech2flame: stopped (SIGTERM).", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
         print("speech2flame: cancelled.", file=sys.stderr)
         return 130

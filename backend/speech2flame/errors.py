@@ -23,3 +23,48 @@ def is_user_error(exc: BaseException) -> bool:
     if isinstance(exc, Cancelled):
         return True
     return isinstance(exc, ValueError) and type(exc).__module__.split(".")[0] in ("speech2flame", "speech2flame_blender")
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (how a render farm or ``kill`` cancels a job), raised where the program is, so that a
+    run stops as on Ctrl-C: workers stopped, the report written; exit code 143 instead of 130."""
+
+
+_signalled: list[type[KeyboardInterrupt]] = []  # the interruptions the signal handlers raised
+
+
+def raise_on_signals() -> None:
+    """From now on SIGTERM raises :class:`Terminated` and Ctrl-C (SIGINT) KeyboardInterrupt in the
+    main thread, and both are remembered for :func:`raise_if_signalled` (no effect in other threads)."""
+    import signal
+    import threading
+
+    def on_signal(signum, frame):
+        interruption = Terminated if signum == signal.SIGTERM else KeyboardInterrupt
+        _signalled.append(interruption)
+        raise interruption()
+
+    if threading.current_thread() is threading.main_thread():
+        _signalled.clear()
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+
+
+def raise_if_signalled() -> None:
+    """Raise again an interruption a signal handler raised before. Blender prints and drops an
+    exception raised while its own Python runs (resetting its add-ons, say), and turns one raised
+    in an operator into a RuntimeError: after Blender's work, this makes sure the run still stops."""
+    if _signalled:
+        raise _signalled[-1]()
+
+
+def reported_interruption(text: str) -> KeyboardInterrupt | None:
+    """The interruption (Ctrl-C or :class:`Terminated`) that a Blender operator's error ``text``
+    reports, else None: Blender turns an exception raised inside an operator (an exporter busy
+    when the signal came) into a RuntimeError that only quotes the traceback."""
+    import re
+
+    found = re.search(r"^(?:[\w.]+\.)?(KeyboardInterrupt|Terminated)\b", text, re.MULTILINE)
+    if found is None:
+        return None
+    return Terminated() if found.group(1) == "Terminated" else KeyboardInterrupt()
