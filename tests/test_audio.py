@@ -79,8 +79,12 @@ def test_bad_audio_gives_one_clear_sentence(tmp_path, case):
 def test_over_long_audio_is_refused(tmp_path):
     path = tmp_path / "long.wav"
     soundfile.write(str(path), np.zeros(8000 * 12, np.int16), 8000, subtype="PCM_16")
-    with pytest.raises(AudioError, match="limit is 10 s"):
+    with pytest.raises(AudioError, match=r"^long\.wav is 12 s long, over the limit of 10 s per clip"):
         load_audio(path, max_duration_s=10)
+    barely = tmp_path / "barely.wav"  # a hundredth over: not "10 s long; the limit is 10 s"
+    soundfile.write(str(barely), np.zeros(1000 * 10 + 10, np.int16), 1000, subtype="PCM_16")
+    with pytest.raises(AudioError, match=r"^barely\.wav is 10\.010 s long, over the limit of 10 s per clip"):
+        load_audio(barely, max_duration_s=10)
 
 
 def test_nan_samples_are_refused_naming_the_file(tmp_path):
@@ -88,8 +92,12 @@ def test_nan_samples_are_refused_naming_the_file(tmp_path):
     samples[500] = np.nan
     path = tmp_path / "damaged.wav"
     soundfile.write(str(path), samples, 16000, subtype="FLOAT")
-    with pytest.raises(AudioError, match=r"^damaged\.wav contains NaN or infinite samples"):
+    with pytest.raises(AudioError, match=r"^damaged\.wav contains NaN, infinite or absurdly large samples"):
         load_audio(path)
+    huge = tmp_path / "huge.wav"  # finite in the file, infinite as float32
+    soundfile.write(str(huge), np.where(np.arange(16000) == 500, 1e300, 0.1), 16000, subtype="DOUBLE")
+    with pytest.raises(AudioError, match=r"^huge\.wav contains NaN, infinite or absurdly large samples"):
+        load_audio(huge)
 
 
 @needs_resource
@@ -126,3 +134,101 @@ def test_channels_are_averaged(tmp_path):
     mono = tmp_path / "mono.wav"
     soundfile.write(str(mono), left / 2, 16000, subtype="FLOAT")
     assert np.allclose(load_audio(path).samples, load_audio(mono).samples, atol=1e-6)
+
+
+def _speech(seconds: float = 3.0) -> np.ndarray:
+    """The first ``seconds`` of the bundled example (real speech), 16 kHz mono float32."""
+    import soxr
+    from test_cli import EXAMPLE
+
+    samples, rate = soundfile.read(str(EXAMPLE), dtype="float32")
+    return soxr.resample(samples, rate, SAMPLE_RATE).astype(np.float32)[: int(seconds * SAMPLE_RATE)]
+
+
+def _dbfs(samples: np.ndarray) -> float:
+    return float(10 * np.log10(np.mean(np.square(samples, dtype=np.float64)) + 1e-20))
+
+
+def test_a_truncated_mp3_gives_only_the_audio_it_holds_and_says_so(tmp_path):
+    """soundfile's block reader hands on a whole block after a short read: the take went on talking
+    over audio decoded earlier, for as long as the MP3's header had promised."""
+    whole = tmp_path / "whole.mp3"
+    soundfile.write(str(whole), _speech(3.0), SAMPLE_RATE, format="MP3")
+    cut = tmp_path / "cut.mp3"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    full = load_audio(whole)
+    with pytest.warns(UserWarning, match="may be truncated"):
+        half = load_audio(cut)
+    assert full.warnings == [] and 2.9 < full.duration < 3.2
+    assert 1.2 < half.duration < 1.8, half.duration
+    assert half.warnings and "may be truncated" in half.warnings[0] and half.warnings[0].startswith("cut.mp3 holds")
+    n = len(half.samples) - 2000  # the same sound as the whole file's first part (the gain differs)
+    assert np.corrcoef(half.samples[:n], full.samples[:n])[0, 1] > 0.99
+
+
+def test_channels_that_cancel_in_a_mono_mix_give_the_loudest_channel(tmp_path):
+    speech = _speech(3.0)
+    inverted = tmp_path / "inverted.wav"
+    soundfile.write(str(inverted), np.stack([speech, -0.9 * speech], axis=1), SAMPLE_RATE, subtype="PCM_16")
+    with pytest.warns(UserWarning, match="cancel out"):
+        audio = load_audio(inverted)
+    assert audio.warnings == ["The channels of inverted.wav cancel out when mixed to mono (one of them is "
+                              "polarity-inverted?): its channel 1 alone is used."]
+    assert np.corrcoef(audio.samples, load_audio_array(speech).samples)[0, 1] > 0.999
+    from speech2flame.audio import from_array
+
+    with pytest.warns(UserWarning, match="its channel 1 alone"):
+        mixed = from_array(np.stack([-speech, 0.9 * speech], 1), SAMPLE_RATE)
+    assert np.corrcoef(mixed.samples, speech)[0, 1] < -0.99
+
+
+def load_audio_array(samples: np.ndarray):
+    from speech2flame.audio import from_array
+
+    return from_array(samples, SAMPLE_RATE)
+
+
+def test_room_tone_or_a_dc_offset_alone_is_not_lifted_to_speech_level(tmp_path):
+    """Normalising a recording with no speech in it raised its hiss to speech level, and the neural
+    engine moved the mouth to it; a DC offset was taken for sound."""
+    rng = np.random.default_rng(0)
+    hiss = (10 ** (-60 / 20) * rng.standard_normal(3 * SAMPLE_RATE)).astype(np.float32)
+    assert abs(_dbfs(load_audio_array(hiss).samples) + 60) < 1  # left as quiet as it is
+    offset = np.full(3 * SAMPLE_RATE, 0.5, np.float32)
+    assert np.abs(load_audio_array(offset).samples[800:-800]).max() < 1e-4
+    speech = _speech(3.0)
+    assert np.corrcoef(load_audio_array(speech + 0.3).samples, load_audio_array(speech).samples)[0, 1] > 0.999
+    quiet_speech = speech * 0.01 + hiss  # quiet speech in the same hiss is still brought up
+    assert _dbfs(load_audio_array(quiet_speech).samples) > -35
+
+    from speech2flame.controls import Controls
+    from speech2flame.head_model import load_head_model
+    from speech2flame.mouth import lip_gap_mm
+    from speech2flame.pipeline import generate_take
+
+    head, controls = load_head_model("demo"), Controls(recognise_words=False)
+    gaps = {name: lip_gap_mm(head, generate_take(load_audio_array(x), head, "neural", controls))
+            for name, x in (("hiss", hiss), ("silence", np.zeros_like(hiss)), ("speech", speech))}
+    assert gaps["hiss"].max() < 0.2 * gaps["speech"].max() and gaps["silence"].max() < 0.2 * gaps["speech"].max(), {
+        k: v.max() for k, v in gaps.items()}  # the hiss lifted: as wide as speech (mean 7.7 mm, the speech's 6.0)
+
+
+def test_one_click_does_not_keep_quiet_speech_quiet():
+    quiet = _speech(3.0) * 0.005
+    clicked = quiet.copy()
+    clicked[100] = 1.0
+    assert abs(_dbfs(load_audio_array(clicked).samples) - _dbfs(load_audio_array(quiet).samples)) < 1.0
+
+
+def test_the_mp3_decoders_own_messages_stay_off_the_terminal(tmp_path, capfd):
+    noise = tmp_path / "noise.mp3"
+    noise.write_bytes(np.random.default_rng(0).bytes(20000))
+    with pytest.raises(AudioError):
+        load_audio(noise)
+    whole = tmp_path / "whole.mp3"
+    soundfile.write(str(whole), _speech(3.0), SAMPLE_RATE, format="MP3")
+    (tmp_path / "cut.mp3").write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    with pytest.warns(UserWarning, match="may be truncated"):
+        load_audio(tmp_path / "cut.mp3")
+    _out, err = capfd.readouterr()
+    assert "Note:" not in err and "resync" not in err and "Xing" not in err, err

@@ -86,7 +86,7 @@ def generate_take(audio: Audio, head: HeadModel, engine: str = DEFAULT_ENGINE, c
     key = (audio.sha256, engine, float(fps), controls.transcript, model, bool(controls.recognise_words),
            stamp(model) if stamp else None)
     analysis = cache.get_or_compute(key, analyse) if cache is not None else analyse()
-    notes = list(getattr(analysis, "warnings", None) or [])  # already shown as warnings by the engine
+    notes = list(audio.warnings) + list(getattr(analysis, "warnings", None) or [])  # already shown as warnings
     source, mapping = engine_head(engine, module, analysis, head), None
     if source is not head:
         try:
