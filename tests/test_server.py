@@ -175,7 +175,8 @@ def test_a_job_that_fails_reports_why(server, clip):
 
 @pytest.mark.parametrize("case", ["malformed_json", "not_an_object", "unknown_key", "unknown_control",
                                   "control_out_of_range", "control_of_wrong_type", "bad_audio_bytes", "missing_audio_file",
-                                  "unknown_engine", "missing_rig", "oversized_upload"])
+                                  "unknown_engine", "missing_rig", "oversized_upload", "nul_in_audio_path",
+                                  "nul_in_rig_path"])
 def test_bad_requests_get_a_4xx_json_error_in_one_sentence(server, clip, case):
     audio = {"path": clip}
     bodies = {
@@ -191,6 +192,8 @@ def test_bad_requests_get_a_4xx_json_error_in_one_sentence(server, clip, case):
         "unknown_engine": json.dumps({**job(audio), "engine": "telepathy"}).encode(),
         "missing_rig": json.dumps({**job(audio), "rig": "/no/such/head.npz"}).encode(),
         "oversized_upload": json.dumps(job({"data_b64": "A" * (3 * 2**20), "filename": "big.wav"})).encode(),
+        "nul_in_audio_path": json.dumps(job({"path": clip + "\u0000.wav"})).encode(),
+        "nul_in_rig_path": json.dumps({**job(audio), "rig": "head\u0000.npz"}).encode(),
     }
     status, body = raw_request(server, "POST", "/v1/jobs", bodies[case], token=server.token)
     assert status == (413 if case == "oversized_upload" else 400), body
@@ -199,6 +202,18 @@ def test_bad_requests_get_a_4xx_json_error_in_one_sentence(server, clip, case):
         with pytest.raises(BackendError) as info:
             server.client().submit(json.loads(bodies[case]))
         assert str(info.value) == body["error"]["message"] and info.value.status == status
+
+
+def test_uploads_under_names_this_system_cannot_make_are_still_decoded(server, tmp_path):
+    """A client's file name only names the clip (and tells the decoder its format): one with a NUL or
+    longer than the system allows was a 500 before."""
+    client = server.client()
+    for seed, filename in enumerate(("line\u0000.wav", "line." + "x" * 300, "y" * 300 + ".wav"), 100):
+        clip = vowel_clip(tmp_path / f"{seed}.wav", seconds=1.0, seed=seed)  # bytes the server has not decoded yet
+        data = base64.b64encode(Path(clip).read_bytes()).decode()
+        done = client.wait(client.submit(job({"data_b64": data, "filename": filename}, recognise_words=False)),
+                           timeout=120)
+        assert done["status"] == "done", (filename, done)
 
 
 def test_unknown_endpoints_and_methods_get_json_errors_not_html(server):
@@ -538,6 +553,14 @@ def test_notes_for_the_user_travel_in_the_take(server, clip, tmp_path):
     client.wait(plain, timeout=20)
     (tmp_path / "plain.npz").write_bytes(client.fetch_take(plain))
     assert "warnings" not in Take.load(tmp_path / "plain.npz").metadata  # the demo head has them
+    samples, rate = soundfile.read(clip, dtype="float32")  # a stereo file whose channels cancel in a mono mix
+    soundfile.write(str(tmp_path / "inverted.wav"), np.stack([samples, -0.9 * samples], 1), rate, subtype="PCM_16")
+    inverted = client.submit(job({"path": str(tmp_path / "inverted.wav")}, recognise_words=False))
+    assert client.wait(inverted, timeout=60)["status"] == "done"
+    (tmp_path / "inverted.npz").write_bytes(client.fetch_take(inverted))
+    assert Take.load(tmp_path / "inverted.npz").metadata["warnings"] == [
+        "The channels of inverted.wav cancel out when mixed to mono (one of them is polarity-inverted?): its "
+        "channel 1 alone is used."]
 
 
 def test_slow_or_many_connections_cannot_shut_others_out(monkeypatch):
@@ -680,6 +703,9 @@ def test_a_style_reference_can_be_sent_with_the_job(server, clip, tmp_path):
     assert done["status"] == "done", done
     take_path.write_bytes(client.fetch_take(done["job_id"]))
     assert Path(Take.load(take_path).metadata["controls"]["style_ref"]).name.endswith("_what___now_.npz")
+    long_name = {**sent, "filename": "s" * 300 + ".npz"}  # longer than a file name may be: shortened
+    done = client.wait(client.submit({**body, "controls": {**body["controls"], "style_ref": long_name}}), timeout=120)
+    assert done["status"] == "done", done
     for bad in ({**sent, "filename": "style.txt"}, {**sent, "data_b64": "not base64!"}, {**sent, "path": "/etc"}):
         status, answer = raw_request(server, "POST", "/v1/jobs", json.dumps(
             {**job({"path": clip}), "controls": {"style_ref": bad}}).encode(), token=server.token)

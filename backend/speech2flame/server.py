@@ -262,7 +262,7 @@ class ServerApp:
             if not isinstance(spec["data_b64"], str) or not isinstance(filename, str):
                 raise ApiError(400, "bad_audio", "audio.data_b64 and audio.filename must be strings.")
             data = _decoded(spec["data_b64"], "bad_audio", "audio")
-            name = label = Path(filename).name or "audio.wav"
+            name = label = _shown(re.sub(r"[\x00-\x1f]", "_", Path(filename).name)) or "audio.wav"
         sha256 = hashlib.sha256(data).hexdigest()
         audio = self.audio_cache.get(sha256)
         if audio is None:
@@ -280,21 +280,25 @@ class ServerApp:
             _check_audio_size(info.st_size, path)
             with open(path, "rb") as fh:
                 data = fh.read(MAX_FILE_BYTES + 1)  # no more than the limit, even if the file grew meanwhile
-        except OSError:
-            raise ApiError(400, "bad_audio", f"The server cannot read the audio file {_shown(path)}.") from None
+        except (OSError, ValueError):  # ValueError: a NUL in the path
+            raise ApiError(400, "bad_audio", f"The server cannot read the audio file {_shown(path)!r}.") from None
         _check_audio_size(len(data), path)
         return data
 
     @staticmethod
     def _decode(data: bytes, label: str) -> Audio:
-        suffix = Path(label).suffix or ".wav"
+        suffix = Path(label).suffix
+        if not re.fullmatch(r"\.[A-Za-z0-9]{1,10}", suffix):  # it only tells the decoder the format
+            suffix = ".wav"
         with tempfile.TemporaryDirectory(prefix="speech2flame-") as folder:
             path = Path(folder) / f"upload{suffix}"
             path.write_bytes(data)
             try:
-                return load_audio(path)
+                audio = load_audio(path)
             except AudioError as exc:
                 raise ApiError(400, "bad_audio", str(exc).replace(path.name, Path(label).name)) from None
+        audio.warnings = [note.replace(path.name, Path(label).name) for note in audio.warnings]
+        return audio
 
     def load_head(self, rig) -> HeadModel:
         """The head model for ``rig``: "demo", a path on this machine (cached by resolved path
@@ -307,8 +311,8 @@ class ServerApp:
         path = demo_head_path() if rig == DEMO_RIG else Path(rig)
         try:
             stat = path.stat()
-        except OSError:
-            raise ApiError(400, "bad_rig", f"Head model file not found: {rig}.") from None
+        except (OSError, ValueError):  # ValueError: a NUL in the path
+            raise ApiError(400, "bad_rig", f"Head model file not found: {_shown(rig)!r}.") from None
         key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size)
         head = self.head_cache.get(key)
         if head is None:
@@ -406,12 +410,16 @@ class ServerApp:
                 not isinstance(filename, str) or not filename.lower().endswith(".npz"):
             raise ApiError(400, "bad_controls", "An uploaded style_ref takes data_b64 and a filename ending in .npz.")
         data = _decoded(spec["data_b64"], "bad_controls", "style_ref")
-        name = re.sub(r"[^\w.-]", "_", Path(filename.replace("\\", "/")).name)  # a name any system can make
-        path = Path(self._uploads.name) / f"{hashlib.sha256(data).hexdigest()[:16]}_{name}"
+        stem = re.sub(r"[^\w.-]", "_", Path(filename.replace("\\", "/")).stem)[:80]  # a name any system can make
+        path = Path(self._uploads.name) / f"{hashlib.sha256(data).hexdigest()[:16]}_{stem}.npz"
         if not path.is_file():  # whole or not at all: another job may send the same file meanwhile
             with tempfile.NamedTemporaryFile(dir=path.parent, delete=False) as scratch:
                 scratch.write(data)
-            os.replace(scratch.name, path)
+            try:
+                os.replace(scratch.name, path)
+            except OSError:
+                os.unlink(scratch.name)
+                raise
         return str(path)
 
     # -- job lifecycle
