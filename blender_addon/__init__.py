@@ -19,9 +19,11 @@ def register():
     properties.register()
     for cls in _CLASSES:
         bpy.utils.register_class(cls)
+    operators.register()
 
 
 def unregister():
+    operators.unregister()
     analyse_ahead.stop()
     backend.stop_local()
     for cls in reversed(_CLASSES):

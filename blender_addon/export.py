@@ -36,9 +36,15 @@ def _exporting(objects, filepath):
     if folders.write_problem(folder):
         raise RuntimeError(f"The folder {folder} cannot be written.")
     layer = bpy.context.view_layer
+    outside = [obj.name for obj in objects if obj.name not in layer.objects]
+    if outside:
+        raise RuntimeError(f"{outside[0]} is not in the view layer (its collection is excluded, the checkbox in the "
+                           "Outliner); include it and export again.")
     selected, active = [o for o in layer.objects if o.select_get()], layer.objects.active
     hidden = [(o, o.hide_get(), o.hide_viewport) for o in objects]
+    shown: list = []
     try:
+        _show_collections(layer, objects, shown)
         for obj in layer.objects:
             obj.select_set(False)
         for obj in objects:
@@ -46,14 +52,41 @@ def _exporting(objects, filepath):
             obj.hide_set(False)
             obj.select_set(True)
         layer.objects.active = objects[0]
+        layer.update()
+        unseen = [obj.name for obj in objects[:2] if not obj.visible_get()]
+        if unseen:  # the exporters would write an empty file
+            raise RuntimeError(f"{unseen[0]} cannot be shown for the export (is its collection disabled in "
+                               "viewports?); show it and export again.")
         yield
     finally:
         for obj, hide, hide_viewport in hidden:
             obj.hide_viewport = hide_viewport
             obj.hide_set(hide)
+        for datablock, attribute, value in reversed(shown):
+            setattr(datablock, attribute, value)
         for obj in layer.objects:
             obj.select_set(obj in selected)
         layer.objects.active = active
+
+
+def _show_collections(layer, objects, shown: list) -> None:
+    """Show, in the view layer, the collections holding ``objects`` and the collections above
+    them (an animator hides a character by its collection's eye icon); appends (datablock,
+    attribute, old value) per change to ``shown``, to be put back."""
+    wanted = {collection for obj in objects for collection in obj.users_collection}
+
+    def walk(layer_collection, path: list) -> None:
+        path = [*path, layer_collection]
+        if layer_collection.collection in wanted:
+            for item in path:
+                for datablock in (item, item.collection):
+                    if getattr(datablock, "hide_viewport", False):
+                        shown.append((datablock, "hide_viewport", True))
+                        datablock.hide_viewport = False
+        for child in layer_collection.children:
+            walk(child, path)
+
+    walk(layer.layer_collection, [])
 
 
 @contextmanager

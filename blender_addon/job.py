@@ -28,7 +28,8 @@ def audio_source(context) -> tuple[str, int, bool]:
     the start frame unless there) from the settings.
 
     Sound Strip: what the strip plays, from where it is heard (:func:`_strip_audio`). File: from
-    the scene's first frame, with a strip of ours there; but when the file already plays in the
+    the scene's first frame, with a strip of ours there, or from where a strip of ours that plays
+    the file is now (the animator slid it to time the line); but when the file already plays in the
     edit as one of the animator's strips (not muted; the one in the scene's frame range, else the
     earliest), the take follows that strip as with Sound Strip and no strip is added: the edit
     decides when the line is heard, and a strip of ours would play it twice (or out of sync)."""
@@ -45,10 +46,12 @@ def audio_source(context) -> tuple[str, int, bool]:
     path = file_path(settings.audio_path)
     if not os.path.isfile(path):
         raise BackendError(f"Audio file not found: {path}.")
-    theirs = [s for s in strips_of_file(context.scene, path) if not sound_key(s) and not s.mute]
+    strips = [s for s in strips_of_file(context.scene, path) if not s.mute]
+    theirs = [s for s in strips if not sound_key(s)]
     if theirs:
         return (*_strip_audio(context.scene, theirs[0]), False)
-    return path, context.scene.frame_start, True
+    ours = [s for s in strips if scene_sound.plays_whole(s)]  # a strip of ours the animator may have slid
+    return path, ours[0].frame_final_start if ours else context.scene.frame_start, True
 
 
 def _strip_audio(scene, strip) -> tuple[str, int]:

@@ -23,6 +23,7 @@ from .take_writer import apply_take, discard, driven_channels, rig_problem
 
 _cancel_requested = False
 _job_running = False  # a generation of this Blender session is under way (never saved with a file)
+_running_generation = None  # the interactive Generate under way, to stop when a file is loaded
 
 
 def job_running() -> bool:
@@ -128,6 +129,10 @@ class SPEECH2FLAME_OT_generate(bpy.types.Operator):
             raise RigError("Choose what the take keys (Mouth, Face, Eyes, Head): none is chosen.")
         self.audio_path, self.start_frame, self.add_sound = job_module.audio_source(context)
         settings = _settings(context)
+        self.rig_name, self.scene_name, self.audio_source = self.arm_obj.name, context.scene.name, settings.audio_source
+        self.fps = context.scene.render.fps / context.scene.render.fps_base
+        self.replace_index = self.arm_obj.speech2flame_take_index if settings.replace_take else -1
+        self.reduce_keys, self.key_parts = settings.reduce_keys, set(settings.key_parts)
         self.strip_name = settings.sound_strip if settings.audio_source == "STRIP" else ""
         self.scene_sound = settings.audio_source == "SCENE"
         self.audio_name = Path(self.audio_path).name if settings.audio_source != "SCENE" else \
@@ -137,6 +142,12 @@ class SPEECH2FLAME_OT_generate(bpy.types.Operator):
         self.client = _client(context)
         job = job_module.request(context, self.arm_obj.get(HEAD_PROP, hm.DEMO_RIG), self.audio_path, self.start_frame,
                           backend.shares_files(self.client))
+        emotion = "keyed emotion" if job["controls"].get("emotion_schedule") else \
+            f"{settings.emotion} {settings.intensity:.1f}"
+        self.take_name = f"{self.arm_obj.name}_{settings.engine}_{settings.emotion}"
+        self.summary = f"{settings.engine}, {emotion}, {self.audio_name}"
+        if len(self.key_parts) < len(hm.KEY_PARTS):  # what the take keys, when not everything
+            self.summary += f", keys {'+'.join(p for p in hm.KEY_PARTS if p in self.key_parts)}"
         analyse_ahead.before_generate(job)
         try:
             self.job_id = self.client.submit(job)
@@ -151,50 +162,64 @@ class SPEECH2FLAME_OT_generate(bpy.types.Operator):
             self.job_id = self.client.submit(job)
         self.started = time.perf_counter()
 
+    def _rig(self):
+        """The rig the take is for: the object Generate was clicked for, or after an undo (which
+        replaces Blender's objects with copies) the one of its name; ReferenceError when gone."""
+        try:
+            self.arm_obj.name
+        except ReferenceError:
+            self.arm_obj = bpy.data.objects.get(self.rig_name)
+            if self.arm_obj is None:
+                raise
+        return self.arm_obj
+
     def _finish(self, context) -> set:
+        """Write the finished take onto the rig, into the scene and with the settings of the click
+        (not of whatever the animator has moved to meanwhile)."""
         data = self.client.fetch_take(self.job_id)
         with tempfile.TemporaryDirectory() as folder:
             path = Path(folder) / "take.npz"
             path.write_bytes(data)
             take = take_module.Take.load(path)
-        settings = _settings(context)
-        existing = self.add_sound and next((s for s in job_module.strips_of_file(context.scene, self.audio_path) if sound_key(s)
+        arm_obj, scene = self._rig(), bpy.data.scenes.get(self.scene_name)
+        if scene is None:
+            raise RigError(f"The scene {self.scene_name} was deleted while its take was being generated; "
+                           "nothing was added.")
+        fps = scene.render.fps / scene.render.fps_base
+        if abs(fps - self.fps) > 1e-6:
+            raise RigError(f"The scene's frame rate changed from {self.fps:g} to {fps:g} fps while the take was "
+                           "being generated; nothing was added: generate again.")
+        settings = scene.speech2flame
+        existing = self.add_sound and next((s for s in job_module.strips_of_file(scene, self.audio_path) if sound_key(s)
                                             and s.frame_final_start == self.start_frame and scene_sound.plays_whole(s)),
                                            None)  # a strip of ours playing the file from the take's start
-        result = apply_take(take, self.arm_obj, name=f"{self.arm_obj.name}_{settings.engine}_{settings.emotion}",
-                            scene=context.scene, set_frame_range=False,
+        result = apply_take(take, arm_obj, name=self.take_name, scene=scene, set_frame_range=False,
                             sound_path=self.audio_path if self.add_sound and not existing else None,
-                            reduce_keys=settings.reduce_keys, parts=set(settings.key_parts))
+                            reduce_keys=self.reduce_keys, parts=self.key_parts)
         settings.heard_words = take.metadata.get("heard_words") or ""
-        emotion = "keyed emotion" if take.metadata.get("controls", {}).get("emotion_schedule") else \
-            f"{settings.emotion} {settings.intensity:.1f}"
-        summary = f"{settings.engine}, {emotion}, {self.audio_name}"
-        if len(settings.key_parts) < len(hm.KEY_PARTS):  # what the take keys, when not everything
-            summary += f", keys {'+'.join(p for p in hm.KEY_PARTS if p in settings.key_parts)}"
         strip = result["sound_strip"] or existing or next(
-            (s for s in all_strips(context.scene) if self.strip_name and s.name == self.strip_name), None)
+            (s for s in all_strips(scene) if self.strip_name and s.name == self.strip_name), None)
         strip_name = sound_key(strip)  # "" for the animator's own strips: switching takes leaves them alone
         try:
-            if settings.replace_take and 0 <= self.arm_obj.speech2flame_take_index < len(self.arm_obj.speech2flame_takes):
-                takes.replace(self.arm_obj, self.arm_obj.speech2flame_take_index, result, summary, strip_name,
-                              self.scene_sound)
+            if 0 <= self.replace_index < len(arm_obj.speech2flame_takes):
+                takes.replace(arm_obj, self.replace_index, result, self.summary, strip_name, self.scene_sound)
             else:
-                takes.record(self.arm_obj, result, summary, strip_name, self.scene_sound)
+                takes.record(arm_obj, result, self.summary, strip_name, self.scene_sound)
         except Exception as exc:  # e.g. a take list Blender will not let us change: leave the scene as it was
             discard(result)
-            raise RigError(f"The take could not be added to the take list of {self.arm_obj.name} ({exc}); "
+            raise RigError(f"The take could not be added to the take list of {arm_obj.name} ({exc}); "
                            "nothing was changed.") from None
         elapsed = time.perf_counter() - self.started
         message = f"Take {result['armature_action'].name}: {take.num_frames} frames in {elapsed:.2f} s."
         if take.metadata.get("retargeted_from"):
             message += " Carried over from the demo head's named channels onto this rig's expression basis."
-        if settings.audio_source == "FILE" and not self.add_sound:  # audio_source: the file already in the edit
+        if self.audio_source == "FILE" and not self.add_sound:  # the file already in the edit
             message += f" It starts at frame {self.start_frame}, where the file already plays in the Sequencer."
         if result["kept_actions"]:
             message += (f" Your Action {', '.join(result['kept_actions'])} now plays on an NLA track under the "
                         "takes, for what they do not key.")
         self.report({"INFO"}, " ".join([message, *result["notes"]]))
-        driven = driven_channels(*find_rig(self.arm_obj), [result["armature_action"], result["shape_action"]])
+        driven = driven_channels(*find_rig(arm_obj), [result["armature_action"], result["shape_action"]])
         if driven:
             self.report({"WARNING"}, f"Drivers set {', '.join(driven[:5])}{' and more' if len(driven) > 5 else ''}"
                                      " instead of the take's keys; remove or mute them to see the take.")
@@ -233,23 +258,29 @@ class SPEECH2FLAME_OT_generate(bpy.types.Operator):
 
     def _start(self, context) -> set:
         """Submit the job and follow it from :meth:`modal` on a timer, the interface free meanwhile."""
-        global _job_running
+        global _job_running, _running_generation
         settings = _settings(context)
         try:
             self._submit(context)
         except (BackendError, RigError) as exc:
             return self._fail(context, str(exc))
-        _job_running = True
+        _job_running, _running_generation, self._ended = True, self, False
         settings.progress, settings.status = 0.0, "Queued"
         self.watcher = JobWatcher(self.client, self.job_id)
-        self._timer = context.window_manager.event_timer_add(0.05, window=context.window)
-        context.window_manager.progress_begin(0, 100)
-        context.window_manager.modal_handler_add(self)
+        self._wm = context.window_manager  # the one the timer and progress bar are on, whatever happens meanwhile
+        self._timer = self._wm.event_timer_add(0.05, window=context.window)
+        self._wm.progress_begin(0, 100)
+        self._wm.modal_handler_add(self)
         return {"RUNNING_MODAL"}
+
+    def _job_settings(self, context):
+        """The settings of the scene Generate was clicked in (its panel shows the progress)."""
+        scene = bpy.data.scenes.get(getattr(self, "scene_name", "")) or context.scene
+        return scene.speech2flame
 
     def modal(self, context, event):
         global _cancel_requested
-        settings = _settings(context)
+        settings = self._job_settings(context)
         if event.type == "ESC" or _cancel_requested:
             _cancel_requested = False
             self.watcher.cancel()
@@ -277,17 +308,58 @@ class SPEECH2FLAME_OT_generate(bpy.types.Operator):
             self._end(context, set())
             raise
 
+    def cancel(self, context):
+        """Blender ends the modal itself (a file is loaded, the window closes): stop the job too."""
+        self._stop(context)
+
+    def _stop(self, context) -> None:
+        """Cancel the backend's job and end the modal without touching the scene."""
+        if getattr(self, "watcher", None) is not None:
+            self.watcher.cancel()
+        self._end(context, set())
+
     def _end(self, context, result: set) -> set:
-        global _job_running
+        """Generate is free again: the progress bar, the timer and the watcher's thread end (once)."""
+        global _job_running, _running_generation
         _job_running = False
+        if _running_generation is self:
+            _running_generation = None
+        if getattr(self, "_ended", True):
+            return result
+        self._ended = True
         if getattr(self, "watcher", None) is not None:
             self.watcher.stop()
-        _settings(context).status = ""
-        context.window_manager.progress_end()
-        if self._timer is not None:
-            context.window_manager.event_timer_remove(self._timer)
-            self._timer = None
+        try:
+            self._job_settings(context).status = ""
+            self._wm.progress_end()
+            if self._timer is not None:
+                self._wm.event_timer_remove(self._timer)
+        except (AttributeError, ReferenceError, RuntimeError):  # the file it ran in is gone
+            pass
+        self._timer = None
         return result
+
+
+@bpy.app.handlers.persistent
+def _stop_generation_before_loading(*_args) -> None:
+    """A file is about to be loaded: the interactive Generate of the old one stops (its job
+    cancelled) and Generate is free again in the new one."""
+    if _running_generation is not None:
+        _running_generation._stop(bpy.context)
+
+
+def register() -> None:
+    bpy.app.handlers.load_pre.append(_stop_generation_before_loading)
+
+
+def unregister() -> None:
+    """The add-on is turned off: stop a running generation (Generate would stay disabled otherwise)."""
+    global _job_running
+    if _running_generation is not None:
+        _running_generation._stop(bpy.context)
+    _job_running = False
+    if _stop_generation_before_loading in bpy.app.handlers.load_pre:
+        bpy.app.handlers.load_pre.remove(_stop_generation_before_loading)
 
 
 _RIG_GONE = "The rig was deleted while its take was being generated; nothing was added."
@@ -362,10 +434,13 @@ class _TakeOperator:
 
     def execute(self, context):
         try:
-            arm_obj, _mesh = _target_rig(context)
+            arm_obj, mesh_obj = _target_rig(context)
             index = self.index if self.index >= 0 else arm_obj.speech2flame_take_index
             if not 0 <= index < len(arm_obj.speech2flame_takes):
                 raise RigError("This rig has no take to work on.")
+            problem = rig_problem(arm_obj, mesh_obj)  # e.g. a linked duplicate: the other face would change too
+            if problem:
+                raise RigError(problem)
             type(self).action(arm_obj, index)
         except RigError as exc:
             self.report({"ERROR"}, str(exc))

@@ -3,6 +3,8 @@ animator's own strips are never muted or removed), and every strip of a scene.""
 
 from __future__ import annotations
 
+import secrets
+
 import bpy
 
 
@@ -29,7 +31,8 @@ def _strips(editor):
 
 SOUND_PROP = "speech2flame_sound"
 """Custom property on each sound strip the add-on adds (:func:`add_sound_strip`): the key its
-takes know it by (their ``sound_strip``): its name when added, kept when the animator renames it."""
+takes know it by (their ``sound_strip``): its name when added and a random tag (unique across
+files, for rigs appended from another), kept when the animator renames it."""
 
 
 def sound_key(strip) -> str:
@@ -75,7 +78,8 @@ def add_sound_strip(scene, sound_path: str, frame_start: int, channel: int = 1):
     editor = scene.sequence_editor or scene.sequence_editor_create()
     strips = _strips(editor)
     strip = strips.new_sound(name=name, filepath=path, channel=channel, frame_start=int(frame_start))
-    strip[SOUND_PROP] = strip.name
+    strip[SOUND_PROP] = f"{strip.name}#{secrets.token_hex(4)}"  # unique beyond this file: a rig appended from
+    # another file brings takes that name their strips there
     while any(other != strip and other.channel == strip.channel and other.frame_final_start < strip.frame_final_end
               and strip.frame_final_start < other.frame_final_end for other in strips):
         strip.channel += 1  # the first channel from ``channel`` up where it overlaps no strip

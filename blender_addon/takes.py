@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import bpy
 
-from .rig import find_rig
+from .rig import RigError, find_rig
 from .sequencer import SOUND_PROP, all_strips, named_sound_keys, remove_sound_strip, sound_key
-from .take_writer import assign_actions, rest_keyed_by
+from .take_writer import assign_actions, rest_keyed_by, rig_problem
 
 
 _selecting_quietly = False  # set while the list's selection moves without switching the animation
@@ -65,8 +65,12 @@ def activate(arm_obj, index: int, scene=None) -> list[str]:
     preview range its frames (the timeline plays it; the scene's own range stays), and its sound
     strip the only one of this rig's takes that plays (a Scene Sound take leaves the strips as they
     are); returns the names of the animator's own Actions it replaced (kept, see
-    ``take_writer.assign_actions``)."""
+    ``take_writer.assign_actions``). RigError (and nothing changed) for a take that lost an
+    Action, or a rig that cannot take keys (:func:`take_writer.rig_problem`)."""
     item = arm_obj.speech2flame_takes[index]
+    problem = switch_problem(arm_obj, item)
+    if problem:
+        raise RigError(problem)
     kept = assign_actions(arm_obj, item.armature_action, item.shape_action)
     scene = scene or bpy.context.scene
     if scene is not None and item.armature_action is not None:  # the timeline plays the whole take
@@ -97,9 +101,43 @@ def _played_by_others(arm_obj, scene) -> set[str]:
             for item in getattr(obj, "speech2flame_takes", ()) if item.sound_strip and _is_active(obj, item)}
 
 
+def switch_problem(arm_obj, item) -> str | None:
+    """Why the rig cannot play take ``item`` (one sentence), or None."""
+    missing = [kind for kind, action in (("bones", item.armature_action), ("shape keys", item.shape_action))
+               if action is None]
+    if missing:
+        return (f"The take {item.name} has lost the Action of its {' and '.join(missing)} (deleted in the Outliner "
+                "or the Blender File view?); undo that, or delete the take.")
+    return rig_problem(*find_rig(arm_obj))
+
+
 def on_select(arm_obj, context) -> None:
-    if not _selecting_quietly and 0 <= arm_obj.speech2flame_take_index < len(arm_obj.speech2flame_takes):
-        activate(arm_obj, arm_obj.speech2flame_take_index, getattr(context, "scene", None))
+    """The take list's selection moved: the rig plays the selected take. When it cannot (one
+    sentence on the console and in a popup), the selection goes back to the take that plays."""
+    global _selecting_quietly
+    index = arm_obj.speech2flame_take_index
+    if _selecting_quietly or not 0 <= index < len(arm_obj.speech2flame_takes):
+        return
+    try:
+        activate(arm_obj, index, getattr(context, "scene", None))
+    except RigError as exc:
+        playing = next((i for i, item in enumerate(arm_obj.speech2flame_takes) if _is_active(arm_obj, item)), None)
+        if playing is not None:
+            _selecting_quietly = True
+            try:
+                arm_obj.speech2flame_take_index = playing
+            finally:
+                _selecting_quietly = False
+        tell(str(exc))
+
+
+def tell(message: str, icon: str = "ERROR") -> None:
+    """Show one sentence where no operator can report it (a list's selection callback): on the
+    console, and in a popup when Blender has a window."""
+    print(f"speech2flame: {message}")
+    wm = getattr(bpy.context, "window_manager", None)
+    if wm is not None and wm.windows and not bpy.app.background:
+        wm.popup_menu(lambda menu, _context: menu.layout.label(text=message), title="Speech2FLAME", icon=icon)
 
 
 def playing_frame_range(arm_obj) -> tuple[int, int] | None:
@@ -165,7 +203,10 @@ def delete(arm_obj, index: int) -> None:
     finally:
         _selecting_quietly = False
     if was_active and len(arm_obj.speech2flame_takes):
-        activate(arm_obj, arm_obj.speech2flame_take_index)
+        try:
+            activate(arm_obj, arm_obj.speech2flame_take_index)
+        except RigError as exc:  # the take that takes over has lost an Action: the deletion stands
+            tell(str(exc), icon="INFO")
     _drop_unused_strip(old_strip)  # its own sound strip, when no take names it any more
 
 

@@ -14,6 +14,7 @@ Prints one line "REPORT <json>".
 
 import sys
 import time
+from pathlib import Path
 from types import SimpleNamespace
 
 import bpy
@@ -32,6 +33,7 @@ scene.render.fps = 30
 settings = scene.speech2flame
 call(bpy.ops.speech2flame.add_demo_head)
 rig = settings.rig
+rig_name = rig.name
 settings.audio_source, settings.engine = "FILE", "phonetic"
 
 
@@ -88,7 +90,7 @@ class Generate:
 
 
 Operator = operators.SPEECH2FLAME_OT_generate
-for name in ("_start", "_submit", "_finish", "_fail", "_end", "modal"):
+for name in ("_start", "_submit", "_rig", "_finish", "_fail", "_job_settings", "_stop", "_end", "cancel", "modal"):
     setattr(Generate, name, Operator.__dict__[name])
 
 
@@ -96,19 +98,18 @@ def event(kind: str):
     return SimpleNamespace(type=kind, value="PRESS")
 
 
-def takes_of(obj):
-    """How many takes the rig has; None once it was deleted."""
-    try:
-        return len(obj.speech2flame_takes)
-    except ReferenceError:
-        return None
+def takes_of(name: str):
+    """How many takes the rig of that name has; None once it was deleted (looked up by name: an
+    undo replaces Blender's objects with copies)."""
+    obj = bpy.data.objects.get(name)
+    return None if obj is None else len(obj.speech2flame_takes)
 
 
 def run(first=(), until_s: float = 120.0) -> dict:
     """Click Generate, then send the events of ``first`` (a callable instead: run it), then timer
     events every 50 ms until the operator ends; what happened."""
     op, context = Generate(), Context()
-    takes_before = takes_of(rig)
+    takes_before = takes_of(rig_name)
     started = list(op._start(context))
     seen = {"started": started, "running_after_start": operators.job_running(),
             "poll_while_running": bpy.ops.speech2flame.generate.poll(), "first": [], "progress": []}
@@ -123,11 +124,11 @@ def run(first=(), until_s: float = 120.0) -> dict:
     while result in (["RUNNING_MODAL"], ["PASS_THROUGH"]) and time.monotonic() < deadline:
         time.sleep(0.05)
         result = list(op.modal(context, event("TIMER")))
-        seen["progress"].append(round(settings.progress, 3))
+        seen["progress"].append(round(bpy.context.scene.speech2flame.progress, 3))
     seen.update(result=result, reports=op.reports, running_after=operators.job_running(),
-                poll_after=bpy.ops.speech2flame.generate.poll(), status_after=settings.status,
+                poll_after=bpy.ops.speech2flame.generate.poll(), status_after=bpy.context.scene.speech2flame.status,
                 wm_calls=context.window_manager.calls, timers_left=len(context.window_manager.timers),
-                takes_before=takes_before, takes_after=takes_of(rig))
+                takes_before=takes_before, takes_after=takes_of(rig_name))
     seen["job_status"] = None
     for _ in range(200):  # what the backend made of the job (a cancelled one stops at its next step)
         seen["job_status"] = op.client.status(op.job_id)["status"]
@@ -160,4 +161,73 @@ def delete_rig():
 
 
 report["rig_deleted"] = run(first=delete_rig)
+
+# A new rig; what the animator changes while its take is being made.
+call(bpy.ops.speech2flame.add_demo_head)
+rig = settings.rig
+rig_name = rig.name
+
+
+def change_settings():  # the take is still the one clicked for: phonetic, neutral
+    settings.engine, settings.emotion, settings.intensity = "baseline", "happy", 1.0
+
+
+report["settings_changed"] = run(first=change_settings)
+made = rig.speech2flame_takes[-1]
+report["settings_changed_take"] = [made.name, made.summary, made.armature_action["speech2flame_take"]]
+settings.engine, settings.emotion, settings.intensity = "phonetic", "neutral", 0.5
+report["fps_changed"] = run(first=lambda: setattr(scene.render, "fps", 24))
+scene.render.fps = 30
+
+
+def undo_something():  # Ctrl-Z of a step of the animator's (an added cube): Blender's objects are replaced
+    bpy.ops.ed.undo_push(message="before the cube")
+    bpy.ops.mesh.primitive_cube_add()
+    bpy.ops.ed.undo_push(message="cube")
+    bpy.ops.ed.undo()
+
+
+report["undo_meanwhile"] = run(first=undo_something)
+scene = bpy.context.scene
+settings = scene.speech2flame
+
+
+def job_status_of(op) -> str:
+    """The backend's last word on the operator's job (a cancelled one stops at its next step)."""
+    status = None
+    for _ in range(200):
+        try:
+            status = op.client.status(op.job_id)["status"]
+        except Exception as exc:  # turning the add-on off stops its backend
+            return "backend stopped" if "is not running" in str(exc) else repr(exc)
+        if status not in ("queued", "running"):
+            break
+        time.sleep(0.05)
+    return status
+
+
+# The add-on turned off and on again while a take is being made: the job stops, Generate works after.
+settings.audio_path, settings.recognise_words = long_audio, True
+op = Generate()
+report["toggled_started"] = list(op._start(Context()))
+bpy.ops.preferences.addon_disable(module=MODULE)
+bpy.ops.preferences.addon_enable(module=MODULE)
+operators = sys.modules[MODULE + ".operators"]
+report["toggled"] = {"running_after": operators.job_running(), "poll_after": bpy.ops.speech2flame.generate.poll(),
+                     "job_status": job_status_of(op)}
+
+# Another file opened while a take is being made: Blender drops the modal without a word; the job
+# stops and Generate works in the file now open.
+import tempfile  # noqa: E402
+
+other_file = str(Path(tempfile.mkdtemp()) / "other.blend")
+bpy.ops.wm.save_as_mainfile(filepath=other_file, copy=True)
+settings = bpy.context.scene.speech2flame
+settings.audio_path, settings.recognise_words = long_audio, True
+op, context = Generate(), Context()
+report["load_started"] = list(op._start(context))
+bpy.ops.wm.open_mainfile(filepath=other_file)
+report["file_loaded"] = {"running_after": operators.job_running(), "poll_after": bpy.ops.speech2flame.generate.poll(),
+                         "wm_calls": context.window_manager.calls, "timers_left": len(context.window_manager.timers),
+                         "job_status": job_status_of(op)}
 print_report(report)

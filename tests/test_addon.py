@@ -166,8 +166,9 @@ def test_takes_keep_the_animators_own_animation(addon_zip, tmp_path):
     assert len(takes) == 3 and report["index_after_three"] == 2 and report["playing_after_three"] == takes[2]
     strips = report["strips"]
     assert strips[0] and strips[1] == strips[2] != strips[0]  # b.wav's strip is added once
-    assert report["unmuted_after_three"] == [strips[2]]  # a.wav's line no longer plays over b.wav's
-    assert report["playing_after_select"] == takes[0] and report["unmuted_after_select"] == [strips[0]]
+    names = [key.split("#")[0] for key in strips]  # a strip's key: its name as added and a tag unique across files
+    assert report["unmuted_after_three"] == [names[2]]  # a.wav's line no longer plays over b.wav's
+    assert report["playing_after_select"] == takes[0] and report["unmuted_after_select"] == [names[0]]
     import pygltflib  # before ufbx: a garbage collection while ufbx's objects live can crash (ufbx's bindings)
 
     frames = report["first_take_frames"]
@@ -460,7 +461,7 @@ def test_interactive_generate_shows_progress_and_esc_cancel_or_a_deleted_rig_lea
     assert done["job_status"] == "done" and done["progress"][-1] == 1.0
     assert any(kind == "INFO" and message.startswith("Take ") for kind, message in done["reports"])
     for run in report.values():
-        if not isinstance(run, dict):
+        if not isinstance(run, dict) or "status_after" not in run:
             continue
         assert not run["running_after"] and run["poll_after"] and run["status_after"] == ""
         assert run["wm_calls"][:3] == ["timer_add", "progress_begin", "modal_handler_add"]
@@ -475,3 +476,55 @@ def test_interactive_generate_shows_progress_and_esc_cancel_or_a_deleted_rig_lea
     gone = report["rig_deleted"]
     assert gone["result"] == ["CANCELLED"] and gone["takes_after"] is None
     assert gone["reports"] == [["ERROR", "The rig was deleted while its take was being generated; nothing was added."]]
+    # the take is the one clicked for: sliders moved meanwhile change neither it nor its name
+    changed = report["settings_changed"]
+    assert changed["result"] == ["FINISHED"] and changed["takes_after"] == changed["takes_before"] + 1
+    name, summary, recorded = report["settings_changed_take"]
+    assert "_phonetic_neutral" in name and summary.startswith("phonetic, neutral 0.5"), (name, summary)
+    assert '"engine": "phonetic"' in recorded and '"emotion": "neutral"' in recorded
+    fps = report["fps_changed"]
+    assert fps["result"] == ["CANCELLED"] and fps["takes_after"] == fps["takes_before"]
+    assert fps["reports"] == [["ERROR", "The scene's frame rate changed from 30 to 24 fps while the take was being "
+                                        "generated; nothing was added: generate again."]]
+    undone = report["undo_meanwhile"]  # Ctrl-Z of another step does not lose the take
+    assert undone["result"] == ["FINISHED"] and undone["takes_after"] == undone["takes_before"] + 1, undone["reports"]
+    # the add-on turned off and on, or another file opened, mid-generation: the job stops, Generate works again
+    assert report["toggled_started"] == report["load_started"] == ["RUNNING_MODAL"]
+    for stopped, job_status in ((report["toggled"], "backend stopped"), (report["file_loaded"], "cancelled")):
+        assert not stopped["running_after"] and stopped["poll_after"] and stopped["job_status"] == job_status, stopped
+    assert report["file_loaded"]["wm_calls"][-2:] == ["progress_end", "timer_remove"]
+    assert report["file_loaded"]["timers_left"] == 0
+
+
+def test_mishaps_around_the_take_list_leave_the_scene_and_the_list_sound(addon_zip, tmp_path):
+    """A take's Action deleted in the Outliner, take buttons on a linked duplicate, the head's shape
+    keys removed, an export of a character whose collection is hidden: one sentence each, and the
+    scene as it was (before: a face that played two takes at once, an original whose face stopped,
+    a traceback, an empty FBX reported as exported)."""
+    audio = tmp_path / "line.wav"
+    write_speech(audio, "Bob bought a big map.")
+    report = run_scenario("addon_mishaps_scenario.py", addon_zip, audio, tmp_path, home=tmp_path)
+
+    lost = report["lost_action"]
+    assert lost["after"] == lost["before"] and lost["index"] == 1, lost  # still the whole second take
+    assert "has lost the Action of its bones" in lost["printed"] and "Traceback" not in lost["printed"]
+    assert report["lost_action_delete"] == ["FINISHED"]
+    assert report["lost_action_after_delete"] == {"plays": lost["before"], "takes": 1}
+    assert report["linked_delete"][0] == "ERROR" and "linked duplicate" in report["linked_delete"][1]
+    before, after = report["linked_original_plays"]
+    assert after == before and None not in after
+    assert report["hidden_export"] == ["FINISHED"] and report["hidden_after"] == [True, False]
+    probe = subprocess.run([sys.executable, str(ROOT / "tests" / "fbx_probe.py"), str(tmp_path / "hidden.fbx")],
+                           capture_output=True, text=True, timeout=120)
+    fbx = json.loads(probe.stdout)  # ufbx, an independent reader
+    assert len(fbx["meshes"]) == 1 and len(fbx["bones"]) == 5 and fbx["time_end"] > fbx["time_begin"]  # was empty
+    assert report["excluded_export"][0] == "ERROR" and "is not in the view layer" in report["excluded_export"][1]
+    assert not report["excluded_file"]
+    keys = report["no_shape_keys"]
+    assert keys["index_after"] == keys["index_before"] == 1, keys
+    assert "speech2flame: " in keys["printed"] and "Traceback" not in keys["printed"], keys["printed"]
+    assert report["slid_generate"] == ["FINISHED"]
+    assert report["slid"] == {"take_start": 50, "strips": 1}, report["slid"]  # the one strip of the line, slid
+    appended = report["appended"]
+    assert appended["takes"] == 2 and appended["dave_plays"]
+    assert appended["heard_after"] == appended["heard_before"] and len(appended["heard_before"]) == 1, appended
