@@ -207,3 +207,14 @@ def test_reports_and_cache_files_get_the_permissions_of_other_new_files(tmp_path
     modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in tmp_path.iterdir()}
     assert modes == {"report.json": 0o644, "plain.txt": 0o644}
 
+
+
+def test_a_skipped_clip_reports_the_words_heard_as_when_it_was_made(tmp_path):
+    out = tmp_path / "out"
+    args = ("generate", EXAMPLE, "--out", out, "--outputs", "take", "--quiet")
+    assert cli(*args, "--report", tmp_path / "made.json").returncode == 0
+    assert cli(*args, "--skip-existing", "--report", tmp_path / "skipped.json").returncode == 0
+    made, skipped = (json.loads((tmp_path / f"{name}.json").read_text())["clips"][0] for name in ("made", "skipped"))
+    assert skipped["status"] == "skipped" and made["status"] == "done"
+    assert skipped["heard_words"] == made["heard_words"] == Take.load(out / "take.npz").metadata["heard_words"]
+    assert len(made["heard_words"].split()) >= 3

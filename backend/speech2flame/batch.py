@@ -223,7 +223,8 @@ class GenerateJob:
         audio_path, out_dir = clip.audio_path, clip.out_dir
         existing = self.output_paths(out_dir)
         if self.skip_existing and all(p.is_file() for p in existing.values()) and self.done_before(clip):
-            return ClipResult(str(audio_path), {o: str(p) for o, p in existing.items()}, skipped=True)
+            return ClipResult(str(audio_path), {o: str(p) for o, p in existing.items()}, _heard_in(existing.get("take")),
+                              skipped=True)
         earlier = _done_record(out_dir).get("outputs") or []  # what the last complete run here wrote
         _forget_done(out_dir)  # the folder's outputs are about to change
         stage("load audio")
@@ -352,6 +353,18 @@ def check_output_folder(out_root: Path) -> None:
     problem = write_problem(out_root)
     if problem:
         raise BatchError(f"Cannot write into the output folder {out_root}: {problem}.")
+
+
+def _heard_in(take_path: Path | None) -> str | None:
+    """The words heard that a take file records (a skipped clip's report names them too), else None."""
+    from .take import Take
+
+    if take_path is None:
+        return None
+    try:
+        return Take.load(take_path).metadata.get("heard_words") or None
+    except Exception:  # an unreadable take: the report just leaves them out
+        return None
 
 
 def _done_record(out_dir: Path) -> dict:
