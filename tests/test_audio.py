@@ -232,3 +232,21 @@ def test_the_mp3_decoders_own_messages_stay_off_the_terminal(tmp_path, capfd):
         load_audio(tmp_path / "cut.mp3")
     _out, err = capfd.readouterr()
     assert "Note:" not in err and "resync" not in err and "Xing" not in err, err
+
+
+def test_files_decoded_in_several_threads_at_once_leave_standard_error_as_it_was(tmp_path):
+    """The server decodes its jobs' audio in threads: each decoding catches the process's standard
+    error for a moment; two at once left it pointing at a temporary file for good."""
+    import os
+    import threading
+
+    path = tmp_path / "line.wav"
+    soundfile.write(str(path), _speech(2.0), SAMPLE_RATE)
+    before = os.fstat(2)
+    threads = [threading.Thread(target=lambda: [load_audio(path) for _ in range(10)]) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    after = os.fstat(2)
+    assert (after.st_dev, after.st_ino) == (before.st_dev, before.st_ino)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import threading
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -244,29 +245,34 @@ _NATIVE_MESSAGE = re.compile(r"^(Note|Warning|Error): |mpg123")
 """Lines the MP3 decoder (libmpg123, inside libsndfile) prints on its own."""
 
 
+_stderr_caught = threading.Lock()  # one catch at a time: two would leave standard error on the other's file
+
+
 @contextmanager
 def _native_messages_kept_back():
     """Keep the MP3 decoder's own lines ("Note: Trying to resync...") off the terminal: the
     process's standard error is caught while the block runs, and what else was written to it
-    meanwhile (other threads' messages) is passed on afterwards."""
+    meanwhile (other threads' messages) is passed on afterwards. Threads decoding at once (the
+    server's jobs) take turns."""
     import sys
     import tempfile
 
-    try:
-        sys.stderr.flush()
-        saved = os.dup(2)
-    except (AttributeError, OSError, ValueError):  # no file behind standard error
-        yield
-        return
-    with tempfile.TemporaryFile() as caught:
-        os.dup2(caught.fileno(), 2)
+    with _stderr_caught:
         try:
+            sys.stderr.flush()
+            saved = os.dup(2)
+        except (AttributeError, OSError, ValueError):  # no file behind standard error
             yield
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            caught.seek(0)
-            others = [line for line in caught.read().decode("utf-8", "replace").splitlines()
-                      if line and not _NATIVE_MESSAGE.search(line)]
-            if others:
-                sys.stderr.write("\n".join(others) + "\n")
+            return
+        with tempfile.TemporaryFile() as caught:
+            os.dup2(caught.fileno(), 2)
+            try:
+                yield
+            finally:
+                os.dup2(saved, 2)
+                os.close(saved)
+                caught.seek(0)
+                others = [line for line in caught.read().decode("utf-8", "replace").splitlines()
+                          if line and not _NATIVE_MESSAGE.search(line)]
+                if others:
+                    sys.stderr.write("\n".join(others) + "\n")
