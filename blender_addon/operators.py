@@ -144,7 +144,7 @@ class SPEECH2FLAME_OT_generate(bpy.types.Operator):
                           backend.shares_files(self.client))
         emotion = "keyed emotion" if job["controls"].get("emotion_schedule") else \
             f"{settings.emotion} {settings.intensity:.1f}"
-        self.take_name = f"{self.arm_obj.name}_{settings.engine}_{settings.emotion}"
+        self.take_suffix = f"_{settings.engine}_{settings.emotion}"  # after the rig's name when the take arrives
         self.summary = f"{settings.engine}, {emotion}, {self.audio_name}"
         if len(self.key_parts) < len(hm.KEY_PARTS):  # what the take keys, when not everything
             self.summary += f", keys {'+'.join(p for p in hm.KEY_PARTS if p in self.key_parts)}"
@@ -193,7 +193,7 @@ class SPEECH2FLAME_OT_generate(bpy.types.Operator):
         existing = self.add_sound and next((s for s in job_module.strips_of_file(scene, self.audio_path) if sound_key(s)
                                             and s.frame_final_start == self.start_frame and scene_sound.plays_whole(s)),
                                            None)  # a strip of ours playing the file from the take's start
-        result = apply_take(take, arm_obj, name=self.take_name, scene=scene, set_frame_range=False,
+        result = apply_take(take, arm_obj, name=arm_obj.name + self.take_suffix, scene=scene, set_frame_range=False,
                             sound_path=self.audio_path if self.add_sound and not existing else None,
                             reduce_keys=self.reduce_keys, parts=self.key_parts)
         settings.heard_words = take.metadata.get("heard_words") or ""
