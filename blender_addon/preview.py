@@ -63,7 +63,9 @@ def render_preview(filepath: str, rig_object, resolution: int = 320, scene=None)
     ffmpeg.format, ffmpeg.codec = "MPEG4", "H264"
     ffmpeg.constant_rate_factor = "MEDIUM"
     ffmpeg.audio_codec, ffmpeg.audio_mixrate, ffmpeg.audio_channels = "AAC", 48000, "MONO"
-    scene.render.use_sequencer = False  # render the 3D scene; the sound strips still feed the audio mix
+    # The Sequencer on: its sound strips make the audio (off, Blender 5.0 muxes silence); holding no
+    # picture strips (the command line's own scene), it renders the 3D scene.
+    scene.render.use_sequencer = True
     scene.render.filepath = str(filepath)
     scene.render.use_file_extension = False
     bpy.ops.render.render(animation=True, scene=scene.name)

@@ -265,6 +265,18 @@ def rest_keyed_by(arm_obj, mesh_obj, armature_action, shape_action) -> None:
     _rest_what_is_not_keyed(arm_obj, mesh_obj, None, None, previous)
 
 
+def blender_frame_rate(fps: float) -> tuple[int, float]:
+    """(render.fps, render.fps_base) for ``fps`` frames per second as video tools write it: whole
+    rates as they are, NTSC rates over 1.001 (29.97: 30 / 1.001), others over the smallest whole
+    base that makes the rate whole (12.5: 25 / 2; 12 / 0.96 made Blender's video writer run at
+    12.63 fps)."""
+    for base in (1.0, 1.001, *range(2, 101)):
+        whole = fps * base
+        if abs(whole - round(whole)) < 1e-3 * base and round(whole) >= 1:
+            return int(round(whole)), float(base)
+    return max(1, int(round(fps))), max(1, int(round(fps))) / fps
+
+
 def rig_problem(arm_obj, mesh_obj) -> str | None:
     """Why a take cannot be written onto this rig (one sentence), or None: objects linked from a
     library without an override, a head mesh sharing its data with another head (a linked
@@ -380,9 +392,7 @@ def apply_take(take: "take_module.Take", rig_object, name: str | None = None, sc
     try:
         result["kept_actions"] = assign_actions(arm_obj, bones.action, shape.action, result["undo"])
         if set_frame_range:
-            fps = float(take.fps)
-            scene.render.fps = max(1, int(round(fps)))
-            scene.render.fps_base = scene.render.fps / fps
+            scene.render.fps, scene.render.fps_base = blender_frame_rate(float(take.fps))
             scene.frame_start, scene.frame_end = frame_start, frame_end
         result["sound_strip"] = add_sound_strip(scene, sound_path, frame_start) if sound_path else None
     except BaseException:

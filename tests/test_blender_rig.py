@@ -505,3 +505,12 @@ def test_a_linked_duplicate_no_scene_uses_does_not_block_a_take(demo_head):
     bpy.context.scene.collection.objects.link(orphan)  # now a second face in the scene: refused
     with pytest.raises(rig.RigError, match="shares its data with"):
         take_writer.apply_take(smooth_take(demo_head), arm_obj)
+
+
+@pytest.mark.parametrize("fps,expected", [(30.0, (30, 1.0)), (24.0, (24, 1.0)), (29.97, (30, 1.001)),
+                                          (30000 / 1001, (30, 1.001)), (23.976, (24, 1.001)), (59.94, (60, 1.001)),
+                                          (12.5, (25, 2.0)), (7.5, (15, 2.0))])
+def test_frame_rates_are_written_as_video_tools_expect_them(fps, expected):
+    """12.5 fps as 12 / 0.96 made Blender's video writer run the preview at 12.63 fps against its sound."""
+    rate, base = take_writer.blender_frame_rate(fps)
+    assert (rate, base) == pytest.approx(expected) and rate / base == pytest.approx(fps, rel=1e-4)

@@ -63,6 +63,13 @@ print("RESULT", movie.frame_final_duration, movie.elements[0].orig_width, sound.
     take = Take.load(out / "take.npz")
     assert frames == take.num_frames and width == 320
     assert abs(sound_frames / scene_fps - take.duration) < 0.2  # audio muxed in, as long as the take
+    heard = subprocess.run([sys.executable, "-c", f"""
+import bpy, aud, numpy
+samples = aud.Sound({str(out / 'preview.mp4')!r}).data()
+print("PEAK", float(numpy.abs(samples).max()))
+"""], capture_output=True, text=True, timeout=120)
+    peak = float([line for line in heard.stdout.splitlines() if line.startswith("PEAK")][0].split()[1])
+    assert peak > 0.1, peak  # the speech itself (it was a silent track of the right length)
 
 
 def test_blend_file_opens_with_rig_take_and_sound(full_run):
