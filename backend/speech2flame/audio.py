@@ -11,7 +11,7 @@ import hashlib
 import os
 import re
 import threading
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -59,25 +59,27 @@ def normalise_loudness(samples: np.ndarray, target_dbfs: float = TARGET_RMS_DBFS
     """Scale 16 kHz ``samples`` (N,) to a target RMS measured over the voiced part; silence stays silence.
 
     The RMS is taken over the loudest 50% of 20 ms blocks so pauses do not inflate the gain,
-    none counted louder than 10 dB over the 90th percentile (a click or a bump on the microphone).
-    A clip without the ups and downs of speech (its blocks' levels within ``FLAT_DB`` of each
-    other: room tone, hiss, hum) is not amplified, so that it stays as quiet as it is. The gain
-    stops where all but a thousandth of the samples stay under 0.99 (so one click does not keep
-    quiet speech quiet); the few above are clipped.
+    none counted louder than 10 dB over the 5th loudest block (a click or a bump on the
+    microphone fills one or two). A clip without the ups and downs of speech (its 5th loudest
+    block within ``FLAT_DB`` of its 10th percentile: room tone, hiss, hum) is not amplified, so
+    that it stays as quiet as it is. The gain stops where the second loudest block's peak reaches
+    0.99 (so one click does not keep quiet speech quiet); the click's samples above are clipped.
+    A short line in a long quiet clip (a Scene Sound shot) counts as speech.
     """
     block = SAMPLE_RATE // 50
     n = len(samples) // block
     if n == 0:
         return samples.astype(np.float32)
-    energy = np.sort((samples[: n * block].reshape(n, block).astype(np.float64) ** 2).mean(axis=1))
-    loudest_speech = 10 * energy[int(0.9 * (n - 1))]  # 10 dB over the 90th percentile: a click, a bump, not speech
-    voiced_rms = float(np.sqrt(np.minimum(energy[n // 2:], loudest_speech).mean()))
+    blocks = samples[: n * block].reshape(n, block).astype(np.float64)
+    energy = np.sort((blocks ** 2).mean(axis=1))
+    loud = energy[-min(5, n)]  # the 5th loudest block: a click or a bump fills one or two, speech more
+    voiced_rms = float(np.sqrt(np.minimum(energy[n // 2:], 10 * loud).mean()))
     if voiced_rms < 1e-4:  # about -80 dBFS: treat as silence, do not amplify noise
         return samples.astype(np.float32)
     gain = 10 ** (target_dbfs / 20) / voiced_rms
-    if 10 * np.log10(energy[int(0.95 * (n - 1))] / max(energy[int(0.10 * (n - 1))], 1e-20)) < FLAT_DB:
+    if 10 * np.log10(loud / max(energy[int(0.10 * (n - 1))], 1e-20)) < FLAT_DB:
         gain = min(gain, 1.0)
-    peak = float(np.quantile(np.abs(samples), 0.999)) * gain
+    peak = float(np.sort(np.abs(blocks).max(axis=1))[-min(2, n)]) * gain  # the loudest block's click left out
     if peak > 0.99:
         gain *= 0.99 / peak
     return np.clip(samples * gain, -0.99, 0.99).astype(np.float32)
@@ -175,7 +177,7 @@ def load_audio(path: str | os.PathLike, max_duration_s: float = MAX_DURATION_S) 
                          f"{MAX_FILE_BYTES // 2**20} MiB.")
     data = path.read_bytes()
     try:
-        with _native_messages_kept_back():
+        with _native_messages_kept_back() if path.suffix.lower() == ".mp3" else nullcontext():
             info = soundfile.info(path)
     except Exception:
         raise AudioError(f"{path.name} is not a readable audio file (WAV, FLAC, OGG or MP3).") from None
@@ -188,7 +190,8 @@ def load_audio(path: str | os.PathLike, max_duration_s: float = MAX_DURATION_S) 
         raise AudioError(f"{path.name} has a sample rate of {info.samplerate} Hz; up to {MAX_SAMPLE_RATE} Hz "
                          "is supported, resample it first.")
     notes: list[str] = []
-    samples = _decode_mono(path, info.samplerate, max_duration_s, notes)
+    with _native_messages_kept_back() if info.format == "MP3" else nullcontext():
+        samples = _decode_mono(path, info.samplerate, max_duration_s, notes)
     if samples.shape[0] == 0:
         raise AudioError(f"{path.name} contains no audio samples.")
     return from_array(samples, info.samplerate, path=str(path.resolve()), sha256=hashlib.sha256(data).hexdigest(),
@@ -206,7 +209,7 @@ def _decode_mono(path: Path, sample_rate: int, max_duration_s: float, notes: lis
 
     limit = int(max_duration_s * sample_rate)
     try:
-        with _native_messages_kept_back(), soundfile.SoundFile(path) as f:
+        with soundfile.SoundFile(path) as f:
             declared, channels = f.frames, f.channels
             out = np.empty(declared if 0 < declared <= limit else 0, np.float32)
             count, mono_energy, channel_energy = 0, 0.0, np.zeros(channels)
@@ -241,7 +244,7 @@ def _decode_mono(path: Path, sample_rate: int, max_duration_s: float, notes: lis
     return out[:count]
 
 
-_NATIVE_MESSAGE = re.compile(r"^(Note|Warning|Error): |mpg123")
+_NATIVE_MESSAGE = re.compile(r"^(Note: |Warning: .*(Xing|stream size|frame)|\[[^\]]*mpg123|.*libmpg123)")
 """Lines the MP3 decoder (libmpg123, inside libsndfile) prints on its own."""
 
 
@@ -250,10 +253,10 @@ _stderr_caught = threading.Lock()  # one catch at a time: two would leave standa
 
 @contextmanager
 def _native_messages_kept_back():
-    """Keep the MP3 decoder's own lines ("Note: Trying to resync...") off the terminal: the
-    process's standard error is caught while the block runs, and what else was written to it
-    meanwhile (other threads' messages) is passed on afterwards. Threads decoding at once (the
-    server's jobs) take turns."""
+    """Keep the MP3 decoder's own lines ("Note: Trying to resync...") off the terminal while an MP3
+    file is read: the process's standard error is caught while the block runs, and what else was
+    written to it meanwhile (other threads' messages) is passed on afterwards. Threads decoding
+    MP3 at once (the server's jobs) take turns."""
     import sys
     import tempfile
 
