@@ -46,11 +46,12 @@ def audio_source(context) -> tuple[str, int, bool]:
     path = file_path(settings.audio_path)
     if not os.path.isfile(path):
         raise BackendError(f"Audio file not found: {path}.")
-    strips = [s for s in strips_of_file(context.scene, path) if not s.mute]
-    theirs = [s for s in strips if not sound_key(s)]
+    strips = strips_of_file(context.scene, path)
+    theirs = [s for s in strips if not sound_key(s) and not s.mute]
     if theirs:
         return (*_strip_audio(context.scene, theirs[0]), False)
-    ours = [s for s in strips if scene_sound.plays_whole(s)]  # a strip of ours the animator may have slid
+    # a strip of ours the animator may have slid (muted too: switching takes mutes a rig's other lines)
+    ours = [s for s in strips if sound_key(s) and scene_sound.plays_whole(s)]
     return path, ours[0].frame_final_start if ours else context.scene.frame_start, True
 
 

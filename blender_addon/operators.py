@@ -131,7 +131,10 @@ class SPEECH2FLAME_OT_generate(bpy.types.Operator):
         settings = _settings(context)
         self.rig_name, self.scene_name, self.audio_source = self.arm_obj.name, context.scene.name, settings.audio_source
         self.fps = context.scene.render.fps / context.scene.render.fps_base
-        self.replace_index = self.arm_obj.speech2flame_take_index if settings.replace_take else -1
+        index, listed = self.arm_obj.speech2flame_take_index, self.arm_obj.speech2flame_takes
+        self.replace_action = listed[index].armature_action if settings.replace_take and 0 <= index < len(listed) \
+            else None  # the take to replace, found again when the take arrives (the list may change meanwhile)
+        self.scene = context.scene
         self.reduce_keys, self.key_parts = settings.reduce_keys, set(settings.key_parts)
         self.strip_name = settings.sound_strip if settings.audio_source == "STRIP" else ""
         self.scene_sound = settings.audio_source == "SCENE"
@@ -173,6 +176,15 @@ class SPEECH2FLAME_OT_generate(bpy.types.Operator):
                 raise
         return self.arm_obj
 
+    def _scene(self):
+        """The scene Generate was clicked in (renamed meanwhile too; after an undo, the one of its
+        name), None when it is gone."""
+        try:
+            self.scene.name
+            return self.scene
+        except (ReferenceError, AttributeError):
+            return bpy.data.scenes.get(self.scene_name)
+
     def _finish(self, context) -> set:
         """Write the finished take onto the rig, into the scene and with the settings of the click
         (not of whatever the animator has moved to meanwhile)."""
@@ -181,7 +193,7 @@ class SPEECH2FLAME_OT_generate(bpy.types.Operator):
             path = Path(folder) / "take.npz"
             path.write_bytes(data)
             take = take_module.Take.load(path)
-        arm_obj, scene = self._rig(), bpy.data.scenes.get(self.scene_name)
+        arm_obj, scene = self._rig(), self._scene()
         if scene is None:
             raise RigError(f"The scene {self.scene_name} was deleted while its take was being generated; "
                            "nothing was added.")
@@ -200,10 +212,12 @@ class SPEECH2FLAME_OT_generate(bpy.types.Operator):
         strip = result["sound_strip"] or existing or next(
             (s for s in all_strips(scene) if self.strip_name and s.name == self.strip_name), None)
         strip_name = sound_key(strip)  # "" for the animator's own strips: switching takes leaves them alone
+        replace_index = next((i for i, item in enumerate(arm_obj.speech2flame_takes)
+                              if self.replace_action is not None and item.armature_action == self.replace_action), -1)
         try:
-            if 0 <= self.replace_index < len(arm_obj.speech2flame_takes):
-                takes.replace(arm_obj, self.replace_index, result, self.summary, strip_name, self.scene_sound)
-            else:
+            if replace_index >= 0:
+                takes.replace(arm_obj, replace_index, result, self.summary, strip_name, self.scene_sound)
+            else:  # a new take, also when the one to replace was deleted meanwhile
                 takes.record(arm_obj, result, self.summary, strip_name, self.scene_sound)
         except Exception as exc:  # e.g. a take list Blender will not let us change: leave the scene as it was
             discard(result)
@@ -275,7 +289,7 @@ class SPEECH2FLAME_OT_generate(bpy.types.Operator):
 
     def _job_settings(self, context):
         """The settings of the scene Generate was clicked in (its panel shows the progress)."""
-        scene = bpy.data.scenes.get(getattr(self, "scene_name", "")) or context.scene
+        scene = (self._scene() if hasattr(self, "scene_name") else None) or context.scene
         return scene.speech2flame
 
     def modal(self, context, event):

@@ -118,14 +118,25 @@ report["no_shape_keys"] = {"index_before": index, "index_after": alice.speech2fl
 # The add-on's own strip slid along the timeline to time the line: the next take of that file starts
 # where the strip now is, and no second strip is added.
 sound_key = sys.modules[MODULE + ".sequencer"].sound_key
+carol_line = Path(out_dir) / "carol_line.wav"  # a line of hers alone (a strip no other rig's take plays)
+carol_line.write_bytes(Path(audio).read_bytes())
+settings.audio_path = str(carol_line)
 carol = new_character(1)
-ours = [s for s in scene.sequence_editor.strips_all if sound_key(s) and s.sound and s.sound.filepath.endswith("line.wav")
-        and not s.mute]
+ours = [s for s in scene.sequence_editor.strips_all if sound_key(s) and s.sound
+        and s.sound.filepath.endswith("carol_line.wav")]
 ours[0].frame_start = 50
 settings.seed = 9
 report["slid_generate"] = call(bpy.ops.speech2flame.generate)
 report["slid"] = {"take_start": round(carol.speech2flame_takes[-1].armature_action.frame_range[0]),
                   "strips": sum(1 for s in scene.sequence_editor.strips_all if s.type == "SOUND")}
+other_line = Path(out_dir) / "other_line.wav"  # another line's take mutes the slid strip; it still times the next
+other_line.write_bytes(Path(audio).read_bytes())
+settings.audio_path = str(other_line)
+call(bpy.ops.speech2flame.generate)
+settings.audio_path = str(carol_line)
+report["slid_muted_generate"] = call(bpy.ops.speech2flame.generate)
+report["slid_muted"] = {"take_start": round(carol.speech2flame_takes[-1].armature_action.frame_range[0]),
+                        "strips": sum(1 for s in scene.sequence_editor.strips_all if s.type == "SOUND")}
 
 # A character appended from another file: its takes name their strips by keys of that file, which
 # this file's strips must not share (switching its takes muted and unmuted this file's lines).

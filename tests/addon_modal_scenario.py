@@ -90,7 +90,7 @@ class Generate:
 
 
 Operator = operators.SPEECH2FLAME_OT_generate
-for name in ("_start", "_submit", "_rig", "_finish", "_fail", "_job_settings", "_stop", "_end", "cancel", "modal"):
+for name in ("_start", "_submit", "_rig", "_scene", "_finish", "_fail", "_job_settings", "_stop", "_end", "cancel", "modal"):
     setattr(Generate, name, Operator.__dict__[name])
 
 
@@ -188,6 +188,17 @@ def undo_something():  # Ctrl-Z of a step of the animator's (an added cube): Ble
 
 
 report["undo_meanwhile"] = run(first=undo_something)
+bpy.context.scene.name = "Shot 010"  # then renamed while the take is made: still its scene
+report["scene_renamed"] = run(first=lambda: setattr(bpy.context.scene, "name", "Shot 020"))
+# Replace Take aimed at the selected take; an earlier take deleted meanwhile: the aimed one is replaced
+rig = bpy.data.objects[rig_name]
+settings = bpy.context.scene.speech2flame
+aimed_index = len(rig.speech2flame_takes) - 1
+aimed, other = rig.speech2flame_takes[aimed_index].name, rig.speech2flame_takes[0].name
+rig.speech2flame_take_index, settings.replace_take = aimed_index, True
+report["replace_after_delete"] = run(first=lambda: call(bpy.ops.speech2flame.take_delete, index=0))
+settings.replace_take = False
+report["replace_after_delete_names"] = [aimed, other, [t.name for t in rig.speech2flame_takes]]
 scene = bpy.context.scene
 settings = scene.speech2flame
 

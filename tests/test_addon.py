@@ -486,6 +486,12 @@ def test_interactive_generate_shows_progress_and_esc_cancel_or_a_deleted_rig_lea
     assert fps["result"] == ["CANCELLED"] and fps["takes_after"] == fps["takes_before"]
     assert fps["reports"] == [["ERROR", "The scene's frame rate changed from 30 to 24 fps while the take was being "
                                         "generated; nothing was added: generate again."]]
+    renamed = report["scene_renamed"]
+    assert renamed["result"] == ["FINISHED"] and renamed["takes_after"] == renamed["takes_before"] + 1, renamed
+    replaced = report["replace_after_delete"]
+    aimed, deleted, names = report["replace_after_delete_names"]
+    assert replaced["result"] == ["FINISHED"] and replaced["takes_after"] == replaced["takes_before"] - 1
+    assert deleted not in names and names[-1] == aimed  # the aimed take replaced in place, not its neighbour
     undone = report["undo_meanwhile"]  # Ctrl-Z of another step does not lose the take
     assert undone["result"] == ["FINISHED"] and undone["takes_after"] == undone["takes_before"] + 1, undone["reports"]
     # the add-on turned off and on, or another file opened, mid-generation: the job stops, Generate works again
@@ -524,7 +530,8 @@ def test_mishaps_around_the_take_list_leave_the_scene_and_the_list_sound(addon_z
     assert keys["index_after"] == keys["index_before"] == 1, keys
     assert "speech2flame: " in keys["printed"] and "Traceback" not in keys["printed"], keys["printed"]
     assert report["slid_generate"] == ["FINISHED"]
-    assert report["slid"] == {"take_start": 50, "strips": 1}, report["slid"]  # the one strip of the line, slid
+    assert report["slid"] == {"take_start": 50, "strips": 2}, report["slid"]  # carol's own strip, slid; no second one
+    assert report["slid_muted_generate"] == ["FINISHED"] and report["slid_muted"] == {"take_start": 50, "strips": 3}
     appended = report["appended"]
-    assert appended["takes"] == 2 and appended["dave_plays"]
+    assert appended["takes"] == 4 and appended["dave_plays"]
     assert appended["heard_after"] == appended["heard_before"] and len(appended["heard_before"]) == 1, appended

@@ -218,3 +218,14 @@ def test_a_skipped_clip_reports_the_words_heard_as_when_it_was_made(tmp_path):
     assert skipped["status"] == "skipped" and made["status"] == "done"
     assert skipped["heard_words"] == made["heard_words"] == Take.load(out / "take.npz").metadata["heard_words"]
     assert len(made["heard_words"].split()) >= 3
+
+
+def test_a_model_file_without_its_settings_does_not_break_the_done_check(tmp_path):
+    from speech2flame.engines.neural import resolve_model_path
+    from speech2flame.models.checkpoint import checkpoint_files
+
+    weights, _config = checkpoint_files(resolve_model_path(None))
+    lone = tmp_path / "lone.safetensors"  # no lone.json beside it
+    lone.write_bytes(weights.read_bytes())
+    job = GenerateJob(controls=Controls(), outputs=("take",), engine="neural", model=str(lone))
+    assert job.model_digest() is None and len(job.fingerprint(Clip(str(EXAMPLE), tmp_path), "audio")) == 64

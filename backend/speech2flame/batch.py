@@ -303,9 +303,10 @@ class GenerateJob:
         if self.engine in ("phonetic", "baseline"):
             return None
         try:
-            return "+".join(file_digest(path) for path in checkpoint_files(resolve_model_path(self.model)))
+            digests = [file_digest(path) for path in checkpoint_files(resolve_model_path(self.model))]
         except (ValueError, OSError):
             return None
+        return None if None in digests else "+".join(digests)
 
 
 _digests: dict[tuple, str] = {}

@@ -73,6 +73,9 @@ def _unlock(path: Path, handle: int) -> None:
         path.unlink(missing_ok=True)
         os.close(handle)
         return
+    import msvcrt
+
+    msvcrt.locking(handle, msvcrt.LK_UNLCK, 1)  # closing releases it only at some later time
     os.close(handle)
     try:
         path.unlink(missing_ok=True)
