@@ -229,3 +229,22 @@ def test_a_model_file_without_its_settings_does_not_break_the_done_check(tmp_pat
     lone.write_bytes(weights.read_bytes())
     job = GenerateJob(controls=Controls(), outputs=("take",), engine="neural", model=str(lone))
     assert job.model_digest() is None and len(job.fingerprint(Clip(str(EXAMPLE), tmp_path), "audio")) == 64
+
+
+def test_a_failed_batch_clips_report_keeps_its_warnings(tmp_path):
+    """A clip warned about (channels that cancel) that then fails (a broken style take) keeps the warning."""
+    import numpy as np
+    import soundfile
+
+    samples, rate = soundfile.read(str(EXAMPLE), dtype="float32")
+    soundfile.write(str(tmp_path / "inverted.wav"), np.stack([samples, -0.9 * samples], 1), rate, subtype="PCM_16")
+    (tmp_path / "broken.npz").write_bytes(b"not a take")
+    (tmp_path / "lines.csv").write_text("audio,name,style_ref,word_recognition\ninverted.wav,a,broken.npz,no\n",
+                                        encoding="utf-8")
+    report = tmp_path / "report.json"
+    result = cli("generate", "--list", tmp_path / "lines.csv", "--out", tmp_path / "out", "--outputs", "take",
+                 "--engine", "neural", "--quiet", "--report", report)
+    assert result.returncode == 2, result.stderr
+    (clip,) = json.loads(report.read_text())["clips"]
+    assert clip["status"] == "failed" and clip["error"], clip
+    assert len(clip["warnings"]) == 1 and "cancel out when mixed to mono" in clip["warnings"][0], clip

@@ -528,11 +528,11 @@ def _run_clip(job: GenerateJob, head, clip: Clip) -> ClipResult:
     import warnings
 
     timer = StageTimer(job.stage_count(), quiet=True)
+    caught: list = []
     try:
         with warnings.catch_warnings(record=True) as caught:  # kept with the clip they are about
             warnings.simplefilter("always")
             result = job.run(clip, head, stage=timer)
-        result.warnings = [str(w.message) for w in caught]
     except Exception as exc:
         if is_user_error(exc):
             result = ClipResult(str(clip.audio_path), error=str(exc))
@@ -541,6 +541,7 @@ def _run_clip(job: GenerateJob, head, clip: Clip) -> ClipResult:
             result = ClipResult(str(clip.audio_path), error=f"internal error ({type(exc).__name__}: {exc}).")
     finally:
         timer.close()
+    result.warnings = [str(w.message) for w in caught]  # a failed clip's too (a truncated file, say)
     result.times = timer.times
     result.label, result.out_dir = clip.shown, str(clip.out_dir)
     return result
