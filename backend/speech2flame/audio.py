@@ -22,7 +22,7 @@ MAX_DURATION_S = 600.0
 MAX_FILE_BYTES = 512 * 1024 * 1024
 MAX_SAMPLE_RATE = 192_000  # with MAX_DURATION_S: at most 460 MB of decoded mono samples, whatever the file claims
 TARGET_RMS_DBFS = -23.0
-FLAT_DB = 4.0  # 20 ms blocks within this of each other (95th vs 10th percentile): no speech in it
+FLAT_DB = 4.0  # 20 ms blocks within this of each other (5th loudest vs 10th percentile): no speech in it
 
 
 class AudioError(ValueError):
