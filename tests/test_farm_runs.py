@@ -195,6 +195,17 @@ def test_files_left_by_an_earlier_run_are_named_in_a_warning_and_the_report(tmp_
     assert again.returncode == 0 and "still holds scene.blend" not in again.stderr  # said once, for the run that left it
 
 
+def test_a_failed_run_in_between_does_not_hide_files_left_by_an_earlier_run(tmp_path):
+    out, broken = tmp_path / "out", tmp_path / "broken.wav"
+    broken.write_bytes(b"RIFF not really a wave file")
+    base = ("--out", out, "--engine", "baseline", "--quiet")
+    assert cli("generate", EXAMPLE, *base, "--outputs", "take,blend").returncode == 0
+    assert cli("generate", broken, *base, "--outputs", "take").returncode != 0
+    result = cli("generate", EXAMPLE, *base, "--outputs", "take", "--skip-existing")
+    assert result.returncode == 0, result.stderr
+    assert "still holds scene.blend of an earlier run" in result.stderr  # and the clip was done again, not skipped
+
+
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX file modes")
 def test_reports_and_cache_files_get_the_permissions_of_other_new_files(tmp_path):
     """A farm's asset system reads reports as another account; a shared cache serves several."""

@@ -226,7 +226,7 @@ class GenerateJob:
             return ClipResult(str(audio_path), {o: str(p) for o, p in existing.items()}, _heard_in(existing.get("take")),
                               skipped=True)
         earlier = _done_record(out_dir).get("outputs") or []  # what the last complete run here wrote
-        _forget_done(out_dir)  # the folder's outputs are about to change
+        _forget_done(out_dir, earlier)  # the folder's outputs are about to change
         stage("load audio")
         audio = load_audio(audio_path)
         stage(f"engine {self.engine}")
@@ -400,12 +400,23 @@ def _warn_stale(out_dir: Path, outputs: list) -> None:
                       f"this run did not write {them}; delete {them} or ask for {them} too.", stacklevel=2)
 
 
-def _forget_done(out_dir: Path) -> None:
-    """Remove a clip folder's DONE_FILE and the ``.partial`` files an interrupted run left."""
+def _forget_done(out_dir: Path, earlier: list) -> None:
+    """Take back a clip folder's DONE_FILE (no fingerprint: --skip-existing does the clip again)
+    and remove the ``.partial`` files an interrupted run left. The names of the outputs the last
+    complete run wrote (``earlier``) stay recorded, so that a run after a failed one still warns
+    about those it does not make."""
     from .blender_scene import OUTPUT_FILES, partial_path
 
-    for name in (DONE_FILE, "take.npz", *OUTPUT_FILES.values()):
-        (out_dir / name if name == DONE_FILE else partial_path(out_dir / name)).unlink(missing_ok=True)
+    done = out_dir / DONE_FILE
+    try:
+        if earlier:
+            write_json_atomically(done, {"outputs": earlier})
+        else:
+            done.unlink(missing_ok=True)
+    except OSError:  # an unwritable folder: the run itself will say so
+        done.unlink(missing_ok=True)
+    for name in ("take.npz", *OUTPUT_FILES.values()):
+        partial_path(out_dir / name).unlink(missing_ok=True)
 
 
 def clip_folders(audio_paths: list[str], out_root: Path) -> list[Clip]:
