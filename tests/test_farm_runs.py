@@ -259,3 +259,36 @@ def test_a_failed_batch_clips_report_keeps_its_warnings(tmp_path):
     (clip,) = json.loads(report.read_text())["clips"]
     assert clip["status"] == "failed" and clip["error"], clip
     assert len(clip["warnings"]) == 1 and "cancel out when mixed to mono" in clip["warnings"][0], clip
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_generate_puts_back_the_signal_handlers_it_found(tmp_path):
+    """`generate` called in-process (a pipeline tool's own Python) leaves its host's handlers as they were."""
+    from speech2flame import cli as cli_module
+
+    def host_handler(signum, frame):
+        pass
+
+    before = {s: signal.signal(s, host_handler) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        code = cli_module.main(["generate", str(EXAMPLE), "--out", str(tmp_path / "out"), "--engine", "baseline",
+                                "--outputs", "take", "--quiet", "--report", str(tmp_path / "report.json")])
+        assert code == 0
+        assert signal.getsignal(signal.SIGTERM) is host_handler and signal.getsignal(signal.SIGINT) is host_handler
+    finally:
+        for s, handler in before.items():
+            signal.signal(s, handler)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_a_signal_while_the_report_is_written_is_acted_on_after_it():
+    from speech2flame.errors import Terminated, signals_held, signals_raise
+
+    finished = []
+    with pytest.raises(Terminated):
+        with signals_raise():
+            with signals_held():
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(0.05)  # Python runs handlers between bytecodes: the kill is seen here
+                finished.append("report")
+    assert finished == ["report"]

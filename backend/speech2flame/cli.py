@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from . import __version__
-from .errors import Terminated, UsageError, is_user_error, raise_on_signals
+from .errors import Terminated, UsageError, is_user_error, signals_held, signals_raise
 
 if TYPE_CHECKING:
     from .controls import Controls
@@ -159,17 +159,19 @@ def cmd_generate(args) -> int:
             raise
     results: list = []
     interrupted = False
-    raise_on_signals()  # a farm's cancel (SIGTERM) stops the run as Ctrl-C does: workers stopped, report written
-    try:
-        if not args.batch:
-            return _generate_one(job, clips[0], args, head, out, made, results)
-        return _generate_batch(job, clips, args, head, results)
-    except KeyboardInterrupt:
-        interrupted = True
-        raise
-    finally:
-        if report is not None:
-            write_report(report, results, len(clips), interrupted)
+    # a farm's cancel (SIGTERM) stops the run as Ctrl-C does: workers stopped, report written
+    with signals_raise():
+        try:
+            if not args.batch:
+                return _generate_one(job, clips[0], args, head, out, made, results)
+            return _generate_batch(job, clips, args, head, results)
+        except KeyboardInterrupt:
+            interrupted = True
+            raise
+        finally:
+            if report is not None:
+                with signals_held():  # a second Ctrl-C or SIGTERM does not cut the report off
+                    write_report(report, results, len(clips), interrupted)
 
 
 def _generate_one(job, clip, args, head, out: Path, made: bool, results: list) -> int:

@@ -7,6 +7,8 @@ the message alone, without a traceback.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 
 class UsageError(ValueError):
     """A bad command-line value."""
@@ -33,21 +35,51 @@ class Terminated(KeyboardInterrupt):
 _signalled: list[type[KeyboardInterrupt]] = []  # the interruptions the signal handlers raised
 
 
-def raise_on_signals() -> None:
-    """From now on SIGTERM raises :class:`Terminated` and Ctrl-C (SIGINT) KeyboardInterrupt in the
-    main thread, and both are remembered for :func:`raise_if_signalled` (no effect in other threads)."""
+@contextmanager
+def signals_raise():
+    """Within: SIGTERM raises :class:`Terminated` and Ctrl-C (SIGINT) KeyboardInterrupt in the main
+    thread, and both are remembered for :func:`raise_if_signalled`. The handlers that were there
+    before are put back on leaving (no effect in other threads)."""
+    with _signal_handlers(raising=True):
+        yield
+
+
+@contextmanager
+def signals_held():
+    """Within: SIGTERM and Ctrl-C are only remembered, so that short closing work (writing a run's
+    report) is not cut off half-way; the last one that came meanwhile is raised after the work."""
+    before = len(_signalled)
+    with _signal_handlers(raising=False):
+        yield
+    if len(_signalled) > before:
+        raise _signalled[-1]()
+
+
+@contextmanager
+def _signal_handlers(raising: bool):
     import signal
     import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
 
     def on_signal(signum, frame):
         interruption = Terminated if signum == signal.SIGTERM else KeyboardInterrupt
         _signalled.append(interruption)
-        raise interruption()
+        if raising:
+            raise interruption()
 
-    if threading.current_thread() is threading.main_thread():
+    if raising:
         _signalled.clear()
-        signal.signal(signal.SIGTERM, on_signal)
-        signal.signal(signal.SIGINT, on_signal)
+    previous = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+    for s in previous:
+        signal.signal(s, on_signal)
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler if handler is not None else signal.SIG_DFL)
 
 
 def raise_if_signalled() -> None:
