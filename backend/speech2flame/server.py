@@ -71,6 +71,9 @@ MAX_QUEUED_JOBS = 32  # jobs waiting to run (each holds its decoded audio); more
 DRAIN_LIMIT_BYTES = 256 * 2**20  # read and discard oversized bodies up to this, so the client sees the 413
 
 
+_THE_FILE = "\x00the audio file\x00"  # stands for a file's name in cached audio's warnings
+
+
 class ApiError(Exception):
     """An error answered to the client as JSON: HTTP status, short code, one-sentence message."""
 
@@ -267,8 +270,9 @@ class ServerApp:
         audio = self.audio_cache.get(sha256)
         if audio is None:
             audio = self._decode(data, label)
-            self.audio_cache.put(sha256, audio)
-        return dataclasses.replace(audio, path=name, sha256=sha256)
+            self.audio_cache.put(sha256, audio)  # its warnings name no file: the next sender's may differ
+        warnings = [note.replace(_THE_FILE, Path(label).name) for note in audio.warnings]
+        return dataclasses.replace(audio, path=name, sha256=sha256, warnings=warnings)
 
     @staticmethod
     def _read_audio_file(path: str) -> bytes:
@@ -287,6 +291,8 @@ class ServerApp:
 
     @staticmethod
     def _decode(data: bytes, label: str) -> Audio:
+        """Decode an audio file's bytes (``label``: its name as sent, for messages). Its warnings
+        name the file as ``_THE_FILE``, put in for each request's own name."""
         suffix = Path(label).suffix
         if not re.fullmatch(r"\.[A-Za-z0-9]{1,10}", suffix):  # it only tells the decoder the format
             suffix = ".wav"
@@ -297,7 +303,7 @@ class ServerApp:
                 audio = load_audio(path)
             except AudioError as exc:
                 raise ApiError(400, "bad_audio", str(exc).replace(path.name, Path(label).name)) from None
-        audio.warnings = [note.replace(path.name, Path(label).name) for note in audio.warnings]
+        audio.warnings = [note.replace(path.name, _THE_FILE) for note in audio.warnings]
         return audio
 
     def load_head(self, rig) -> HeadModel:
