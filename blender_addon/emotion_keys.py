@@ -34,13 +34,14 @@ def emotion_schedule(scene, start_frame: int) -> list[list] | None:
     frame ``start_frame`` (time 0) to the last key, sampled every frame; None when neither is
     keyed (the panel's constant values are used)."""
     from .properties import EMOTION_ITEMS
+    from .take_writer import scene_fps
 
     emotions = [item[0] for item in EMOTION_ITEMS]  # an enum's keys are its item's index
     curves = keyed_curves(scene)
     if not curves:
         return None
     settings = scene.speech2flame
-    fps = scene.render.fps / scene.render.fps_base
+    fps = scene_fps(scene)
     last = max(point.co[0] for fcurve in curves.values() for point in fcurve.keyframe_points)
     emotion_curve, intensity_curve = curves.get(EMOTION_PATH), curves.get(INTENSITY_PATH)
     keys: list[list] = []

@@ -14,6 +14,7 @@ from . import emotion_keys, scene_sound
 from .backend_client import BackendClient, BackendError
 from .core import head_model as hm
 from .sequencer import all_strips, sound_key
+from .take_writer import scene_fps
 
 
 def file_path(text: str) -> str:
@@ -158,7 +159,7 @@ def request(context, rig: str, audio_path: str, start_frame: int, same_machine: 
         "engine": settings.engine,
         "model": file_path(settings.model) if settings.model and settings.engine == "neural" else None,
         "rig": rig if same_machine or rig == hm.DEMO_RIG else BackendClient.head_reference(rig),
-        "fps": context.scene.render.fps / context.scene.render.fps_base,
+        "fps": scene_fps(context.scene),
         "start_frame": start_frame,
         "controls": controls,
     }

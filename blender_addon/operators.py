@@ -19,7 +19,7 @@ from .core import head_model as hm
 from .core import take as take_module
 from .rig import HEAD_PROP, RigError, build_rig, find_rig
 from .sequencer import all_strips, sound_key
-from .take_writer import apply_take, discard, driven_channels, rig_problem
+from .take_writer import apply_take, discard, driven_channels, rig_problem, scene_fps
 
 _cancel_requested = False
 _job_running = False  # a generation of this Blender session is under way (never saved with a file)
@@ -130,7 +130,7 @@ class SPEECH2FLAME_OT_generate(bpy.types.Operator):
         self.audio_path, self.start_frame, self.add_sound = job_module.audio_source(context)
         settings = _settings(context)
         self.rig_name, self.scene_name, self.audio_source = self.arm_obj.name, context.scene.name, settings.audio_source
-        self.fps = context.scene.render.fps / context.scene.render.fps_base
+        self.fps = scene_fps(context.scene)
         index, listed = self.arm_obj.speech2flame_take_index, self.arm_obj.speech2flame_takes
         self.replace_action = listed[index].armature_action if settings.replace_take and 0 <= index < len(listed) \
             else None  # the take to replace, found again when the take arrives (the list may change meanwhile)
@@ -197,7 +197,7 @@ class SPEECH2FLAME_OT_generate(bpy.types.Operator):
         if scene is None:
             raise RigError(f"The scene {self.scene_name} was deleted while its take was being generated; "
                            "nothing was added.")
-        fps = scene.render.fps / scene.render.fps_base
+        fps = scene_fps(scene)
         if abs(fps - self.fps) > 1e-6:
             raise RigError(f"The scene's frame rate changed from {self.fps:g} to {fps:g} fps while the take was "
                            "being generated; nothing was added: generate again.")

@@ -137,7 +137,9 @@ def _mix(scene, first: int, last: int, mutes: list, name: str = "") -> str:
         with bpy.context.temp_override(scene=scene):
             bpy.ops.sound.mixdown(filepath=scratch, check_existing=False, relative_path=False, container="WAV",
                                   codec="PCM", format="S16", channels="MONO", mixrate=MIX_RATE)
-        fps = scene.render.fps / scene.render.fps_base
+        from .take_writer import scene_fps
+
+        fps = scene_fps(scene)
         cut_wav(scratch, round((last - first + 1) / fps * MIX_RATE))
         data = Path(scratch).read_bytes()
     except (RuntimeError, OSError, wave.Error) as exc:

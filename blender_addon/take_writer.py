@@ -265,6 +265,11 @@ def rest_keyed_by(arm_obj, mesh_obj, armature_action, shape_action) -> None:
     _rest_what_is_not_keyed(arm_obj, mesh_obj, None, None, previous)
 
 
+def scene_fps(scene) -> float:
+    """The scene's frame rate in frames per second (29.97 for 30 / 1.001)."""
+    return scene.render.fps / scene.render.fps_base
+
+
 def blender_frame_rate(fps: float) -> tuple[int, float]:
     """(render.fps, render.fps_base) for ``fps`` frames per second as video tools write it: whole
     rates as they are, NTSC rates over 1.001 (29.97: 30 / 1.001), others over the smallest whole
