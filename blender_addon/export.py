@@ -103,6 +103,21 @@ def _frame_range(frame_start: int | None, frame_end: int | None):
         scene.frame_start, scene.frame_end = start, end
 
 
+@contextmanager
+def _gltf_seconds():
+    """While Blender's glTF exporter runs, a frame rate base it turns into right seconds. It
+    writes frame / (fps x fps_base) where the time is frame x fps_base / fps: at 29.97 (30 / 1.001)
+    its times ran 0.2% fast and at 12.5 (25 / 2) four times too fast; with the base inverted
+    meanwhile its division gives frame / (fps / fps_base). Frames themselves are not touched."""
+    render = bpy.context.scene.render
+    base = render.fps_base
+    render.fps_base = 1.0 / base
+    try:
+        yield
+    finally:
+        render.fps_base = base
+
+
 def export_fbx(filepath: str, rig_object, frame_start: int | None = None, frame_end: int | None = None) -> Path:
     """Write the rig (armature, head mesh and the character's other meshes, see ``_character``)
     with its current take to ``filepath`` (.fbx).
@@ -144,7 +159,8 @@ def export_gltf(filepath: str, rig_object, frame_start: int | None = None, frame
     """Write the rig (skinned head mesh + armature) with its current take to ``filepath``:
     ``.glb`` (one binary file) or ``.gltf`` (JSON + .bin). One glTF animation holds the bone
     rotations and the morph-target (shape-key) weights, sampled at every frame of the range
-    (glTF time = scene frame / fps); Y-up, metres, shape keys kept as morph targets.
+    (glTF time in seconds = scene frame / fps, at NTSC rates too); Y-up, metres, shape keys kept
+    as morph targets.
     """
     import addon_utils
 
@@ -154,7 +170,7 @@ def export_gltf(filepath: str, rig_object, frame_start: int | None = None, frame
         addon_utils.enable("io_scene_gltf2", default_set=True)  # its operator reads its preferences
     binary = Path(filepath).suffix.lower() != ".gltf"
     try:
-        with _frame_range(frame_start, frame_end), _exporting(objects, filepath):
+        with _frame_range(frame_start, frame_end), _exporting(objects, filepath), _gltf_seconds():
             result = bpy.ops.export_scene.gltf(
                 filepath=str(filepath), export_format="GLB" if binary else "GLTF_SEPARATE", use_selection=True,
                 export_apply=False,  # modifiers applied would drop the shape keys

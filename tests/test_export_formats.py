@@ -126,3 +126,24 @@ def test_usd_holds_the_take_as_a_skeleton_animation(exported):
 def test_a_wrong_output_name_lists_the_formats(tmp_path):
     result = cli("generate", EXAMPLE, "--out", tmp_path, "--outputs", "gltf")
     assert result.returncode == 2 and "glb, usd" in result.stderr and "(or all)" in result.stderr
+
+
+@pytest.mark.parametrize("fps", ["29.97", "12.5"])
+def test_gltf_times_are_seconds_at_rates_blender_stores_with_a_base(tmp_path, fps):
+    """Blender keeps 29.97 as 30 / 1.001 and 12.5 as 25 / 2; its glTF exporter divided frames by
+    30 x 1.001 and 25 x 2 (0.2% fast, four times too fast). A viewer must play frame f at f / fps s."""
+    import pygltflib
+
+    result = cli("generate", EXAMPLE, "--out", tmp_path, "--outputs", "take,glb", "--fps", fps, "--start-frame", 1,
+                 "--engine", "baseline", "--quiet")
+    assert result.returncode == 0, result.stderr
+    take = Take.load(tmp_path / "take.npz")
+    gltf = pygltflib.GLTF2().load(str(tmp_path / "anim.glb"))
+    animation = gltf.animations[0]
+    sampler = next(animation.samplers[c.sampler] for c in animation.channels if c.target.path == "weights")
+    accessor = gltf.accessors[sampler.input]
+    view = gltf.bufferViews[accessor.bufferView]
+    times = np.frombuffer(gltf.binary_blob(), np.float32, accessor.count,
+                          (view.byteOffset or 0) + (accessor.byteOffset or 0))
+    assert len(times) == take.num_frames
+    assert np.allclose(times, (1 + np.arange(take.num_frames)) / float(fps), atol=1e-4)
