@@ -144,6 +144,7 @@ def _add_shape_keys(mesh_obj, head: hm.HeadModel) -> None:
                    for i, name in enumerate(POSE_CORRECTIVE_NAMES)]
     for name, direction, (lo, hi) in directions:
         key = mesh_obj.shape_key_add(name=name, from_mix=False)
+        key.value = 0.0  # at rest: Blender 5 makes new shape keys at 1.0 (4.x at 0.0)
         key.slider_min, key.slider_max = lo, hi
         key.data.foreach_set("co", to_blender(template + direction).astype(np.float32).ravel())
     mesh_obj.data.shape_keys.use_relative = True

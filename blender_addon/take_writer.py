@@ -515,6 +515,7 @@ def _detail_weights(take: "take_module.Take", mesh_obj) -> dict[str, np.ndarray]
             name = f"detail_{tag}_{k:02d}"
             if name not in key_blocks:
                 block = mesh_obj.shape_key_add(name=name, from_mix=False)
+                block.value = 0.0  # Blender 5 makes new shape keys at 1.0
                 block.data.foreach_set("co", rest + to_blender(offsets).astype(np.float32).ravel())
             weights[name] = take.detail_weights[:, k]
     for block in key_blocks:

@@ -60,6 +60,14 @@ def evaluated_vertices(obj, frame: int) -> np.ndarray:
     return coords.reshape(-1, 3) @ matrix[:3, :3].T + matrix[:3, 3]
 
 
+def test_a_new_rig_rests_with_every_shape_key_at_zero(demo_head):
+    """Blender 5 makes new shape keys at 1.0: a fresh head would show every expression at once."""
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    mesh = rig.build_rig(demo_head, name="fresh").children[0]
+    values = [key.value for key in mesh.data.shape_keys.key_blocks[1:]]
+    assert len(values) == 75 and not any(values)
+
+
 def test_rig_structure(scene_with_take, demo_head):
     arm_obj, _take, _result = scene_with_take
     _arm, mesh_obj = rig.find_rig(arm_obj)

@@ -438,6 +438,8 @@ bpy.ops.wm.open_mainfile(filepath={str(tmp_path / 'scene.blend')!r})
 paths = sorted({{fc.data_path for action in bpy.data.actions for layer in action.layers
                  for strip in layer.strips for bag in strip.channelbags for fc in bag.fcurves}})
 print("RESULT", "|".join(paths))
+head = next(o for o in bpy.data.objects if o.type == "MESH" and o.data.shape_keys)
+print("AT_REST", sum(1 for k in head.data.shape_keys.key_blocks[1:] if k.value == 0.0), len(head.data.shape_keys.key_blocks) - 1)
 """], capture_output=True, text=True, timeout=120)
     paths = [line for line in probe.stdout.splitlines() if line.startswith("RESULT")][0].split(" ", 1)[1].split("|")
     bones = {p.split('"')[1] for p in paths if p.startswith("pose.bones")}
@@ -445,6 +447,9 @@ print("RESULT", "|".join(paths))
     assert bones == {"jaw"} and "mouthClose" in shapes
     assert not any(name.startswith(("brow", "eyeBlink", "pose_neck", "pose_left_eye")) for name in shapes), shapes
     assert any(name.startswith("pose_jaw") for name in shapes)
+    # the channels left unkeyed rest at 0 (Blender 5 makes new shape keys at 1.0: eyes shut, brows up)
+    at_rest, total = map(int, next(line for line in probe.stdout.splitlines() if line.startswith("AT_REST")).split()[1:])
+    assert total > len(shapes) and total - at_rest <= len(shapes)  # only keyed channels away from rest
     wrong = cli("generate", EXAMPLE, "--out", tmp_path / "x", "--key", "lips", "--quiet")
     lines = wrong.stderr.strip().splitlines()
     assert wrong.returncode == 2 and len(lines) == 1 and "--key takes a comma list of mouth, face, eyes, head" in lines[0]
