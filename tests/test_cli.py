@@ -547,3 +547,25 @@ def test_a_folder_is_checked_by_writing_into_it(tmp_path):
     assert write_problem(tmp_path / "missing")  # "No such file or directory", in the system's words
     if Path("/sys").is_dir():
         assert write_problem("/sys") == "Permission denied"
+
+
+def test_a_model_or_style_reference_goes_to_the_engine_that_uses_them(tmp_path):
+    """`auto` with a model of your own runs the neural engine, also with a transcript; an engine
+    that cannot use a model or style reference says so, and the take does not claim the model."""
+    from speech2flame.engines.neural import DEFAULT_MODEL_DIR
+
+    transcript = ("--transcript-file", ROOT / "examples" / "hello.txt")
+    own = cli("generate", EXAMPLE, *transcript, "--model", DEFAULT_MODEL_DIR, "--out", tmp_path / "own",
+              "--outputs", "take", "--quiet")
+    assert own.returncode == 0, own.stderr
+    assert Take.load(tmp_path / "own" / "take.npz").metadata["engine"] == "neural"
+    phonetic = cli("generate", EXAMPLE, *transcript, "--engine", "phonetic", "--model", tmp_path / "no_such_model",
+                   "--out", tmp_path / "ph", "--outputs", "take", "--quiet")
+    assert phonetic.returncode == 0, phonetic.stderr
+    assert "The phonetic engine does not use the model" in phonetic.stderr
+    take = Take.load(tmp_path / "ph" / "take.npz")
+    assert take.metadata["model"] is None and take.metadata["engine"] == "phonetic"
+    baseline = cli("generate", EXAMPLE, "--engine", "baseline", "--style-ref", tmp_path / "own" / "take.npz",
+                   "--out", tmp_path / "bl", "--outputs", "take", "--quiet")
+    assert baseline.returncode == 0 and "The baseline engine does not use a style reference" in baseline.stderr
+    assert any("style reference" in note for note in Take.load(tmp_path / "bl" / "take.npz").metadata["warnings"])

@@ -73,8 +73,15 @@ def generate_take(audio: Audio, head: HeadModel, engine: str = DEFAULT_ENGINE, c
     """
     fps = check_fps(fps)  # before analysis: a tiny fps would allocate huge arrays
     controls = (controls or Controls()).validate()
-    engine = resolve_engine(engine, controls.transcript)
+    engine = resolve_engine(engine, controls.transcript, neural_asked=bool(model or controls.style_ref))
     module = get_engine(engine)
+    unused = [f"The {engine} engine does not use {what}, so it was left out (only the neural engine uses it)."
+              for given, what in ((model, f"the model {model}"), (controls.style_ref, "a style reference"))
+              if given and engine != "neural"]
+    for sentence in unused:
+        warnings.warn(sentence, stacklevel=2)
+    if engine != "neural":
+        model = None
     report = progress or (lambda fraction, message: None)
 
     def analyse():
@@ -86,7 +93,7 @@ def generate_take(audio: Audio, head: HeadModel, engine: str = DEFAULT_ENGINE, c
     key = (audio.sha256, engine, float(fps), controls.transcript, model, bool(controls.recognise_words),
            stamp(model) if stamp else None)
     analysis = cache.get_or_compute(key, analyse) if cache is not None else analyse()
-    notes = list(audio.warnings) + list(getattr(analysis, "warnings", None) or [])  # already shown as warnings
+    notes = list(audio.warnings) + unused + list(getattr(analysis, "warnings", None) or [])  # already shown as warnings
     source, mapping = engine_head(engine, module, analysis, head), None
     if source is not head:
         try:

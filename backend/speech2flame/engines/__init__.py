@@ -63,10 +63,14 @@ Progress = Callable[[float, str], None]
 """progress(fraction 0..1, message); may raise Cancelled to stop the job."""
 
 
-def resolve_engine(name: str, transcript: str | None = None) -> str:
-    """The engine that ``name`` stands for: ``auto`` picks by transcript and shipped model."""
+def resolve_engine(name: str, transcript: str | None = None, neural_asked: bool = False) -> str:
+    """The engine that ``name`` stands for: ``auto`` picks the neural engine when ``neural_asked``
+    (a model or a style reference was given: only it uses them), else by transcript (phonetic)
+    and shipped model."""
     if name != AUTO:
         return name
+    if neural_asked:
+        return "neural"
     if transcript:
         return "phonetic"
     from .neural import DEFAULT_MODEL_DIR  # a path constant; torch is imported only to run the model
