@@ -114,6 +114,7 @@ def test_list_and_audio_files_do_not_mix(tmp_path):
                  "--no-word-recognition", "--quiet")
     assert result.returncode == 0, result.stderr
     assert Take.load(tmp_path / "out" / "one" / "take.npz").num_frames > 30
+    assert result.stdout.splitlines()[0].startswith("[1/")  # --quiet: no bar, but each clip's files under its name
 
 
 def test_a_semicolon_list_with_decimal_commas(tmp_path):

@@ -226,8 +226,8 @@ def _generate_batch(job, clips: list, args, head, results: list) -> int:
                 failed.append(result.label)
                 tqdm.write(f"speech2flame: error: {result.label}: {result.error}", file=sys.stderr)
                 continue
-            if not args.quiet:
-                tqdm.write(f"[{done}/{len(clips)}] {result.label}" + (" (done before: skipped)" if result.skipped else ""))
+            # the clip's header, also with --quiet: its file and heard lines are told apart by it
+            tqdm.write(f"[{done}/{len(clips)}] {result.label}" + (" (done before: skipped)" if result.skipped else ""))
             _print_clip(result, args, write=tqdm.write)
     if failed:
         others = "; the others were written" if len(failed) < len(clips) else ""
