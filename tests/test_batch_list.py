@@ -150,6 +150,10 @@ def test_a_report_lists_every_clip_for_a_pipeline(tmp_path):
     assert single.returncode == 2 and json.loads((tmp_path / "one.json").read_text())["failed"] == 1
     nowhere = cli("generate", tmp_path / "good.flac", "--out", tmp_path / "two", "--report", tmp_path / "no" / "r.json")
     assert nowhere.returncode == 2 and "does not exist" in nowhere.stderr and not (tmp_path / "two").exists()
+    refused = cli("generate", "--list", tmp_path / "lines.csv", "--out", tmp_path / "out", "--rig", tmp_path / "none.npz",
+                  "--report", report)  # refused before any clip runs: the report says why
+    assert refused.returncode == 2 and json.loads(report.read_text())["error"] in refused.stderr
+    assert json.loads(report.read_text())["clips"] == [] and "none.npz" in json.loads(report.read_text())["error"]
     if Path("/sys").is_dir():  # no one may write into /sys, yet os.access lets root (as any user on Windows)
         sealed = cli("generate", tmp_path / "good.flac", "--out", tmp_path / "three", "--report", "/sys/r.json")
         assert sealed.returncode == 2 and "--report: the folder /sys cannot be written" in sealed.stderr
@@ -198,3 +202,14 @@ def test_an_audio_files_own_name_is_its_folder_even_where_windows_would_refuse_i
     (tmp_path / "lines.csv").write_text("audio\ntake 1?.flac\n", encoding="utf-8")
     clips = read_batch_list(tmp_path / "lines.csv", tmp_path / "out", Controls())
     assert [clip.out_dir.name for clip in clips] == ["take 1?"]
+
+
+def test_report_paths_are_absolute_whatever_the_working_folder(tmp_path, monkeypatch):
+    """A farm reads the report from another folder: relative output paths would point elsewhere."""
+    from speech2flame.batch import ClipResult, write_report
+
+    monkeypatch.chdir(tmp_path)
+    write_report(tmp_path / "r.json", [ClipResult("a.wav", written={"take": "out/a/take.npz"}, out_dir="out/a")], 1)
+    (clip,) = json.loads((tmp_path / "r.json").read_text())["clips"]
+    assert clip["outputs"]["take"] == str(tmp_path / "out" / "a" / "take.npz")
+    assert clip["folder"] == str(tmp_path / "out" / "a") and clip["audio"] == str(tmp_path / "a.wav")

@@ -568,11 +568,13 @@ def check_report_path(path: Path) -> None:
         raise UsageError(f"--report: the folder {path.parent} cannot be written.")
 
 
-def write_report(path: Path, results: list[ClipResult], total: int, interrupted: bool = False) -> None:
+def write_report(path: Path, results: list[ClipResult], total: int, interrupted: bool = False,
+                 error: str | None = None) -> None:
     """Write the JSON report of a `generate` run to ``path`` (whole or not at all): per clip its
     status (done, skipped, failed), error, warnings, files written, words heard and seconds (the
-    audio file and folder as absolute paths);
-    then counts, ``not_run`` (clips an interruption left) and ``interrupted``."""
+    audio file, folder and outputs as absolute paths);
+    then counts, ``not_run`` (clips an interruption left), ``interrupted`` and ``error`` (the
+    sentence that refused the whole run before any clip ran, else None)."""
     from . import __version__
 
     def status(result: ClipResult) -> str:
@@ -580,11 +582,12 @@ def write_report(path: Path, results: list[ClipResult], total: int, interrupted:
 
     clips = [{"clip": r.label, "audio": os.path.abspath(r.audio_path), "folder": os.path.abspath(r.out_dir),
               "status": status(r), "error": r.error,
-              "warnings": r.warnings, "outputs": r.written, "heard_words": r.heard_words,
+              "warnings": r.warnings, "outputs": {kind: os.path.abspath(p) for kind, p in r.written.items()},
+              "heard_words": r.heard_words,
               "seconds": round(sum(r.times.values()), 3)} for r in results]
     counts = {state: sum(1 for c in clips if c["status"] == state) for state in ("done", "skipped", "failed")}
     write_json_atomically(path, {"speech2flame": __version__, "clips": clips, **counts,
-                                 "not_run": total - len(results), "interrupted": interrupted})
+                                 "not_run": total - len(results), "interrupted": interrupted, "error": error})
 
 
 def _worker_main() -> None:

@@ -107,7 +107,29 @@ def key_parts(text: str) -> tuple[str, ...]:
 
 
 def cmd_generate(args) -> int:
-    """`speech2flame generate`: audio files or a batch list -> takes and scene files; exit code."""
+    """`speech2flame generate`: audio files or a batch list -> takes and scene files; exit code.
+    A run refused before any clip starts (a bad option, list, rig or model) still writes its
+    ``--report``, with the sentence as its ``error``, where that file can be written."""
+    args.report_written = False
+    try:
+        return _generate(args)
+    except Exception as exc:
+        if args.report and not args.report_written and is_user_error(exc):
+            _write_refusal_report(Path(args.report).expanduser().absolute(), str(exc))
+        raise
+
+
+def _write_refusal_report(path: Path, error: str) -> None:
+    from .batch import check_report_path, write_report
+
+    try:
+        check_report_path(path)
+        write_report(path, [], 0, error=error)
+    except (UsageError, OSError):  # the report cannot be written either: the sentence goes to stderr alone
+        pass
+
+
+def _generate(args) -> int:
     from .batch import GenerateJob, check_output_folder, check_report_path, clip_folders, write_report
     from .head_model import load_head_model
     from .take import MAX_FRAME, check_fps
@@ -172,6 +194,7 @@ def cmd_generate(args) -> int:
             if report is not None:
                 with signals_held():  # a second Ctrl-C or SIGTERM does not cut the report off
                     write_report(report, results, len(clips), interrupted)
+                args.report_written = True
 
 
 def _generate_one(job, clip, args, head, out: Path, made: bool, results: list) -> int:
