@@ -166,6 +166,25 @@ def test_a_truncated_mp3_gives_only_the_audio_it_holds_and_says_so(tmp_path):
     assert np.corrcoef(half.samples[:n], full.samples[:n])[0, 1] > 0.99
 
 
+@pytest.mark.parametrize("subtype", ["PCM_16", "PCM_24", "FLOAT"])
+def test_a_wav_cut_short_says_so(tmp_path, subtype):
+    """libsndfile counts only the frames a WAV holds: a half-copied file from a share gave a short take
+    without a word. Its header's data size tells; a streaming recorder's open size (0xFFFFFFFF) is no truncation."""
+    whole = tmp_path / "whole.wav"
+    soundfile.write(str(whole), np.stack([_speech(3.0)] * 2, 1), SAMPLE_RATE, subtype=subtype)
+    cut = tmp_path / "cut.wav"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    with pytest.warns(UserWarning, match="may be truncated"):
+        half = load_audio(cut)
+    assert half.warnings[0].startswith("cut.wav holds 1.5 s of audio of the 3.0 s its header declares")
+    assert load_audio(whole).warnings == []
+    data = bytearray(whole.read_bytes())
+    at = data.index(b"data") + 4
+    data[at:at + 4] = (0xFFFFFFFF).to_bytes(4, "little")  # as a streaming recorder writes it
+    (tmp_path / "open.wav").write_bytes(bytes(data[: len(data) // 2]))
+    assert load_audio(tmp_path / "open.wav").warnings == []
+
+
 def test_channels_that_cancel_in_a_mono_mix_give_the_loudest_channel(tmp_path):
     speech = _speech(3.0)
     inverted = tmp_path / "inverted.wav"

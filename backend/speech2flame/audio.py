@@ -211,6 +211,7 @@ def _decode_mono(path: Path, sample_rate: int, max_duration_s: float, notes: lis
     try:
         with soundfile.SoundFile(path) as f:
             declared, channels = f.frames, f.channels
+            declared = max(declared, _wav_declared_frames(path, f) or 0)  # libsndfile counts what is there
             out = np.empty(declared if 0 < declared <= limit else 0, np.float32)
             count, mono_energy, channel_energy = 0, 0.0, np.zeros(channels)
             while True:
@@ -242,6 +243,33 @@ def _decode_mono(path: Path, sample_rate: int, max_duration_s: float, notes: lis
         _warn(notes, f"{path.name} holds {count / sample_rate:.1f} s of audio of the {declared / sample_rate:.1f} s "
                      "its header declares: the file may be truncated.")
     return out[:count]
+
+
+_WAV_SAMPLE_BYTES = {"PCM_U8": 1, "PCM_S8": 1, "PCM_16": 2, "PCM_24": 3, "PCM_32": 4, "FLOAT": 4, "DOUBLE": 8,
+                     "ULAW": 1, "ALAW": 1}
+
+
+def _wav_declared_frames(path: Path, f) -> int | None:
+    """The frames a WAV file's header declares (its data chunk's size), None for other files and
+    for sizes a recorder leaves open (0 or 0xFFFFFFFF). libsndfile reports only the frames the file
+    holds, so a WAV cut short (half-copied) is found by this."""
+    sample_bytes = _WAV_SAMPLE_BYTES.get(f.subtype)
+    if f.format != "WAV" or sample_bytes is None:
+        return None
+    try:
+        with open(path, "rb") as fh:
+            if fh.read(12)[:4] != b"RIFF":
+                return None
+            while True:  # chunks: 4-byte id, little-endian 32-bit size, data padded to even length
+                header = fh.read(8)
+                if len(header) < 8:
+                    return None
+                size = int.from_bytes(header[4:], "little")
+                if header[:4] == b"data":
+                    return None if size in (0, 0xFFFFFFFF) else size // (sample_bytes * f.channels)
+                fh.seek(size + (size & 1), os.SEEK_CUR)
+    except OSError:
+        return None
 
 
 _NATIVE_MESSAGE = re.compile(r"^(Note: |Warning: .*(Xing|stream size|frame)|\[[^\]]*mpg123|.*libmpg123)")
