@@ -185,6 +185,21 @@ def test_a_wav_cut_short_says_so(tmp_path, subtype):
     assert load_audio(tmp_path / "open.wav").warnings == []
 
 
+def test_a_flac_cut_short_gives_the_audio_before_the_cut(tmp_path):
+    """libsndfile fails the whole read that meets the cut ("lost sync"): that was "corrupt"."""
+    whole = tmp_path / "whole.flac"
+    soundfile.write(str(whole), _speech(4.0), SAMPLE_RATE)
+    (tmp_path / "cut.flac").write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    with pytest.warns(UserWarning, match="may be truncated"):
+        half = load_audio(tmp_path / "cut.flac")
+    assert 1.0 < half.duration < 2.5, half.duration
+    n = len(half.samples) - 2000
+    assert np.corrcoef(half.samples[:n], load_audio(whole).samples[:n])[0, 1] > 0.99
+    (tmp_path / "noise.flac").write_bytes(whole.read_bytes()[:200] + np.random.default_rng(1).bytes(5000))
+    with pytest.raises(AudioError, match="corrupt or truncated"):
+        load_audio(tmp_path / "noise.flac")
+
+
 def test_channels_that_cancel_in_a_mono_mix_give_the_loudest_channel(tmp_path):
     speech = _speech(3.0)
     inverted = tmp_path / "inverted.wav"

@@ -214,10 +214,7 @@ def _decode_mono(path: Path, sample_rate: int, max_duration_s: float, notes: lis
             declared = max(declared, _wav_declared_frames(path, f) or 0)  # libsndfile counts what is there
             out = np.empty(declared if 0 < declared <= limit else 0, np.float32)
             count, mono_energy, channel_energy = 0, 0.0, np.zeros(channels)
-            while True:
-                block = f.read(1 << 16, dtype="float32", always_2d=True)  # only what was really decoded
-                if len(block) == 0:
-                    break
+            for block in _blocks(path, f):
                 if count + len(block) > limit:
                     raise AudioError(f"{path.name} is longer than {max_duration_s:.0f} s, the limit per clip; "
                                      "split it into lines.")
@@ -243,6 +240,35 @@ def _decode_mono(path: Path, sample_rate: int, max_duration_s: float, notes: lis
         _warn(notes, f"{path.name} holds {count / sample_rate:.1f} s of audio of the {declared / sample_rate:.1f} s "
                      "its header declares: the file may be truncated.")
     return out[:count]
+
+
+def _blocks(path: Path, f, size: int = 1 << 16):
+    """The open SoundFile ``f``'s samples, (frames, channels) float32 blocks of what was really
+    decoded. At the cut of a file cut short (FLAC) libsndfile fails a whole read: the frames
+    before the cut are read again from a fresh handle in small blocks, up to the cut."""
+    import soundfile
+
+    done = 0
+    try:
+        while len(block := f.read(size, dtype="float32", always_2d=True)):
+            done += len(block)
+            yield block
+        return
+    except RuntimeError:
+        pass
+    with soundfile.SoundFile(path) as again:
+        again.seek(done)
+        while True:
+            try:
+                block = again.read(1024, dtype="float32", always_2d=True)
+            except RuntimeError:  # the cut
+                block = None
+            if block is None or not len(block):
+                if done == 0:
+                    raise AudioError(f"{path.name} is corrupt or truncated and cannot be decoded.")
+                return
+            done += len(block)
+            yield block
 
 
 _WAV_SAMPLE_BYTES = {"PCM_U8": 1, "PCM_S8": 1, "PCM_16": 2, "PCM_24": 3, "PCM_32": 4, "FLOAT": 4, "DOUBLE": 8,
