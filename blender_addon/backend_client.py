@@ -322,6 +322,9 @@ class LocalServer:
 
     def __init__(self, python_executable: str | os.PathLike, extra_args=(), start_timeout: float = 60.0,
                  client_timeout: float = 30.0):
+        if python_executable is None:  # find_project_python() found none
+            raise BackendError(f"No Python with speech2flame was found to run the backend; set ${PYTHON_ENV} to one "
+                               "(or run scripts/setup.sh in the project to create .venv).")
         self.token = secrets.token_urlsafe(32)
         self.client_timeout = client_timeout
         self.stderr_tail: deque[str] = deque(maxlen=50)

@@ -292,6 +292,8 @@ def test_in_process_server_expires_old_jobs(clip):
 def test_local_server_reports_why_it_could_not_start():
     with pytest.raises(BackendError, match=r"^The backend could not start: .*unrecognized arguments: --bogus\.$"):
         LocalServer(sys.executable, ["--bogus"])
+    with pytest.raises(BackendError, match=r"^No Python with speech2flame was found .*SPEECH2FLAME_PYTHON"):
+        LocalServer(None)  # find_project_python() found none (a pip install without .venv)
 
 
 def test_find_project_python_honours_the_environment(monkeypatch, tmp_path):
