@@ -45,6 +45,7 @@ def test_sigterm_while_blender_writes_stops_the_batch_and_writes_its_report(tmp_
     _out, err = process.communicate(timeout=120)
     assert process.returncode == 143, err
     assert err.strip().splitlines()[-1] == "speech2flame: stopped (SIGTERM).", err
+    assert "Blender's last messages" not in err  # they tell why writing failed; nothing failed
     data = json.loads(report.read_text())
     assert data["interrupted"] is True and data["failed"] == 0, data  # not "Blender could not write"
     assert data["done"] == 1 and data["not_run"] == 3, data
@@ -292,3 +293,15 @@ def test_a_signal_while_the_report_is_written_is_acted_on_after_it():
                 time.sleep(0.05)  # Python runs handlers between bytecodes: the kill is seen here
                 finished.append("report")
     assert finished == ["report"]
+
+
+@pytest.mark.parametrize("stop, shown", [(KeyboardInterrupt, False), (RuntimeError, True)])
+def test_blenders_messages_are_shown_when_writing_fails_not_when_stopped(stop, shown, capfd):
+    from speech2flame.blender_scene import _blender_messages_quiet
+
+    with pytest.raises(stop):
+        with _blender_messages_quiet():
+            os.write(1, b"Video append frame 12\n")  # as Blender prints, below Python
+            raise stop("stopped")
+    _out, err = capfd.readouterr()
+    assert ("Blender's last messages" in err) == shown and ("Video append frame 12" in err) == shown, err

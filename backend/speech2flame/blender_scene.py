@@ -11,6 +11,7 @@ import sys
 from contextlib import contextmanager
 from pathlib import Path
 
+from .errors import reported_interruption
 from .head_model import KEY_PARTS, HeadModel
 from .take import Take
 
@@ -69,8 +70,8 @@ def _blender_messages_quiet():
     failed = False
     try:
         yield
-    except BaseException:
-        failed = True
+    except BaseException as exc:  # Blender's messages tell why writing failed, not why Ctrl-C or SIGTERM stopped it
+        failed = not isinstance(exc, KeyboardInterrupt) and reported_interruption(str(exc)) is None
         raise
     finally:
         sys.stdout.flush()
