@@ -384,6 +384,16 @@ def test_transcript_given_twice_is_refused(tmp_path):
         assert not (tmp_path / "out").exists()
 
 
+def test_a_transcript_that_is_a_file_path_is_refused(tmp_path):
+    """--transcript examples/hello.txt (the path, not the words) points at --transcript-file."""
+    for command in (("generate", EXAMPLE, "--out", tmp_path / "out"), ("mouth", tmp_path / "take.npz")):
+        result = cli(*command, "--transcript", "examples/hello.txt")
+        lines = result.stderr.strip().splitlines()
+        assert result.returncode == 2 and len(lines) == 1, result.stderr
+        assert "use --transcript-file examples/hello.txt" in lines[0]
+        assert not (tmp_path / "out").exists()
+
+
 def test_a_rig_without_named_channels_or_a_mouth_to_match_gets_a_warning(tmp_path):
     from speech2flame.head_model import load_head_model
 

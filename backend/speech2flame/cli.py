@@ -61,6 +61,9 @@ def _add_control_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _transcript_from_args(args) -> str | None:
     """--transcript TEXT or the text of --transcript-file PATH (not both)."""
+    if args.transcript is not None and _names_a_file(args.transcript):
+        raise UsageError(f"--transcript takes the words said, and {args.transcript!r} is a file: "
+                         f"use --transcript-file {args.transcript} to read the transcript from it.")
     if args.transcript_file is None:
         return args.transcript
     if args.transcript is not None:
@@ -68,6 +71,14 @@ def _transcript_from_args(args) -> str | None:
     from .batch import read_transcript_file
 
     return read_transcript_file(args.transcript_file.expanduser())
+
+
+def _names_a_file(text: str) -> bool:
+    """Whether ``text`` is the path of an existing file (a transcript is words, not a path)."""
+    try:
+        return Path(text).expanduser().is_file()
+    except (OSError, ValueError):  # too long a name, a NUL character: words, not a path
+        return False
 
 
 def controls_from_args(args) -> Controls:
