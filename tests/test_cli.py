@@ -394,6 +394,20 @@ def test_a_transcript_that_is_a_file_path_is_refused(tmp_path):
         assert not (tmp_path / "out").exists()
 
 
+def test_emotion_engine_and_output_names_in_any_case(tmp_path):
+    """--emotion Happy, --emotion-schedule 0:Happy, --engine Baseline, --outputs Take: accepted, as
+    the batch list and --key take any case; the take records the lower-case names."""
+    common = ("--engine", "Baseline", "--outputs", "Take", "--quiet")
+    result = cli("generate", EXAMPLE, "--out", tmp_path / "one", "--emotion", "Happy", *common)
+    assert result.returncode == 0, result.stderr
+    take = Take.load(tmp_path / "one" / "take.npz")
+    assert take.metadata["engine"] == "baseline" and take.metadata["controls"]["emotion"] == "happy"
+    result = cli("generate", EXAMPLE, "--out", tmp_path / "keys", "--emotion-schedule", "0:Happy,1:SAD@0.7", *common)
+    assert result.returncode == 0, result.stderr
+    keys = Take.load(tmp_path / "keys" / "take.npz").metadata["controls"]["emotion_schedule"]
+    assert [(k[1], k[2]) for k in keys] == [("happy", 0.5), ("sad", 0.7)]
+
+
 def test_a_rig_without_named_channels_or_a_mouth_to_match_gets_a_warning(tmp_path):
     from speech2flame.head_model import load_head_model
 

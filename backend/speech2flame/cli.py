@@ -37,7 +37,7 @@ def _add_control_arguments(parser: argparse.ArgumentParser) -> None:
 
     d = Controls()
     group = parser.add_argument_group("controls")
-    group.add_argument("--emotion", choices=EMOTIONS, default=None,
+    group.add_argument("--emotion", type=str.lower, choices=EMOTIONS, default=None,
                        help=f"emotion for the whole clip (default {d.emotion}; not with --emotion-schedule)")
     group.add_argument("--intensity", type=float, default=d.intensity, help="emotion intensity 0..1")
     group.add_argument("--emotion-schedule", metavar="KEYS",
@@ -98,7 +98,7 @@ def controls_from_args(args) -> Controls:
 
 
 def _parse_outputs(text: str) -> list[str]:
-    outputs = [o.strip() for o in text.split(",") if o.strip()]
+    outputs = [o.strip().lower() for o in text.split(",") if o.strip()]
     if outputs == ["all"]:
         return list(OUTPUTS)
     unknown = [o for o in outputs if o not in OUTPUTS]
@@ -402,7 +402,7 @@ def build_parser(selected: str | None = None) -> argparse.ArgumentParser:
     gen.add_argument("--rig", default="demo", help="'demo' or a FLAME .pkl / speech2flame .npz head model")
     gen.add_argument("--fps", type=float, default=30.0, help="animation frame rate, 1 to 240 (default 30)")
     gen.add_argument("--start-frame", type=int, default=1, help="scene frame of the first animation frame (0 or more)")
-    gen.add_argument("--engine", choices=[AUTO, *sorted(ENGINES)], default=DEFAULT_ENGINE,
+    gen.add_argument("--engine", type=str.lower, choices=[AUTO, *sorted(ENGINES)], default=DEFAULT_ENGINE,
                      help="animation engine; auto: phonetic with a transcript, else the trained neural model")
     gen.add_argument("--model", help="model checkpoint for the neural engine")
     gen.add_argument("--device", help="where the neural engine runs: auto, cpu, cuda, cuda:1, mps "
