@@ -361,8 +361,14 @@ def test_a_take_names_its_rig_by_full_path_and_mouth_checks_its_inputs_first(tmp
     assert Take.load(take).metadata["rig"] == str(tmp_path / "head.npz")
     measured = cli("mouth", take)  # from another folder, the rig named in the take
     assert measured.returncode == 0 and "aperture_mm" in measured.stdout, measured.stderr
+    (tmp_path / "head.npz").rename(tmp_path / "moved.npz")
+    moved = cli("mouth", take)
+    lines = moved.stderr.strip().splitlines()
+    assert moved.returncode == 2 and len(lines) == 1, moved.stderr
+    assert f"The rig named in take.npz, {tmp_path / 'head.npz'}, is not there" in lines[0] and "--rig PATH" in lines[0]
+    assert cli("mouth", take, "--rig", tmp_path / "moved.npz").returncode == 0
     (tmp_path / "notes.txt").write_text("not phones\n")
-    bad = cli("mouth", take, "--phones", tmp_path / "notes.txt")
+    bad = cli("mouth", take, "--rig", tmp_path / "moved.npz", "--phones", tmp_path / "notes.txt")
     assert bad.returncode == 2 and bad.stdout == "" and "is not 'PHONE START_S END_S'" in bad.stderr
 
 

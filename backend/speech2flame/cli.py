@@ -301,7 +301,11 @@ def cmd_mouth(args) -> int:
 
     args.transcript = _transcript_from_args(args)
     take = Take.load(args.take)
-    head = load_head_model(args.rig or take.metadata.get("rig", "demo"))
+    rig = args.rig or take.metadata.get("rig", "demo")
+    if not args.rig and rig != "demo" and not Path(rig).is_file():
+        raise UsageError(f"The rig named in {Path(args.take).name}, {rig}, is not there (moved or deleted); "
+                         f"pass --rig PATH with the head model it was made for.")
+    head = load_head_model(rig)
     if take.metadata.get("rig_id") and take.metadata["rig_id"] != head.rig_id():
         print(f"warning: {Path(args.take).name} was made for rig {take.metadata['rig_id']}, measuring on "
               f"{head.rig_id()}.", file=sys.stderr)
