@@ -414,6 +414,59 @@ def test_emotion_engine_and_output_names_in_any_case(tmp_path):
     assert [(k[1], k[2]) for k in keys] == [("happy", 0.5), ("sad", 0.7)]
 
 
+def _option_help(help_text: str) -> dict[str, str]:
+    """The rendered help of each option in ``help_text``, by its first option string."""
+    blocks: dict[str, str] = {}
+    name = None
+    for line in help_text.splitlines():
+        if line.startswith("  -"):
+            name = line.split()[0].rstrip(",")
+            blocks[name] = line
+        elif name and line.startswith("   "):
+            blocks[name] += " " + line.strip()
+        else:
+            name = None
+    return blocks
+
+
+def test_every_option_with_a_default_shows_it_in_its_help():
+    import argparse
+
+    from speech2flame.cli import SUBCOMMAND_MODULES, build_parser
+
+    for command in ("generate", "mouth", "transcribe", "build-demo-head", *SUBCOMMAND_MODULES):
+        parser = build_parser(command).commands[command]
+        blocks = _option_help(parser.format_help())
+        for action in parser._actions:
+            default = action.default
+            if not action.option_strings or default in (None, argparse.SUPPRESS) or isinstance(default, bool):
+                continue
+            text = blocks[action.option_strings[0]]
+            shown = f"{default:g}" if isinstance(default, float) else str(default)
+            assert "default" in text and shown in text, (command, text)
+    evaluate = _option_help(build_parser("evaluate").commands["evaluate"].format_help())
+    assert evaluate["--head"].endswith("(default demo)") and evaluate["--seeds"].endswith("(default 3)")
+    assert evaluate["--format"].endswith("(default synthetic)")
+    assert evaluate["--temperature"].endswith("(default 1.0)")
+    generate = _option_help(build_parser("generate").commands["generate"].format_help())
+    assert "0..2" in generate["--temperature"]
+
+
+def test_top_level_help_summarises_the_commands_and_exit_codes():
+    out = cli("--help").stdout
+    assert "speech2flame generate AUDIO [AUDIO ...] --out DIR" in out and "speech2flame serve" in out
+    assert "exit code 2" in out and "130 cancelled" in out and "143 stopped" in out
+
+
+def test_a_usage_error_after_a_command_points_at_its_own_help():
+    result = cli("transcribe", "a.wav", "b.wav")
+    assert result.returncode == 2
+    assert result.stderr == ("speech2flame: error: unrecognized arguments: b.wav "
+                             "(see: speech2flame transcribe --help).\n")
+    before = cli("--bogus", "transcribe", "a.wav")  # not the command's: the top level's help
+    assert before.returncode == 2 and "(see: speech2flame --help)" in before.stderr
+
+
 def test_a_rig_without_named_channels_or_a_mouth_to_match_gets_a_warning(tmp_path):
     from speech2flame.head_model import load_head_model
 

@@ -9,7 +9,9 @@
     speech2flame build-demo-head [OUT.npz]              rebuild the procedural demo head
     speech2flame build-demo-head --flame-stand-in OUT.npz   a head laid out like FLAME's (to try it without FLAME)
 
-Every failure a user can cause ends in one sentence on stderr and exit code 2.
+Every failure a user can cause ends in one sentence on stderr and exit code 2 (a batch: when any
+clip failed, the others written); 0 is success, 130 cancelled (Ctrl-C), 143 stopped (SIGTERM).
+`speech2flame COMMAND --help` tells each command's options.
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ def _add_control_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--smoothing", type=float, default=d.smoothing, help="extra temporal smoothing (0..1)")
     group.add_argument("--seed", type=int, default=d.seed,
                        help="seed of every random part, 0 to 4294967295 (same seed, same take)")
-    group.add_argument("--temperature", type=float, default=d.temperature, help="sampling temperature of stochastic models")
+    group.add_argument("--temperature", type=float, default=d.temperature, help="sampling temperature of stochastic models, 0..2 (0 = deterministic)")
     group.add_argument("--transcript", help="what is said (improves lip sync with the phonetic engine)")
     group.add_argument("--transcript-file", type=Path, help="read the transcript from a text file")
     group.add_argument("--no-word-recognition", dest="recognise_words", action="store_false",
@@ -380,8 +382,26 @@ SUBCOMMAND_MODULES = {
 """Subcommands defined in their own modules: (module, add-arguments function, run function, help)."""
 
 
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Help with the description as written and each option's default, where its text does not
+    give it already."""
+
+    def _get_help_string(self, action) -> str:
+        text = action.help or ""
+        default = action.default
+        if action.option_strings and "default" not in text and not (
+                default is None or isinstance(default, bool) or default == argparse.SUPPRESS):
+            text += " (default %(default)s)"
+        return text
+
+
 class _Parser(argparse.ArgumentParser):
-    """argparse with its errors in one line (no usage block), as every other user error."""
+    """argparse with its errors in one line (no usage block), as every other user error, and
+    each option's default in its help."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str):
         self.exit(2, f"speech2flame: error: {message} (see: {self.prog} --help).\n")
@@ -391,9 +411,10 @@ def build_parser(selected: str | None = None) -> argparse.ArgumentParser:
     """The argument parser; ``selected`` is the subcommand about to run (its module gets imported)."""
     from .engines import AUTO, DEFAULT_ENGINE, ENGINES
 
-    parser = _Parser(prog="speech2flame", description=__doc__.split("\n\n")[0])
+    parser = _Parser(prog="speech2flame", description=__doc__)
     parser.add_argument("--version", action="version", version=f"speech2flame {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    parser.commands = sub.choices  # name -> its parser, for errors found after it parsed
 
     gen = sub.add_parser("generate", help="audio -> animated FLAME head (take, .blend, FBX, Alembic, preview)")
     gen.add_argument("audio", nargs="*", help="audio file(s): WAV, FLAC, OGG or MP3; several = batch")
@@ -405,13 +426,13 @@ def build_parser(selected: str | None = None) -> argparse.ArgumentParser:
                      help=f"comma list of {', '.join(OUTPUTS)}, or all (default: {','.join(DEFAULT_OUTPUTS)})")
     gen.add_argument("--rig", default="demo", help="'demo' or a FLAME .pkl / speech2flame .npz head model")
     gen.add_argument("--fps", type=float, default=30.0, help="animation frame rate, 1 to 240 (default 30)")
-    gen.add_argument("--start-frame", type=int, default=1, help="scene frame of the first animation frame (0 or more)")
+    gen.add_argument("--start-frame", type=int, default=1, help="scene frame of the first animation frame, 0 or more")
     gen.add_argument("--engine", type=str.lower, choices=[AUTO, *sorted(ENGINES)], default=DEFAULT_ENGINE,
                      help="animation engine; auto: phonetic with a transcript, else the trained neural model")
     gen.add_argument("--model", help="model checkpoint for the neural engine")
     gen.add_argument("--device", help="where the neural engine runs: auto, cpu, cuda, cuda:1, mps "
                                       "(default: $SPEECH2FLAME_DEVICE, else cpu)")
-    gen.add_argument("--preview-resolution", type=int, default=320, help="preview video size in pixels (16 to 4096)")
+    gen.add_argument("--preview-resolution", type=int, default=320, help="preview video size in pixels, 16 to 4096")
     gen.add_argument("--sidecar-transcripts", action="store_true",
                      help="each clip's transcript from a UTF-8 .txt of the same name beside it, where there is one")
     gen.add_argument("--skip-existing", action="store_true",
@@ -478,7 +499,11 @@ def main(argv=None) -> int:
         if hasattr(stream, "reconfigure"):  # output: cp1252) is escaped, not a crash after the work
             stream.reconfigure(errors="backslashreplace")
     parser = build_parser(next((a for a in argv if not a.startswith("-")), None))
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # after the command: said by its own parser, which points at its own --help
+        before_command = argv[:argv.index(args.command)]
+        owner = parser if unknown[0] in before_command else parser.commands[args.command]
+        owner.error(f"unrecognized arguments: {' '.join(unknown)}")
     warnings.showwarning = _show_warning
     try:
         return args.func(args)

@@ -308,7 +308,8 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of `speech2flame evaluate`."""
     parser.add_argument("--model", required=True, help="checkpoint folder (or .safetensors with sibling .json)")
     parser.add_argument("--data", required=True, help="dataset folder")
-    parser.add_argument("--format", default="synthetic", choices=("synthetic", "flame_params", "vocaset"))
+    parser.add_argument("--format", default="synthetic", choices=("synthetic", "flame_params", "vocaset"),
+                        help="dataset layout")
     parser.add_argument("--split", default="val", help="dataset split to evaluate (default val)")
     parser.add_argument("--split-subjects", help="VOCASET: subjects of each split, e.g. "
                                                  "'val=FaceTalk_170811_03274_TA;test=FaceTalk_170809_00138_TA' "
