@@ -144,14 +144,20 @@ def cmd_generate(args) -> int:
         raise UsageError("A transcript fits one clip, not a batch: put each clip's transcript beside it as "
                          "<name>.txt and use --sidecar-transcripts" + (", or in the list's transcript column."
                                                                         if args.list else "."))
-    if args.device:
-        from .device import use_device
-        use_device(args.device)
+    from .engines import resolve_engine
+
+    uses_neural = resolve_engine(args.engine, controls.transcript) == "neural"  # the one engine a device matters to
+    if uses_neural:  # its device is checked now, before any clip runs; the others run on the CPU
+        from .device import DEVICE_ENV, inference_device, use_device
+        if args.device:
+            use_device(args.device)
+        elif os.environ.get(DEVICE_ENV, "").strip():
+            inference_device()
     rig = args.rig if args.rig == "demo" else os.path.abspath(os.path.expanduser(args.rig))  # the take names it: any folder
     head = load_head_model(rig)  # a wrong rig fails here, before any clip runs
     job = GenerateJob(controls=controls, outputs=tuple(outputs), rig=rig, engine=args.engine, fps=args.fps,
                       start_frame=args.start_frame, model=os.path.expanduser(args.model) if args.model else None,
-                      device=args.device, preview_resolution=args.preview_resolution,
+                      device=args.device if uses_neural else None, preview_resolution=args.preview_resolution,
                       skip_existing=args.skip_existing, sidecar_transcripts=args.sidecar_transcripts,
                       reduce_keys=args.reduce_keys, key_parts=key_parts(args.key))
     out = Path(args.out).expanduser()

@@ -194,9 +194,9 @@ class ServerApp:
         """Where the neural engine runs, e.g. "cpu", "cuda", "cuda:1", "mps" (``serve --device``,
         $SPEECH2FLAME_DEVICE; imports torch on first call)."""
         if self._device is None:
-            from .device import DeviceError, inference_device_name, resolve_device
+            from .device import DeviceError, inference_device
             try:
-                self._device = str(resolve_device(inference_device_name()))
+                self._device = str(inference_device())
             except (DeviceError, ImportError):
                 self._device = "cpu"
         return self._device
