@@ -467,6 +467,26 @@ def test_a_usage_error_after_a_command_points_at_its_own_help():
     assert before.returncode == 2 and "(see: speech2flame --help)" in before.stderr
 
 
+def test_silent_mistakes_are_told(tmp_path):
+    """An output head model without .npz is refused (--rig would refuse it), so is a --models-dir
+    that is not a folder, and an emotion key past the end of the clip gets a warning."""
+    made = cli("build-demo-head", tmp_path / "head")
+    assert made.returncode == 2 and not (tmp_path / "head").exists()
+    assert made.stderr == "speech2flame: error: build-demo-head writes a .npz head model: name the output with " \
+                          "the .npz suffix, e.g. head.npz.\n"
+    served = cli("serve", "--models-dir", tmp_path / "none", timeout=30)
+    assert served.returncode == 2 and served.stdout == ""
+    assert f"--models-dir {tmp_path / 'none'} is not a folder" in served.stderr
+    duration = soundfile.info(str(EXAMPLE)).duration
+    late = cli("generate", EXAMPLE, "--out", tmp_path / "out", "--outputs", "take", "--engine", "baseline", "--quiet",
+               "--emotion-schedule", f"0:happy,1:sad,{duration + 5:g}:angry")
+    assert late.returncode == 0, late.stderr
+    warned = [line for line in late.stderr.splitlines() if line.startswith("speech2flame: warning:")]
+    assert warned == [f"speech2flame: warning: The emotion key angry at {duration + 5:g} s is past the end of the "
+                      f"clip ({duration:.2f} s long), so the animation does not reach it."], late.stderr
+    assert Take.load(tmp_path / "out" / "take.npz").metadata["warnings"] == [warned[0].split(": ", 2)[2]]
+
+
 def test_a_rig_without_named_channels_or_a_mouth_to_match_gets_a_warning(tmp_path):
     from speech2flame.head_model import load_head_model
 

@@ -367,6 +367,9 @@ def cmd_build_demo_head(args) -> int:
     if args.flame_stand_in and not args.out:
         raise UsageError("build-demo-head --flame-stand-in needs an output path (OUT.npz).")
     out = Path(os.path.expanduser(args.out)) if args.out else demo_head_path()
+    if out.suffix.lower() != ".npz":  # a head model is read by its suffix: --rig would refuse it
+        raise UsageError(f"build-demo-head writes a .npz head model: name the output with the .npz suffix, "
+                         f"e.g. {out.name}.npz.")
     head = build_flame_stand_in() if args.flame_stand_in else build_demo_head()
     try:
         path = head.save_npz(out)
