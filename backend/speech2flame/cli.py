@@ -51,7 +51,8 @@ def _add_control_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--smoothing", type=float, default=d.smoothing, help="extra temporal smoothing (0..1)")
     group.add_argument("--seed", type=int, default=d.seed,
                        help="seed of every random part, 0 to 4294967295 (same seed, same take)")
-    group.add_argument("--temperature", type=float, default=d.temperature, help="sampling temperature of stochastic models, 0..2 (0 = deterministic)")
+    group.add_argument("--temperature", type=float, default=d.temperature,
+                       help="sampling temperature of stochastic models, 0..2 (0 = deterministic)")
     group.add_argument("--transcript", help="what is said (improves lip sync with the phonetic engine)")
     group.add_argument("--transcript-file", type=Path, help="read the transcript from a text file")
     group.add_argument("--no-word-recognition", dest="recognise_words", action="store_false",
