@@ -361,8 +361,14 @@ def test_a_take_names_its_rig_by_full_path_and_mouth_checks_its_inputs_first(tmp
     assert Take.load(take).metadata["rig"] == str(tmp_path / "head.npz")
     measured = cli("mouth", take)  # from another folder, the rig named in the take
     assert measured.returncode == 0 and "aperture_mm" in measured.stdout, measured.stderr
+    (tmp_path / "head.npz").rename(tmp_path / "moved.npz")
+    moved = cli("mouth", take)
+    lines = moved.stderr.strip().splitlines()
+    assert moved.returncode == 2 and len(lines) == 1, moved.stderr
+    assert f"The rig named in take.npz, {tmp_path / 'head.npz'}, is not there" in lines[0] and "--rig PATH" in lines[0]
+    assert cli("mouth", take, "--rig", tmp_path / "moved.npz").returncode == 0
     (tmp_path / "notes.txt").write_text("not phones\n")
-    bad = cli("mouth", take, "--phones", tmp_path / "notes.txt")
+    bad = cli("mouth", take, "--rig", tmp_path / "moved.npz", "--phones", tmp_path / "notes.txt")
     assert bad.returncode == 2 and bad.stdout == "" and "is not 'PHONE START_S END_S'" in bad.stderr
 
 
@@ -382,6 +388,103 @@ def test_transcript_given_twice_is_refused(tmp_path):
         result = cli(*command, "--transcript", "Hello.", "--transcript-file", text)
         assert result.returncode == 2 and "do not go together" in result.stderr, result.stderr
         assert not (tmp_path / "out").exists()
+
+
+def test_a_transcript_that_is_a_file_path_is_refused(tmp_path):
+    """--transcript examples/hello.txt (the path, not the words) points at --transcript-file."""
+    for command in (("generate", EXAMPLE, "--out", tmp_path / "out"), ("mouth", tmp_path / "take.npz")):
+        result = cli(*command, "--transcript", "examples/hello.txt")
+        lines = result.stderr.strip().splitlines()
+        assert result.returncode == 2 and len(lines) == 1, result.stderr
+        assert "use --transcript-file examples/hello.txt" in lines[0]
+        assert not (tmp_path / "out").exists()
+
+
+def test_emotion_engine_and_output_names_in_any_case(tmp_path):
+    """--emotion Happy, --emotion-schedule 0:Happy, --engine Baseline, --outputs Take: accepted, as
+    the batch list and --key take any case; the take records the lower-case names."""
+    common = ("--engine", "Baseline", "--outputs", "Take", "--quiet")
+    result = cli("generate", EXAMPLE, "--out", tmp_path / "one", "--emotion", "Happy", *common)
+    assert result.returncode == 0, result.stderr
+    take = Take.load(tmp_path / "one" / "take.npz")
+    assert take.metadata["engine"] == "baseline" and take.metadata["controls"]["emotion"] == "happy"
+    result = cli("generate", EXAMPLE, "--out", tmp_path / "keys", "--emotion-schedule", "0:Happy,1:SAD@0.7", *common)
+    assert result.returncode == 0, result.stderr
+    keys = Take.load(tmp_path / "keys" / "take.npz").metadata["controls"]["emotion_schedule"]
+    assert [(k[1], k[2]) for k in keys] == [("happy", 0.5), ("sad", 0.7)]
+
+
+def _option_help(help_text: str) -> dict[str, str]:
+    """The rendered help of each option in ``help_text``, by its first option string."""
+    blocks: dict[str, str] = {}
+    name = None
+    for line in help_text.splitlines():
+        if line.startswith("  -"):
+            name = line.split()[0].rstrip(",")
+            blocks[name] = line
+        elif name and line.startswith("   "):
+            blocks[name] += " " + line.strip()
+        else:
+            name = None
+    return blocks
+
+
+def test_every_option_with_a_default_shows_it_in_its_help():
+    import argparse
+
+    from speech2flame.cli import SUBCOMMAND_MODULES, build_parser
+
+    for command in ("generate", "mouth", "transcribe", "build-demo-head", *SUBCOMMAND_MODULES):
+        parser = build_parser(command).commands[command]
+        blocks = _option_help(parser.format_help())
+        for action in parser._actions:
+            default = action.default
+            if not action.option_strings or default in (None, argparse.SUPPRESS) or isinstance(default, bool):
+                continue
+            text = blocks[action.option_strings[0]]
+            shown = f"{default:g}" if isinstance(default, float) else str(default)
+            assert "default" in text and shown in text, (command, text)
+    evaluate = _option_help(build_parser("evaluate").commands["evaluate"].format_help())
+    assert evaluate["--head"].endswith("(default demo)") and evaluate["--seeds"].endswith("(default 3)")
+    assert evaluate["--format"].endswith("(default synthetic)")
+    assert evaluate["--temperature"].endswith("(default 1.0)")
+    generate = _option_help(build_parser("generate").commands["generate"].format_help())
+    assert "0..2" in generate["--temperature"]
+
+
+def test_top_level_help_summarises_the_commands_and_exit_codes():
+    out = cli("--help").stdout
+    assert "speech2flame generate AUDIO [AUDIO ...] --out DIR" in out and "speech2flame serve" in out
+    assert "exit code 2" in out and "130 cancelled" in out and "143 stopped" in out
+
+
+def test_a_usage_error_after_a_command_points_at_its_own_help():
+    result = cli("transcribe", "a.wav", "b.wav")
+    assert result.returncode == 2
+    assert result.stderr == ("speech2flame: error: unrecognized arguments: b.wav "
+                             "(see: speech2flame transcribe --help).\n")
+    before = cli("--bogus", "transcribe", "a.wav")  # not the command's: the top level's help
+    assert before.returncode == 2 and "(see: speech2flame --help)" in before.stderr
+
+
+def test_silent_mistakes_are_told(tmp_path):
+    """An output head model without .npz is refused (--rig would refuse it), so is a --models-dir
+    that is not a folder, and an emotion key past the end of the clip gets a warning."""
+    made = cli("build-demo-head", tmp_path / "head")
+    assert made.returncode == 2 and not (tmp_path / "head").exists()
+    assert made.stderr == "speech2flame: error: build-demo-head writes a .npz head model: name the output with " \
+                          "the .npz suffix, e.g. head.npz.\n"
+    served = cli("serve", "--models-dir", tmp_path / "none", timeout=30)
+    assert served.returncode == 2 and served.stdout == ""
+    assert f"--models-dir {tmp_path / 'none'} is not a folder" in served.stderr
+    duration = soundfile.info(str(EXAMPLE)).duration
+    late = cli("generate", EXAMPLE, "--out", tmp_path / "out", "--outputs", "take", "--engine", "baseline", "--quiet",
+               "--emotion-schedule", f"0:happy,1:sad,{duration + 5:g}:angry")
+    assert late.returncode == 0, late.stderr
+    warned = [line for line in late.stderr.splitlines() if line.startswith("speech2flame: warning:")]
+    assert warned == [f"speech2flame: warning: The emotion key angry at {duration + 5:g} s is past the end of the "
+                      f"clip ({duration:.2f} s long), so the animation does not reach it."], late.stderr
+    assert Take.load(tmp_path / "out" / "take.npz").metadata["warnings"] == [warned[0].split(": ", 2)[2]]
 
 
 def test_a_rig_without_named_channels_or_a_mouth_to_match_gets_a_warning(tmp_path):

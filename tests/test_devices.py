@@ -49,6 +49,32 @@ def test_device_names_resolve_or_fail_in_one_sentence(monkeypatch):
     assert inference_device_name() == "auto"
 
 
+def test_the_device_is_checked_for_the_neural_engine_alone_from_either_source(tmp_path, monkeypatch, capsys):
+    """--device and $SPEECH2FLAME_DEVICE are checked alike, before anything is written, when the
+    neural engine runs (the error names the variable when the name came from it), and neither
+    when another engine runs on the CPU."""
+    import soundfile
+    wav = tmp_path / "a.wav"
+    soundfile.write(str(wav), toy_audio().samples, 16000)
+
+    def generate(engine, out, *extra):
+        code = cli.main(["generate", str(wav), "--out", str(tmp_path / out), "--outputs", "take", "--engine", engine,
+                         "--no-word-recognition", "--quiet", *extra])
+        return code, capsys.readouterr().err
+
+    monkeypatch.delenv(DEVICE_ENV, raising=False)
+    code, err = generate("neural", "flag", "--device", "tpu")
+    assert code == 2 and err == "speech2flame: error: Unknown device 'tpu'; use auto, cpu, cuda, cuda:N or mps.\n"
+    assert generate("baseline", "flag_baseline", "--device", "tpu")[0] == 0
+    monkeypatch.setenv(DEVICE_ENV, "tpu")
+    code, err = generate("neural", "env")
+    assert code == 2 and err == (f"speech2flame: error: Unknown device 'tpu' (from ${DEVICE_ENV}); "
+                                 f"use auto, cpu, cuda, cuda:N or mps.\n")
+    assert not (tmp_path / "flag").exists() and not (tmp_path / "env").exists()
+    assert generate("baseline", "env_baseline")[0] == 0
+    assert (tmp_path / "flag_baseline" / "take.npz").is_file() and (tmp_path / "env_baseline" / "take.npz").is_file()
+
+
 @no_cuda
 def test_missing_gpu_is_one_clear_error_everywhere(tmp_path, monkeypatch, capsys):
     with pytest.raises(DeviceError, match="sees no CUDA GPU"):

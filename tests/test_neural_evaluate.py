@@ -91,6 +91,12 @@ def test_evaluate_command_errors_are_one_sentence(vocaset, tmp_path, capsys):
     assert "does not exist" in capsys.readouterr().err  # refused before any work
     assert run_evaluate(parser.parse_args(base + ["--split-subjects", "val"])) == 2
     assert "SPLIT=SUBJECT" in capsys.readouterr().err
+    headless = [a for a in base if a not in ("--head", str(root / "toy.npz"))]
+    assert run_evaluate(parser.parse_args(headless)) == 2  # a toy-rig model scored on the demo head
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "pass --head with the rig it was trained for" in err, err
+    assert run_evaluate(parser.parse_args(headless + ["--head", "demo"])) == 2  # --head given: another model
+    assert "pick a model made for this head" in capsys.readouterr().err
     assert run_evaluate(parser.parse_args(base + ["--split-subjects", "test=FaceTalk_A", "--split", "test",
                                                   "--seeds", "1", "--output", str(tmp_path / "m.json")])) == 0
     assert '"clips": 1' in (tmp_path / "m.json").read_text()

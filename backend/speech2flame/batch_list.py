@@ -161,7 +161,7 @@ def _clip_from_row(row: dict[str, str], base: Path, out_root: Path, defaults: Co
         changes["emotion"], changes["emotion_schedule"] = row["emotion"].lower(), []
     if "emotion_schedule" in row:
         intensity = changes.get("intensity", defaults.intensity)
-        changes["emotion_schedule"] = parse_emotion_schedule(row["emotion_schedule"].lower(), intensity)
+        changes["emotion_schedule"] = parse_emotion_schedule(row["emotion_schedule"], intensity)
     if "style_ref" in row:
         changes["style_ref"] = str(_resolve(row["style_ref"], base))
         if not Path(changes["style_ref"]).is_file():

@@ -9,7 +9,9 @@
     speech2flame build-demo-head [OUT.npz]              rebuild the procedural demo head
     speech2flame build-demo-head --flame-stand-in OUT.npz   a head laid out like FLAME's (to try it without FLAME)
 
-Every failure a user can cause ends in one sentence on stderr and exit code 2.
+Every failure a user can cause ends in one sentence on stderr and exit code 2 (a batch: when any
+clip failed, the others written); 0 is success, 130 cancelled (Ctrl-C), 143 stopped (SIGTERM).
+`speech2flame COMMAND --help` tells each command's options.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ def _add_control_arguments(parser: argparse.ArgumentParser) -> None:
 
     d = Controls()
     group = parser.add_argument_group("controls")
-    group.add_argument("--emotion", choices=EMOTIONS, default=None,
+    group.add_argument("--emotion", type=str.lower, choices=EMOTIONS, default=None,
                        help=f"emotion for the whole clip (default {d.emotion}; not with --emotion-schedule)")
     group.add_argument("--intensity", type=float, default=d.intensity, help="emotion intensity 0..1")
     group.add_argument("--emotion-schedule", metavar="KEYS",
@@ -49,7 +51,8 @@ def _add_control_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--smoothing", type=float, default=d.smoothing, help="extra temporal smoothing (0..1)")
     group.add_argument("--seed", type=int, default=d.seed,
                        help="seed of every random part, 0 to 4294967295 (same seed, same take)")
-    group.add_argument("--temperature", type=float, default=d.temperature, help="sampling temperature of stochastic models")
+    group.add_argument("--temperature", type=float, default=d.temperature,
+                       help="sampling temperature of stochastic models, 0..2 (0 = deterministic)")
     group.add_argument("--transcript", help="what is said (improves lip sync with the phonetic engine)")
     group.add_argument("--transcript-file", type=Path, help="read the transcript from a text file")
     group.add_argument("--no-word-recognition", dest="recognise_words", action="store_false",
@@ -61,6 +64,9 @@ def _add_control_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _transcript_from_args(args) -> str | None:
     """--transcript TEXT or the text of --transcript-file PATH (not both)."""
+    if args.transcript is not None and _names_a_file(args.transcript):
+        raise UsageError(f"--transcript takes the words said, and {args.transcript!r} is a file: "
+                         f"use --transcript-file {args.transcript} to read the transcript from it.")
     if args.transcript_file is None:
         return args.transcript
     if args.transcript is not None:
@@ -68,6 +74,14 @@ def _transcript_from_args(args) -> str | None:
     from .batch import read_transcript_file
 
     return read_transcript_file(args.transcript_file.expanduser())
+
+
+def _names_a_file(text: str) -> bool:
+    """Whether ``text`` is the path of an existing file (a transcript is words, not a path)."""
+    try:
+        return Path(text).expanduser().is_file()
+    except (OSError, ValueError):  # too long a name, a NUL character: words, not a path
+        return False
 
 
 def controls_from_args(args) -> Controls:
@@ -87,7 +101,7 @@ def controls_from_args(args) -> Controls:
 
 
 def _parse_outputs(text: str) -> list[str]:
-    outputs = [o.strip() for o in text.split(",") if o.strip()]
+    outputs = [o.strip().lower() for o in text.split(",") if o.strip()]
     if outputs == ["all"]:
         return list(OUTPUTS)
     unknown = [o for o in outputs if o not in OUTPUTS]
@@ -153,14 +167,20 @@ def _generate(args) -> int:
         raise UsageError("A transcript fits one clip, not a batch: put each clip's transcript beside it as "
                          "<name>.txt and use --sidecar-transcripts" + (", or in the list's transcript column."
                                                                         if args.list else "."))
-    if args.device:
-        from .device import use_device
-        use_device(args.device)
+    from .engines import resolve_engine
+
+    uses_neural = resolve_engine(args.engine, controls.transcript) == "neural"  # the one engine a device matters to
+    if uses_neural:  # its device is checked now, before any clip runs; the others run on the CPU
+        from .device import DEVICE_ENV, inference_device, use_device
+        if args.device:
+            use_device(args.device)
+        elif os.environ.get(DEVICE_ENV, "").strip():
+            inference_device()
     rig = args.rig if args.rig == "demo" else os.path.abspath(os.path.expanduser(args.rig))  # the take names it: any folder
     head = load_head_model(rig)  # a wrong rig fails here, before any clip runs
     job = GenerateJob(controls=controls, outputs=tuple(outputs), rig=rig, engine=args.engine, fps=args.fps,
                       start_frame=args.start_frame, model=os.path.expanduser(args.model) if args.model else None,
-                      device=args.device, preview_resolution=args.preview_resolution,
+                      device=args.device if uses_neural else None, preview_resolution=args.preview_resolution,
                       skip_existing=args.skip_existing, sidecar_transcripts=args.sidecar_transcripts,
                       reduce_keys=args.reduce_keys, key_parts=key_parts(args.key))
     out = Path(args.out).expanduser()
@@ -313,7 +333,11 @@ def cmd_mouth(args) -> int:
 
     args.transcript = _transcript_from_args(args)
     take = Take.load(args.take)
-    head = load_head_model(args.rig or take.metadata.get("rig", "demo"))
+    rig = args.rig or take.metadata.get("rig", "demo")
+    if not args.rig and rig != "demo" and not Path(rig).is_file():
+        raise UsageError(f"The rig named in {Path(args.take).name}, {rig}, is not there (moved or deleted); "
+                         f"pass --rig PATH with the head model it was made for.")
+    head = load_head_model(rig)
     if take.metadata.get("rig_id") and take.metadata["rig_id"] != head.rig_id():
         print(f"warning: {Path(args.take).name} was made for rig {take.metadata['rig_id']}, measuring on "
               f"{head.rig_id()}.", file=sys.stderr)
@@ -367,6 +391,9 @@ def cmd_build_demo_head(args) -> int:
     if args.flame_stand_in and not args.out:
         raise UsageError("build-demo-head --flame-stand-in needs an output path (OUT.npz).")
     out = Path(os.path.expanduser(args.out)) if args.out else demo_head_path()
+    if out.suffix.lower() != ".npz":  # a head model is read by its suffix: --rig would refuse it
+        raise UsageError(f"build-demo-head writes a .npz head model: name the output with the .npz suffix, "
+                         f"e.g. {out.name}.npz.")
     head = build_flame_stand_in() if args.flame_stand_in else build_demo_head()
     try:
         path = head.save_npz(out)
@@ -388,8 +415,26 @@ SUBCOMMAND_MODULES = {
 """Subcommands defined in their own modules: (module, add-arguments function, run function, help)."""
 
 
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Help with the description as written and each option's default, where its text does not
+    give it already."""
+
+    def _get_help_string(self, action) -> str:
+        text = action.help or ""
+        default = action.default
+        if action.option_strings and "default" not in text and not (
+                default is None or isinstance(default, bool) or default == argparse.SUPPRESS):
+            text += " (default %(default)s)"
+        return text
+
+
 class _Parser(argparse.ArgumentParser):
-    """argparse with its errors in one line (no usage block), as every other user error."""
+    """argparse with its errors in one line (no usage block), as every other user error, and
+    each option's default in its help."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str):
         self.exit(2, f"speech2flame: error: {message} (see: {self.prog} --help).\n")
@@ -399,9 +444,10 @@ def build_parser(selected: str | None = None) -> argparse.ArgumentParser:
     """The argument parser; ``selected`` is the subcommand about to run (its module gets imported)."""
     from .engines import AUTO, DEFAULT_ENGINE, ENGINES
 
-    parser = _Parser(prog="speech2flame", description=__doc__.split("\n\n")[0])
+    parser = _Parser(prog="speech2flame", description=__doc__)
     parser.add_argument("--version", action="version", version=f"speech2flame {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    parser.commands = sub.choices  # name -> its parser, for errors found after it parsed
 
     gen = sub.add_parser("generate", help="audio -> animated FLAME head (take, .blend, FBX, Alembic, preview)")
     gen.add_argument("audio", nargs="*", help="audio file(s): WAV, FLAC, OGG or MP3; several = batch")
@@ -413,13 +459,13 @@ def build_parser(selected: str | None = None) -> argparse.ArgumentParser:
                      help=f"comma list of {', '.join(OUTPUTS)}, or all (default: {','.join(DEFAULT_OUTPUTS)})")
     gen.add_argument("--rig", default="demo", help="'demo' or a FLAME .pkl / speech2flame .npz head model")
     gen.add_argument("--fps", type=float, default=30.0, help="animation frame rate, 1 to 240 (default 30)")
-    gen.add_argument("--start-frame", type=int, default=1, help="scene frame of the first animation frame (0 or more)")
-    gen.add_argument("--engine", choices=[AUTO, *sorted(ENGINES)], default=DEFAULT_ENGINE,
+    gen.add_argument("--start-frame", type=int, default=1, help="scene frame of the first animation frame, 0 or more")
+    gen.add_argument("--engine", type=str.lower, choices=[AUTO, *sorted(ENGINES)], default=DEFAULT_ENGINE,
                      help="animation engine; auto: phonetic with a transcript, else the trained neural model")
     gen.add_argument("--model", help="model checkpoint for the neural engine")
     gen.add_argument("--device", help="where the neural engine runs: auto, cpu, cuda, cuda:1, mps "
                                       "(default: $SPEECH2FLAME_DEVICE, else cpu)")
-    gen.add_argument("--preview-resolution", type=int, default=320, help="preview video size in pixels (16 to 4096)")
+    gen.add_argument("--preview-resolution", type=int, default=320, help="preview video size in pixels, 16 to 4096")
     gen.add_argument("--sidecar-transcripts", action="store_true",
                      help="each clip's transcript from a UTF-8 .txt of the same name beside it, where there is one")
     gen.add_argument("--skip-existing", action="store_true",
@@ -486,7 +532,11 @@ def main(argv=None) -> int:
         if hasattr(stream, "reconfigure"):  # output: cp1252) is escaped, not a crash after the work
             stream.reconfigure(errors="backslashreplace")
     parser = build_parser(next((a for a in argv if not a.startswith("-")), None))
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # after the command: said by its own parser, which points at its own --help
+        before_command = argv[:argv.index(args.command)]
+        owner = parser if unknown[0] in before_command else parser.commands[args.command]
+        owner.error(f"unrecognized arguments: {' '.join(unknown)}")
     warnings.showwarning = _show_warning
     try:
         return args.func(args)

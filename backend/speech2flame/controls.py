@@ -159,11 +159,12 @@ class Controls:
 
 
 _NUMBER = r"(\d+(?:\.\d*)?|\.\d+)"
-_KEY = re.compile(rf"^\s*{_NUMBER}\s*:\s*([a-z]+)\s*(?:@\s*{_NUMBER})?\s*$")
+_KEY = re.compile(rf"^\s*{_NUMBER}\s*:\s*([a-z]+)\s*(?:@\s*{_NUMBER})?\s*$", re.IGNORECASE)
 
 
 def parse_emotion_schedule(text: str, default_intensity: float = 0.5) -> list:
-    """Parse ``"0:neutral,2.5:happy@0.8"`` into [(0.0, 'neutral', 0.5), (2.5, 'happy', 0.8)]."""
+    """Parse ``"0:neutral,2.5:Happy@0.8"`` into [(0.0, 'neutral', 0.5), (2.5, 'happy', 0.8)]
+    (emotion names in any case)."""
     keys = []
     for part in text.split(","):
         match = _KEY.match(part)
@@ -171,6 +172,7 @@ def parse_emotion_schedule(text: str, default_intensity: float = 0.5) -> list:
             raise ControlsError(f"Cannot read emotion key {part.strip()!r}; write TIME:EMOTION[@INTENSITY], "
                                 f"e.g. 0:neutral,2.5:happy@0.8.")
         time_s, emo, inten = match.groups()
+        emo = emo.lower()
         if emo not in EMOTIONS:
             raise ControlsError(f"Unknown emotion {emo!r}; choose one of {', '.join(EMOTIONS)}.")
         keys.append((float(time_s), emo, float(inten) if inten else default_intensity))

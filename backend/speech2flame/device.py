@@ -3,6 +3,7 @@
 Names: ``auto`` (CUDA if torch sees a GPU, else Apple MPS, else CPU), ``cpu``, ``cuda``,
 ``cuda:N`` or ``mps``. Inference (the neural engine in ``generate``, the add-on and the
 server) uses ``$SPEECH2FLAME_DEVICE`` when set, else :data:`DEFAULT_INFERENCE_DEVICE`.
+The other engines run on the CPU: for them neither ``--device`` nor the variable is checked.
 """
 
 from __future__ import annotations
@@ -20,11 +21,13 @@ class DeviceError(ValueError):
     """A device that does not exist here, in one sentence."""
 
 
-def resolve_device(name: str | None = "auto"):
-    """``name`` -> torch.device; DeviceError when it is unknown or not available here."""
+def resolve_device(name: str | None = "auto", source: str | None = None):
+    """``name`` -> torch.device; DeviceError when it is unknown or not available here, naming
+    ``source`` (an environment variable) when the name came from there."""
     import torch
 
     name = (name or "auto").strip().lower()
+    asked = f"{name!r}" + (f" (from ${source})" if source else "")
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
@@ -33,26 +36,33 @@ def resolve_device(name: str | None = "auto"):
     try:
         device = torch.device(name)
     except (RuntimeError, ValueError):
-        raise DeviceError(f"Unknown device {name!r}; use auto, cpu, cuda, cuda:N or mps.") from None
+        raise DeviceError(f"Unknown device {asked}; use auto, cpu, cuda, cuda:N or mps.") from None
     if device.type == "cuda":
         if not torch.cuda.is_available():
-            raise DeviceError(f"Device {name!r} was asked for, but this torch sees no CUDA GPU "
+            raise DeviceError(f"Device {asked} was asked for, but this torch sees no CUDA GPU "
                               f"(torch {torch.__version__}); use cpu, or install a CUDA build of torch.")
         if device.index is not None and device.index >= torch.cuda.device_count():
-            raise DeviceError(f"Device {name!r} was asked for, but only {torch.cuda.device_count()} "
+            raise DeviceError(f"Device {asked} was asked for, but only {torch.cuda.device_count()} "
                               f"CUDA GPU(s) are visible.")
     elif device.type == "mps":
         mps = getattr(torch.backends, "mps", None)
         if mps is None or not mps.is_available():
-            raise DeviceError("Device 'mps' was asked for, but Apple's Metal backend is not available here.")
+            raise DeviceError(f"Device {asked} was asked for, but Apple's Metal backend is not available here.")
     elif device.type != "cpu":
-        raise DeviceError(f"Unknown device {name!r}; use auto, cpu, cuda, cuda:N or mps.")
+        raise DeviceError(f"Unknown device {asked}; use auto, cpu, cuda, cuda:N or mps.")
     return device
 
 
 def inference_device_name() -> str:
     """The device name inference uses: $SPEECH2FLAME_DEVICE, else DEFAULT_INFERENCE_DEVICE."""
     return os.environ.get(DEVICE_ENV, "").strip() or DEFAULT_INFERENCE_DEVICE
+
+
+def inference_device():
+    """The torch device inference runs on: $SPEECH2FLAME_DEVICE (a DeviceError names the
+    variable), else DEFAULT_INFERENCE_DEVICE."""
+    name = os.environ.get(DEVICE_ENV, "").strip()
+    return resolve_device(name, source=DEVICE_ENV) if name else resolve_device(DEFAULT_INFERENCE_DEVICE)
 
 
 def use_device(name: str) -> str:

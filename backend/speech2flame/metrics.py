@@ -308,12 +308,14 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of `speech2flame evaluate`."""
     parser.add_argument("--model", required=True, help="checkpoint folder (or .safetensors with sibling .json)")
     parser.add_argument("--data", required=True, help="dataset folder")
-    parser.add_argument("--format", default="synthetic", choices=("synthetic", "flame_params", "vocaset"))
+    parser.add_argument("--format", default="synthetic", choices=("synthetic", "flame_params", "vocaset"),
+                        help="dataset layout")
     parser.add_argument("--split", default="val", help="dataset split to evaluate (default val)")
     parser.add_argument("--split-subjects", help="VOCASET: subjects of each split, e.g. "
                                                  "'val=FaceTalk_170811_03274_TA;test=FaceTalk_170809_00138_TA' "
                                                  "(the training config's data.split_subjects); others are train")
-    parser.add_argument("--head", default="demo", help="head model: demo, a .npz or a FLAME .pkl")
+    parser.add_argument("--head", help="head model the model was trained for: demo, a .npz or a FLAME .pkl "
+                                       "(default demo)")
     parser.add_argument("--masks", help="FLAME_masks.pkl for the lip / upper-face regions (FLAME heads)")
     parser.add_argument("--seeds", type=int, default=3, help="samples per clip for pose diversity")
     parser.add_argument("--temperature", type=float, default=1.0, help="head-pose sampling temperature")
@@ -325,7 +327,7 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
 def run_evaluate(args: argparse.Namespace) -> int:
     """Entry of `speech2flame evaluate`: prints the metrics as JSON; returns the exit code."""
     from .head_model import HeadModelError, load_head_model
-    from .models.checkpoint import CheckpointError
+    from .models.checkpoint import CheckpointError, check_head, read_config
     from .training.datasets import DatasetError
 
     output = Path(args.output).expanduser() if args.output else None
@@ -333,7 +335,10 @@ def run_evaluate(args: argparse.Namespace) -> int:
         if output is not None and not output.parent.is_dir():
             raise MetricsError(f"The folder of --output {output} does not exist.")
         split_subjects = parse_split_subjects(args.split_subjects) if args.split_subjects else None
-        head = load_head_model(args.head)
+        head = load_head_model(args.head or "demo")
+        if args.head is None:  # the demo head by default: a model made for another rig needs --head
+            check_head(read_config(args.model)[0], head,
+                       advice="pass --head with the rig it was trained for (without --head: the demo head)")
         result = evaluate_model(args.model, args.data, head, args.format, args.split, args.seeds, args.masks,
                                 args.temperature, args.device, split_subjects, progress=not args.quiet)
     except (MetricsError, CheckpointError, DatasetError, HeadModelError, ValueError) as exc:

@@ -27,6 +27,10 @@ class RigChannelsWarning(UserWarning):
     and cannot be matched to the demo head's (:mod:`.retarget`)."""
 
 
+class EmotionKeyWarning(UserWarning):
+    """An emotion schedule key after the end of the clip, which the animation never reaches."""
+
+
 _demo: list[HeadModel] = []
 
 
@@ -94,6 +98,11 @@ def generate_take(audio: Audio, head: HeadModel, engine: str = DEFAULT_ENGINE, c
            stamp(model) if stamp else None)
     analysis = cache.get_or_compute(key, analyse) if cache is not None else analyse()
     notes = list(audio.warnings) + unused + list(getattr(analysis, "warnings", None) or [])  # already shown as warnings
+    for time_s, emotion, _intensity in controls.emotion_schedule:
+        if float(time_s) > audio.duration:
+            notes.append(f"The emotion key {emotion} at {float(time_s):g} s is past the end of the clip "
+                         f"({audio.duration:.2f} s long), so the animation does not reach it.")
+            warnings.warn(notes[-1], EmotionKeyWarning, stacklevel=2)
     source, mapping = engine_head(engine, module, analysis, head), None
     if source is not head:
         try:

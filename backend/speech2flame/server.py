@@ -194,9 +194,9 @@ class ServerApp:
         """Where the neural engine runs, e.g. "cpu", "cuda", "cuda:1", "mps" (``serve --device``,
         $SPEECH2FLAME_DEVICE; imports torch on first call)."""
         if self._device is None:
-            from .device import DeviceError, inference_device_name, resolve_device
+            from .device import DeviceError, inference_device
             try:
-                self._device = str(resolve_device(inference_device_name()))
+                self._device = str(inference_device())
             except (DeviceError, ImportError):
                 self._device = "cpu"
         return self._device
@@ -882,6 +882,19 @@ def run_serve(args: argparse.Namespace) -> int:
         except DeviceError as exc:
             print(f"speech2flame serve: {exc}", file=sys.stderr)
             return 2
+    if args.models_dir:
+        models_dirs = [os.path.expanduser(folder) for folder in args.models_dir]
+        missing = [folder for folder in models_dirs if not os.path.isdir(folder)]
+        if missing:
+            print(f"speech2flame serve: --models-dir {missing[0]} is not a folder; give a folder of model "
+                  f"checkpoints.", file=sys.stderr)
+            return 2
+    else:  # the environment's folders may be on a drive not mounted now: a warning, not a refusal
+        models_dirs = [folder for folder in os.environ.get(MODELS_ENV, "").split(os.pathsep) if folder]
+        for folder in models_dirs:
+            if not os.path.isdir(folder):
+                log.warning("$%s names %s, which is not a folder: no models are looked for there",
+                            MODELS_ENV, folder)
     token = args.token or os.environ.get(TOKEN_ENV) or None
     generated = token is None
     if generated:
@@ -892,7 +905,6 @@ def run_serve(args: argparse.Namespace) -> int:
     if not _binds_loopback(args.host):
         log.warning("listening on %s: anyone who can reach this address and knows the token can use "
                     "this server (traffic is not encrypted)", args.host)
-    models_dirs = args.models_dir or [p for p in os.environ.get(MODELS_ENV, "").split(os.pathsep) if p]
     if not 0 <= args.port <= 65535:
         print(f"speech2flame serve: --port must be from 0 to 65535, got {args.port}.", file=sys.stderr)
         return 2

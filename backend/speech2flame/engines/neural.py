@@ -107,14 +107,14 @@ def model_stamp(model: str | None) -> tuple[str, int] | None:
 
 
 def get_model(path: str, device: str | None = None):
-    """Load a checkpoint once per process onto ``device`` (default: :func:`..device.inference_device_name`),
+    """Load a checkpoint once per process onto ``device`` (default: :func:`..device.inference_device`),
     keyed by path, modification time and device; a model trained again in the same folder
     replaces the one loaded before."""
-    from ..device import DeviceError, inference_device_name, resolve_device
+    from ..device import DeviceError, inference_device, resolve_device
     from ..models.checkpoint import CheckpointError, checkpoint_files, load_checkpoint
 
     try:
-        target = resolve_device(device or inference_device_name())
+        target = resolve_device(device) if device else inference_device()
     except DeviceError as exc:
         raise EngineError(str(exc)) from None
     weights, _ = checkpoint_files(path)

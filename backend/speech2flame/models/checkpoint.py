@@ -100,14 +100,15 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu")
     return model.to(device).eval()
 
 
-def check_head(config: ModelConfig, head) -> None:
-    """Raise CheckpointError (one sentence) unless ``head`` has the rig space the model outputs."""
+def check_head(config: ModelConfig, head, advice: str = "pick a model made for this head") -> None:
+    """Raise CheckpointError (one sentence ending in ``advice``) unless ``head`` has the rig space
+    the model outputs."""
     names = list(head.expression_names)
     if names != list(config.expression_names):
         raise CheckpointError(
             f"This model was trained for the rig {config.rig_name!r} with {config.num_expressions} expression "
-            f"channels, but the head {head.name!r} has {len(names)} different ones; pick a model made for this head.")
+            f"channels, but the head {head.name!r} has {len(names)} different ones; {advice}.")
     if config.expression_basis_hash and config.expression_basis_hash != expression_basis_hash(head):
         raise CheckpointError(
             f"This model was trained for the rig {config.rig_name!r}, whose expression shapes differ from those "
-            f"of the head {head.name!r}; pick a model made for this head.")
+            f"of the head {head.name!r}; {advice}.")
