@@ -169,7 +169,8 @@ def _generate(args) -> int:
                                                                         if args.list else "."))
     from .engines import resolve_engine
 
-    uses_neural = resolve_engine(args.engine, controls.transcript) == "neural"  # the one engine a device matters to
+    uses_neural = resolve_engine(args.engine, controls.transcript,  # the one engine a device matters to
+                                 neural_asked=bool(args.model or controls.style_ref)) == "neural"
     if uses_neural:  # its device is checked now, before any clip runs; the others run on the CPU
         from .device import DEVICE_ENV, inference_device, use_device
         if args.device:
