@@ -133,7 +133,8 @@ def export_fbx(filepath: str, rig_object, frame_start: int | None = None, frame_
             primary_bone_axis="Y", secondary_bone_axis="X", axis_forward="-Z", axis_up="Y",
             apply_scale_options="FBX_SCALE_UNITS", bake_anim=True, bake_anim_use_all_bones=True,
             bake_anim_use_nla_strips=False, bake_anim_use_all_actions=False,
-            bake_anim_force_startend_keying=True, bake_anim_step=1.0, bake_anim_simplify_factor=0.0)
+            bake_anim_force_startend_keying=True, bake_anim_step=1.0, bake_anim_simplify_factor=0.0,
+            use_custom_props=True)  # the rig's id and head model: imported back into Blender, it is a rig again
     if result != {"FINISHED"}:
         raise RuntimeError(f"FBX export to {filepath} failed.")
     return Path(filepath)

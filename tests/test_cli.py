@@ -324,6 +324,29 @@ def test_sidecar_transcripts_and_warnings_that_name_their_clip(tmp_path):
     assert len(warnings) == 1 and "elsewhere.flac" in warnings[0] and "does not match" in warnings[0]
 
 
+def test_scenes_and_fbx_from_the_command_line_are_rigs_the_add_on_can_generate_on_again(tmp_path):
+    """A farm's .blend or FBX opened or imported in Blender (default import options) is still a
+    speech2flame rig, and names the head model it was made from (not the demo head)."""
+    rig = tmp_path / "flame_like.npz"
+    assert cli("build-demo-head", "--flame-stand-in", rig).returncode == 0
+    result = cli("generate", EXAMPLE, "--rig", rig, "--engine", "baseline", "--out", tmp_path / "out",
+                 "--outputs", "blend,fbx", "--quiet")
+    assert result.returncode == 0, result.stderr
+    probe = subprocess.run([sys.executable, "-c", f"""
+import bpy
+from speech2flame_blender.rig import HEAD_PROP, find_rig
+bpy.ops.wm.open_mainfile(filepath={str(tmp_path / 'out' / 'scene.blend')!r})
+arm, _mesh = find_rig(next(o for o in bpy.data.objects if o.type == "ARMATURE"))
+print("BLEND", arm[HEAD_PROP])
+bpy.ops.wm.read_factory_settings(use_empty=True)
+bpy.ops.import_scene.fbx(filepath={str(tmp_path / 'out' / 'anim.fbx')!r})
+arm, _mesh = find_rig(next(o for o in bpy.data.objects if o.type == "ARMATURE"))
+print("FBX", arm[HEAD_PROP])
+"""], capture_output=True, text=True, timeout=120)
+    found = dict(line.split(" ", 1) for line in probe.stdout.splitlines() if line.startswith(("BLEND", "FBX")))
+    assert found == {"BLEND": str(rig), "FBX": str(rig)}, probe.stdout + probe.stderr
+
+
 def test_a_flame_head_is_animated_from_the_demo_heads_channels(tmp_path):
     """A FLAME-style head (unnamed exp000... basis, open mouth, no landmarks) gets the default
     engine's take carried over (retarget.py), and `mouth` measures it from its mouth opening."""

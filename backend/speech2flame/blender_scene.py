@@ -101,6 +101,7 @@ def _write(take: Take, head: HeadModel, out_dir: Path, outputs: list[str], audio
     bpy.ops.wm.read_factory_settings(use_empty=True)
     scene = bpy.context.scene
     rig_object = rig.build_rig(head, name=head.name)
+    rig_object[rig.HEAD_PROP] = str(take.metadata.get("rig") or "demo")  # the add-on generates again from it
     stage("apply take")
     applied = take_writer.apply_take(take, rig_object, scene=scene, sound_path=audio_path, reduce_keys=reduce_keys,
                                      parts=key_parts)
