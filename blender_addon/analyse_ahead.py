@@ -62,7 +62,7 @@ def start(context) -> bool:
     analysis ahead turned off, or a job with the same analysis (:func:`analysis_key`) already sent."""
     from . import job as job_module
     from . import operators
-    from .rig import HEAD_PROP, RigError, find_rig
+    from .rig import RigError, find_rig
 
     if operators.job_running() or not enabled(context):
         return False
@@ -72,7 +72,7 @@ def start(context) -> bool:
         return False
     try:
         arm_obj = find_rig(context.scene.speech2flame.rig or getattr(context, "active_object", None))[0]
-        rig = arm_obj.get(HEAD_PROP, "demo")
+        rig = job_module.head_source(arm_obj)
     except RigError:
         rig = "demo"  # the analysis does not depend on the rig
     try:

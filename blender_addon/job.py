@@ -24,6 +24,20 @@ def file_path(text: str) -> str:
     return os.path.abspath(os.path.expanduser(bpy.path.abspath(bpy.path.native_pathsep(text))))
 
 
+def head_source(arm_obj) -> str:
+    """The head model a rig was made from ("demo" or a file, as the backend takes it). A file no
+    longer at its path (a project copied to another folder or machine) is looked for by its name
+    beside the .blend, where it is used if found; else the path as stored (the error names it)."""
+    from .rig import HEAD_PROP
+
+    source = str(arm_obj.get(HEAD_PROP, hm.DEMO_RIG))
+    if source == hm.DEMO_RIG or os.path.isfile(file_path(source)) or not bpy.data.filepath:
+        return file_path(source) if source != hm.DEMO_RIG else source
+    name = bpy.path.native_pathsep(source).replace("\\", "/").rsplit("/", 1)[-1]  # a Windows path too
+    beside = Path(bpy.data.filepath).parent / name
+    return str(beside) if beside.is_file() else source
+
+
 def audio_source(context) -> tuple[str, int, bool]:
     """(audio file path, start frame, whether the take's sound is a strip of ours: one is added at
     the start frame unless there) from the settings.

@@ -143,7 +143,7 @@ class SPEECH2FLAME_OT_generate(bpy.types.Operator):
         self.left_out = scene_sound.muted_strips(context.scene, settings.mix_channel) \
             if settings.audio_source == "SCENE" else []
         self.client = _client(context)
-        job = job_module.request(context, self.arm_obj.get(HEAD_PROP, hm.DEMO_RIG), self.audio_path, self.start_frame,
+        job = job_module.request(context, job_module.head_source(self.arm_obj), self.audio_path, self.start_frame,
                           backend.shares_files(self.client))
         emotion = "keyed emotion" if job["controls"].get("emotion_schedule") else \
             f"{settings.emotion} {settings.intensity:.1f}"
@@ -156,7 +156,7 @@ class SPEECH2FLAME_OT_generate(bpy.types.Operator):
             self.job_id = self.client.submit(job)
         except BackendError as exc:
             if exc.code == "unknown_rig":  # a remote server that has not seen this head model yet
-                job["rig"] = BackendClient.head_upload(self.arm_obj[HEAD_PROP])
+                job["rig"] = BackendClient.head_upload(job_module.head_source(self.arm_obj))
             elif exc.status is not None or not backend.is_local(self.client):
                 raise
             else:  # our server died (perhaps just now): start a fresh one and retry once

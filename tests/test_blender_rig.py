@@ -522,3 +522,21 @@ def test_frame_rates_are_written_as_video_tools_expect_them(fps, expected):
     """12.5 fps as 12 / 0.96 made Blender's video writer run the preview at 12.63 fps against its sound."""
     rate, base = take_writer.blender_frame_rate(fps)
     assert (rate, base) == pytest.approx(expected) and rate / base == pytest.approx(fps, rel=1e-4)
+
+
+def test_a_rig_whose_head_model_moved_with_the_blend_finds_it_beside_the_blend(demo_head, tmp_path):
+    """A project copied to another folder or machine: the head model path stored on the rig is
+    gone, but the file sits beside the .blend (as it did beside the old one)."""
+    from speech2flame_blender import job
+    from speech2flame_blender.rig import HEAD_PROP
+
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    arm_obj = rig.build_rig(demo_head, name="moved")
+    assert job.head_source(arm_obj) == "demo"
+    arm_obj[HEAD_PROP] = "C:\\Users\\anna\\project\\anna_head.npz"  # made on Windows
+    bpy.ops.wm.save_as_mainfile(filepath=str(tmp_path / "shot.blend"))
+    assert job.head_source(arm_obj) == "C:\\Users\\anna\\project\\anna_head.npz"  # not here: the error names it
+    demo_head.save_npz(tmp_path / "anna_head.npz")
+    assert job.head_source(arm_obj) == str(tmp_path / "anna_head.npz")
+    arm_obj[HEAD_PROP] = "//anna_head.npz"  # relative to the .blend, as Blender writes paths
+    assert job.head_source(arm_obj) == str(tmp_path / "anna_head.npz")
