@@ -58,6 +58,32 @@ def _target_rig(context):
     return find_rig(settings.rig or context.active_object)
 
 
+def selected_rig(context):
+    """The armature of the speech2flame rig the active object belongs to when it is not the panel's
+    Rig (the animator clicked another head), else None."""
+    try:
+        arm_obj = find_rig(getattr(context, "active_object", None))[0]
+    except RigError:
+        return None
+    return arm_obj if arm_obj != _settings(context).rig else None
+
+
+class SPEECH2FLAME_OT_use_selected_rig(bpy.types.Operator):
+    """Make the selected head the one Generate animates"""
+
+    bl_idname = "speech2flame.use_selected_rig"
+    bl_label = "Use Selected"
+    bl_options = {"REGISTER", "UNDO"}
+
+    @classmethod
+    def poll(cls, context):
+        return selected_rig(context) is not None
+
+    def execute(self, context):
+        _settings(context).rig = selected_rig(context)
+        return {"FINISHED"}
+
+
 def _new_rig(context, head: hm.HeadModel, source: str):
     arm_obj = build_rig(head, name=head.name, collection=context.collection)
     arm_obj[HEAD_PROP] = source
@@ -520,7 +546,7 @@ EXPORT_OPERATORS = tuple(_export_operator(*spec) for spec in (
 
 
 CLASSES = (
-    SPEECH2FLAME_OT_add_demo_head, SPEECH2FLAME_OT_import_head_model, SPEECH2FLAME_OT_generate,
+    SPEECH2FLAME_OT_use_selected_rig, SPEECH2FLAME_OT_add_demo_head, SPEECH2FLAME_OT_import_head_model, SPEECH2FLAME_OT_generate,
     SPEECH2FLAME_OT_cancel, SPEECH2FLAME_OT_use_heard_words, SPEECH2FLAME_OT_check_backend,
     SPEECH2FLAME_OT_take_delete,
     SPEECH2FLAME_OT_take_push_to_nla, *EXPORT_OPERATORS,

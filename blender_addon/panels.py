@@ -32,6 +32,11 @@ class SPEECH2FLAME_PT_main(bpy.types.Panel):
         box = layout.box()
         box.label(text="Rig", icon="ARMATURE_DATA")
         box.prop(settings, "rig", text="")
+        other = operators.selected_rig(context)
+        if other is not None:  # Generate animates the Rig above, not the head clicked in the viewport
+            row = box.row(align=True)
+            row.label(text=f"Selected: {other.name}", icon="INFO")
+            row.operator("speech2flame.use_selected_rig")
         row = box.row(align=True)
         row.operator("speech2flame.add_demo_head", icon="USER")
         row.operator("speech2flame.import_head_model", icon="IMPORT", text="Import...")

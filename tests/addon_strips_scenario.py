@@ -46,6 +46,7 @@ def generate(rig, source: str, **settings_values) -> list:
 install_addon(zip_path)
 job = sys.modules[MODULE + ".job"]
 take_writer = sys.modules[MODULE + ".take_writer"]
+operators = sys.modules[MODULE + ".operators"]
 prefs = bpy.context.preferences.addons[MODULE].preferences
 prefs.backend_mode = "IN_PROCESS"
 prefs.analyse_ahead = False
@@ -88,6 +89,13 @@ bpy.ops.speech2flame.add_demo_head()
 bob = settings.rig
 bob.name = "bob"
 bob.location.x = 0.5
+# The animator clicks Alice's head in the viewport: the panel offers to make her the Rig (Generate animates the Rig).
+bpy.context.view_layer.objects.active = alice.children[0]
+report["offer_alice"] = [operators.selected_rig(bpy.context) == alice, bpy.ops.speech2flame.use_selected_rig.poll()]
+report["use_selected"] = call(bpy.ops.speech2flame.use_selected_rig)
+report["rig_now"] = settings.rig.name
+report["offer_after"] = operators.selected_rig(bpy.context) is None
+bpy.context.view_layer.objects.active = bob
 strips_before = len(editor.strips_all)
 report["bob_c"] = generate(bob, "FILE", audio_path=audio["c"])
 report["bob_strips_added"] = len(editor.strips_all) - strips_before

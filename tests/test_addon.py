@@ -357,6 +357,8 @@ def test_sound_strips_animators_own_never_muted_takes_follow_what_is_heard(addon
     assert report["ours_relative"] == ["//c.wav", "//d.wav"] and report["ours_start"] == [1001, 1001]
     assert report["mutes_on_c"] == {"line_01": False, "line_02": False, "my_line_c": False, "my_line_d": True}
     assert report["mutes_on_d"] == {"line_01": False, "line_02": False, "my_line_c": True, "my_line_d": False}
+    assert report["offer_alice"] == [True, True] and report["use_selected"] == ["FINISHED"]
+    assert report["rig_now"] == "alice" and report["offer_after"]  # clicked Alice: she can be made the Rig
     assert report["bob_c"] == ["FINISHED"] and report["bob_strips_added"] == 0 and report["bob_shares_c"]
     assert not report["mutes_alice_d_bob_c"]["my_line_c"]  # Bob's take plays it
     assert not report["mutes_alice_d_bob_c"]["my_line_d"]
