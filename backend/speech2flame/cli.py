@@ -7,6 +7,7 @@
     speech2flame train CONFIG.yaml / evaluate ...       the neural engine's training and evaluation
     speech2flame synth-corpus OUT --hours H --seed S    synthetic speech + teacher takes for training
     speech2flame build-demo-head [OUT.npz]              rebuild the procedural demo head
+    speech2flame build-head FLAME.pkl OUT.npz --shape BETAS   a FLAME head with a character's identity
     speech2flame build-demo-head --flame-stand-in OUT.npz   a head laid out like FLAME's (to try it without FLAME)
 
 Every failure a user can cause ends in one sentence on stderr and exit code 2 (a batch: when any
@@ -384,6 +385,28 @@ def _print_lipsync_quality(report: dict, file) -> None:
     print(f"lag (+ = animation late)   {report['lag_frames']:+d} frames", file=file)
 
 
+def cmd_build_head(args) -> int:
+    """`speech2flame build-head`: a FLAME head model with a character's identity (shape
+    parameters) baked in, written as .npz; exit code."""
+    from .head_model import load_head_model
+    from .identity import read_shape_params, with_identity
+
+    out = Path(os.path.expanduser(args.out))
+    if out.suffix.lower() != ".npz":
+        raise UsageError(f"build-head writes a .npz head model: name the output with the .npz suffix, e.g. "
+                         f"{out.name}.npz.")
+    if out.exists() and not args.overwrite:
+        raise UsageError(f"{out} already exists; choose another name or pass --overwrite.")
+    head = with_identity(load_head_model(os.path.expanduser(args.model)),
+                         read_shape_params(os.path.expanduser(args.shape)), name=args.name or out.stem)
+    try:
+        path = head.save_npz(out)
+    except OSError as exc:
+        raise UsageError(f"Cannot write {out}: {exc.strerror or exc}.") from None
+    print(path)
+    return 0
+
+
 def cmd_build_demo_head(args) -> int:
     """`speech2flame build-demo-head`: write the demo head (or a FLAME stand-in) .npz; exit code."""
     from .demo_head import build_demo_head, build_flame_stand_in
@@ -511,6 +534,16 @@ def build_parser(selected: str | None = None) -> argparse.ArgumentParser:
                       help="write a head laid out like one from the FLAME release instead (unnamed exp000... "
                            "basis, open mouth, another mesh), to try FLAME workflows without it")
     demo.set_defaults(func=cmd_build_demo_head)
+
+    character = sub.add_parser("build-head", help="a FLAME head model with a character's identity (shape "
+                                                  "parameters from a fitting tool) baked in, as .npz")
+    character.add_argument("model", help="the FLAME model file (.pkl from the FLAME release) the shape was fitted with")
+    character.add_argument("out", help="output .npz, for --rig or the add-on's Import Head Model")
+    character.add_argument("--shape", required=True, help="the shape parameters (betas): .npy, .npz or .json "
+                                                          "with a shape/betas/shapecode entry, or text numbers")
+    character.add_argument("--name", help="the head's name (default: the output file's name)")
+    character.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
+    character.set_defaults(func=cmd_build_head)
 
     for name, (module, add, run, help_text) in SUBCOMMAND_MODULES.items():
         command = sub.add_parser(name, help=help_text)
