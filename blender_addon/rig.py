@@ -140,8 +140,8 @@ def _add_shape_keys(mesh_obj, head: hm.HeadModel) -> None:
     template = head.v_template
     directions = [(name, head.expression_dirs[:, :, i], EXPRESSION_SLIDER_RANGE)
                   for i, name in enumerate(head.expression_names)]
-    directions += [(name, head.posedirs[:, :, i], POSE_CORRECTIVE_SLIDER_RANGE)
-                   for i, name in enumerate(POSE_CORRECTIVE_NAMES)]
+    directions += [(name, head.posedirs[:, :, i], POSE_CORRECTIVE_SLIDER_RANGE)  # an empty one would only
+                   for i, name in enumerate(POSE_CORRECTIVE_NAMES) if np.any(head.posedirs[:, :, i])]  # add keys
     for name, direction, (lo, hi) in directions:
         key = mesh_obj.shape_key_add(name=name, from_mix=False)
         key.value = 0.0  # at rest: Blender 5 makes new shape keys at 1.0 (4.x at 0.0)
