@@ -223,3 +223,43 @@ def test_a_static_euler_pose_returns_when_the_last_take_is_deleted(demo_head):
     for bone in ("jaw", "left_eye", "neck"):
         assert np.abs(after[bone] - before[bone]).max() < 1e-6, bone
     assert mathutils.Matrix(after["jaw"]).to_quaternion().angle == pytest.approx(0.15, abs=1e-5)
+
+
+def test_fbx_of_the_mixed_rig_moves_as_that_of_the_quaternion_rig(demo_head, tmp_path):
+    """The FBX writer samples the posed bones: Euler and axis-angle bones export the same motion."""
+    import json
+    import subprocess
+    import sys
+
+    from speech2flame_blender import export
+
+    take = turning_take(demo_head)
+    samples = (0, 12, 30, 47, 59)
+    bones = {}
+    for name, make in (("quat", rig.build_rig), ("mixed", mixed_rig)):
+        bpy.ops.wm.read_factory_settings(use_empty=True)
+        arm_obj = make(demo_head, name=name)
+        take_writer.apply_take(take, arm_obj)
+        path = export.export_fbx(str(tmp_path / f"{name}.fbx"), arm_obj)
+        probe = subprocess.run([sys.executable, str(Path(__file__).with_name("fbx_probe.py")), str(path),
+                                *(str((START + t) / FPS) for t in samples)], capture_output=True, text=True, timeout=120)
+        assert probe.returncode == 0, probe.stderr
+        bones[name] = [frame["bone_world_rotation"] for frame in json.loads(probe.stdout)["frames"]]
+    for t, quat, mixed in zip(samples, bones["quat"], bones["mixed"]):
+        for bone in MODES:
+            np.testing.assert_allclose(mixed[bone], quat[bone], atol=1e-4, err_msg=f"{bone} frame {t}")
+
+
+def test_drivers_on_the_channel_a_take_keys_in_the_bones_mode_are_named(demo_head):
+    """A driver on an Euler jaw's rotation_euler wins over the take's keys there: named; one on its
+    unused rotation_quaternion is not (the take keys the Euler angles)."""
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    arm_obj = mixed_rig(demo_head, "driven")
+    _arm, mesh_obj = rig.find_rig(arm_obj)
+    arm_obj.pose.bones["left_eye"].driver_add("rotation_quaternion", 1)
+    result = take_writer.apply_take(turning_take(demo_head), arm_obj)
+    actions = (result["armature_action"], result["shape_action"])
+    assert take_writer.driven_channels(arm_obj, mesh_obj, actions) == []
+    arm_obj.pose.bones["jaw"].driver_add("rotation_euler", 0)
+    arm_obj.pose.bones["neck"].driver_add("rotation_axis_angle", 0)
+    assert take_writer.driven_channels(arm_obj, mesh_obj, actions) == ["jaw", "neck"]
