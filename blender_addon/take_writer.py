@@ -310,14 +310,22 @@ def assign_actions(rig_object, armature_action, shape_action, undo: list | None 
 
 def _hold_pose(arm_obj, before, action) -> None:
     """Keep (HELD_POSE_PROP) the values the bone channels that ``action`` keys and the take played
-    ``before`` (if it was one) does not have now: the animator's pose, which the take's keys overwrite."""
+    ``before`` (if it was one) does not have now: the animator's pose, which the take's keys
+    overwrite. A channel other animation plays (``before``, the NLA) holds no pose: that
+    animation sets it again once no take keys it, and it goes back to rest should it stop."""
     keyed_before = _animated_paths(before) if before is not None and TAKE_PROP in before else set()
+    anim = arm_obj.animation_data
+    played = _animated_paths(before) | {path for track in (anim.nla_tracks if anim is not None else ())
+                                        if not track.mute for strip in track.strips
+                                        for path in _animated_paths(strip.action)}
     held = json.loads(arm_obj.get(HELD_POSE_PROP, "{}"))
     for path in _animated_paths(action) - keyed_before:
         name = _quoted_name(path)
-        if name in arm_obj.pose.bones:
+        if path in played:
+            held.pop(path, None)
+        elif name in arm_obj.pose.bones:
             held[path] = list(getattr(arm_obj.pose.bones[name], path.rsplit(".", 1)[1]))
-    if held:
+    if held or HELD_POSE_PROP in arm_obj:
         arm_obj[HELD_POSE_PROP] = json.dumps(held, sort_keys=True)
 
 
