@@ -23,17 +23,27 @@ from .rig import (EXPRESSIONS_PROP, FLAME_TO_BLENDER, JOINT_SHIFTS_PROP, POSE_CO
 TAKE_PROP = "speech2flame_take"
 """Custom property on each Action holding the take's metadata as JSON."""
 
+HELD_POSE_PROP = "speech2flame_held_pose"
+"""Custom property on the armature: JSON {bone F-curve data path: its values} of the animator's
+pose on bone channels a take keys, taken when a take starts keying them, given back when no take
+keys them any more (:func:`_rest_what_is_not_keyed`)."""
+
 
 KEY_PARTS = hm.KEY_PARTS
 BONE_PARTS = {"root": "head", "neck": "head", "jaw": "mouth", "left_eye": "eyes", "right_eye": "eyes"}
 """The part each bone of the rig belongs to (its pose correctives go with it)."""
 
-KEY_TOLERANCES = {"value": 0.004, "rotation_quaternion": 0.0001, "location": 0.00002}
+KEY_TOLERANCES = {"value": 0.004, "rotation_quaternion": 0.0001, "rotation": 0.0002, "location": 0.00002}
 """With reduced keys, the most a curve may stray from the take between two kept keys, by the
 property it animates: a shape-key weight (0.004, of a weight that is 1 at full strength), a quaternion component (about
-0.01 degrees: the neck turns the whole head), a bone location (metres: 0.02 mm). On the example
-clip the posed head then stays within 0.09 mm of the every-frame take at every frame with 19%
-(phonetic) to 38% (neural) of the keys."""
+0.01 degrees: the neck turns the whole head), a bone location (metres: 0.02 mm). A bone in an
+Euler or axis-angle rotation mode is checked on its rotation instead: ``rotation`` is the most
+the bone (as Blender interpolates its channels) may turn away from the take's, in radians
+(about 0.01 degrees; :func:`reduced_rotation_keys`). On the example clip the posed head then stays within 0.09 mm of the every-frame take
+at every frame with 19% (phonetic) to 38% (neural) of the keys."""
+
+EULER_ORDERS = ("XYZ", "XZY", "YXZ", "YZX", "ZXY", "ZYX")
+"""Blender's Euler rotation modes: ``rotation_euler`` holds the X, Y, Z angles, applied in this order."""
 
 
 def reduced_keys(values: np.ndarray, tolerance: float) -> np.ndarray:
@@ -57,6 +67,113 @@ def reduced_keys(values: np.ndarray, tolerance: float) -> np.ndarray:
             keep[middle] = True
             segments += [(a, middle), (middle, b)]
     return np.flatnonzero(keep)
+
+
+def rotation_path(mode: str) -> str:
+    """The pose bone property a bone in rotation ``mode`` turns by (``rotation_quaternion``,
+    ``rotation_axis_angle``, ``rotation_euler``)."""
+    return {"QUATERNION": "rotation_quaternion", "AXIS_ANGLE": "rotation_axis_angle"}.get(mode, "rotation_euler")
+
+
+def rotation_channels(quats: np.ndarray, mode: str) -> np.ndarray:
+    """(T, 4) continuous quaternions (w, x, y, z) as the channels of a bone in rotation ``mode``:
+    the quaternions themselves; (T, 3) Euler angles in radians (X, Y, Z), each frame the solution
+    nearest the previous one, so no angle jumps by 360 degrees; (T, 4) axis-angle (angle, x, y, z),
+    the axis kept on the side of the previous frame's (the angle changes sign instead) and held
+    through frames at rest, where it has none."""
+    quats = np.asarray(quats, np.float64)
+    if mode == "QUATERNION":
+        return quats
+    if mode in EULER_ORDERS:
+        from mathutils import Euler, Quaternion
+
+        out, previous = np.empty((len(quats), 3)), Euler((0.0, 0.0, 0.0), mode)
+        for t, q in enumerate(quats):
+            previous = Quaternion(q).to_euler(mode, previous)
+            out[t] = previous
+        return out
+    if mode != "AXIS_ANGLE":
+        raise ValueError(f"Unknown rotation mode {mode}.")
+    sin_half = np.linalg.norm(quats[:, 1:], axis=1)
+    angle = 2 * np.arctan2(sin_half, quats[:, 0])
+    axis, previous = np.empty((len(quats), 3)), None
+    defined = np.flatnonzero(sin_half > 1e-9)
+    if len(defined):
+        previous = quats[defined[0], 1:] / sin_half[defined[0]]
+    for t in range(len(quats)):
+        if sin_half[t] > 1e-9:
+            here = quats[t, 1:] / sin_half[t]
+            if previous is not None and here @ previous < 0:
+                here, angle[t] = -here, -angle[t]
+            previous = here
+        axis[t] = previous if previous is not None else (0.0, 1.0, 0.0)
+    return np.concatenate([angle[:, None], axis], axis=1)
+
+
+def channel_quaternions(channels: np.ndarray, mode: str) -> np.ndarray:
+    """(T, 4) unit quaternions of a bone's rotation channels (T, C) in rotation ``mode``, as
+    Blender turns the bone by them (a quaternion or axis normalised; zero axis: no rotation)."""
+    channels = np.asarray(channels, np.float64)
+    if mode == "QUATERNION":
+        return channels / np.maximum(np.linalg.norm(channels, axis=1, keepdims=True), 1e-12)
+    if mode == "AXIS_ANGLE":
+        length = np.linalg.norm(channels[:, 1:], axis=1, keepdims=True)
+        half = channels[:, :1] / 2
+        axis = np.where(length > 0, channels[:, 1:] / np.maximum(length, 1e-30), 0.0)
+        return np.concatenate([np.where(length > 0, np.cos(half), 1.0), np.sin(half) * axis], axis=1)
+    q = np.zeros((len(channels), 4))
+    q[:, 0] = 1.0
+    for axis in mode:  # the first axis of the order turns first: q = q_last ... q_first
+        index = "XYZ".index(axis)
+        step = np.zeros((len(channels), 4))
+        step[:, 0], step[:, 1 + index] = np.cos(channels[:, index] / 2), np.sin(channels[:, index] / 2)
+        q = quaternion_product(step, q)
+    return q
+
+
+def quaternion_product(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(..., 4) Hamilton products a b of quaternions (w, x, y, z): b turns first."""
+    aw, ax, ay, az = np.moveaxis(a, -1, 0)
+    bw, bx, by, bz = np.moveaxis(b, -1, 0)
+    return np.stack([aw * bw - ax * bx - ay * by - az * bz, aw * bx + ax * bw + ay * bz - az * by,
+                     aw * by - ax * bz + ay * bw + az * bx, aw * bz + ax * by - ay * bx + az * bw], -1)
+
+
+def rotation_angle_between(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(...,) angles in radians of the turns from unit quaternions ``b`` to ``a`` (..., 4)."""
+    conj = np.asarray(b, np.float64) * np.array([1.0, -1.0, -1.0, -1.0])
+    relative = quaternion_product(np.asarray(a, np.float64), conj)
+    return 2 * np.arctan2(np.linalg.norm(relative[..., 1:], axis=-1), np.abs(relative[..., 0]))
+
+
+def reduced_rotation_keys(channels: np.ndarray, quats: np.ndarray, mode: str, tolerance: float) -> list[np.ndarray]:
+    """Per channel of a bone's rotation channels (T, C) in rotation ``mode``, the indices of the
+    frames to key so that the rotation Blender plays between the keys (each channel straight
+    between its own keys) stays within ``tolerance`` radians of the take's ``quats`` (T, 4) at
+    every frame. Each channel is first reduced on its own (:func:`reduced_keys`: within
+    ``tolerance`` radians for an Euler angle or the axis-angle's angle, an axis within what turns
+    the largest angle by ``tolerance``); then, while the rotation anywhere strays further, the
+    frame where it strays most is keyed on the channel that strays most there. The angle of the
+    rotation is what is checked, not the channels' numbers: near gimbal lock Euler angles move
+    far for a small turn."""
+    channels = np.asarray(channels, np.float64)
+    count, width = channels.shape
+    scale = np.full(width, 1.0)
+    if mode == "AXIS_ANGLE":
+        scale[1:] = 1.0 / max(float(np.abs(channels[:, 0]).max(initial=0.0)), 1e-3)
+    keep = np.zeros((width, count), bool)
+    for column in range(width):
+        keep[column, reduced_keys(channels[:, column], tolerance * scale[column])] = True
+    frames = np.arange(count, dtype=np.float64)
+    for _ in range(count * width):
+        played = np.stack([np.interp(frames, frames[keep[c]], channels[keep[c], c]) for c in range(width)], axis=1)
+        error = rotation_angle_between(channel_quaternions(played, mode), quats)
+        worst = int(np.argmax(error))
+        if error[worst] <= tolerance:
+            break
+        stray = np.where(keep[:, worst], -1.0, np.abs(played[worst] - channels[worst]) / scale)
+        keep[int(np.argmax(stray)), worst] = True
+    return [np.flatnonzero(row) for row in keep]
 
 
 def take_bone_quaternions(take: "take_module.Take", bone_rest: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -116,15 +233,19 @@ class _ActionBuilder:
         self.channelbag = strip.channelbag(self.slot, ensure=True)
 
     def add_curves(self, data_path: str, frames: np.ndarray, values: np.ndarray, group: str,
-                   tolerance: float | None = None) -> None:
+                   tolerance: float | None = None, keys: list[np.ndarray] | None = None) -> None:
         """Key ``values`` (T,) or (T, C) at ``frames`` (T,), one F-curve per column, linear
-        between keys: every frame, or with ``tolerance`` only the frames :func:`reduced_keys` keeps."""
+        between keys: every frame, with ``tolerance`` only the frames :func:`reduced_keys` keeps,
+        or with ``keys`` (indices of the frames to key, per column) those."""
         values = np.asarray(values, np.float32).reshape(len(frames), -1)
         group_item = self.channelbag.groups.get(group) or self.channelbag.groups.new(group)
         for index in range(values.shape[1]):
             fcurve = self.channelbag.fcurves.new(data_path, index=index)
             fcurve.group = group_item
-            kept = reduced_keys(values[:, index], tolerance) if tolerance else slice(None)
+            if keys is not None:
+                kept = keys[index]
+            else:
+                kept = reduced_keys(values[:, index], tolerance) if tolerance else slice(None)
             coords = np.stack([frames[kept], values[kept, index]], axis=1).astype(np.float32)
             points = fcurve.keyframe_points
             points.add(len(coords))
@@ -178,11 +299,34 @@ def assign_actions(rig_object, armature_action, shape_action, undo: list | None 
                     undo[-1][3] = track
             current.use_fake_user = True
             kept.append(current.name)
+        if datablock == arm_obj:
+            _hold_pose(arm_obj, current, action)
         anim.action = action
         if len(action.slots):
             anim.action_slot = action.slots[0]
     _rest_what_is_not_keyed(arm_obj, mesh_obj, armature_action, shape_action, previous)
     return kept
+
+
+def _hold_pose(arm_obj, before, action) -> None:
+    """Keep (HELD_POSE_PROP) the values the bone channels that ``action`` keys and the take played
+    ``before`` (if it was one) does not have now: the animator's pose, which the take's keys
+    overwrite. A channel other animation plays (``before``, the NLA) holds no pose: that
+    animation sets it again once no take keys it, and it goes back to rest should it stop."""
+    keyed_before = _animated_paths(before) if before is not None and TAKE_PROP in before else set()
+    anim = arm_obj.animation_data
+    played = _animated_paths(before) | {path for track in (anim.nla_tracks if anim is not None else ())
+                                        if not track.mute for strip in track.strips
+                                        for path in _animated_paths(strip.action)}
+    held = json.loads(arm_obj.get(HELD_POSE_PROP, "{}"))
+    for path in _animated_paths(action) - keyed_before:
+        name = _quoted_name(path)
+        if path in played:
+            held.pop(path, None)
+        elif name in arm_obj.pose.bones:
+            held[path] = list(getattr(arm_obj.pose.bones[name], path.rsplit(".", 1)[1]))
+    if held or HELD_POSE_PROP in arm_obj:
+        arm_obj[HELD_POSE_PROP] = json.dumps(held, sort_keys=True)
 
 
 def _play_under_takes(anim, action, span: tuple[int, int]):
@@ -236,13 +380,20 @@ def _quoted_name(data_path: str) -> str | None:
     return data_path.split('"')[1] if data_path.count('"') >= 2 else None
 
 
+_BONE_REST = {"location": (0.0, 0.0, 0.0), "rotation_quaternion": (1.0, 0.0, 0.0, 0.0),
+              "rotation_euler": (0.0, 0.0, 0.0), "rotation_axis_angle": (0.0, 0.0, 1.0, 0.0)}
+"""Blender's rest values of the bone channels a take keys."""
+
+
 def _rest_what_is_not_keyed(arm_obj, mesh_obj, armature_action, shape_action, previous: dict) -> None:
     """Set to rest (0) what the previous take (``previous``: datablock pointer -> the Action it
     played, when that was a take) keyed and the new Actions do not: with no F-curve Blender would
     keep what it left there (e.g. detail shape keys made by a later take, switching back to an
-    earlier one; a part one take keys and the next does not). The animator's own poses and
-    channels no take keyed stay as they are."""
+    earlier one; a part one take keys and the next does not). A bone channel goes back to the
+    animator's pose the first take keying it found (:func:`_hold_pose`; rest when none was kept).
+    The animator's own poses and channels no take keyed stay as they are."""
     key = mesh_obj.data.shape_keys
+    held = json.loads(arm_obj.get(HELD_POSE_PROP, "{}"))
     for datablock, action in ((key, shape_action), (arm_obj, armature_action)):
         before = previous.get(datablock.as_pointer())
         if before is None or TAKE_PROP not in before:
@@ -252,11 +403,12 @@ def _rest_what_is_not_keyed(arm_obj, mesh_obj, armature_action, shape_action, pr
             if datablock == key and name in key.key_blocks and path.endswith(".value"):
                 key.key_blocks[name].value = 0.0
             elif datablock == arm_obj and name in arm_obj.pose.bones:
-                bone = arm_obj.pose.bones[name]
-                if path.endswith(".location"):
-                    bone.location = (0.0, 0.0, 0.0)
-                elif path.endswith(".rotation_quaternion"):
-                    bone.rotation_quaternion = (1.0, 0.0, 0.0, 0.0)
+                prop = path.rsplit(".", 1)[1]
+                value = held.pop(path, None) or _BONE_REST.get(prop)
+                if value is not None:
+                    setattr(arm_obj.pose.bones[name], prop, value)
+    if HELD_POSE_PROP in arm_obj:
+        arm_obj[HELD_POSE_PROP] = json.dumps(held, sort_keys=True)
 
 
 def rest_keyed_by(arm_obj, mesh_obj, armature_action, shape_action) -> None:
@@ -460,17 +612,25 @@ def _key_shape_keys(shape: "_ActionBuilder", take: "take_module.Take", arm_obj, 
 
 def _key_bones(bones: "_ActionBuilder", take: "take_module.Take", arm_obj, weights: dict, parts: set,
                frames: np.ndarray, tolerance: dict) -> None:
-    """Key the bones of ``parts`` into ``bones``: quaternions in each bone's local frame; locations
-    for the root translation (when the take has one: else the head stays where the animator put
-    it) and for joints the expressions move (every take of such a rig keys them, zeros included).
+    """Key the bones of ``parts`` into ``bones``: rotations in each bone's local frame, in the
+    bone's own rotation mode (quaternion, Euler of any order or axis-angle: never changed, so the
+    animator's own keys and poses in that mode go on working); locations for the root translation
+    (when the take has one: else the head stays where the animator put it) and for joints the
+    expressions move (every take of such a rig keys them, zeros included).
     ``weights``: the rig's expression weights (:func:`_key_shape_keys`)."""
     rest = {bone.name: np.array(bone.matrix_local.to_3x3()) for bone in arm_obj.data.bones}
     for bone_name, quats in take_bone_quaternions(take, rest).items():
         if BONE_PARTS[bone_name] not in parts:
             continue
-        arm_obj.pose.bones[bone_name].rotation_mode = "QUATERNION"
-        bones.add_curves(f'pose.bones["{bone_name}"].rotation_quaternion', frames, quats, bone_name,
-                         tolerance.get("rotation_quaternion"))
+        mode = arm_obj.pose.bones[bone_name].rotation_mode
+        path = f'pose.bones["{bone_name}"].{rotation_path(mode)}'
+        if mode == "QUATERNION":
+            bones.add_curves(path, frames, quats, bone_name, tolerance.get("rotation_quaternion"))
+            continue
+        channels = rotation_channels(quats, mode)
+        keys = (reduced_rotation_keys(channels.astype(np.float32), quats, mode, tolerance["rotation"])
+                if tolerance.get("rotation") else None)
+        bones.add_curves(path, frames, channels, bone_name, keys=keys)
     shift = _joint_shift(arm_obj, weights)
     for bone_name, location in take_bone_locations(take, rest, shift).items():
         if BONE_PARTS[bone_name] in parts and (

@@ -137,10 +137,12 @@ for data in (anim, key.animation_data):  # the take pushed to the NLA above woul
     for track in list(data.nla_tracks):
         data.nla_tracks.remove(track)
 settings.key_parts = {"mouth", "face", "eyes", "head"}
+eye, brow = rig.pose.bones["left_eye"], key.key_blocks["browInnerUp"]
+eye.rotation_quaternion = (0.9, 0.1, 0.0, 0.0)  # a pose the animator holds by hand, without a key
+report["eye_held_by_hand"] = list(eye.rotation_quaternion)
 report["every_part"] = call(bpy.ops.speech2flame.generate)
 scene = bpy.context.scene
 scene.frame_set(scene.frame_preview_start + 15)
-eye, brow = rig.pose.bones["left_eye"], key.key_blocks["browInnerUp"]
 report["eye_brow_while_playing"] = [list(eye.rotation_quaternion), brow.value]
 report["delete_playing"] = call(bpy.ops.speech2flame.take_delete)
 scene.frame_set(scene.frame_preview_start + 15)

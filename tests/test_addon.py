@@ -321,11 +321,12 @@ def test_production_scenes_override_duplicate_tweak_mode_drivers(addon_zip, tmp_
     assert report["mouth_only"] == ["FINISHED"] and report["mouth_only_mouth_keyed"]
     assert not report["mouth_only_brow_keyed"] and report["mouth_only_summary"].endswith("keys mouth")
     assert report["nothing_to_key"][0] == "ERROR" and "none is chosen" in report["nothing_to_key"][1]
-    # deleting the playing take of every part: the mouth-only one plays, eyes and brows at rest
+    # deleting the playing take of every part: the mouth-only one plays, the brows at rest and the
+    # eye in the pose the animator held there before that take (not frozen where the take left them)
     assert report["every_part"] == report["delete_playing"] == ["FINISHED"]
     eye, brow = report["eye_brow_while_playing"]
-    assert eye != [1.0, 0.0, 0.0, 0.0] or brow != 0.0  # the deleted take moved them
-    assert report["eye_brow_after_delete"] == [[1.0, 0.0, 0.0, 0.0], 0.0]
+    assert eye != report["eye_held_by_hand"] or brow != 0.0  # the deleted take moved them
+    assert report["eye_brow_after_delete"] == [report["eye_held_by_hand"], 0.0]
     assert report["playing_after_delete"].endswith("keys mouth")
 
 
