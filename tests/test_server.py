@@ -557,20 +557,15 @@ def test_notes_for_the_user_travel_in_the_take(server, clip, tmp_path):
     assert "warnings" not in Take.load(tmp_path / "plain.npz").metadata  # the demo head has them
     samples, rate = soundfile.read(clip, dtype="float32")  # a stereo file whose channels cancel in a mono mix
     soundfile.write(str(tmp_path / "inverted.wav"), np.stack([samples, -0.9 * samples], 1), rate, subtype="PCM_16")
-    inverted = client.submit(job({"path": str(tmp_path / "inverted.wav")}, recognise_words=False))
-    assert client.wait(inverted, timeout=60)["status"] == "done"
-    (tmp_path / "inverted.npz").write_bytes(client.fetch_take(inverted))
-    assert Take.load(tmp_path / "inverted.npz").metadata["warnings"] == [
-        "The channels of inverted.wav cancel out when mixed to mono (one of them is polarity-inverted?): its "
-        "channel 1 alone is used."]
-    import shutil  # the same bytes under another name: decoded once, but the note names the file sent
+    import shutil  # then the same bytes under another name: decoded once, but the note names the file sent
     shutil.copy(tmp_path / "inverted.wav", tmp_path / "copy of take 2.wav")
-    upload = client.submit(job({"path": str(tmp_path / "copy of take 2.wav")}, recognise_words=False))
-    assert client.wait(upload, timeout=60)["status"] == "done"
-    (tmp_path / "copy.npz").write_bytes(client.fetch_take(upload))
-    assert Take.load(tmp_path / "copy.npz").metadata["warnings"] == [
-        "The channels of copy of take 2.wav cancel out when mixed to mono (one of them is polarity-inverted?): its "
-        "channel 1 alone is used."]
+    for name in ("inverted.wav", "copy of take 2.wav"):
+        done = client.submit(job({"path": str(tmp_path / name)}, recognise_words=False))
+        assert client.wait(done, timeout=60)["status"] == "done"
+        (tmp_path / "got.npz").write_bytes(client.fetch_take(done))
+        assert Take.load(tmp_path / "got.npz").metadata["warnings"] == [
+            f"The channels of {name} cancel out when mixed to mono (one of them is polarity-inverted?): its "
+            "channel 1 alone is used."]
 
 
 def test_slow_or_many_connections_cannot_shut_others_out(monkeypatch):

@@ -391,14 +391,25 @@ def cmd_build_head(args) -> int:
     from .head_model import load_head_model
     from .identity import read_shape_params, with_identity
 
-    out = Path(os.path.expanduser(args.out))
-    if out.suffix.lower() != ".npz":
-        raise UsageError(f"build-head writes a .npz head model: name the output with the .npz suffix, e.g. "
-                         f"{out.name}.npz.")
+    out = _npz_output(args.out, "build-head")
     if out.exists() and not args.overwrite:
         raise UsageError(f"{out} already exists; choose another name or pass --overwrite.")
     head = with_identity(load_head_model(os.path.expanduser(args.model)),
                          read_shape_params(os.path.expanduser(args.shape)), name=args.name or out.stem)
+    return _write_head(head, out)
+
+
+def _npz_output(path: str, command: str) -> Path:
+    """The output path of a head model (.npz: a head model is read by its suffix, --rig would refuse another)."""
+    out = Path(os.path.expanduser(path))
+    if out.suffix.lower() != ".npz":
+        raise UsageError(f"{command} writes a .npz head model: name the output with the .npz suffix, e.g. "
+                         f"{out.name}.npz.")
+    return out
+
+
+def _write_head(head, out: Path) -> int:
+    """Save ``head`` to ``out`` and print its path; exit code."""
     try:
         path = head.save_npz(out)
     except OSError as exc:
@@ -414,17 +425,8 @@ def cmd_build_demo_head(args) -> int:
 
     if args.flame_stand_in and not args.out:
         raise UsageError("build-demo-head --flame-stand-in needs an output path (OUT.npz).")
-    out = Path(os.path.expanduser(args.out)) if args.out else demo_head_path()
-    if out.suffix.lower() != ".npz":  # a head model is read by its suffix: --rig would refuse it
-        raise UsageError(f"build-demo-head writes a .npz head model: name the output with the .npz suffix, "
-                         f"e.g. {out.name}.npz.")
-    head = build_flame_stand_in() if args.flame_stand_in else build_demo_head()
-    try:
-        path = head.save_npz(out)
-    except OSError as exc:
-        raise UsageError(f"Cannot write {out}: {exc.strerror or exc}.") from None
-    print(path)
-    return 0
+    out = _npz_output(args.out, "build-demo-head") if args.out else demo_head_path()
+    return _write_head(build_flame_stand_in() if args.flame_stand_in else build_demo_head(), out)
 
 
 SUBCOMMAND_MODULES = {
