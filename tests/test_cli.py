@@ -217,7 +217,7 @@ def test_ctrl_c_stops_a_parallel_batch_and_its_workers(tmp_path):
     import time
 
     clips = []
-    for index in range(6):
+    for index in range(16):
         clips.append(tmp_path / f"clip{index}.flac")
         clips[-1].write_bytes(EXAMPLE.read_bytes())
     process = subprocess.Popen([sys.executable, "-m", "speech2flame.cli", "generate", *map(str, clips), "--out",
@@ -228,7 +228,8 @@ def test_ctrl_c_stops_a_parallel_batch_and_its_workers(tmp_path):
         time.sleep(0.2)
     workers = _children(process.pid)
     assert len(workers) == 2, "the two worker processes did not start"
-    time.sleep(3)
+    while not list((tmp_path / "out").glob("*/take.npz")) and time.monotonic() < deadline:
+        time.sleep(0.05)  # the workers are at work (a fixed wait let a fast machine finish every clip first)
     process.send_signal(signal.SIGINT)
     _out, err = process.communicate(timeout=60)
     assert process.returncode == 130 and "cancelled" in err
