@@ -19,7 +19,7 @@ from .core import head_model as hm
 from .core import take as take_module
 from .rig import HEAD_PROP, RigError, build_rig, find_rig
 from .sequencer import all_strips, sound_key
-from .take_writer import apply_take, discard, driven_channels, rig_problem, scene_fps
+from .take_writer import apply_take, discard, rig_problem, scene_fps, take_warnings
 
 _cancel_requested = False
 _job_running = False  # a generation of this Blender session is under way (never saved with a file)
@@ -259,10 +259,8 @@ class SPEECH2FLAME_OT_generate(bpy.types.Operator):
             message += (f" Your Action {', '.join(result['kept_actions'])} now plays on an NLA track under the "
                         "takes, for what they do not key.")
         self.report({"INFO"}, " ".join([message, *result["notes"]]))
-        driven = driven_channels(*find_rig(arm_obj), [result["armature_action"], result["shape_action"]])
-        if driven:
-            self.report({"WARNING"}, f"Drivers set {', '.join(driven[:5])}{' and more' if len(driven) > 5 else ''}"
-                                     " instead of the take's keys; remove or mute them to see the take.")
+        for warning in take_warnings(*find_rig(arm_obj), [result["armature_action"], result["shape_action"]]):
+            self.report({"WARNING"}, warning)  # drivers, constraints, a modifier off: the take does not show
         for warning in take.metadata.get("warnings", []):  # e.g. a transcript that does not fit the audio
             self.report({"WARNING"}, warning)
         if self.left_out:  # Scene Sound: strips muted (by the animator, or by switching takes)

@@ -455,7 +455,43 @@ def rig_problem(arm_obj, mesh_obj) -> str | None:
         if anim is not None and anim.use_tweak_mode:
             return (f"The NLA of {datablock.name} is in tweak mode; leave it (Tab in the NLA editor) and generate "
                     "again.")
+    return _hierarchy_problem(arm_obj) or _layout_problem(arm_obj)
+
+
+BONE_PARENTS = {"neck": "root", "jaw": "neck", "left_eye": "neck", "right_eye": "neck"}
+"""FLAME's joint tree as the rig's bones: each bone's parent (the root may hang from anything)."""
+
+
+def _hierarchy_problem(arm_obj) -> str | None:
+    """A bone of the rig that does not hang from its FLAME parent (the jaw and eyes would not follow the neck)."""
+    bones = arm_obj.data.bones
+    for child, parent in BONE_PARENTS.items():
+        if child in bones and parent in bones and bones[child].parent != bones[parent]:
+            found = bones[child].parent.name if bones[child].parent else "nothing"
+            return (f"The bone {child} of {arm_obj.name} hangs from {found}, not from {parent} as in FLAME, so it "
+                    f"would not move with {parent}; parent it to {parent} (Edit Mode, Bone Properties > Relations) "
+                    "and generate again.")
     return None
+
+
+def _layout_problem(arm_obj) -> str | None:
+    """An armature whose own space is not laid out as speech2flame builds rigs (Z up, the face
+    towards -Y, the left eye at +X: the eyes above and in front of the neck), e.g. the Y-up
+    bone data of an FBX from Maya: the take's rotations would turn the head and eyes about the
+    wrong axes."""
+    bones = arm_obj.data.bones
+    if not all(name in bones for name in ("neck", "left_eye", "right_eye")):
+        return None  # find_rig names missing bones
+    neck, left, right = (np.array(bones[name].head_local, np.float64) for name in ("neck", "left_eye", "right_eye"))
+    up_front, across = (left + right) / 2 - neck, left - right
+    def along(v, direction):
+        return float(v @ direction) / max(float(np.linalg.norm(v)), 1e-12)
+    if along(up_front, np.array([0.0, -1.0, 1.0]) / np.sqrt(2)) > 0.7 and along(across, np.array([1.0, 0.0, 0.0])) > 0.8:
+        return None
+    return (f"Inside the armature {arm_obj.name} the head is not upright (Z up, the face towards -Y, as speech2flame "
+            "builds rigs; an FBX from a Y-up program?), so the take would turn its head and eyes about the wrong axes; "
+            "select the armature and its head, make the head stand upright facing -Y, apply the rotation "
+            "(Object > Apply > Rotation & Scale) and generate again.")
 
 
 def make_keyable(arm_obj, mesh_obj) -> list[str]:
@@ -475,6 +511,45 @@ def make_keyable(arm_obj, mesh_obj) -> list[str]:
                            "cannot be keyed here; make its mesh data a library override and generate again.") from None
         notes.append(f"Gave the head mesh {mesh_obj.name} an override of its mesh data, so its shape keys can be keyed.")
     return notes
+
+
+def take_warnings(arm_obj, mesh_obj, actions) -> list[str]:
+    """Sentences about what keeps the take ``actions`` key from showing on this rig: drivers,
+    bone constraints, the head mesh's Armature modifier off or missing, muted, absolute or pinned
+    shape keys. The take is written all the same."""
+    warnings = []
+    driven = driven_channels(arm_obj, mesh_obj, actions)
+    if driven:
+        warnings.append(f"Drivers set {', '.join(driven[:5])}{' and more' if len(driven) > 5 else ''} instead of the "
+                        "take's keys; remove or mute them to see the take.")
+    keyed = set().union(*(_animated_paths(a) for a in actions))
+    keyed_bones = {_quoted_name(p) for p in keyed if p.startswith("pose.bones[")}
+    constrained = [f"{bone} ({constraint.name})" for bone in sorted(b for b in keyed_bones if b in arm_obj.pose.bones)
+                   for constraint in arm_obj.pose.bones[bone].constraints
+                   if constraint.enabled and constraint.influence > 0]
+    if constrained:
+        warnings.append(f"Bone constraints change what the take keys: {', '.join(constrained[:5])}"
+                        f"{' and more' if len(constrained) > 5 else ''}; mute them to see the take as made.")
+    modifiers = [m for m in mesh_obj.modifiers if m.type == "ARMATURE" and m.object == arm_obj]
+    if not modifiers:
+        warnings.append(f"The head mesh {mesh_obj.name} has no Armature modifier for {arm_obj.name}, so the take's "
+                        "jaw, eyes and head do not move it; add one.")
+    elif not any(m.show_viewport for m in modifiers) or not any(m.show_render for m in modifiers):
+        off = "the viewport" if not any(m.show_viewport for m in modifiers) else "renders"
+        warnings.append(f"The Armature modifier of {mesh_obj.name} is off in {off}, so the take's jaw, eyes and head "
+                        "do not move the head there; turn it on.")
+    key = mesh_obj.data.shape_keys
+    muted = sorted(_quoted_name(p) for p in keyed if p.startswith("key_blocks[")
+                   and _quoted_name(p) in key.key_blocks and key.key_blocks[_quoted_name(p)].mute)
+    if muted:
+        warnings.append(f"Muted shape keys do not show the take's keys: {', '.join(muted[:5])}"
+                        f"{' and more' if len(muted) > 5 else ''}; unmute them.")
+    if not key.use_relative:
+        warnings.append(f"The shape keys of {mesh_obj.name} are absolute (Relative is off), so the take's weights do "
+                        "not show; turn Relative on.")
+    if mesh_obj.show_only_shape_key:
+        warnings.append(f"{mesh_obj.name} shows one shape key alone (pinned), so the take does not show; unpin it.")
+    return warnings
 
 
 def driven_channels(arm_obj, mesh_obj, actions) -> list[str]:

@@ -541,3 +541,53 @@ def test_a_rig_whose_head_model_moved_with_the_blend_finds_it_beside_the_blend(d
     assert job.head_source(arm_obj) == str(tmp_path / "anna_head.npz")
     arm_obj[HEAD_PROP] = "//anna_head.npz"  # relative to the .blend, as Blender writes paths
     assert job.head_source(arm_obj) == str(tmp_path / "anna_head.npz")
+
+
+def test_a_rig_whose_bones_are_not_laid_out_as_flame_is_refused_before_anything_changes(demo_head):
+    """An FBX from a Y-up program (bone data Y up inside the armature) and a jaw hanging from the
+    root both played wrong motion without a word: now one sentence each, and no Action is made."""
+    take = smooth_take(demo_head)
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    arm_obj = rig.build_rig(demo_head, name="yup")
+    for obj in (arm_obj, *arm_obj.children):  # the data turned on its back, as Y-up data arrives in Z-up Blender
+        obj.select_set(True)
+    bpy.context.view_layer.objects.active = arm_obj
+    arm_obj.rotation_euler = (np.pi / 2, 0.0, 0.0)
+    bpy.ops.object.transform_apply(location=False, rotation=True, scale=False)
+    with pytest.raises(rig.RigError, match=r"^Inside the armature yup the head is not upright .*Apply > Rotation"):
+        take_writer.apply_take(take, arm_obj)
+    assert not bpy.data.actions
+    arm_obj.rotation_euler = (-np.pi / 2, 0.0, 0.0)  # the fix the sentence gives: upright again, applied
+    bpy.ops.object.transform_apply(location=False, rotation=True, scale=False)
+    assert take_writer.apply_take(take, arm_obj)["armature_action"] is not None
+
+    arm_obj = rig.build_rig(demo_head, name="loose_jaw")
+    bpy.context.view_layer.objects.active = arm_obj
+    bpy.ops.object.mode_set(mode="EDIT")
+    arm_obj.data.edit_bones["jaw"].parent = arm_obj.data.edit_bones["root"]
+    bpy.ops.object.mode_set(mode="OBJECT")
+    actions = len(bpy.data.actions)
+    with pytest.raises(rig.RigError, match=r"^The bone jaw of loose_jaw hangs from root, not from neck as in FLAME"):
+        take_writer.apply_take(take, arm_obj)
+    assert len(bpy.data.actions) == actions
+
+
+def test_what_keeps_a_take_from_showing_is_told(demo_head):
+    """A Damped Track on an eye took 95% of its motion, a modifier off or a muted key hid the take:
+    the take is written, with a sentence each."""
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    arm_obj = rig.build_rig(demo_head, name="blocked")
+    _arm, mesh_obj = rig.find_rig(arm_obj)
+    result = take_writer.apply_take(smooth_take(demo_head), arm_obj)
+    actions = [result["armature_action"], result["shape_action"]]
+    assert take_writer.take_warnings(arm_obj, mesh_obj, actions) == []
+    arm_obj.pose.bones["left_eye"].constraints.new("DAMPED_TRACK").name = "Look at"
+    mesh_obj.modifiers["Armature"].show_viewport = False
+    mesh_obj.data.shape_keys.key_blocks["mouthClose"].mute = True
+    mesh_obj.show_only_shape_key = True
+    warnings = take_writer.take_warnings(arm_obj, mesh_obj, actions)
+    assert [w.split(" ")[0:3] for w in warnings] == [["Bone", "constraints", "change"], ["The", "Armature", "modifier"],
+                                                    ["Muted", "shape", "keys"], ["blocked_mesh", "shows", "one"]], warnings
+    assert "left_eye (Look at)" in warnings[0] and "mouthClose" in warnings[2]
+    arm_obj.pose.bones["left_eye"].constraints["Look at"].enabled = False
+    assert len(take_writer.take_warnings(arm_obj, mesh_obj, actions)) == 3
