@@ -158,6 +158,23 @@ def _add_vertex_group(mesh_obj, name: str, weights: np.ndarray) -> None:
         group.add(np.flatnonzero(weights == value).tolist(), float(value), "REPLACE")
 
 
+def near_miss_hint(missing: list[str], names, what: str) -> str:
+    """A clause for a missing-name message when ``names`` holds one of ``missing`` under another
+    case, a rigging prefix (FLAME_, DEF-, ORG-, MCH-) or a Blender number suffix (.001), e.g.
+    " (is Jaw the jaw? a bone's name must be exactly jaw: rename it)"; else "". ``what``: "bone"
+    or "shape key"."""
+    import re
+
+    def plain(name: str) -> str:
+        return re.sub(r"\.\d{3}$", "", re.sub(r"^(flame[_.-]|def[_.-]|org[_.-]|mch[_.-])", "", name.lower()))
+
+    for wanted in missing:
+        found = next((name for name in names if plain(name) == wanted.lower()), None)
+        if found is not None:
+            return f" (is {found} the {wanted}? a {what}'s name must be exactly {wanted}: rename it)"
+    return ""
+
+
 def meshes_deformed_by(arm_obj):
     """Mesh objects linked to a scene whose Armature modifier deforms them with ``arm_obj`` (a generator)."""
     for obj in bpy.data.objects:
@@ -185,6 +202,7 @@ def find_rig(obj) -> tuple[bpy.types.Object, bpy.types.Object]:
         if child.type == "MESH" and child.data.shape_keys is not None and RIG_PROP in child:
             missing = [b for b in hm.BONE_NAMES if b not in arm_obj.data.bones]
             if missing:
-                raise RigError(f"Rig {arm_obj.name} lacks the bones {', '.join(missing)}.")
+                raise RigError(f"Rig {arm_obj.name} lacks the bones {', '.join(missing)}"
+                               f"{near_miss_hint(missing, arm_obj.data.bones.keys(), 'bone')}.")
             return arm_obj, child
     raise RigError(f"Rig {arm_obj.name} has no head mesh with shape keys.")

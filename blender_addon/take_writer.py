@@ -18,7 +18,7 @@ from .core import rotations
 from .core import take as take_module
 from .sequencer import add_sound_strip, remove_sound_strip
 from .rig import (EXPRESSIONS_PROP, FLAME_TO_BLENDER, JOINT_SHIFTS_PROP, POSE_CORRECTIVE_NAMES, RigError,
-                  find_rig, to_blender)
+                  find_rig, near_miss_hint, to_blender)
 
 TAKE_PROP = "speech2flame_take"
 """Custom property on each Action holding the take's metadata as JSON."""
@@ -645,8 +645,9 @@ def _check_take_fits(take: "take_module.Take", parts: set, arm_obj, mesh_obj) ->
     key = mesh_obj.data.shape_keys
     missing = [n for n in take.expression_names if n not in key.key_blocks]
     if missing:
+        hint = near_miss_hint(missing, key.key_blocks.keys(), "shape key")
         raise RigError(f"This take drives {len(missing)} expression channel(s) the rig {arm_obj.name} lacks "
-                       f"(e.g. {missing[0]}); generate it for this rig.")
+                       f"(e.g. {missing[0]}){hint or '; generate it for this rig'}.")
     if take.detail_basis is not None and take.detail_basis.shape[1] != len(mesh_obj.data.vertices):
         raise RigError(f"The take's per-vertex detail has {take.detail_basis.shape[1]} vertices; the rig's mesh has "
                        f"{len(mesh_obj.data.vertices)}.")

@@ -591,3 +591,20 @@ def test_what_keeps_a_take_from_showing_is_told(demo_head):
     assert "left_eye (Look at)" in warnings[0] and "mouthClose" in warnings[2]
     arm_obj.pose.bones["left_eye"].constraints["Look at"].enabled = False
     assert len(take_writer.take_warnings(arm_obj, mesh_obj, actions)) == 3
+
+
+def test_a_near_miss_name_is_pointed_out(demo_head):
+    """Bones or shape keys renamed by another tool (Jaw, DEF-jaw, jaw.001; MouthClose): the
+    sentence names the near match instead of only saying the name is missing."""
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    arm_obj = rig.build_rig(demo_head, name="renamed")
+    arm_obj.data.bones["jaw"].name = "DEF-jaw"
+    with pytest.raises(rig.RigError, match=r"lacks the bones jaw \(is DEF-jaw the jaw\? a bone's name must be exactly"):
+        rig.find_rig(arm_obj)
+    arm_obj.data.bones["DEF-jaw"].name = "jaw"
+    _arm, mesh_obj = rig.find_rig(arm_obj)
+    mesh_obj.data.shape_keys.key_blocks["mouthClose"].name = "MouthClose"
+    with pytest.raises(rig.RigError, match=r"lacks \(e\.g\. mouthClose\) \(is MouthClose the mouthClose\?"):
+        take_writer.apply_take(smooth_take(demo_head), arm_obj)
+    assert rig.near_miss_hint(["jaw"], ["Jaw.001"], "bone").startswith(" (is Jaw.001 the jaw?")
+    assert rig.near_miss_hint(["jaw"], ["chin"], "bone") == ""
