@@ -123,11 +123,16 @@ class SPEECH2FLAME_OT_import_head_model(bpy.types.Operator, ImportHelper):
     def execute(self, context):
         path = os.path.abspath(bpy.path.abspath(self.filepath))
         try:
-            arm_obj = _new_rig(context, hm.load_head_model(path), path)
+            head = hm.load_head_model(path)
+            arm_obj = _new_rig(context, head, path)
         except hm.HeadModelError as exc:
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}
-        self.report({"INFO"}, f"Imported {arm_obj.name} from {Path(path).name}.")
+        message = f"Imported {arm_obj.name} from {Path(path).name}."
+        if head.num_shape:  # FLAME's identity space: the rig is its mean face
+            message += (f" It is the model's mean face; for a fitted character, bake its shape parameters in with "
+                        f"speech2flame build-head {Path(path).name} CHARACTER.npz --shape SHAPE.npy and import that.")
+        self.report({"INFO"}, message)
         return {"FINISHED"}
 
 

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from processes import process_alive
-from scenario_helpers import MODULE, call, fcurve_values, install_addon, print_report
+from scenario_helpers import MODULE, call, fcurve_values, install_addon, print_report, printed
 
 zip_path, audio_path, long_audio_path, out_dir, heard_audio_path, flame_path = sys.argv[1:7]
 report = {}
@@ -35,6 +35,13 @@ objects_before = len(bpy.data.objects)
 report["import_head"] = call(bpy.ops.speech2flame.import_head_model, filepath=str(head_file))
 report["import_head_objects"] = len(bpy.data.objects) - objects_before
 report["import_wrong_file"] = call(bpy.ops.speech2flame.import_head_model, filepath=audio_path)
+# A FLAME model with identity shapes imports as its mean face, and the report says how to get a fitted character.
+vendored = sys.modules[MODULE + ".vendor.head_model"]
+generic = vendored.load_head_model(str(head_file))
+generic.shapedirs = np.concatenate([np.zeros_like(generic.shapedirs[:, :, :3]), generic.shapedirs], axis=2)
+generic.num_shape, generic.name = 3, "generic"
+generic_path = generic.save_npz(os.path.join(out_dir, "generic.npz"))
+report["import_identity"] = printed(bpy.ops.speech2flame.import_head_model, filepath=str(generic_path))
 for obj in list(bpy.data.objects):  # start the animator's session from an empty scene again
     bpy.data.objects.remove(obj)
 

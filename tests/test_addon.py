@@ -99,6 +99,8 @@ def test_addon_drives_a_real_backend(addon_zip, tmp_path):
     assert not report["torch_imported_by_addon"]
     assert report["import_head"] == ["FINISHED"] and report["import_head_objects"] == 2
     assert report["import_wrong_file"][0] == "ERROR" and "head model" in report["import_wrong_file"][1]
+    result, said = report["import_identity"]
+    assert result == ["FINISHED"] and "mean face" in said and "speech2flame build-head generic.npz" in said
     assert report["add_demo_head"] == ["FINISHED"] and report["rig"]
     assert report["generate_strip_before_zero"][0] == "ERROR"
     assert "before Blender's first frame" in report["generate_strip_before_zero"][1]
