@@ -23,6 +23,8 @@ RIG_PROP = "speech2flame_rig_id"
 HEAD_PROP = "speech2flame_head"
 """Custom property on a rig: the head model the backend should use ("demo" or a file path)."""
 EXPRESSIONS_PROP = "speech2flame_expressions"
+CORRECTIVES_PROP = "speech2flame_pose_correctives"
+"""Custom property on a rig: the pose-corrective shape keys its head model has (the non-empty ones)."""
 JOINT_SHIFTS_PROP = "speech2flame_joint_shifts"
 """Custom property on a rig whose joints move with its expressions (FLAME regresses joints from
 the expressed mesh): per expression, the five joints' shift per unit weight, Blender space,
@@ -95,6 +97,7 @@ def build_rig(head: hm.HeadModel, name: str = "FLAME_head", collection=None) -> 
     for obj in (arm_obj, mesh_obj):
         obj[RIG_PROP] = head.rig_id()
     arm_obj[EXPRESSIONS_PROP] = list(head.expression_names)
+    arm_obj[CORRECTIVES_PROP] = [name for i, name in enumerate(POSE_CORRECTIVE_NAMES) if np.any(head.posedirs[:, :, i])]
     shifts = joint_shifts(head)
     if np.abs(shifts).max(initial=0.0) > 1e-7:
         arm_obj[JOINT_SHIFTS_PROP] = shifts.ravel().tolist()
@@ -156,6 +159,23 @@ def _add_vertex_group(mesh_obj, name: str, weights: np.ndarray) -> None:
     weights = np.round(np.asarray(weights, np.float64), 6)
     for value in np.unique(weights[weights > 0]):
         group.add(np.flatnonzero(weights == value).tolist(), float(value), "REPLACE")
+
+
+def list_prop(obj, name: str) -> list:
+    """A list custom property of ``obj`` as a list ([] when absent or not a list). An FBX round trip
+    brings lists back as their text ("['mouthClose', ...]"), which is read back as the list."""
+    import ast
+
+    value = obj.get(name)
+    if isinstance(value, str):
+        try:
+            value = ast.literal_eval(value)
+        except (ValueError, SyntaxError, MemoryError, RecursionError):
+            return []
+    try:
+        return list(value) if value is not None and not isinstance(value, (str, bytes, int, float)) else []
+    except TypeError:
+        return []
 
 
 def near_miss_hint(missing: list[str], names, what: str) -> str:

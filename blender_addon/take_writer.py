@@ -17,8 +17,8 @@ from .core import head_model as hm
 from .core import rotations
 from .core import take as take_module
 from .sequencer import add_sound_strip, remove_sound_strip
-from .rig import (EXPRESSIONS_PROP, FLAME_TO_BLENDER, JOINT_SHIFTS_PROP, POSE_CORRECTIVE_NAMES, RigError,
-                  find_rig, near_miss_hint, to_blender)
+from .rig import (CORRECTIVES_PROP, EXPRESSIONS_PROP, FLAME_TO_BLENDER, JOINT_SHIFTS_PROP, POSE_CORRECTIVE_NAMES,
+                  RigError, find_rig, list_prop, near_miss_hint, to_blender)
 
 TAKE_PROP = "speech2flame_take"
 """Custom property on each Action holding the take's metadata as JSON."""
@@ -549,6 +549,13 @@ def take_warnings(arm_obj, mesh_obj, actions) -> list[str]:
                         "not show; turn Relative on.")
     if mesh_obj.show_only_shape_key:
         warnings.append(f"{mesh_obj.name} shows one shape key alone (pinned), so the take does not show; unpin it.")
+    turned = {_quoted_name(p) for p in keyed if p.startswith("pose.bones[") and ".rotation" in p}
+    lacking = [name for name in list_prop(arm_obj, CORRECTIVES_PROP)  # of the joints the take turns
+               if name[len("pose_"):-len("_00")] in turned and name not in key.key_blocks]
+    if lacking:
+        warnings.append(f"{mesh_obj.name} lacks {len(lacking)} pose-corrective shape key(s) of its head model "
+                        f"(e.g. {lacking[0]}), so the face is a little off as the joints turn; restore them under "
+                        "those names or import the head model again.")
     return warnings
 
 
@@ -718,7 +725,7 @@ def _key_bones(bones: "_ActionBuilder", take: "take_module.Take", arm_obj, weigh
 def _rig_expression_weights(take: "take_module.Take", arm_obj, key) -> dict[str, np.ndarray]:
     """{shape key: (T,) weights}: the take's channels, then the rig's other expressions at zero."""
     weights = dict(zip(take.expression_names, take.expression.T))
-    for channel in arm_obj.get(EXPRESSIONS_PROP, ()):
+    for channel in list_prop(arm_obj, EXPRESSIONS_PROP):
         if channel not in weights and channel in key.key_blocks:
             weights[channel] = np.zeros(take.num_frames, np.float32)
     return weights
@@ -729,8 +736,10 @@ def _joint_shift(arm_obj, weights: dict[str, np.ndarray]) -> np.ndarray | None:
     expressions move no joint (see rig.JOINT_SHIFTS_PROP)."""
     if JOINT_SHIFTS_PROP not in arm_obj:
         return None
-    names = list(arm_obj[EXPRESSIONS_PROP])
-    per_unit = np.array(list(arm_obj[JOINT_SHIFTS_PROP]), np.float64).reshape(len(names), 5, 3)
+    names, per_unit = list_prop(arm_obj, EXPRESSIONS_PROP), np.array(list_prop(arm_obj, JOINT_SHIFTS_PROP), np.float64)
+    if not names or per_unit.size != len(names) * 5 * 3:  # damaged properties: take joints as they are
+        return None
+    per_unit = per_unit.reshape(len(names), 5, 3)
     zero = np.zeros(len(next(iter(weights.values()))) if weights else 0)
     matrix = np.stack([weights.get(name, zero) for name in names], axis=1).astype(np.float64)
     return np.einsum("te,ejc->tjc", matrix, per_unit)

@@ -591,6 +591,10 @@ def test_what_keeps_a_take_from_showing_is_told(demo_head):
     assert "left_eye (Look at)" in warnings[0] and "mouthClose" in warnings[2]
     arm_obj.pose.bones["left_eye"].constraints["Look at"].enabled = False
     assert len(take_writer.take_warnings(arm_obj, mesh_obj, actions)) == 3
+    (corrective,) = arm_obj[rig.CORRECTIVES_PROP]  # the demo head's one: renamed by another tool
+    mesh_obj.data.shape_keys.key_blocks[corrective].name = "Pose16"
+    assert f"lacks 1 pose-corrective shape key(s) of its head model (e.g. {corrective})" in \
+        take_writer.take_warnings(arm_obj, mesh_obj, actions)[-1]
 
 
 def test_a_near_miss_name_is_pointed_out(demo_head):
@@ -608,3 +612,13 @@ def test_a_near_miss_name_is_pointed_out(demo_head):
         take_writer.apply_take(smooth_take(demo_head), arm_obj)
     assert rig.near_miss_hint(["jaw"], ["Jaw.001"], "bone").startswith(" (is Jaw.001 the jaw?")
     assert rig.near_miss_hint(["jaw"], ["chin"], "bone") == ""
+
+
+def test_list_properties_read_back_from_their_text_as_an_fbx_round_trip_leaves_them():
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    obj = bpy.data.objects.new("props", None)
+    obj["names"], obj["numbers"] = ["mouthClose", "jawOpen"], [0.5, -1.0]
+    obj["as_text"], obj["garbage"] = "['mouthClose', 'jawOpen']", "mouthClose, jawOpen"
+    assert rig.list_prop(obj, "names") == ["mouthClose", "jawOpen"] == rig.list_prop(obj, "as_text")
+    assert rig.list_prop(obj, "numbers") == [0.5, -1.0]
+    assert rig.list_prop(obj, "garbage") == [] and rig.list_prop(obj, "absent") == []

@@ -331,7 +331,7 @@ def test_scenes_and_fbx_from_the_command_line_are_rigs_the_add_on_can_generate_o
     rig = tmp_path / "flame_like.npz"
     assert cli("build-demo-head", "--flame-stand-in", rig).returncode == 0
     result = cli("generate", EXAMPLE, "--rig", rig, "--engine", "baseline", "--out", tmp_path / "out",
-                 "--outputs", "blend,fbx", "--quiet")
+                 "--outputs", "take,blend,fbx", "--quiet")
     assert result.returncode == 0, result.stderr
     probe = subprocess.run([sys.executable, "-c", f"""
 import bpy
@@ -341,11 +341,18 @@ arm, _mesh = find_rig(next(o for o in bpy.data.objects if o.type == "ARMATURE"))
 print("BLEND", arm[HEAD_PROP])
 bpy.ops.wm.read_factory_settings(use_empty=True)
 bpy.ops.import_scene.fbx(filepath={str(tmp_path / 'out' / 'anim.fbx')!r})
-arm, _mesh = find_rig(next(o for o in bpy.data.objects if o.type == "ARMATURE"))
+arm, mesh = find_rig(next(o for o in bpy.data.objects if o.type == "ARMATURE"))
 print("FBX", arm[HEAD_PROP])
+# the FBX brings the rig's lists back as text: they are read as lists, and a take goes on as on the .blend's rig
+from speech2flame.take import Take
+from speech2flame_blender import take_writer
+from speech2flame_blender.rig import EXPRESSIONS_PROP, list_prop
+result = take_writer.apply_take(Take.load({str(tmp_path / 'out' / 'take.npz')!r}), arm)
+print("LISTS", list_prop(arm, EXPRESSIONS_PROP)[0], type(arm[EXPRESSIONS_PROP]).__name__,
+      take_writer.take_warnings(arm, mesh, [result["armature_action"], result["shape_action"]]))
 """], capture_output=True, text=True, timeout=120)
-    found = dict(line.split(" ", 1) for line in probe.stdout.splitlines() if line.startswith(("BLEND", "FBX")))
-    assert found == {"BLEND": str(rig), "FBX": str(rig)}, probe.stdout + probe.stderr
+    found = dict(line.split(" ", 1) for line in probe.stdout.splitlines() if line.startswith(("BLEND", "FBX", "LISTS")))
+    assert found == {"BLEND": str(rig), "FBX": str(rig), "LISTS": "exp000 str []"}, probe.stdout + probe.stderr
 
 
 def test_a_flame_head_is_animated_from_the_demo_heads_channels(tmp_path):
