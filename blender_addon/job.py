@@ -31,8 +31,10 @@ def head_source(arm_obj) -> str:
     from .rig import HEAD_PROP
 
     source = str(arm_obj.get(HEAD_PROP, hm.DEMO_RIG))
-    if source == hm.DEMO_RIG or os.path.isfile(file_path(source)) or not bpy.data.filepath:
-        return file_path(source) if source != hm.DEMO_RIG else source
+    if source == hm.DEMO_RIG:
+        return source
+    if os.path.isfile(file_path(source)) or not bpy.data.filepath:
+        return file_path(source)
     name = bpy.path.native_pathsep(source).replace("\\", "/").rsplit("/", 1)[-1]  # a Windows path too
     beside = Path(bpy.data.filepath).parent / name
     return str(beside) if beside.is_file() else source

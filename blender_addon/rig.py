@@ -97,7 +97,8 @@ def build_rig(head: hm.HeadModel, name: str = "FLAME_head", collection=None) -> 
     for obj in (arm_obj, mesh_obj):
         obj[RIG_PROP] = head.rig_id()
     arm_obj[EXPRESSIONS_PROP] = list(head.expression_names)
-    arm_obj[CORRECTIVES_PROP] = [name for i, name in enumerate(POSE_CORRECTIVE_NAMES) if np.any(head.posedirs[:, :, i])]
+    arm_obj[CORRECTIVES_PROP] = [name for name in POSE_CORRECTIVE_NAMES  # those _add_shape_keys made
+                                 if name in mesh_obj.data.shape_keys.key_blocks]
     shifts = joint_shifts(head)
     if np.abs(shifts).max(initial=0.0) > 1e-7:
         arm_obj[JOINT_SHIFTS_PROP] = shifts.ravel().tolist()

@@ -484,9 +484,8 @@ def _layout_problem(arm_obj) -> str | None:
         return None  # find_rig names missing bones
     neck, left, right = (np.array(bones[name].head_local, np.float64) for name in ("neck", "left_eye", "right_eye"))
     up_front, across = (left + right) / 2 - neck, left - right
-    def along(v, direction):
-        return float(v @ direction) / max(float(np.linalg.norm(v)), 1e-12)
-    if along(up_front, np.array([0.0, -1.0, 1.0]) / np.sqrt(2)) > 0.7 and along(across, np.array([1.0, 0.0, 0.0])) > 0.8:
+    up_front, across = (v / max(float(np.linalg.norm(v)), 1e-12) for v in (up_front, across))  # unit directions
+    if (up_front[2] - up_front[1]) / np.sqrt(2) > 0.7 and across[0] > 0.8:  # along (0, -1, 1) / sqrt 2 and +X
         return None
     return (f"Inside the armature {arm_obj.name} the head is not upright (Z up, the face towards -Y, as speech2flame "
             "builds rigs; an FBX from a Y-up program?), so the take would turn its head and eyes about the wrong axes; "
@@ -517,19 +516,22 @@ def take_warnings(arm_obj, mesh_obj, actions) -> list[str]:
     """Sentences about what keeps the take ``actions`` key from showing on this rig: drivers,
     bone constraints, the head mesh's Armature modifier off or missing, muted, absolute or pinned
     shape keys. The take is written all the same."""
+    def names(items: list[str]) -> str:
+        return ", ".join(items[:5]) + (" and more" if len(items) > 5 else "")
+
     warnings = []
     driven = driven_channels(arm_obj, mesh_obj, actions)
     if driven:
-        warnings.append(f"Drivers set {', '.join(driven[:5])}{' and more' if len(driven) > 5 else ''} instead of the "
-                        "take's keys; remove or mute them to see the take.")
+        warnings.append(f"Drivers set {names(driven)} instead of the take's keys; remove or mute them to see the take.")
     keyed = set().union(*(_animated_paths(a) for a in actions))
-    keyed_bones = {_quoted_name(p) for p in keyed if p.startswith("pose.bones[")}
-    constrained = [f"{bone} ({constraint.name})" for bone in sorted(b for b in keyed_bones if b in arm_obj.pose.bones)
+    key = mesh_obj.data.shape_keys
+    keyed_bones = sorted({_quoted_name(p) for p in keyed if p.startswith("pose.bones[")} & set(arm_obj.pose.bones.keys()))
+    constrained = [f"{bone} ({constraint.name})" for bone in keyed_bones
                    for constraint in arm_obj.pose.bones[bone].constraints
                    if constraint.enabled and constraint.influence > 0]
     if constrained:
-        warnings.append(f"Bone constraints change what the take keys: {', '.join(constrained[:5])}"
-                        f"{' and more' if len(constrained) > 5 else ''}; mute them to see the take as made.")
+        warnings.append(f"Bone constraints change what the take keys: {names(constrained)}; mute them to see the "
+                        "take as made.")
     modifiers = [m for m in mesh_obj.modifiers if m.type == "ARMATURE" and m.object == arm_obj]
     if not modifiers:
         warnings.append(f"The head mesh {mesh_obj.name} has no Armature modifier for {arm_obj.name}, so the take's "
@@ -538,12 +540,10 @@ def take_warnings(arm_obj, mesh_obj, actions) -> list[str]:
         off = "the viewport" if not any(m.show_viewport for m in modifiers) else "renders"
         warnings.append(f"The Armature modifier of {mesh_obj.name} is off in {off}, so the take's jaw, eyes and head "
                         "do not move the head there; turn it on.")
-    key = mesh_obj.data.shape_keys
-    muted = sorted(_quoted_name(p) for p in keyed if p.startswith("key_blocks[")
-                   and _quoted_name(p) in key.key_blocks and key.key_blocks[_quoted_name(p)].mute)
+    keyed_keys = {_quoted_name(p) for p in keyed if p.startswith("key_blocks[")} & set(key.key_blocks.keys())
+    muted = sorted(name for name in keyed_keys if key.key_blocks[name].mute)
     if muted:
-        warnings.append(f"Muted shape keys do not show the take's keys: {', '.join(muted[:5])}"
-                        f"{' and more' if len(muted) > 5 else ''}; unmute them.")
+        warnings.append(f"Muted shape keys do not show the take's keys: {names(muted)}; unmute them.")
     if not key.use_relative:
         warnings.append(f"The shape keys of {mesh_obj.name} are absolute (Relative is off), so the take's weights do "
                         "not show; turn Relative on.")
